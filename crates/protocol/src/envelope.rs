@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::{
-    MAX_DEPTH, MAX_FRAME_BYTES, MessageId, MessageIdGenerator, Payload, ProtocolError,
-    check_depth, validate_channel, validate_type,
+    MAX_DEPTH, MAX_FRAME_BYTES, MessageId, MessageIdGenerator, Payload, ProtocolError, check_depth,
+    validate_channel, validate_type,
 };
 
 /// One frame of the wire protocol (PROTOCOL.md section 2).
@@ -387,12 +387,12 @@ pub fn decode(text: &str) -> Result<Envelope, ProtocolError> {
             .transpose()?,
         ack: match wire.ack {
             None => false,
-            Some(raw) => {
-                serde_json::from_str::<bool>(raw.get()).map_err(|_| ProtocolError::InvalidEnvelope {
+            Some(raw) => serde_json::from_str::<bool>(raw.get()).map_err(|_| {
+                ProtocolError::InvalidEnvelope {
                     field: "ack",
                     reason: "must be a boolean".to_owned(),
-                })?
-            }
+                }
+            })?,
         },
     })
 }
@@ -639,9 +639,7 @@ mod tests {
             r#"{"type":"collaborative_session_update","payload":{"sessionId":"s","topic":"t","activeUsers":1,"participants":[{"userId":"u","userName":"n","joinedAt":"soon"}]}}"#,
         )
         .unwrap();
-        let err = envelope
-            .typed::<crate::CollaborativeSession>()
-            .unwrap_err();
+        let err = envelope.typed::<crate::CollaborativeSession>().unwrap_err();
         match err {
             ProtocolError::Validation { field, .. } => {
                 assert_eq!(field, "payload.participants[0].joinedAt");

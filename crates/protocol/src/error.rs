@@ -229,8 +229,12 @@ mod tests {
 
     #[test]
     fn nested_paths_join_with_dots_and_brackets() {
-        let err = ProtocolError::validation("[0].joinedAt", "expected an integer").within("payload");
-        assert_eq!(err.to_string(), "invalid `payload[0].joinedAt`: expected an integer");
+        let err =
+            ProtocolError::validation("[0].joinedAt", "expected an integer").within("payload");
+        assert_eq!(
+            err.to_string(),
+            "invalid `payload[0].joinedAt`: expected an integer"
+        );
         let err = ProtocolError::validation("userId", "missing").within("payload");
         assert_eq!(err.to_string(), "invalid `payload.userId`: missing");
     }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Payload, in_range, non_empty};
+use super::{Payload, in_range, js_number, non_empty};
 use crate::ProtocolError;
 
 /// `ping` (client→server): any JSON; our clients put a nonce in it.
@@ -37,13 +37,16 @@ pub struct StudyMetrics {
     /// The user the metrics belong to.
     pub user_id: String,
     /// Total hours studied.
+    #[serde(serialize_with = "js_number")]
     pub study_hours: f64,
     /// Percent (0-100) of today's goal reached.
+    #[serde(serialize_with = "js_number")]
     pub progress: f64,
     /// The topic being studied now; absent when not studying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_topic: Option<String>,
     /// Seconds of the current or last session.
+    #[serde(serialize_with = "js_number")]
     pub session_duration: f64,
     /// Consecutive UTC days with at least one finished session.
     pub streak: u32,
@@ -200,6 +203,7 @@ pub struct SystemStatus {
     /// Per-service health.
     pub services: Services,
     /// Seconds since the server started.
+    #[serde(serialize_with = "js_number")]
     pub uptime: f64,
     /// When the checks ran, ms since the Unix epoch.
     pub last_check: u64,

@@ -28,6 +28,21 @@ pub trait Payload: Serialize + DeserializeOwned {
     }
 }
 
+/// Serialises a number the way JavaScript's `JSON.stringify` writes it: an integral value
+/// without a fraction (`1800`, not `1800.0`), so our frames match the origin's peers byte for
+/// byte.
+pub(crate) fn js_number<S: serde::Serializer>(
+    value: &f64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+    if value.fract() == 0.0 && value.abs() <= MAX_SAFE_INTEGER {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
+}
+
 /// `Err` naming `field` when `value` is empty.
 pub(crate) fn non_empty(field: &str, value: &str) -> Result<(), ProtocolError> {
     if value.is_empty() {

@@ -86,7 +86,9 @@ pub struct Auth {
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Auth").field("token", &"<redacted>").finish()
+        f.debug_struct("Auth")
+            .field("token", &"<redacted>")
+            .finish()
     }
 }
 

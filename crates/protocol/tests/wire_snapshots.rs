@@ -1,0 +1,236 @@
+//! One snapshot per message type: the exact JSON of each frame. These `.snap` files are the wire
+//! contract; a change to one is a protocol change and is reviewed as such.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use cerebrum_protocol::{
+    Ack, Auth, CollaborativeSession, Envelope, ErrorCode, ErrorPayload, MessageId, Notification,
+    NotificationKind, OverallStatus, Participant, Payload, Ping, Pong, Priority, Services,
+    StreamPosition, StudyMetrics, StudySessionEnd, StudySessionStart, Subscribe, Subscribed,
+    SystemStatus, Unsubscribe, Unsubscribed, Welcome, decode, encode, features,
+};
+use serde_json::json;
+
+const T: u64 = 1_732_752_000_000;
+
+fn id(text: &str) -> MessageId {
+    MessageId::new(text).expect("valid id")
+}
+
+/// Encodes `payload` in a stamped envelope and checks that it decodes back to the same value.
+fn frame<P: Payload + PartialEq + std::fmt::Debug>(payload: &P) -> String {
+    let envelope = Envelope::from_payload(payload)
+        .expect("valid payload")
+        .with_timestamp(T)
+        .with_message_id(id("01JD3Q7W6N0000000000000001"));
+    let text = encode(&envelope);
+    let back = decode(&text).expect("decodes");
+    assert_eq!(back, envelope);
+    assert_eq!(&back.typed::<P>().expect("typed"), payload);
+    text
+}
+
+#[test]
+fn ping() {
+    insta::assert_snapshot!("ping", frame(&Ping(json!({"nonce": 7}))));
+}
+
+#[test]
+fn pong() {
+    insta::assert_snapshot!("pong", frame(&Pong(json!({"nonce": 7}))));
+}
+
+#[test]
+fn study_metrics_update() {
+    let studying = StudyMetrics {
+        user_id: "user-123".into(),
+        study_hours: 12.5,
+        progress: 62.5,
+        current_topic: Some("Cell Biology".into()),
+        session_duration: 1800.0,
+        streak: 4,
+    };
+    insta::assert_snapshot!("study_metrics_update", frame(&studying));
+    let idle = StudyMetrics {
+        current_topic: None,
+        ..studying
+    };
+    insta::assert_snapshot!("study_metrics_update_idle", frame(&idle));
+}
+
+#[test]
+fn collaborative_session_update() {
+    let session = CollaborativeSession {
+        session_id: "session:cell-biology".into(),
+        topic: "Cell Biology".into(),
+        participants: vec![
+            Participant {
+                user_id: "user-123".into(),
+                user_name: "Asha Rao".into(),
+                avatar_url: Some("https://example.org/a/asha.png".into()),
+                joined_at: T - 60_000,
+            },
+            Participant {
+                user_id: "user-456".into(),
+                user_name: "Ben Okafor".into(),
+                avatar_url: None,
+                joined_at: T,
+            },
+        ],
+        active_users: 2,
+    };
+    insta::assert_snapshot!("collaborative_session_update", frame(&session));
+}
+
+#[test]
+fn notification() {
+    let notification = Notification {
+        id: "n-42".into(),
+        title: "Streak!".into(),
+        message: "You studied 7 days in a row.".into(),
+        kind: NotificationKind::Success,
+        priority: Priority::High,
+        action_url: Some("/progress".into()),
+        action_text: Some("See progress".into()),
+    };
+    insta::assert_snapshot!("notification", frame(&notification));
+}
+
+#[test]
+fn system_status() {
+    let status = SystemStatus {
+        status: OverallStatus::Degraded,
+        services: Services {
+            api: true,
+            database: true,
+            cache: false,
+            storage: true,
+        },
+        uptime: 86_400.0,
+        last_check: T,
+    };
+    insta::assert_snapshot!("system_status", frame(&status));
+}
+
+#[test]
+fn study_session_start() {
+    let start = StudySessionStart {
+        user_id: "user-123".into(),
+        topic: "Genetics".into(),
+        timestamp: Some(T),
+    };
+    insta::assert_snapshot!("study_session_start", frame(&start));
+}
+
+#[test]
+fn study_session_end() {
+    let end = StudySessionEnd {
+        user_id: "user-123".into(),
+        topic: "Genetics".into(),
+    };
+    insta::assert_snapshot!("study_session_end", frame(&end));
+}
+
+#[test]
+fn welcome() {
+    let welcome = Welcome {
+        connection_id: "c-9f2".into(),
+        user_id: Some("user-123".into()),
+        protocol: 1,
+        heartbeat_interval_ms: 30_000,
+        features: features::ALL.iter().map(|f| (*f).to_owned()).collect(),
+        server_time: T,
+    };
+    insta::assert_snapshot!("welcome", frame(&welcome));
+}
+
+#[test]
+fn auth() {
+    let auth = Auth {
+        token: "eyJhbGciOiJIUzI1NiJ9.e30.sig".into(),
+    };
+    insta::assert_snapshot!("auth", frame(&auth));
+}
+
+#[test]
+fn subscribe() {
+    let fresh = Subscribe {
+        channel: "chat:biology-101".into(),
+        since: None,
+    };
+    insta::assert_snapshot!("subscribe", frame(&fresh));
+    let resume = Subscribe {
+        channel: "chat:biology-101".into(),
+        since: Some(StreamPosition {
+            offset: 41,
+            epoch: "e-1732752000".into(),
+        }),
+    };
+    insta::assert_snapshot!("subscribe_since", frame(&resume));
+}
+
+#[test]
+fn subscribed() {
+    let subscribed = Subscribed {
+        channel: "chat:biology-101".into(),
+        offset: 44,
+        epoch: "e-1732752000".into(),
+        recovered: true,
+        missed: 3,
+    };
+    insta::assert_snapshot!("subscribed", frame(&subscribed));
+}
+
+#[test]
+fn unsubscribe_and_unsubscribed() {
+    let channel = "chat:biology-101".to_owned();
+    insta::assert_snapshot!(
+        "unsubscribe",
+        frame(&Unsubscribe {
+            channel: channel.clone()
+        })
+    );
+    insta::assert_snapshot!("unsubscribed", frame(&Unsubscribed { channel }));
+}
+
+#[test]
+fn ack() {
+    let ack = Ack {
+        message_id: id("01JD3Q7W6N0000000000000000"),
+    };
+    insta::assert_snapshot!("ack", frame(&ack));
+}
+
+#[test]
+fn error() {
+    let error = ErrorPayload {
+        code: ErrorCode::ValidationFailed,
+        message: "invalid `payload.topic`: must contain at least one ASCII letter or digit".into(),
+        ref_id: Some(id("01JD3Q7W6N0000000000000000")),
+    };
+    insta::assert_snapshot!("error", frame(&error));
+}
+
+#[test]
+fn channel_publication_and_acked_send() {
+    let publication =
+        Envelope::from_value("chat.message", &json!({"text": "Mitosis has 4 phases"}))
+            .unwrap()
+            .with_timestamp(T)
+            .with_message_id(id("01JD3Q7W6N0000000000000002"))
+            .with_channel("chat:biology-101")
+            .unwrap()
+            .with_offset(42);
+    insta::assert_snapshot!("publication", encode(&publication));
+    let acked = StudySessionStart {
+        user_id: "user-123".into(),
+        topic: "Genetics".into(),
+        timestamp: None,
+    };
+    let acked = Envelope::from_payload(&acked)
+        .unwrap()
+        .with_timestamp(T)
+        .with_message_id(id("01JD3Q7W6N0000000000000003"))
+        .with_ack(true);
+    insta::assert_snapshot!("acked_send", encode(&acked));
+}
