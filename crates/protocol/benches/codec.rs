@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p cerebrum-protocol --bench codec`
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented function
+
 use std::hint::black_box;
 
 use cerebrum_protocol::{
