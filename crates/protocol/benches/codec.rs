@@ -69,6 +69,15 @@ fn bench_payload<P: Payload>(c: &mut Criterion, name: &str, payload: &P) {
             black_box(out.len())
         });
     });
+    group.bench_function("envelope, one pass: decode_payload + encode_payload", |b| {
+        b.iter(|| {
+            let (_, typed) =
+                decode_payload::<P>(black_box(&frame)).unwrap_or_else(|err| panic!("{err}"));
+            let meta = Meta::default().stamped(&ids, T);
+            let text = encode_payload(&typed, &meta).unwrap_or_else(|err| panic!("{err}"));
+            black_box(text.len())
+        });
+    });
     group.bench_function("envelope: decode + encode (raw payload)", |b| {
         let mut out = String::with_capacity(frame.len() + 64);
         b.iter(|| {

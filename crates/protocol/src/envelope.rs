@@ -44,6 +44,24 @@ pub struct Envelope {
     #[serde(rename = "type")]
     kind: String,
     payload: Box<RawValue>,
+    #[serde(flatten)]
+    meta: Meta,
+}
+
+/// The envelope's fields besides `type` and `payload`: `timestamp`, `messageId`, and the v1
+/// fields `channel`, `offset`, `ack`.
+///
+/// Used on its own by the typed fast path ([`decode_payload`], [`encode_payload`]), which reads
+/// and writes a catalog payload without an intermediate raw copy.
+///
+/// ```
+/// use cerebrum_protocol::Meta;
+/// let meta = Meta::default().with_timestamp(1).with_channel("room:1")?.with_offset(7);
+/// assert_eq!(meta.channel(), Some("room:1"));
+/// # Ok::<(), cerebrum_protocol::ProtocolError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Meta {
     #[serde(skip_serializing_if = "Option::is_none")]
     timestamp: Option<u64>,
     #[serde(rename = "messageId", skip_serializing_if = "Option::is_none")]
@@ -54,6 +72,106 @@ pub struct Envelope {
     offset: Option<u64>,
     #[serde(skip_serializing_if = "is_false")]
     ack: bool,
+}
+
+impl Meta {
+    /// Sets `timestamp` (milliseconds since the Unix epoch, the sender's clock).
+    #[must_use]
+    pub fn with_timestamp(mut self, unix_ms: u64) -> Self {
+        self.timestamp = Some(unix_ms);
+        self
+    }
+
+    /// Sets `messageId`.
+    #[must_use]
+    pub fn with_message_id(mut self, id: MessageId) -> Self {
+        self.message_id = Some(id);
+        self
+    }
+
+    /// Sets `timestamp` to `unix_ms` and `messageId` to a fresh id from `ids`.
+    #[must_use]
+    pub fn stamped(self, ids: &MessageIdGenerator, unix_ms: u64) -> Self {
+        let id = ids.next(unix_ms);
+        self.with_timestamp(unix_ms).with_message_id(id)
+    }
+
+    /// Sets `channel` after checking its name (PROTOCOL.md section 5).
+    pub fn with_channel(mut self, channel: impl Into<String>) -> Result<Self, ProtocolError> {
+        let channel = channel.into();
+        validate_channel(&channel)?;
+        self.channel = Some(channel);
+        Ok(self)
+    }
+
+    /// Sets `offset` (server frames only: the publication's position in its channel).
+    #[must_use]
+    pub fn with_offset(mut self, offset: u64) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+
+    /// Sets `ack` (client frames only: ask the server to confirm processing).
+    #[must_use]
+    pub fn with_ack(mut self, ack: bool) -> Self {
+        self.ack = ack;
+        self
+    }
+
+    /// The sender's timestamp, if any.
+    #[must_use]
+    pub fn timestamp(&self) -> Option<u64> {
+        self.timestamp
+    }
+
+    /// The message id, if any.
+    #[must_use]
+    pub fn message_id(&self) -> Option<&MessageId> {
+        self.message_id.as_ref()
+    }
+
+    /// The channel, if any.
+    #[must_use]
+    pub fn channel(&self) -> Option<&str> {
+        self.channel.as_deref()
+    }
+
+    /// The offset, if any.
+    #[must_use]
+    pub fn offset(&self) -> Option<u64> {
+        self.offset
+    }
+
+    /// Whether an `ack` is asked for.
+    #[must_use]
+    pub fn ack(&self) -> bool {
+        self.ack
+    }
+
+    /// Writes the set fields, each preceded by a comma, in wire order.
+    fn write_fields(&self, out: &mut String) {
+        if let Some(timestamp) = self.timestamp {
+            out.push_str(",\"timestamp\":");
+            push_u64(out, timestamp);
+        }
+        if let Some(id) = &self.message_id {
+            out.push_str(",\"messageId\":");
+            push_json_string(out, id.as_str());
+        }
+        if let Some(channel) = &self.channel {
+            // The channel charset needs no escaping.
+            out.push_str(",\"channel\":\"");
+            out.push_str(channel);
+            out.push('"');
+        }
+        if let Some(offset) = self.offset {
+            out.push_str(",\"offset\":");
+            push_u64(out, offset);
+        }
+        if self.ack {
+            out.push_str(",\"ack\":true");
+        }
+    }
 }
 
 fn is_false(value: &bool) -> bool {
@@ -81,11 +199,7 @@ impl Envelope {
         Ok(Self {
             kind,
             payload,
-            timestamp: None,
-            message_id: None,
-            channel: None,
-            offset: None,
-            ack: false,
+            meta: Meta::default(),
         })
     }
 
@@ -119,14 +233,14 @@ impl Envelope {
     /// Sets `timestamp` (milliseconds since the Unix epoch, the sender's clock).
     #[must_use]
     pub fn with_timestamp(mut self, unix_ms: u64) -> Self {
-        self.timestamp = Some(unix_ms);
+        self.meta = self.meta.with_timestamp(unix_ms);
         self
     }
 
     /// Sets `messageId`.
     #[must_use]
     pub fn with_message_id(mut self, id: MessageId) -> Self {
-        self.message_id = Some(id);
+        self.meta = self.meta.with_message_id(id);
         self
     }
 
@@ -143,31 +257,48 @@ impl Envelope {
     /// # Ok::<(), cerebrum_protocol::ProtocolError>(())
     /// ```
     #[must_use]
-    pub fn stamped(self, ids: &MessageIdGenerator, unix_ms: u64) -> Self {
-        let id = ids.next(unix_ms);
-        self.with_timestamp(unix_ms).with_message_id(id)
+    pub fn stamped(mut self, ids: &MessageIdGenerator, unix_ms: u64) -> Self {
+        self.meta = self.meta.stamped(ids, unix_ms);
+        self
     }
 
     /// Sets `channel` after checking its name (PROTOCOL.md section 5).
     pub fn with_channel(mut self, channel: impl Into<String>) -> Result<Self, ProtocolError> {
-        let channel = channel.into();
-        validate_channel(&channel)?;
-        self.channel = Some(channel);
+        self.meta = self.meta.with_channel(channel)?;
         Ok(self)
     }
 
     /// Sets `offset` (server frames only: the publication's position in its channel).
     #[must_use]
     pub fn with_offset(mut self, offset: u64) -> Self {
-        self.offset = Some(offset);
+        self.meta = self.meta.with_offset(offset);
         self
     }
 
     /// Sets `ack` (client frames only: ask the server to confirm processing).
     #[must_use]
     pub fn with_ack(mut self, ack: bool) -> Self {
-        self.ack = ack;
+        self.meta = self.meta.with_ack(ack);
         self
+    }
+
+    /// Replaces the fields besides `type` and `payload`.
+    #[must_use]
+    pub fn with_meta(mut self, meta: Meta) -> Self {
+        self.meta = meta;
+        self
+    }
+
+    /// The fields besides `type` and `payload`.
+    #[must_use]
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// Splits the envelope into its type, raw payload and other fields.
+    #[must_use]
+    pub fn into_parts(self) -> (String, Box<RawValue>, Meta) {
+        (self.kind, self.payload, self.meta)
     }
 
     /// The message type.
@@ -185,31 +316,31 @@ impl Envelope {
     /// The sender's timestamp, if the frame had one.
     #[must_use]
     pub fn timestamp(&self) -> Option<u64> {
-        self.timestamp
+        self.meta.timestamp
     }
 
     /// The message id, if the frame had one.
     #[must_use]
     pub fn message_id(&self) -> Option<&MessageId> {
-        self.message_id.as_ref()
+        self.meta.message_id.as_ref()
     }
 
     /// The channel the frame is published to or delivered from.
     #[must_use]
     pub fn channel(&self) -> Option<&str> {
-        self.channel.as_deref()
+        self.meta.channel.as_deref()
     }
 
     /// The publication's offset in its channel.
     #[must_use]
     pub fn offset(&self) -> Option<u64> {
-        self.offset
+        self.meta.offset
     }
 
     /// Whether the sender asked for an `ack`.
     #[must_use]
     pub fn ack(&self) -> bool {
-        self.ack
+        self.meta.ack
     }
 
     /// Reads the payload into any deserialisable type; errors name the offending field as
@@ -268,11 +399,7 @@ impl PartialEq for Envelope {
     fn eq(&self, other: &Self) -> bool {
         self.kind == other.kind
             && self.payload.get() == other.payload.get()
-            && self.timestamp == other.timestamp
-            && self.message_id == other.message_id
-            && self.channel == other.channel
-            && self.offset == other.offset
-            && self.ack == other.ack
+            && self.meta == other.meta
     }
 }
 
@@ -288,12 +415,7 @@ impl fmt::Debug for Envelope {
         } else {
             s.field("payload", &self.payload.get());
         }
-        s.field("timestamp", &self.timestamp)
-            .field("message_id", &self.message_id)
-            .field("channel", &self.channel)
-            .field("offset", &self.offset)
-            .field("ack", &self.ack)
-            .finish()
+        s.field("meta", &self.meta).finish()
     }
 }
 
@@ -375,9 +497,7 @@ pub fn decode(text: &str) -> Result<Envelope, ProtocolError> {
             Some(name.into_owned())
         }
     };
-    Ok(Envelope {
-        kind,
-        payload: wire.payload.map_or_else(null_payload, RawValue::to_owned),
+    let meta = Meta {
         timestamp: wire.timestamp.map(timestamp_field).transpose()?,
         message_id,
         channel,
@@ -394,6 +514,11 @@ pub fn decode(text: &str) -> Result<Envelope, ProtocolError> {
                 }
             })?,
         },
+    };
+    Ok(Envelope {
+        kind,
+        payload: wire.payload.map_or_else(null_payload, RawValue::to_owned),
+        meta,
     })
 }
 
@@ -427,31 +552,12 @@ pub fn encode(envelope: &Envelope) -> String {
 /// Encodes an envelope into `out` (cleared first), reusing its allocation.
 pub fn encode_into(envelope: &Envelope, out: &mut String) {
     out.clear();
-    // The type and channel charsets need no escaping; the message id may.
+    // The type charset needs no escaping.
     out.push_str("{\"type\":\"");
     out.push_str(&envelope.kind);
     out.push_str("\",\"payload\":");
     out.push_str(envelope.payload.get());
-    if let Some(timestamp) = envelope.timestamp {
-        out.push_str(",\"timestamp\":");
-        push_u64(out, timestamp);
-    }
-    if let Some(id) = &envelope.message_id {
-        out.push_str(",\"messageId\":");
-        push_json_string(out, id.as_str());
-    }
-    if let Some(channel) = &envelope.channel {
-        out.push_str(",\"channel\":\"");
-        out.push_str(channel);
-        out.push('"');
-    }
-    if let Some(offset) = envelope.offset {
-        out.push_str(",\"offset\":");
-        push_u64(out, offset);
-    }
-    if envelope.ack {
-        out.push_str(",\"ack\":true");
-    }
+    envelope.meta.write_fields(out);
     out.push('}');
 }
 
@@ -482,6 +588,89 @@ fn push_json_string(out: &mut String, value: &str) {
         // serde_json's escaping of a `&str` cannot fail.
         out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| String::from("\"\"")));
     }
+}
+
+/// A frame of a known type read in one pass, payload straight into its struct.
+#[derive(Deserialize)]
+#[serde(bound = "P: DeserializeOwned")]
+struct WireTyped<'a, P> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    payload: P,
+    #[serde(default)]
+    timestamp: Option<u64>,
+    #[serde(rename = "messageId", default)]
+    message_id: Option<MessageId>,
+    #[serde(borrow, default)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    ack: Option<bool>,
+}
+
+/// Decodes a frame that must carry the catalog payload `P`, in one pass (the fast path for a
+/// receiver that knows what it expects). Same rules and errors as [`decode`] followed by
+/// [`Envelope::typed`].
+///
+/// ```
+/// use cerebrum_protocol::{decode_payload, Pong};
+/// let (meta, pong) = decode_payload::<Pong>(r#"{"type":"pong","payload":{"nonce":7},"messageId":"m1"}"#)?;
+/// assert_eq!(pong.0["nonce"], 7);
+/// assert_eq!(meta.message_id().map(|id| id.as_str()), Some("m1"));
+/// # Ok::<(), cerebrum_protocol::ProtocolError>(())
+/// ```
+pub fn decode_payload<P: Payload>(text: &str) -> Result<(Meta, P), ProtocolError> {
+    let fast = (text.len() <= MAX_FRAME_BYTES && check_depth(text, MAX_DEPTH).is_ok())
+        .then(|| serde_json::from_str::<WireTyped<'_, P>>(text).ok())
+        .flatten();
+    if let Some(wire) = fast {
+        let channel_ok = wire
+            .channel
+            .as_deref()
+            .is_none_or(|name| validate_channel(name).is_ok());
+        if wire.kind == P::TYPE && channel_ok && wire.payload.validate().is_ok() {
+            let meta = Meta {
+                timestamp: wire.timestamp,
+                message_id: wire.message_id,
+                channel: wire.channel.map(Cow::into_owned),
+                offset: wire.offset,
+                ack: wire.ack.unwrap_or(false),
+            };
+            return Ok((meta, wire.payload));
+        }
+    }
+    // The slow path names exactly what is wrong (and accepts what the fast path is too strict
+    // for, such as a float timestamp).
+    let envelope = decode(text)?;
+    let payload = envelope.typed::<P>()?;
+    Ok((envelope.meta, payload))
+}
+
+/// Encodes a catalog payload with `meta` in one pass, without an intermediate raw copy (the
+/// fast path for senders of typed messages). The payload is checked with [`Payload::validate`].
+///
+/// ```
+/// use cerebrum_protocol::{encode_payload, Meta, Pong};
+/// let text = encode_payload(&Pong(serde_json::json!(1)), &Meta::default().with_timestamp(5))?;
+/// assert_eq!(text, r#"{"type":"pong","payload":1,"timestamp":5}"#);
+/// # Ok::<(), cerebrum_protocol::ProtocolError>(())
+/// ```
+pub fn encode_payload<P: Payload>(payload: &P, meta: &Meta) -> Result<String, ProtocolError> {
+    payload.validate().map_err(|err| err.within("payload"))?;
+    let mut out = Vec::with_capacity(192);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(P::TYPE.as_bytes());
+    out.extend_from_slice(b"\",\"payload\":");
+    let start = out.len();
+    serde_json::to_writer(&mut out, payload)
+        .map_err(|err| ProtocolError::validation("payload", err.to_string()))?;
+    let mut text = String::from_utf8(out)
+        .map_err(|_| ProtocolError::validation("payload", "serialised to invalid UTF-8"))?;
+    check_depth(&text[start..], MAX_DEPTH - 1)?;
+    meta.write_fields(&mut text);
+    text.push('}');
+    Ok(text)
 }
 
 fn invalid_json(err: &serde_json::Error) -> ProtocolError {

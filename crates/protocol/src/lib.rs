@@ -40,7 +40,9 @@ pub use channel::{
     Namespace, SESSION_PREFIX, SYSTEM_CHANNEL, USER_PREFIX, session_channel, topic_slug,
     user_channel,
 };
-pub use envelope::{Envelope, decode, decode_bytes, encode, encode_into};
+pub use envelope::{
+    Envelope, Meta, decode, decode_bytes, decode_payload, encode, encode_into, encode_payload,
+};
 pub use error::{ErrorCode, ProtocolError};
 pub use id::{MessageId, MessageIdGenerator};
 pub use limits::{

@@ -1,11 +1,11 @@
 //! Property tests of the codec: round trips, no panics on any input, deep nesting refused.
-//! 10 500 generated cases in all.
+//! 11 500 generated cases in all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use cerebrum_protocol::{
-    CollaborativeSession, Envelope, MAX_DEPTH, MessageId, Participant, ProtocolError, StudyMetrics,
-    decode, decode_bytes, encode,
+    CollaborativeSession, Envelope, MAX_DEPTH, MessageId, Meta, Participant, ProtocolError,
+    StudyMetrics, decode, decode_bytes, decode_payload, encode, encode_payload,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -157,5 +157,69 @@ proptest! {
         };
         let back = decode(&encode(&Envelope::from_payload(&session).unwrap())).unwrap();
         prop_assert_eq!(back.typed::<CollaborativeSession>().unwrap(), session);
+    }
+}
+
+fn study_metrics() -> impl Strategy<Value = StudyMetrics> {
+    (
+        "[a-z0-9-]{0,16}",
+        -1.0f64..1e6,
+        -1.0f64..=101.0,
+        proptest::option::of("\\PC{0,40}"),
+        0.0f64..1e6,
+        any::<u32>(),
+    )
+        .prop_map(
+            |(user_id, study_hours, progress, current_topic, session_duration, streak)| {
+                StudyMetrics {
+                    user_id,
+                    study_hours,
+                    progress,
+                    current_topic,
+                    session_duration,
+                    streak,
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    /// The one-pass typed codec agrees with `decode` + `typed` and `from_payload` + `encode`,
+    /// on valid and invalid payloads alike.
+    #[test]
+    fn typed_fast_path_agrees_with_the_general_codec(
+        metrics in study_metrics(),
+        timestamp in proptest::option::of(any::<u64>()),
+        channel in proptest::option::of("[A-Za-z0-9_:.@ -]{1,20}"),
+        ack in any::<bool>(),
+        mutation in 0usize..4,
+    ) {
+        let mut meta = Meta::default().with_ack(ack);
+        if let Some(ts) = timestamp {
+            meta = meta.with_timestamp(ts);
+        }
+        if let Some(channel) = channel.as_deref() {
+            if let Ok(with) = meta.clone().with_channel(channel) {
+                meta = with;
+            }
+        }
+        let fast = encode_payload(&metrics, &meta);
+        let general = Envelope::from_payload(&metrics).map(|e| encode(&e.with_meta(meta.clone())));
+        prop_assert_eq!(&fast, &general);
+
+        // A frame as a peer might send it, sometimes broken on purpose.
+        let body = serde_json::to_string(&metrics).unwrap();
+        let frame = match mutation {
+            0 => format!(r#"{{"type":"study_metrics_update","payload":{body},"timestamp":1}}"#),
+            1 => format!(r#"{{"type":"study_metrics_update","payload":{body},"channel":"{}"}}"#,
+                         channel.as_deref().unwrap_or("x")),
+            2 => format!(r#"{{"type":"notification","payload":{body}}}"#),
+            _ => format!(r#"{{"type":"study_metrics_update","payload":{body},"timestamp":1.0,"extra":[1]}}"#),
+        };
+        let fast = decode_payload::<StudyMetrics>(&frame);
+        let general = decode(&frame).and_then(|e| Ok((e.meta().clone(), e.typed::<StudyMetrics>()?)));
+        prop_assert_eq!(fast, general);
     }
 }
