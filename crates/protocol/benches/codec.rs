@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use cerebrum_protocol::{
-    CollaborativeSession, Envelope, MessageIdGenerator, Participant, Payload, StudyMetrics, decode,
-    encode_into,
+    CollaborativeSession, Envelope, MessageIdGenerator, Meta, Participant, Payload, StudyMetrics,
+    decode, decode_payload, encode_into, encode_payload,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 

@@ -200,10 +200,8 @@ proptest! {
         if let Some(ts) = timestamp {
             meta = meta.with_timestamp(ts);
         }
-        if let Some(channel) = channel.as_deref() {
-            if let Ok(with) = meta.clone().with_channel(channel) {
-                meta = with;
-            }
+        if let Some(Ok(with)) = channel.as_deref().map(|c| meta.clone().with_channel(c)) {
+            meta = with;
         }
         let fast = encode_payload(&metrics, &meta);
         let general = Envelope::from_payload(&metrics).map(|e| encode(&e.with_meta(meta.clone())));
