@@ -102,8 +102,11 @@ impl Payload for CollaborativeSession {
     fn validate(&self) -> Result<(), ProtocolError> {
         non_empty("sessionId", &self.session_id)?;
         non_empty("topic", &self.topic)?;
-        for (i, participant) in self.participants.iter().enumerate() {
-            non_empty(&format!("participants[{i}].userId"), &participant.user_id)?;
+        if let Some(i) = self.participants.iter().position(|p| p.user_id.is_empty()) {
+            return Err(ProtocolError::validation(
+                format!("participants[{i}].userId"),
+                "must not be empty",
+            ));
         }
         Ok(())
     }
