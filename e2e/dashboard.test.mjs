@@ -1,0 +1,144 @@
+// Browser end-to-end test of the web dashboard that `cerebrum serve` serves at `/`.
+//
+// Runs real headless Chromium (Debian's /usr/bin/chromium) driven by playwright-core against a
+// real `cerebrum serve` process on a free loopback port:
+//   the page loads and shows `connected`; a notification posted over HTTP appears; a second
+//   client starting a session on the same topic appears in the participant list; the server
+//   restarted -> the page shows `reconnecting`, then `connected` again.
+// A screenshot is saved to e2e/artifacts/dashboard.png.
+//
+// Environment: CEREBRUM_BIN (path of the `cerebrum` binary, required), CHROMIUM_PATH (default
+// /usr/bin/chromium), E2E_REQUIRE_BROWSER=1 (fail instead of skipping when Chromium is absent;
+// CI sets it).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const bin = process.env.CEREBRUM_BIN;
+const adminToken = 'e2e-admin-token';
+
+const missing = !existsSync(chromiumPath)
+  ? `Chromium not found at ${chromiumPath}`
+  : !bin || !existsSync(bin)
+    ? `CEREBRUM_BIN not set or missing (${bin})`
+    : null;
+if (missing) {
+  const line = `!!! BROWSER END-TO-END TEST SKIPPED: ${missing} !!!`;
+  console.error('\n' + '!'.repeat(line.length) + '\n' + line + '\n' + '!'.repeat(line.length) + '\n');
+  if (process.env.E2E_REQUIRE_BROWSER === '1') {
+    throw new Error(`browser end-to-end test required but cannot run: ${missing}`);
+  }
+}
+
+/** Starts `cerebrum serve` and resolves with its process and ws URL once it listens. */
+function serve(addr, dataDir) {
+  const child = spawn(
+    bin,
+    ['serve', '--addr', addr, '--data-dir', dataDir, '--admin-token', adminToken],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const logs = [];
+  createInterface({ input: child.stderr }).on('line', (line) => logs.push(line));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start:\n' + logs.join('\n'))), 30000);
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${logs.join('\n')}`)));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const match = /^listening on (wss?:\/\/([^/]+)\/ws)$/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, url: match[1], host: match[2], logs });
+      }
+    });
+  });
+}
+
+function stop(server) {
+  return new Promise((resolve) => {
+    if (server.child.exitCode !== null) return resolve(server.child.exitCode);
+    server.child.removeAllListeners('exit');
+    server.child.on('exit', (code) => resolve(code));
+    server.child.kill('SIGTERM');
+  });
+}
+
+/** A second student: a plain WebSocket client of the protocol. */
+async function classmate(url, userId, topic) {
+  const { default: WebSocket } = await import('ws');
+  const socket = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  socket.send(JSON.stringify({
+    type: 'study_session_start',
+    payload: { userId, topic, timestamp: Date.now() },
+    timestamp: Date.now(),
+    messageId: `e2e-${Date.now()}`,
+  }));
+  return socket;
+}
+
+test('web dashboard in headless Chromium', { skip: missing ?? false, timeout: 180000 }, async () => {
+  const { chromium } = await import('playwright-core');
+  const dataDir = mkdtempSync(join(tmpdir(), 'cerebrum-e2e-'));
+  const artifacts = join(here, 'artifacts');
+  mkdirSync(artifacts, { recursive: true });
+  let server = await serve('127.0.0.1:0', dataDir);
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+  });
+  let other;
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    page.on('console', (msg) => { if (msg.type() === 'error') console.error('page:', msg.text()); });
+    await page.goto(`http://${server.host}/?user=e2e-asha&name=Asha`);
+    await page.locator('#status', { hasText: /^connected$/ }).waitFor({ timeout: 15000 });
+    assert.equal(await page.locator('#status').textContent(), 'connected');
+
+    // A notification posted over HTTP appears in the feed.
+    const response = await fetch(`http://${server.host}/api/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        title: 'Quiz result', message: 'You scored 42/45 on Genetics.',
+        type: 'success', priority: 'high', userId: 'e2e-asha',
+      }),
+    });
+    assert.equal(response.status, 202, await response.text());
+    await page.locator('#notifications li', { hasText: 'You scored 42/45 on Genetics.' }).waitFor({ timeout: 10000 });
+
+    // Start a session, then a classmate joins the same topic: both appear.
+    await page.fill('#topic-input', 'Molecular Basis of Inheritance');
+    await page.click('#study-button');
+    other = await classmate(server.url, 'e2e-ben', 'Molecular Basis of Inheritance');
+    const participants = page.locator('#sessions li[data-topic="Molecular Basis of Inheritance"] .participants li');
+    await page.locator('#sessions .participants li[data-user-id="e2e-ben"]').waitFor({ timeout: 10000 });
+    assert.ok((await participants.count()) >= 2, 'both students are listed');
+    await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
+
+    // Restart the server on the same port and data dir: reconnecting, then connected.
+    other.close();
+    const host = server.host;
+    assert.equal(await stop(server), 0, 'graceful shutdown exits 0');
+    await page.locator('#status', { hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+    server = await serve(host, dataDir);
+    await page.locator('#status', { hasText: /^connected$/ }).waitFor({ timeout: 30000 });
+    await page.screenshot({ path: join(artifacts, 'dashboard-reconnected.png'), fullPage: true });
+  } finally {
+    other?.terminate();
+    await browser.close();
+    await stop(server);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
