@@ -1,0 +1,263 @@
+//! JWT verification (HS256 secret, RS256 or EdDSA public key), channel globs and development
+//! tokens.
+
+use std::fmt;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// The key that turns auth on; it fixes the one algorithm accepted (no algorithm confusion).
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum JwtKey {
+    /// An HS256 shared secret.
+    Hs256(Vec<u8>),
+    /// An RS256 public key, PEM.
+    Rs256Pem(Vec<u8>),
+    /// An EdDSA (Ed25519) public key, PEM.
+    EdDsaPem(Vec<u8>),
+}
+
+impl JwtKey {
+    /// An HS256 secret.
+    #[must_use]
+    pub fn hs256(secret: impl Into<Vec<u8>>) -> Self {
+        Self::Hs256(secret.into())
+    }
+
+    /// A public key in PEM: RSA keys give RS256, Ed25519 keys EdDSA.
+    pub fn public_pem(pem: &[u8]) -> Result<Self, AuthError> {
+        if DecodingKey::from_rsa_pem(pem).is_ok() {
+            Ok(Self::Rs256Pem(pem.to_vec()))
+        } else if DecodingKey::from_ed_pem(pem).is_ok() {
+            Ok(Self::EdDsaPem(pem.to_vec()))
+        } else {
+            Err(AuthError::BadKey)
+        }
+    }
+
+    /// `HS256`, `RS256` or `EdDSA`.
+    #[must_use]
+    pub fn algorithm_name(&self) -> &'static str {
+        match self {
+            Self::Hs256(_) => "HS256",
+            Self::Rs256Pem(_) => "RS256",
+            Self::EdDsaPem(_) => "EdDSA",
+        }
+    }
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JwtKey({}, <redacted>)", self.algorithm_name())
+    }
+}
+
+/// Why a token or key was refused. Messages never contain the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The token is malformed, badly signed, of another algorithm, or lacks a claim.
+    #[error("invalid token")]
+    Invalid,
+    /// The token's `exp` is past.
+    #[error("token expired")]
+    Expired,
+    /// The key could not be read.
+    #[error("the key is not a valid RSA or Ed25519 public key in PEM")]
+    BadKey,
+    /// Signing failed.
+    #[error("could not sign the token")]
+    Signing,
+}
+
+/// The claims the server reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// The user's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// Channel globs the user may subscribe and publish to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+}
+
+impl Claims {
+    /// Whether the `channels` claim allows `channel` (no claim allows none).
+    #[must_use]
+    pub fn allows_channel(&self, channel: &str) -> bool {
+        self.channels
+            .as_ref()
+            .is_some_and(|globs| globs.iter().any(|glob| glob_match(glob, channel)))
+    }
+}
+
+/// Verifies tokens with one key.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier for `key`.
+    pub fn new(key: &JwtKey) -> Result<Self, AuthError> {
+        let (key, algorithm) = match key {
+            JwtKey::Hs256(secret) => (DecodingKey::from_secret(secret), Algorithm::HS256),
+            JwtKey::Rs256Pem(pem) => (
+                DecodingKey::from_rsa_pem(pem).map_err(|_| AuthError::BadKey)?,
+                Algorithm::RS256,
+            ),
+            JwtKey::EdDsaPem(pem) => (
+                DecodingKey::from_ed_pem(pem).map_err(|_| AuthError::BadKey)?,
+                Algorithm::EdDSA,
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Self { key, validation })
+    }
+
+    /// Checks the signature, the algorithm and `exp`; returns the claims.
+    ///
+    /// ```
+    /// use cerebrum_server::auth::{mint_hs256, JwtKey, Verifier};
+    /// let token = mint_hs256(b"secret", "u1", Some("Ada"), 3600, None)?;
+    /// let claims = Verifier::new(&JwtKey::hs256("secret"))?.verify(&token)?;
+    /// assert_eq!(claims.sub, "u1");
+    /// assert!(Verifier::new(&JwtKey::hs256("other"))?.verify(&token).is_err());
+    /// # Ok::<(), cerebrum_server::auth::AuthError>(())
+    /// ```
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
+            Ok(data) if !data.claims.sub.is_empty() => Ok(data.claims),
+            Ok(_) => Err(AuthError::Invalid),
+            Err(err) => match err.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Err(AuthError::Expired),
+                _ => Err(AuthError::Invalid),
+            },
+        }
+    }
+}
+
+/// Mints an HS256 development token for `user`, valid `ttl_secs` from now.
+pub fn mint_hs256(
+    secret: &[u8],
+    user: &str,
+    name: Option<&str>,
+    ttl_secs: u64,
+    channels: Option<Vec<String>>,
+) -> Result<String, AuthError> {
+    let claims = Claims {
+        sub: user.to_owned(),
+        name: name.map(str::to_owned),
+        exp: crate::clock::unix_ms() / 1000 + ttl_secs,
+        channels,
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|_| AuthError::Signing)
+}
+
+/// Matches `text` against a glob where `*` is any run of characters and `?` any one.
+///
+/// ```
+/// use cerebrum_server::auth::glob_match;
+/// assert!(glob_match("chat:*", "chat:room-1"));
+/// assert!(glob_match("*", "anything"));
+/// assert!(!glob_match("chat:*", "quiz:1"));
+/// assert!(glob_match("room-?", "room-7"));
+/// ```
+#[must_use]
+pub fn glob_match(glob: &str, text: &str) -> bool {
+    let g: Vec<char> = glob.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut gi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
+            gi += 1;
+            ti += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some((gi, ti));
+            gi += 1;
+        } else if let Some((sg, st)) = star {
+            gi = sg + 1;
+            ti = st + 1;
+            star = Some((sg, st + 1));
+        } else {
+            return false;
+        }
+    }
+    while gi < g.len() && g[gi] == '*' {
+        gi += 1;
+    }
+    gi == g.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_and_foreign_algorithm_tokens_are_refused() {
+        let verifier = Verifier::new(&JwtKey::hs256("s")).unwrap();
+        let claims = Claims {
+            sub: "u".into(),
+            name: None,
+            exp: 1,
+            channels: None,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"s"),
+        )
+        .unwrap();
+        assert_eq!(verifier.verify(&token), Err(AuthError::Expired));
+        let hs384 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS384),
+            &Claims {
+                exp: u64::MAX / 2,
+                ..claims
+            },
+            &EncodingKey::from_secret(b"s"),
+        )
+        .unwrap();
+        assert_eq!(verifier.verify(&hs384), Err(AuthError::Invalid));
+        assert_eq!(verifier.verify("garbage"), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn channel_claims_are_globs() {
+        let claims = Claims {
+            sub: "u".into(),
+            name: None,
+            exp: 0,
+            channels: Some(vec!["chat:*".into()]),
+        };
+        assert!(claims.allows_channel("chat:1"));
+        assert!(!claims.allows_channel("quiz:1"));
+        let none = Claims {
+            channels: None,
+            ..claims
+        };
+        assert!(!none.allows_channel("chat:1"));
+    }
+}

@@ -1,0 +1,378 @@
+//! The broker boundary: channel offsets, epochs, bounded history and presence.
+//!
+//! The [`crate::hub::Hub`] keeps the local subscribers and calls a [`Broker`] for everything
+//! that several server processes would have to share. [`MemoryBroker`] is the default; a Redis
+//! implementation (streams for history, hashes with TTL for presence, pub/sub for fan-out)
+//! implements the same trait and leaves the hub's callers untouched.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use cerebrum_protocol::{Envelope, Participant, ProtocolError, StreamPosition, encode};
+
+use crate::outbox::lock;
+
+/// A publication: one envelope with its channel and offset, encoded **once**; the same bytes
+/// are queued to every subscriber.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// The channel.
+    pub channel: Arc<str>,
+    /// Its position in the channel (1 for the first).
+    pub offset: u64,
+    /// The encoded frame.
+    pub text: Utf8Bytes,
+    /// When it was published.
+    pub at: Instant,
+}
+
+/// What a subscriber resuming after `since` gets.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The channel's last offset now (0 before the first publication).
+    pub offset: u64,
+    /// The channel's epoch.
+    pub epoch: Arc<str>,
+    /// Whether `publications` holds everything after `since`.
+    pub recovered: bool,
+    /// The missed publications, in offset order.
+    pub publications: Vec<Publication>,
+}
+
+/// A broker failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The envelope could not be given the channel (bad name).
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The broker cannot be reached.
+    #[error("broker unavailable")]
+    Unavailable,
+}
+
+/// Offsets, history and presence, shared by every server process that uses the same broker.
+///
+/// Calls are synchronous and short; the hub calls [`Broker::append`] and [`Broker::replay`]
+/// while holding the lock of the channel's shard, which orders publications and subscriptions
+/// of one channel.
+pub trait Broker: Send + Sync + 'static {
+    /// Gives `envelope` the channel's next offset, encodes it once, keeps it in the history.
+    fn append(
+        &self,
+        channel: &str,
+        envelope: Envelope,
+        now: Instant,
+    ) -> Result<Publication, BrokerError>;
+
+    /// The channel's position, and the publications after `since` when history reaches back
+    /// that far in the same epoch (`recovered`), in offset order.
+    fn replay(
+        &self,
+        channel: &str,
+        since: Option<&StreamPosition>,
+        now: Instant,
+    ) -> Result<Replay, BrokerError>;
+
+    /// Adds or replaces `participant` in the presence of `channel`.
+    fn presence_join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError>;
+
+    /// Removes `user_id` from the presence of `channel`.
+    fn presence_leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError>;
+
+    /// The presence of `channel`, in join order.
+    fn presence(&self, channel: &str) -> Result<Vec<Participant>, BrokerError>;
+
+    /// Forgets channels whose history expired, except those for which `keep` says yes.
+    fn sweep(&self, now: Instant, keep: &dyn Fn(&str) -> bool);
+
+    /// Whether the broker is reachable (a health check).
+    fn is_healthy(&self) -> bool;
+}
+
+#[derive(Debug)]
+struct ChannelState {
+    epoch: Arc<str>,
+    last_offset: u64,
+    history: VecDeque<Publication>,
+    last_publish: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    channels: HashMap<Arc<str>, ChannelState>,
+    presence: HashMap<String, Vec<Participant>>,
+}
+
+/// The in-memory broker of a single server process.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cerebrum_protocol::Envelope;
+/// use cerebrum_server::broker::{Broker, MemoryBroker};
+///
+/// let broker = MemoryBroker::new(100, Duration::from_secs(300));
+/// let now = Instant::now();
+/// let first = broker.append("chat:1", Envelope::from_value("chat.msg", &1)?, now)?;
+/// let second = broker.append("chat:1", Envelope::from_value("chat.msg", &2)?, now)?;
+/// assert_eq!((first.offset, second.offset), (1, 2));
+/// assert!(second.text.as_str().contains(r#""offset":2"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct MemoryBroker {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: std::collections::hash_map::RandomState,
+    history_size: usize,
+    history_ttl: Duration,
+}
+
+impl MemoryBroker {
+    /// A broker keeping `history_size` publications per channel for `history_ttl`.
+    #[must_use]
+    pub fn new(history_size: usize, history_ttl: Duration) -> Self {
+        Self {
+            shards: (0..16).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            history_size,
+            history_ttl,
+        }
+    }
+
+    fn shard(&self, channel: &str) -> &Mutex<Shard> {
+        
+        
+        let index = (self.hasher.hash_one(channel) as usize) % self.shards.len();
+        &self.shards[index]
+    }
+
+    fn prune(&self, state: &mut ChannelState, now: Instant) {
+        while state.history.len() > self.history_size {
+            state.history.pop_front();
+        }
+        while let Some(front) = state.history.front() {
+            if now.saturating_duration_since(front.at) > self.history_ttl {
+                state.history.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+/// A fresh random epoch.
+fn new_epoch() -> Arc<str> {
+    Arc::from(format!("{:016x}", fastrand::u64(..)).as_str())
+}
+
+fn state_of<'a>(shard: &'a mut Shard, channel: &str, now: Instant) -> &'a mut ChannelState {
+    if !shard.channels.contains_key(channel) {
+        shard.channels.insert(
+            Arc::from(channel),
+            ChannelState {
+                epoch: new_epoch(),
+                last_offset: 0,
+                history: VecDeque::new(),
+                last_publish: now,
+            },
+        );
+    }
+    // Inserted just above when absent.
+    shard
+        .channels
+        .get_mut(channel)
+        .unwrap_or_else(|| unreachable!("channel state inserted above"))
+}
+
+impl Broker for MemoryBroker {
+    fn append(
+        &self,
+        channel: &str,
+        envelope: Envelope,
+        now: Instant,
+    ) -> Result<Publication, BrokerError> {
+        let mut shard = lock(self.shard(channel));
+        let state = state_of(&mut shard, channel, now);
+        let offset = state.last_offset + 1;
+        let envelope = envelope.with_channel(channel)?.with_offset(offset);
+        let publication = Publication {
+            channel: Arc::from(channel),
+            offset,
+            text: Utf8Bytes::from(encode(&envelope)),
+            at: now,
+        };
+        state.last_offset = offset;
+        state.last_publish = now;
+        if self.history_size > 0 {
+            state.history.push_back(publication.clone());
+        }
+        self.prune(state, now);
+        Ok(publication)
+    }
+
+    fn replay(
+        &self,
+        channel: &str,
+        since: Option<&StreamPosition>,
+        now: Instant,
+    ) -> Result<Replay, BrokerError> {
+        let mut shard = lock(self.shard(channel));
+        let state = state_of(&mut shard, channel, now);
+        self.prune(state, now);
+        let mut replay = Replay {
+            offset: state.last_offset,
+            epoch: state.epoch.clone(),
+            recovered: false,
+            publications: Vec::new(),
+        };
+        let Some(since) = since else {
+            return Ok(replay);
+        };
+        if since.epoch != *state.epoch || since.offset > state.last_offset {
+            return Ok(replay);
+        }
+        if since.offset == state.last_offset {
+            replay.recovered = true;
+            return Ok(replay);
+        }
+        let oldest = state.history.front().map_or(u64::MAX, |p| p.offset);
+        if oldest <= since.offset + 1 {
+            replay.recovered = true;
+            replay.publications = state
+                .history
+                .iter()
+                .filter(|p| p.offset > since.offset)
+                .cloned()
+                .collect();
+        }
+        Ok(replay)
+    }
+
+    fn presence_join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError> {
+        let mut shard = lock(self.shard(channel));
+        let members = shard.presence.entry(channel.to_owned()).or_default();
+        if let Some(existing) = members
+            .iter_mut()
+            .find(|m| m.user_id == participant.user_id)
+        {
+            *existing = participant;
+        } else {
+            members.push(participant);
+        }
+        Ok(())
+    }
+
+    fn presence_leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
+        let mut shard = lock(self.shard(channel));
+        if let Some(members) = shard.presence.get_mut(channel) {
+            members.retain(|m| m.user_id != user_id);
+            if members.is_empty() {
+                shard.presence.remove(channel);
+            }
+        }
+        Ok(())
+    }
+
+    fn presence(&self, channel: &str) -> Result<Vec<Participant>, BrokerError> {
+        let shard = lock(self.shard(channel));
+        Ok(shard.presence.get(channel).cloned().unwrap_or_default())
+    }
+
+    fn sweep(&self, now: Instant, keep: &dyn Fn(&str) -> bool) {
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            shard.channels.retain(|name, state| {
+                while let Some(front) = state.history.front() {
+                    if now.saturating_duration_since(front.at) > self.history_ttl {
+                        state.history.pop_front();
+                    } else {
+                        break;
+                    }
+                }
+                !state.history.is_empty()
+                    || now.saturating_duration_since(state.last_publish) <= self.history_ttl
+                    || keep(name)
+            });
+        }
+    }
+
+    fn is_healthy(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn env(n: u64) -> Envelope {
+        Envelope::from_value("app.n", &n).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn offsets_strictly_increase_per_channel(ops in proptest::collection::vec(0usize..4, 1..200)) {
+            let broker = MemoryBroker::new(100, Duration::from_secs(300));
+            let now = Instant::now();
+            let mut last = [0u64; 4];
+            for (i, channel) in ops.into_iter().enumerate() {
+                let name = format!("c:{channel}");
+                let publication = broker.append(&name, env(i as u64), now).unwrap();
+                prop_assert!(publication.offset > last[channel]);
+                prop_assert_eq!(publication.offset, last[channel] + 1);
+                last[channel] = publication.offset;
+            }
+        }
+
+        #[test]
+        fn replay_returns_exactly_the_missed_publications_in_order(total in 1u64..150, seen in 0u64..150) {
+            let broker = MemoryBroker::new(100, Duration::from_secs(300));
+            let now = Instant::now();
+            for i in 0..total {
+                broker.append("c", env(i), now).unwrap();
+            }
+            let epoch = broker.replay("c", None, now).unwrap().epoch.to_string();
+            let since = StreamPosition { offset: seen, epoch };
+            let replay = broker.replay("c", Some(&since), now).unwrap();
+            prop_assert_eq!(replay.offset, total);
+            let retained_from = total.saturating_sub(100) + 1;
+            if seen > total {
+                prop_assert!(!replay.recovered);
+            } else if seen + 1 >= retained_from {
+                prop_assert!(replay.recovered);
+                let offsets: Vec<u64> = replay.publications.iter().map(|p| p.offset).collect();
+                prop_assert_eq!(offsets, ((seen + 1)..=total).collect::<Vec<_>>());
+            } else {
+                prop_assert!(!replay.recovered);
+                prop_assert!(replay.publications.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn another_epoch_or_expired_history_is_not_recovered() {
+        let broker = MemoryBroker::new(100, Duration::from_secs(300));
+        let now = Instant::now();
+        broker.append("c", env(1), now).unwrap();
+        broker.append("c", env(2), now).unwrap();
+        let other = StreamPosition {
+            offset: 1,
+            epoch: "other".into(),
+        };
+        assert!(!broker.replay("c", Some(&other), now).unwrap().recovered);
+        let epoch = broker.replay("c", None, now).unwrap().epoch.to_string();
+        let later = now + Duration::from_secs(301);
+        let replay = broker
+            .replay("c", Some(&StreamPosition { offset: 1, epoch }), later)
+            .unwrap();
+        assert!(!replay.recovered);
+        // Forgotten channels come back with a new epoch.
+        broker.sweep(later + Duration::from_secs(301), &|_| false);
+        let fresh = broker.replay("c", None, later).unwrap();
+        assert_eq!(fresh.offset, 0);
+    }
+}

@@ -1,0 +1,138 @@
+//! The server's configuration, with the defaults of PROTOCOL.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::auth::JwtKey;
+
+/// Files of a TLS certificate chain and its private key (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, PEM.
+    pub cert: PathBuf,
+    /// The private key, PEM.
+    pub key: PathBuf,
+}
+
+/// Everything [`crate::Server::bind`] needs. Start from [`ServerConfig::default`] and change
+/// fields.
+///
+/// ```
+/// use cerebrum_server::ServerConfig;
+///
+/// let mut config = ServerConfig::default();
+/// config.addr = "127.0.0.1:0".parse()?;
+/// config.data_dir = std::env::temp_dir().join("cerebrum-doc");
+/// assert_eq!(config.rate_limit_per_sec, 20.0);
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Address to listen on (`127.0.0.1:8080`; port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Directory of the SQLite database (`./cerebrum-data`).
+    pub data_dir: PathBuf,
+    /// JWT key: auth is on when set.
+    pub jwt: Option<JwtKey>,
+    /// Bearer token of the admin API; the admin API is off when unset.
+    pub admin_token: Option<String>,
+    /// Allowed `Origin` values; empty allows every origin.
+    pub allowed_origins: Vec<String>,
+    /// Serve `wss://` with these files.
+    pub tls: Option<TlsFiles>,
+    /// Messages per second per connection (token bucket); 0 turns the limit off.
+    pub rate_limit_per_sec: f64,
+    /// Bucket size.
+    pub rate_burst: u32,
+    /// `rate_limited` answers within [`ServerConfig::abuse_window`] that close the connection.
+    pub abuse_limit: usize,
+    /// Window of [`ServerConfig::abuse_limit`].
+    pub abuse_window: Duration,
+    /// Global connection cap (HTTP 503 at the upgrade past it).
+    pub max_connections: usize,
+    /// Connections per authenticated user (close 4029 for the newest past it).
+    pub max_connections_per_user: usize,
+    /// Heartbeat interval announced in `welcome`; silence for twice this closes 1001.
+    pub heartbeat_interval: Duration,
+    /// Time an `auth` frame may take after the upgrade when auth is on.
+    pub auth_timeout: Duration,
+    /// Presence grace period after a connection loss.
+    pub presence_grace: Duration,
+    /// Publications kept per channel.
+    pub history_size: usize,
+    /// How long publications are kept.
+    pub history_ttl: Duration,
+    /// Outbound queue per connection, in frames (slow consumer past it: close 4008).
+    pub outbound_queue: usize,
+    /// Daily study goal, in hours.
+    pub daily_goal_hours: f64,
+    /// How long message ids are remembered for dedupe.
+    pub dedupe_window: Duration,
+    /// Ids remembered per user at least, whatever their age.
+    pub dedupe_min_entries: usize,
+    /// Period of the unconditional `system_status` broadcast.
+    pub status_interval: Duration,
+    /// Period of the health checks (a change is broadcast at once).
+    pub status_check_interval: Duration,
+    /// How long shutdown waits for connections to close.
+    pub drain_timeout: Duration,
+    /// WebSocket read buffer per connection, in bytes.
+    pub read_buffer_size: usize,
+    /// Largest accepted frame and message, in bytes (close 1009 past it).
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./cerebrum-data"),
+            jwt: None,
+            admin_token: None,
+            allowed_origins: Vec::new(),
+            tls: None,
+            rate_limit_per_sec: 20.0,
+            rate_burst: 40,
+            abuse_limit: 5,
+            abuse_window: Duration::from_secs(10),
+            max_connections: 100_000,
+            max_connections_per_user: 16,
+            heartbeat_interval: Duration::from_secs(30),
+            auth_timeout: Duration::from_secs(10),
+            presence_grace: Duration::from_secs(10),
+            history_size: 100,
+            history_ttl: Duration::from_secs(300),
+            outbound_queue: 1024,
+            daily_goal_hours: 2.0,
+            dedupe_window: Duration::from_secs(600),
+            dedupe_min_entries: 1024,
+            status_interval: Duration::from_secs(30),
+            status_check_interval: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(10),
+            read_buffer_size: 4096,
+            max_frame_bytes: cerebrum_protocol::MAX_FRAME_BYTES,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets never appear: only whether they are set.
+        f.debug_struct("ServerConfig")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("auth", &self.jwt.as_ref().map(JwtKey::algorithm_name))
+            .field("admin_api", &self.admin_token.is_some())
+            .field("allowed_origins", &self.allowed_origins)
+            .field("tls", &self.tls)
+            .field("rate_limit_per_sec", &self.rate_limit_per_sec)
+            .field("rate_burst", &self.rate_burst)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_user", &self.max_connections_per_user)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("presence_grace", &self.presence_grace)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,250 @@
+//! The HTTP routes on the WebSocket's port: `/ws`, `/healthz`, `/metrics`, `/api/*`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use cerebrum_protocol::{
+    Envelope, MessageId, Notification, OverallStatus, Payload, validate_channel,
+};
+use serde_json::{Value, json};
+
+use crate::clock::Now;
+use crate::conn::{self, ConnGuard};
+use crate::server::App;
+
+/// The subprotocol selected when a client offers it.
+pub(crate) const SUBPROTOCOL: &str = "cerebrum.v1.json";
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/ws", get(ws))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/notifications", post(notifications))
+        .route("/api/publish", post(publish))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    respond(status, "application/json", body.to_string())
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    json_response(status, &json!({ "error": message }))
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not found")
+}
+
+/// The token of `?token=` or `Authorization: Bearer`.
+fn token_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let from_query = uri.query().and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .filter(|token| !token.is_empty())
+            .map(str::to_owned)
+    });
+    from_query.or_else(|| bearer(headers).map(str::to_owned))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn ws(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    uri: Uri,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let config = &app.ctx.config;
+    if !config.allowed_origins.is_empty()
+        && let Some(origin) = headers.get(header::ORIGIN) {
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|o| config.allowed_origins.iter().any(|a| a == o));
+            if !allowed {
+                return error(StatusCode::FORBIDDEN, "origin not allowed");
+            }
+        }
+    if *app.shutdown_rx().borrow() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        );
+    }
+    if !app.try_open_connection() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+    }
+    let guard = ConnGuard { app: app.clone() };
+    let token = token_of(&headers, &uri);
+    upgrade
+        .read_buffer_size(config.read_buffer_size)
+        .max_frame_size(config.max_frame_bytes)
+        .max_message_size(config.max_frame_bytes)
+        .protocols([SUBPROTOCOL])
+        .on_upgrade(move |socket| conn::run(guard, socket, token))
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let status = app.ctx.status();
+    let code = if status.status == OverallStatus::Outage {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    match serde_json::to_value(&status) {
+        Ok(body) => json_response(code, &body),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "status unavailable"),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    respond(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        app.ctx.metrics.render(app.ctx.hub.channel_count()),
+    )
+}
+
+/// `None` when the request carries the admin token; otherwise the refusal.
+fn check_admin(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let Some(expected) = app.ctx.config.admin_token.as_deref() else {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "the admin API is off: start the server with --admin-token or CEREBRUM_ADMIN_TOKEN",
+        ));
+    };
+    match bearer(headers) {
+        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => None,
+        _ => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin bearer token",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refusal) = check_admin(&app, &headers) {
+        return refusal;
+    }
+    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the body must be a JSON object");
+    };
+    let user_id = match fields.remove("userId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(user)) if !user.is_empty() => Some(user),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "`userId` must be a non-empty string",
+            );
+        }
+    };
+    if !fields.contains_key("id") || fields.get("id") == Some(&Value::Null) {
+        let id = app.ctx.ids.next(crate::clock::unix_ms());
+        fields.insert("id".into(), Value::String(id.into_string()));
+    }
+    let notification: Notification = match serde_json::from_value(Value::Object(fields)) {
+        Ok(notification) => notification,
+        Err(err) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid notification: {err}"),
+            );
+        }
+    };
+    if let Err(err) = notification.validate() {
+        return error(StatusCode::BAD_REQUEST, &err.to_string());
+    }
+    if MessageId::new(notification.id.clone()).is_err() {
+        return error(StatusCode::BAD_REQUEST, "`id` must be 1-64 characters");
+    }
+    if let Some(user) = &user_id
+        && cerebrum_protocol::user_channel(user).is_err() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "`userId` has characters a channel name cannot hold",
+            );
+        }
+    let id = notification.id.clone();
+    match app.notify(notification, user_id).await {
+        Ok(()) => json_response(StatusCode::ACCEPTED, &json!({ "id": id })),
+        Err(err) if err.to_string().contains("UNIQUE") => {
+            error(StatusCode::CONFLICT, "a notification with this id exists")
+        }
+        Err(err) => {
+            tracing::error!(%err, "could not store a notification");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not store the notification",
+            )
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PublishBody {
+    channel: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    payload: Option<Box<serde_json::value::RawValue>>,
+}
+
+async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refusal) = check_admin(&app, &headers) {
+        return refusal;
+    }
+    let request: PublishBody = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {err}")),
+    };
+    if let Err(err) = validate_channel(&request.channel) {
+        return error(StatusCode::BAD_REQUEST, &err.to_string());
+    }
+    let payload = request
+        .payload
+        .unwrap_or_else(|| serde_json::value::RawValue::NULL.to_owned());
+    let envelope = match Envelope::new(request.kind, payload) {
+        Ok(envelope) => envelope,
+        Err(err) => return error(StatusCode::BAD_REQUEST, &err.to_string()),
+    };
+    let now = Now::current();
+    let envelope = envelope.stamped(&app.ctx.ids, now.unix_ms);
+    match app.ctx.hub.publish(&request.channel, envelope, now) {
+        Ok(offset) => json_response(StatusCode::ACCEPTED, &json!({ "offset": offset })),
+        Err(err) => error(StatusCode::BAD_REQUEST, &err.to_string()),
+    }
+}

@@ -1,0 +1,284 @@
+//! The channel hub: local subscribers of each channel, sharded by channel name.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use cerebrum_protocol::{Envelope, MessageIdGenerator, StreamPosition, Subscribed, encode};
+
+use crate::broker::{Broker, BrokerError};
+use crate::clock::Now;
+use crate::outbox::{Outbox, lock};
+
+/// A connection's id within this server.
+pub type ConnId = u64;
+
+type Subscribers = HashMap<ConnId, Arc<Outbox>>;
+
+/// The hub: who is subscribed to what, on this server process.
+///
+/// A publication takes the lock of its channel's shard, gets its offset from the [`Broker`],
+/// and queues the same encoded bytes to every subscriber's [`Outbox`]; a subscription with
+/// `since` takes the same lock, so the `subscribed` frame, the replay and the live
+/// publications reach the subscriber in offset order, without gap or duplicate.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cerebrum_protocol::{Envelope, MessageIdGenerator};
+/// use cerebrum_server::{broker::MemoryBroker, clock::Now, hub::Hub, outbox::Outbox};
+///
+/// let hub = Hub::new(Arc::new(MemoryBroker::new(100, Duration::from_secs(300))), Arc::new(MessageIdGenerator::new()));
+/// let outbox = Outbox::new(1024);
+/// let now = Now::current();
+/// hub.subscribe(1, &outbox, "chat:1", None, now)?;
+/// let offset = hub.publish("chat:1", Envelope::from_value("chat.msg", &"hi")?, now)?;
+/// assert_eq!(offset, 1);
+/// assert_eq!(outbox.len(), 2); // `subscribed`, then the publication
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Hub {
+    shards: Box<[Mutex<HashMap<String, Subscribers>>]>,
+    hasher: std::collections::hash_map::RandomState,
+    broker: Arc<dyn Broker>,
+    ids: Arc<MessageIdGenerator>,
+    channels: AtomicUsize,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("shards", &self.shards.len())
+            .field("channels", &self.channel_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub over `broker`, stamping its frames with ids from `ids`.
+    #[must_use]
+    pub fn new(broker: Arc<dyn Broker>, ids: Arc<MessageIdGenerator>) -> Self {
+        let shards = std::thread::available_parallelism().map_or(4, |n| n.get() * 8);
+        Self {
+            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            broker,
+            ids,
+            channels: AtomicUsize::new(0),
+        }
+    }
+
+    /// The broker behind the hub.
+    #[must_use]
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    fn shard(&self, channel: &str) -> &Mutex<HashMap<String, Subscribers>> {
+        
+        
+        &self.shards[(self.hasher.hash_one(channel) as usize) % self.shards.len()]
+    }
+
+    /// Subscribes `conn` to `channel`: queues `subscribed`, then the publications missed since
+    /// `since` (when history reaches back), and from then on every live publication.
+    pub fn subscribe(
+        &self,
+        conn: ConnId,
+        outbox: &Arc<Outbox>,
+        channel: &str,
+        since: Option<&StreamPosition>,
+        now: Now,
+    ) -> Result<Subscribed, BrokerError> {
+        let mut shard = lock(self.shard(channel));
+        let replay = self.broker.replay(channel, since, now.mono)?;
+        let subscribed = Subscribed {
+            channel: channel.to_owned(),
+            offset: replay.offset,
+            epoch: replay.epoch.to_string(),
+            recovered: replay.recovered,
+            missed: replay.publications.len() as u64,
+        };
+        let frame = Envelope::from_payload(&subscribed)?.stamped(&self.ids, now.unix_ms);
+        outbox.push(Utf8Bytes::from(encode(&frame)), now.mono);
+        for publication in &replay.publications {
+            outbox.push(publication.text.clone(), now.mono);
+        }
+        self.insert(&mut shard, conn, outbox, channel);
+        Ok(subscribed)
+    }
+
+    /// Subscribes `conn` without a `subscribed` frame (the automatic `system` and `user:`
+    /// channels).
+    pub fn subscribe_silently(&self, conn: ConnId, outbox: &Arc<Outbox>, channel: &str) {
+        let mut shard = lock(self.shard(channel));
+        self.insert(&mut shard, conn, outbox, channel);
+    }
+
+    fn insert(
+        &self,
+        shard: &mut HashMap<String, Subscribers>,
+        conn: ConnId,
+        outbox: &Arc<Outbox>,
+        channel: &str,
+    ) {
+        let subscribers = shard.entry(channel.to_owned()).or_insert_with(|| {
+            self.channels.fetch_add(1, Ordering::Relaxed);
+            HashMap::new()
+        });
+        subscribers.insert(conn, outbox.clone());
+    }
+
+    /// Removes `conn` from `channel`; `false` when it was not subscribed.
+    pub fn unsubscribe(&self, conn: ConnId, channel: &str) -> bool {
+        let mut shard = lock(self.shard(channel));
+        let Some(subscribers) = shard.get_mut(channel) else {
+            return false;
+        };
+        let removed = subscribers.remove(&conn).is_some();
+        if subscribers.is_empty() {
+            shard.remove(channel);
+            self.channels.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// Whether `conn` is subscribed to `channel`.
+    #[must_use]
+    pub fn is_subscribed(&self, conn: ConnId, channel: &str) -> bool {
+        lock(self.shard(channel))
+            .get(channel)
+            .is_some_and(|s| s.contains_key(&conn))
+    }
+
+    /// Publishes `envelope` on `channel`: the next offset, encoded once, queued to every
+    /// subscriber. Returns the offset.
+    pub fn publish(&self, channel: &str, envelope: Envelope, now: Now) -> Result<u64, BrokerError> {
+        let shard = lock(self.shard(channel));
+        let publication = self.broker.append(channel, envelope, now.mono)?;
+        if let Some(subscribers) = shard.get(channel) {
+            for outbox in subscribers.values() {
+                outbox.push(publication.text.clone(), now.mono);
+            }
+        }
+        Ok(publication.offset)
+    }
+
+    /// Queues `text` to every subscriber of `channel` without giving it an offset (frames that
+    /// are not part of the channel's history).
+    pub fn broadcast_raw(&self, channel: &str, text: &Utf8Bytes, now: Instant) -> usize {
+        let shard = lock(self.shard(channel));
+        shard.get(channel).map_or(0, |subscribers| {
+            for outbox in subscribers.values() {
+                outbox.push(text.clone(), now);
+            }
+            subscribers.len()
+        })
+    }
+
+    /// Number of channels with at least one local subscriber.
+    #[must_use]
+    pub fn channel_count(&self) -> usize {
+        self.channels.load(Ordering::Relaxed)
+    }
+
+    /// Lets the broker forget expired channels that have no local subscriber.
+    pub fn sweep(&self, now: Instant) {
+        self.broker.sweep(now, &|channel| {
+            lock(self.shard(channel)).contains_key(channel)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::MemoryBroker;
+    use std::time::Duration;
+
+    fn hub() -> Hub {
+        Hub::new(
+            Arc::new(MemoryBroker::new(100, Duration::from_secs(300))),
+            Arc::new(MessageIdGenerator::with_node(1)),
+        )
+    }
+
+    fn texts(outbox: &Outbox) -> Vec<String> {
+        let mut frames = Vec::new();
+        outbox.drain_into(&mut frames);
+        frames
+            .into_iter()
+            .map(|f| f.text.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn publication_bytes_are_shared_by_every_subscriber() {
+        let hub = hub();
+        let now = Now::current();
+        let a = Outbox::new(16);
+        let b = Outbox::new(16);
+        hub.subscribe_silently(1, &a, "c:1");
+        hub.subscribe_silently(2, &b, "c:1");
+        hub.publish("c:1", Envelope::from_value("x", &1).unwrap(), now)
+            .unwrap();
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        a.drain_into(&mut fa);
+        b.drain_into(&mut fb);
+        assert_eq!(fa[0].text.as_str().as_ptr(), fb[0].text.as_str().as_ptr());
+        assert_eq!(hub.channel_count(), 1);
+        assert!(hub.unsubscribe(1, "c:1"));
+        assert!(hub.unsubscribe(2, "c:1"));
+        assert!(!hub.unsubscribe(2, "c:1"));
+        assert_eq!(hub.channel_count(), 0);
+    }
+
+    #[test]
+    fn resume_queues_subscribed_then_missed_then_live() {
+        let hub = hub();
+        let now = Now::current();
+        for i in 0..5 {
+            hub.publish("c", Envelope::from_value("x", &i).unwrap(), now)
+                .unwrap();
+        }
+        let first = Outbox::new(64);
+        let sub = hub.subscribe(1, &first, "c", None, now).unwrap();
+        assert_eq!((sub.offset, sub.recovered, sub.missed), (5, false, 0));
+        let resumed = Outbox::new(64);
+        let since = StreamPosition {
+            offset: 2,
+            epoch: sub.epoch.clone(),
+        };
+        let sub = hub.subscribe(2, &resumed, "c", Some(&since), now).unwrap();
+        assert_eq!((sub.recovered, sub.missed), (true, 3));
+        hub.publish("c", Envelope::from_value("x", &5).unwrap(), now)
+            .unwrap();
+        let frames = texts(&resumed);
+        assert!(frames[0].contains(r#""type":"subscribed""#));
+        let offsets: Vec<u64> = frames[1..]
+            .iter()
+            .map(|t| cerebrum_protocol::decode(t).unwrap().offset().unwrap())
+            .collect();
+        assert_eq!(offsets, vec![3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_full_queue_marks_the_subscriber_slow_without_stalling_others() {
+        let hub = hub();
+        let now = Now::current();
+        let slow = Outbox::new(4);
+        let fast = Outbox::new(1024);
+        hub.subscribe_silently(1, &slow, "c");
+        hub.subscribe_silently(2, &fast, "c");
+        for i in 0..10 {
+            hub.publish("c", Envelope::from_value("x", &i).unwrap(), now)
+                .unwrap();
+        }
+        assert!(slow.is_slow());
+        assert_eq!(fast.len(), 10);
+        assert!(!fast.is_slow());
+    }
+}

@@ -1,0 +1,181 @@
+//! Counters and gauges of `GET /metrics`, in Prometheus text exposition.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cerebrum_protocol::ErrorCode;
+
+/// Upper bounds (seconds) of the delivery-latency histogram buckets.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// The server's metrics: plain atomics, written by every connection, read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open WebSocket connections.
+    pub connections: AtomicU64,
+    /// Frames received.
+    pub frames_received: AtomicU64,
+    /// Frames sent.
+    pub frames_sent: AtomicU64,
+    /// Bytes received in frames.
+    pub bytes_received: AtomicU64,
+    /// Bytes sent in frames.
+    pub bytes_sent: AtomicU64,
+    /// Frames answered with `rate_limited`.
+    pub rate_limited: AtomicU64,
+    /// Connections closed with 4008.
+    pub slow_consumer_closes: AtomicU64,
+    errors: [AtomicU64; ErrorCode::KNOWN.len()],
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_nanos: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one `error` frame of `code`.
+    pub fn error(&self, code: &ErrorCode) {
+        if let Some(i) = ErrorCode::KNOWN.iter().position(|c| c == code) {
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many `error` frames of `code` were sent.
+    #[must_use]
+    pub fn errors_of(&self, code: &ErrorCode) -> u64 {
+        ErrorCode::KNOWN
+            .iter()
+            .position(|c| c == code)
+            .map_or(0, |i| self.errors[i].load(Ordering::Relaxed))
+    }
+
+    /// Records the time a frame waited between queueing and writing.
+    pub fn observe_latency(&self, latency: Duration) {
+        let secs = latency.as_secs_f64();
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_nanos.fetch_add(
+            u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The Prometheus text exposition, with `channels` as the current channel count.
+    #[must_use]
+    pub fn render(&self, channels: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "cerebrum_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            load(&self.connections),
+        );
+        metric(
+            "cerebrum_frames_received_total",
+            "counter",
+            "WebSocket frames received.",
+            load(&self.frames_received),
+        );
+        metric(
+            "cerebrum_frames_sent_total",
+            "counter",
+            "WebSocket frames sent.",
+            load(&self.frames_sent),
+        );
+        metric(
+            "cerebrum_bytes_received_total",
+            "counter",
+            "Bytes received in WebSocket frames.",
+            load(&self.bytes_received),
+        );
+        metric(
+            "cerebrum_bytes_sent_total",
+            "counter",
+            "Bytes sent in WebSocket frames.",
+            load(&self.bytes_sent),
+        );
+        metric(
+            "cerebrum_rate_limited_total",
+            "counter",
+            "Frames refused by the per-connection rate limit.",
+            load(&self.rate_limited),
+        );
+        metric(
+            "cerebrum_slow_consumer_closes_total",
+            "counter",
+            "Connections closed because their outbound queue was full.",
+            load(&self.slow_consumer_closes),
+        );
+        metric(
+            "cerebrum_channels",
+            "gauge",
+            "Channels with at least one subscriber.",
+            channels as u64,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cerebrum_errors_total Error frames sent, by code.\n# TYPE cerebrum_errors_total counter"
+        );
+        for (code, count) in ErrorCode::KNOWN.iter().zip(&self.errors) {
+            let _ = writeln!(
+                out,
+                "cerebrum_errors_total{{code=\"{}\"}} {}",
+                code.as_str(),
+                load(count)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cerebrum_delivery_latency_seconds Time from queueing a frame to writing it.\n# TYPE cerebrum_delivery_latency_seconds histogram"
+        );
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(
+                out,
+                "cerebrum_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {}",
+                load(bucket)
+            );
+        }
+        let count = load(&self.latency_count);
+        let _ = writeln!(
+            out,
+            "cerebrum_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}\ncerebrum_delivery_latency_seconds_sum {}\ncerebrum_delivery_latency_seconds_count {count}",
+            load(&self.latency_sum_nanos) as f64 / 1e9
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_every_metric() {
+        let metrics = Metrics::default();
+        metrics.error(&ErrorCode::Forbidden);
+        metrics.observe_latency(Duration::from_millis(2));
+        let text = metrics.render(3);
+        for name in [
+            "cerebrum_connections 0",
+            "cerebrum_channels 3",
+            "cerebrum_errors_total{code=\"forbidden\"} 1",
+            "cerebrum_delivery_latency_seconds_bucket{le=\"0.0025\"} 1",
+            "cerebrum_delivery_latency_seconds_count 1",
+        ] {
+            assert!(text.contains(name), "{name} missing in\n{text}");
+        }
+    }
+}

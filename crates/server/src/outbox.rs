@@ -1,0 +1,159 @@
+//! A connection's bounded outbound queue: the handle through which the hub reaches a subscriber.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::Notify;
+
+/// One frame waiting to be written, with the instant it was queued (for the delivery-latency
+/// histogram). The text is shared: a publication's bytes are queued to every subscriber.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The encoded envelope.
+    pub text: Utf8Bytes,
+    /// When it was queued.
+    pub queued_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    frames: VecDeque<Frame>,
+}
+
+/// The bounded outbound queue of one connection.
+///
+/// Allocated lazily: an idle connection holds no buffer. Pushing into a full queue marks the
+/// connection slow (it is then closed with 4008) instead of blocking the publisher.
+///
+/// ```
+/// use std::time::Instant;
+/// use cerebrum_server::outbox::Outbox;
+///
+/// let outbox = Outbox::new(2);
+/// assert!(outbox.push("a".into(), Instant::now()));
+/// assert!(outbox.push("b".into(), Instant::now()));
+/// assert!(!outbox.push("c".into(), Instant::now()));
+/// assert!(outbox.is_slow());
+/// ```
+#[derive(Debug)]
+pub struct Outbox {
+    capacity: usize,
+    inner: Mutex<Inner>,
+    slow: AtomicBool,
+    closed: AtomicBool,
+    notify: Notify,
+}
+
+impl Outbox {
+    /// A queue of at most `capacity` frames.
+    #[must_use]
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner::default()),
+            slow: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            notify: Notify::new(),
+        })
+    }
+
+    /// Queues a frame; `false` (and the queue marked slow) when it is full or closed.
+    pub fn push(&self, text: Utf8Bytes, now: Instant) -> bool {
+        if self.closed.load(Ordering::Relaxed) || self.slow.load(Ordering::Relaxed) {
+            return false;
+        }
+        let accepted = {
+            let mut inner = lock(&self.inner);
+            if inner.frames.len() >= self.capacity {
+                false
+            } else {
+                inner.frames.push_back(Frame {
+                    text,
+                    queued_at: now,
+                });
+                true
+            }
+        };
+        if !accepted {
+            self.slow.store(true, Ordering::Relaxed);
+        }
+        self.notify.notify_one();
+        accepted
+    }
+
+    /// Moves every queued frame into `out`, releasing the buffer when it grew large.
+    pub fn drain_into(&self, out: &mut Vec<Frame>) {
+        let mut inner = lock(&self.inner);
+        out.extend(inner.frames.drain(..));
+        if inner.frames.capacity() > 64 {
+            inner.frames = VecDeque::new();
+        }
+    }
+
+    /// Number of frames waiting.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        lock(&self.inner).frames.len()
+    }
+
+    /// Whether no frame is waiting.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a push found the queue full: the connection must close with 4008.
+    #[must_use]
+    pub fn is_slow(&self) -> bool {
+        self.slow.load(Ordering::Relaxed)
+    }
+
+    /// Refuses further frames (the connection is going away).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
+    /// Whether [`Outbox::close`] was called.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until a frame is pushed or the queue is closed (a stored permit makes a push that
+    /// happened before the call count).
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+}
+
+/// Locks a mutex, recovering the data of a poisoned one (nothing here can be left half-done).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drains_in_order_and_releases_memory() {
+        let outbox = Outbox::new(1024);
+        let now = Instant::now();
+        for i in 0..100 {
+            assert!(outbox.push(Utf8Bytes::from(i.to_string()), now));
+        }
+        let mut out = Vec::new();
+        outbox.drain_into(&mut out);
+        let texts: Vec<String> = out.iter().map(|f| f.text.as_str().to_owned()).collect();
+        assert_eq!(texts, (0..100).map(|i| i.to_string()).collect::<Vec<_>>());
+        assert!(outbox.is_empty());
+        assert!(!outbox.is_slow());
+    }
+}

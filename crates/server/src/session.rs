@@ -1,0 +1,797 @@
+//! The socket-free protocol of one connection: validation, auth state, rate limit, acks and
+//! dedupe, dispatch to the hub and the study tracker.
+//!
+//! The connection task feeds frames and timer ticks in with the current time, drains
+//! [`Session::poll_effect`] after every call, and writes what the session queued in its
+//! [`Outbox`]. Nothing here touches a socket or a clock, so tests drive it directly.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use cerebrum_protocol::{
+    Ack, ClientMessage, Envelope, ErrorCode, ErrorPayload, MessageId, Namespace, PROTOCOL_VERSION,
+    Payload, ProtocolError, SYSTEM_CHANNEL, StudySessionEnd, StudySessionStart, Subscribe,
+    Unsubscribe, Unsubscribed, Welcome, decode, encode, features, session_channel, user_channel,
+};
+use serde::Deserialize;
+
+use crate::auth::{AuthError, Claims};
+use crate::clock::Now;
+use crate::context::Context;
+use crate::hub::ConnId;
+use crate::outbox::{Outbox, lock};
+use crate::permissions::Principal;
+use crate::ratelimit::{AbuseCounter, TokenBucket};
+use crate::study::{FinishedStudy, Joined};
+
+/// Close codes of PROTOCOL.md section 7.
+pub mod close_code {
+    /// Server going away: idle connection or shutdown.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Policy violation: repeated rate-limit abuse.
+    pub const POLICY: u16 = 1008;
+    /// Frame too large.
+    pub const TOO_BIG: u16 = 1009;
+    /// Internal failure.
+    pub const INTERNAL: u16 = 1011;
+    /// Bad, expired or missing token.
+    pub const UNAUTHORIZED: u16 = 4001;
+    /// Slow consumer: the outbound queue overflowed.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// Too many connections for one user.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4029;
+}
+
+/// Work the session hands to its owner: closing, and the steps that need the store.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Effect {
+    /// Close the connection with this code.
+    Close {
+        /// The close code.
+        code: u16,
+        /// A short reason.
+        reason: &'static str,
+    },
+    /// Add the finished session (if any) to the user's record durably, publish the user's
+    /// `study_metrics_update`, then send `ack` for `ack` when set.
+    FinishStudy {
+        /// The user.
+        user_id: String,
+        /// The session that ended (`None`: there was none, only send the metrics).
+        finished: Option<FinishedStudy>,
+        /// The frame to acknowledge after the write.
+        ack: Option<MessageId>,
+    },
+    /// Send the user's pending notifications to this connection.
+    DeliverPending {
+        /// The user.
+        user_id: String,
+    },
+    /// Record the user's `ack` of a notification, then `ack` the frame when set.
+    AckNotification {
+        /// The user.
+        user_id: String,
+        /// The acknowledged notification (its envelope's `messageId`).
+        notification_id: MessageId,
+        /// The frame to acknowledge after the write.
+        ack: Option<MessageId>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Auth on, waiting for a token until the deadline.
+    Authenticating { deadline: Instant },
+    /// Welcome sent.
+    Ready,
+    /// A close effect was emitted.
+    Closing,
+}
+
+/// What a frame's processing came to.
+enum Outcome {
+    /// Processed: acknowledge it now when it asked for it.
+    Done,
+    /// Processing continues in an effect that sends the ack itself.
+    Deferred,
+}
+
+/// The protocol state of one connection.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cerebrum_server::{broker::MemoryBroker, clock::Now, context::Context, outbox::Outbox, session::Session, ServerConfig};
+///
+/// let ctx = Context::new(ServerConfig::default(), Arc::new(MemoryBroker::new(100, Duration::from_secs(300))))?;
+/// let outbox = Outbox::new(1024);
+/// let now = Now::current();
+/// let mut session = Session::new(ctx, outbox.clone(), None, now);
+/// session.handle_text(r#"{"type":"ping","payload":{"nonce":1}}"#, now);
+/// let mut frames = Vec::new();
+/// outbox.drain_into(&mut frames);
+/// assert!(frames[0].text.as_str().starts_with(r#"{"type":"welcome""#));
+/// assert!(frames[1].text.as_str().starts_with(r#"{"type":"system_status""#));
+/// assert!(frames[2].text.as_str().starts_with(r#"{"type":"pong","payload":{"nonce":1}"#));
+/// # Ok::<(), cerebrum_server::auth::AuthError>(())
+/// ```
+pub struct Session {
+    ctx: Arc<Context>,
+    conn: ConnId,
+    connection_id: String,
+    outbox: Arc<Outbox>,
+    state: State,
+    claims: Option<Claims>,
+    user: Option<String>,
+    counted_user: Option<String>,
+    bucket: TokenBucket,
+    abuse: AbuseCounter,
+    last_inbound: Instant,
+    channels: BTreeSet<String>,
+    effects: std::collections::VecDeque<Effect>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("connection_id", &self.connection_id)
+            .field("state", &self.state)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct UserIdProbe {
+    #[serde(rename = "userId", default)]
+    user_id: Option<serde_json::Value>,
+}
+
+impl Session {
+    /// A session for a connection that just completed its upgrade, with the token it presented
+    /// there (`?token=` or `Authorization: Bearer`), if any. Queues `welcome` at once unless
+    /// auth is on and no valid token was presented yet.
+    pub fn new(ctx: Arc<Context>, outbox: Arc<Outbox>, token: Option<&str>, now: Now) -> Self {
+        let conn = ctx.next_conn_id();
+        let connection_id = format!("c{conn:x}-{:08x}", fastrand::u32(..));
+        let bucket = TokenBucket::new(
+            ctx.config.rate_limit_per_sec,
+            ctx.config.rate_burst,
+            now.mono,
+        );
+        let abuse = AbuseCounter::new(ctx.config.abuse_limit, ctx.config.abuse_window);
+        let deadline = now.mono + ctx.config.auth_timeout;
+        let mut session = Self {
+            ctx,
+            conn,
+            connection_id,
+            outbox,
+            state: State::Authenticating { deadline },
+            claims: None,
+            user: None,
+            counted_user: None,
+            bucket,
+            abuse,
+            last_inbound: now.mono,
+            channels: BTreeSet::new(),
+            effects: std::collections::VecDeque::new(),
+        };
+        if !session.ctx.auth_enabled() {
+            session.welcome(now);
+        } else if let Some(token) = token {
+            session.authenticate(token, None, now);
+        }
+        session
+    }
+
+    /// The connection's id (as in `welcome`).
+    #[must_use]
+    pub fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+
+    /// The connection's number within the hub.
+    #[must_use]
+    pub fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    /// The connection's user, once known.
+    #[must_use]
+    pub fn user_id(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// Whether `welcome` was sent and the session is not closing.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// The next effect to carry out, in order.
+    #[must_use]
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Instant {
+        let idle = self.last_inbound + self.ctx.config.heartbeat_interval * 2;
+        match self.state {
+            State::Authenticating { deadline } => idle.min(deadline),
+            _ => idle,
+        }
+    }
+
+    /// Closes the connection for silence or a missing token when their time has come.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if let State::Authenticating { deadline } = self.state
+            && now.mono >= deadline {
+                self.close(close_code::UNAUTHORIZED, "no token before the deadline");
+                return;
+            }
+        if self.state != State::Closing
+            && now.mono >= self.last_inbound + self.ctx.config.heartbeat_interval * 2
+        {
+            self.close(close_code::GOING_AWAY, "idle");
+        }
+    }
+
+    /// A control frame (WebSocket ping or pong) arrived: the connection is alive.
+    pub fn handle_activity(&mut self, now: Now) {
+        self.last_inbound = now.mono;
+    }
+
+    /// A binary frame arrived: refused with `unsupported_frame`.
+    pub fn handle_binary(&mut self, len: usize, now: Now) {
+        if !self.inbound(len, now) || !self.admit(None, now) {
+            return;
+        }
+        self.error_code(
+            ErrorCode::UnsupportedFrame,
+            "binary frames are not supported; send JSON text frames",
+            None,
+            now,
+        );
+    }
+
+    /// A text frame arrived.
+    pub fn handle_text(&mut self, text: &str, now: Now) {
+        if !self.inbound(text.len(), now) {
+            return;
+        }
+        let decoded = decode(text);
+        let ref_id = decoded.as_ref().ok().and_then(|e| e.message_id().cloned());
+        if !self.admit(ref_id.as_ref(), now) {
+            return;
+        }
+        let envelope = match decoded {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                self.protocol_error(&err, None, now);
+                return;
+            }
+        };
+        if let State::Authenticating { .. } = self.state {
+            if envelope.kind() == cerebrum_protocol::Auth::TYPE {
+                match envelope.typed::<cerebrum_protocol::Auth>() {
+                    Ok(auth) => self.authenticate(&auth.token, ref_id, now),
+                    Err(err) => self.protocol_error(&err, ref_id, now),
+                }
+            } else {
+                self.error_code(
+                    ErrorCode::Unauthorized,
+                    "authenticate first: send an `auth` frame with a token",
+                    ref_id,
+                    now,
+                );
+            }
+            return;
+        }
+        let wants_ack = envelope.ack() && ref_id.is_some();
+        let dedupe_key = self.dedupe_key();
+        if wants_ack
+            && let Some(id) = &ref_id
+                && !self
+                    .ctx
+                    .dedupe
+                    .first_time(&dedupe_key, id.as_str(), now.mono)
+                {
+                    // A re-sent duplicate: acknowledged again, not processed twice.
+                    self.send_ack(id.clone(), now);
+                    return;
+                }
+        let ack = if wants_ack { ref_id.clone() } else { None };
+        match self.dispatch(&envelope, ack.clone(), now) {
+            Ok(Outcome::Done) => {
+                if let Some(id) = ack {
+                    self.send_ack(id, now);
+                }
+            }
+            Ok(Outcome::Deferred) => {}
+            Err(error) => {
+                if let Some(id) = &ack {
+                    self.ctx.dedupe.forget(&dedupe_key, id.as_str());
+                }
+                self.send_error(error, now);
+            }
+        }
+    }
+
+    /// The connection is gone: leaves every channel, starts the presence grace period of its
+    /// study sessions, releases its per-user slot.
+    pub fn disconnect(&mut self, now: Now) {
+        self.state = State::Closing;
+        self.outbox.close();
+        for channel in std::mem::take(&mut self.channels) {
+            self.ctx.hub.unsubscribe(self.conn, &channel);
+        }
+        lock(&self.ctx.study).disconnect(self.conn, now.mono);
+        if let Some(user) = self.counted_user.take() {
+            self.ctx.user_disconnected(&user);
+        }
+    }
+
+    /// Queues the `ack` of frame `id` (used by the owner after a deferred effect).
+    pub fn send_ack(&mut self, id: MessageId, now: Now) {
+        if let Some(frame) = self.ctx.frame(&Ack { message_id: id }, now) {
+            self.push(frame, now);
+        }
+    }
+
+    /// Queues an `internal` error for frame `ref_id` (a deferred effect failed).
+    pub fn send_internal_error(&mut self, ref_id: Option<MessageId>, now: Now) {
+        self.error_code(
+            ErrorCode::Internal,
+            "the server could not process the message",
+            ref_id,
+            now,
+        );
+    }
+
+    /// Queues a frame.
+    pub fn push(&mut self, frame: Utf8Bytes, now: Now) {
+        self.outbox.push(frame, now.mono);
+    }
+
+    // ----- internals -----
+
+    fn inbound(&mut self, len: usize, now: Now) -> bool {
+        if self.state == State::Closing {
+            return false;
+        }
+        let metrics = &self.ctx.metrics;
+        metrics
+            .frames_received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .bytes_received
+            .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+        self.last_inbound = now.mono;
+        true
+    }
+
+    /// The rate limit: `false` when the frame was refused (and maybe the connection closed).
+    fn admit(&mut self, ref_id: Option<&MessageId>, now: Now) -> bool {
+        if self.bucket.try_take(now.mono) {
+            return true;
+        }
+        self.ctx
+            .metrics
+            .rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.error_code(
+            ErrorCode::RateLimited,
+            "too many messages; slow down",
+            ref_id.cloned(),
+            now,
+        );
+        if self.abuse.hit(now.mono) {
+            self.close(close_code::POLICY, "rate limit exceeded repeatedly");
+        }
+        false
+    }
+
+    fn close(&mut self, code: u16, reason: &'static str) {
+        if self.state != State::Closing {
+            self.state = State::Closing;
+            self.effects.push_back(Effect::Close { code, reason });
+        }
+    }
+
+    fn dedupe_key(&self) -> String {
+        match &self.user {
+            Some(user) => format!("u:{user}"),
+            None => format!("c:{}", self.conn),
+        }
+    }
+
+    fn authenticate(&mut self, token: &str, ref_id: Option<MessageId>, now: Now) {
+        let Some(verifier) = &self.ctx.verifier else {
+            return;
+        };
+        match verifier.verify(token) {
+            Ok(claims) => {
+                if let State::Authenticating { .. } = self.state {
+                    if !self.ctx.user_connected(&claims.sub) {
+                        self.close(
+                            close_code::TOO_MANY_CONNECTIONS,
+                            "too many connections for this user",
+                        );
+                        return;
+                    }
+                    self.counted_user = Some(claims.sub.clone());
+                    self.claims = Some(claims);
+                    self.welcome(now);
+                } else if self.claims.as_ref().is_some_and(|c| c.sub == claims.sub) {
+                    self.claims = Some(claims);
+                    if let Some(id) = ref_id {
+                        self.send_ack(id, now);
+                    }
+                } else {
+                    self.error_code(
+                        ErrorCode::Forbidden,
+                        "a connection cannot change its user",
+                        ref_id,
+                        now,
+                    );
+                }
+            }
+            Err(err) => {
+                let message = match err {
+                    AuthError::Expired => "the token has expired",
+                    _ => "the token is not valid",
+                };
+                self.error_code(ErrorCode::Unauthorized, message, ref_id, now);
+                self.close(close_code::UNAUTHORIZED, "unauthorized");
+            }
+        }
+    }
+
+    fn welcome(&mut self, now: Now) {
+        self.state = State::Ready;
+        let welcome = Welcome {
+            connection_id: self.connection_id.clone(),
+            user_id: self.claims.as_ref().map(|c| c.sub.clone()),
+            protocol: PROTOCOL_VERSION,
+            heartbeat_interval_ms: u64::try_from(self.ctx.config.heartbeat_interval.as_millis())
+                .unwrap_or(u64::MAX),
+            features: features::ALL.iter().map(|f| (*f).to_owned()).collect(),
+            server_time: now.unix_ms,
+        };
+        if let Some(frame) = self.ctx.frame(&welcome, now) {
+            self.push(frame, now);
+        }
+        let status = self.ctx.status();
+        if let Some(frame) = self.ctx.frame(&status, now) {
+            self.push(frame, now);
+        }
+        self.ctx
+            .hub
+            .subscribe_silently(self.conn, &self.outbox, SYSTEM_CHANNEL);
+        self.channels.insert(SYSTEM_CHANNEL.to_owned());
+        if let Some(sub) = self.claims.as_ref().map(|c| c.sub.clone()) {
+            self.bind_user(&sub);
+        }
+    }
+
+    /// The connection's user became known: its channel, its sessions in their grace period,
+    /// its pending notifications.
+    fn bind_user(&mut self, user: &str) {
+        if self.user.is_some() {
+            return;
+        }
+        self.user = Some(user.to_owned());
+        if let Ok(channel) = user_channel(user) {
+            self.ctx
+                .hub
+                .subscribe_silently(self.conn, &self.outbox, &channel);
+            self.channels.insert(channel);
+        }
+        let back = lock(&self.ctx.study).reattach(self.conn, user);
+        for channel in back {
+            self.ctx
+                .hub
+                .subscribe_silently(self.conn, &self.outbox, &channel);
+            self.channels.insert(channel);
+        }
+        self.effects.push_back(Effect::DeliverPending {
+            user_id: user.to_owned(),
+        });
+    }
+
+    fn principal(&self) -> Principal<'_> {
+        Principal {
+            auth_on: self.ctx.auth_enabled(),
+            claims: self.claims.as_ref(),
+            user: self.user.as_deref(),
+        }
+    }
+
+    /// With auth on, a payload `userId` must be `sub`; with auth off the first one names the
+    /// connection's user.
+    fn check_user(&mut self, user_id: &str) -> Result<(), ErrorPayload> {
+        if let Some(claims) = &self.claims {
+            if claims.sub != user_id {
+                return Err(error(
+                    ErrorCode::Forbidden,
+                    "`userId` is not the authenticated user",
+                ));
+            }
+        } else if !self.ctx.auth_enabled() {
+            self.bind_user(user_id);
+        }
+        Ok(())
+    }
+
+    fn dispatch(
+        &mut self,
+        envelope: &Envelope,
+        ack: Option<MessageId>,
+        now: Now,
+    ) -> Result<Outcome, ErrorPayload> {
+        let ref_id = envelope.message_id().cloned();
+        let with_ref = |mut e: ErrorPayload| {
+            e.ref_id.clone_from(&ref_id);
+            e
+        };
+        if envelope.kind() == cerebrum_protocol::Ping::TYPE {
+            // The payload is echoed byte for byte.
+            let pong = Envelope::new("pong", envelope.payload().to_owned())
+                .map_err(|e| protocol(&e, ref_id.clone()))?
+                .stamped(&self.ctx.ids, now.unix_ms);
+            self.push(Utf8Bytes::from(encode(&pong)), now);
+            return Ok(Outcome::Done);
+        }
+        let message =
+            ClientMessage::from_envelope(envelope).map_err(|e| protocol(&e, ref_id.clone()))?;
+        match message {
+            ClientMessage::StudySessionStart(start) => {
+                self.study_start(&start, now).map_err(with_ref)?;
+                Ok(Outcome::Done)
+            }
+            ClientMessage::StudySessionEnd(end) => {
+                self.study_end(&end, ack, now).map_err(with_ref)?;
+                Ok(Outcome::Deferred)
+            }
+            ClientMessage::Subscribe(subscribe) => {
+                self.subscribe(&subscribe, now).map_err(with_ref)?;
+                Ok(Outcome::Done)
+            }
+            ClientMessage::Unsubscribe(unsubscribe) => {
+                self.unsubscribe(&unsubscribe, now).map_err(with_ref)?;
+                Ok(Outcome::Done)
+            }
+            ClientMessage::Auth(auth) => {
+                if self.ctx.auth_enabled() {
+                    self.authenticate(&auth.token, None, now);
+                }
+                Ok(Outcome::Done)
+            }
+            ClientMessage::Ack(client_ack) => match &self.user {
+                Some(user) => {
+                    self.effects.push_back(Effect::AckNotification {
+                        user_id: user.clone(),
+                        notification_id: client_ack.message_id,
+                        ack,
+                    });
+                    Ok(Outcome::Deferred)
+                }
+                None => Ok(Outcome::Done),
+            },
+            ClientMessage::Ping(_) => Ok(Outcome::Done),
+            _ => match envelope.channel() {
+                Some(channel) => {
+                    let channel = channel.to_owned();
+                    self.publish(&channel, envelope, now).map_err(with_ref)?;
+                    Ok(Outcome::Done)
+                }
+                None => Err(with_ref(error(
+                    ErrorCode::UnknownType,
+                    &format!(
+                        "unknown message type `{}` (app messages need a `channel`)",
+                        envelope.kind()
+                    ),
+                ))),
+            },
+        }
+    }
+
+    fn study_start(&mut self, start: &StudySessionStart, now: Now) -> Result<(), ErrorPayload> {
+        self.check_user(&start.user_id)?;
+        let channel = session_channel(&start.topic).map_err(|e| protocol(&e, None))?;
+        let name = self
+            .claims
+            .as_ref()
+            .and_then(|c| c.name.clone())
+            .unwrap_or_else(|| start.user_id.clone());
+        let participant = {
+            let mut study = lock(&self.ctx.study);
+            let joined = study.start(
+                self.conn,
+                &start.user_id,
+                &name,
+                &start.topic,
+                &channel,
+                now,
+            );
+            match joined {
+                Joined::New => study.participant(&start.user_id, &channel).cloned(),
+                _ => None,
+            }
+        };
+        if let Some(participant) = participant {
+            self.ctx
+                .hub
+                .broker()
+                .presence_join(&channel, participant)
+                .map_err(|_| internal())?;
+        }
+        self.ctx
+            .hub
+            .subscribe_silently(self.conn, &self.outbox, &channel);
+        self.channels.insert(channel.clone());
+        self.ctx.publish_session_update(&channel, &start.topic, now);
+        Ok(())
+    }
+
+    fn study_end(
+        &mut self,
+        end: &StudySessionEnd,
+        ack: Option<MessageId>,
+        now: Now,
+    ) -> Result<(), ErrorPayload> {
+        self.check_user(&end.user_id)?;
+        let channel = session_channel(&end.topic).map_err(|e| protocol(&e, None))?;
+        let finished = lock(&self.ctx.study).end(&end.user_id, &channel, now);
+        if let Some(finished) = &finished {
+            let _ = self.ctx.hub.broker().presence_leave(&channel, &end.user_id);
+            self.ctx.hub.unsubscribe(self.conn, &channel);
+            self.channels.remove(&channel);
+            self.ctx
+                .publish_session_update(&channel, &finished.topic, now);
+        }
+        self.effects.push_back(Effect::FinishStudy {
+            user_id: end.user_id.clone(),
+            finished,
+            ack,
+        });
+        Ok(())
+    }
+
+    fn subscribe(&mut self, subscribe: &Subscribe, now: Now) -> Result<(), ErrorPayload> {
+        let channel = subscribe.channel.as_str();
+        if !self.principal().may_subscribe(channel) {
+            return Err(error(
+                ErrorCode::Forbidden,
+                "not allowed to subscribe to this channel",
+            ));
+        }
+        if let Namespace::User(user) = Namespace::of(channel)
+            && self.user.is_none() {
+                let user = user.to_owned();
+                self.bind_user(&user);
+            }
+        self.ctx
+            .hub
+            .subscribe(
+                self.conn,
+                &self.outbox,
+                channel,
+                subscribe.since.as_ref(),
+                now,
+            )
+            .map_err(|_| internal())?;
+        self.channels.insert(channel.to_owned());
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, unsubscribe: &Unsubscribe, now: Now) -> Result<(), ErrorPayload> {
+        let channel = unsubscribe.channel.as_str();
+        if channel == SYSTEM_CHANNEL {
+            return Err(error(
+                ErrorCode::Forbidden,
+                "the `system` channel cannot be left",
+            ));
+        }
+        if !self.channels.remove(channel) || !self.ctx.hub.unsubscribe(self.conn, channel) {
+            return Err(error(
+                ErrorCode::NotSubscribed,
+                "not subscribed to this channel",
+            ));
+        }
+        let done = Unsubscribed {
+            channel: channel.to_owned(),
+        };
+        if let Some(frame) = self.ctx.frame(&done, now) {
+            self.push(frame, now);
+        }
+        Ok(())
+    }
+
+    fn publish(
+        &mut self,
+        channel: &str,
+        envelope: &Envelope,
+        now: Now,
+    ) -> Result<(), ErrorPayload> {
+        if !self.principal().may_publish(channel) {
+            return Err(error(
+                ErrorCode::Forbidden,
+                "not allowed to publish to this channel",
+            ));
+        }
+        if !self.channels.contains(channel) {
+            return Err(error(
+                ErrorCode::NotSubscribed,
+                "subscribe to the channel before publishing to it",
+            ));
+        }
+        if let Some(claims) = &self.claims
+            && let Ok(probe) = serde_json::from_str::<UserIdProbe>(envelope.payload().get())
+                && probe
+                    .user_id
+                    .is_some_and(|id| id.as_str() != Some(claims.sub.as_str()))
+                {
+                    return Err(error(
+                        ErrorCode::Forbidden,
+                        "`userId` is not the authenticated user",
+                    ));
+                }
+        let mut publication = envelope.clone().with_ack(false);
+        if publication.timestamp().is_none() {
+            publication = publication.with_timestamp(now.unix_ms);
+        }
+        if publication.message_id().is_none() {
+            publication = publication.with_message_id(self.ctx.ids.next(now.unix_ms));
+        }
+        self.ctx
+            .hub
+            .publish(channel, publication, now)
+            .map_err(|_| internal())?;
+        Ok(())
+    }
+
+    fn protocol_error(&mut self, err: &ProtocolError, ref_id: Option<MessageId>, now: Now) {
+        self.send_error(protocol(err, ref_id), now);
+    }
+
+    fn error_code(&mut self, code: ErrorCode, message: &str, ref_id: Option<MessageId>, now: Now) {
+        let mut payload = error(code, message);
+        payload.ref_id = ref_id;
+        self.send_error(payload, now);
+    }
+
+    fn send_error(&mut self, payload: ErrorPayload, now: Now) {
+        self.ctx.metrics.error(&payload.code);
+        if let Some(frame) = self.ctx.frame(&payload, now) {
+            self.push(frame, now);
+        }
+    }
+}
+
+fn error(code: ErrorCode, message: &str) -> ErrorPayload {
+    ErrorPayload {
+        code,
+        message: message.to_owned(),
+        ref_id: None,
+    }
+}
+
+fn protocol(err: &ProtocolError, ref_id: Option<MessageId>) -> ErrorPayload {
+    ErrorPayload::from_protocol_error(err, ref_id)
+}
+
+fn internal() -> ErrorPayload {
+    error(
+        ErrorCode::Internal,
+        "the server could not process the message",
+    )
+}
+
+#[cfg(test)]
+mod tests;

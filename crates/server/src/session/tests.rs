@@ -1,0 +1,576 @@
+#![allow(clippy::field_reassign_with_default)]
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use super::*;
+use crate::ServerConfig;
+use crate::auth::{JwtKey, mint_hs256};
+use crate::broker::MemoryBroker;
+
+fn ctx_with(config: ServerConfig) -> Arc<Context> {
+    Context::new(
+        config,
+        Arc::new(MemoryBroker::new(100, Duration::from_secs(300))),
+    )
+    .unwrap()
+}
+
+fn ctx() -> Arc<Context> {
+    ctx_with(ServerConfig::default())
+}
+
+fn auth_ctx() -> Arc<Context> {
+    let mut config = ServerConfig::default();
+    config.jwt = Some(JwtKey::hs256("secret"));
+    ctx_with(config)
+}
+
+struct Client {
+    session: Session,
+    outbox: Arc<Outbox>,
+}
+
+impl Client {
+    fn new(ctx: &Arc<Context>, token: Option<&str>, now: Now) -> Self {
+        let outbox = Outbox::new(1024);
+        let session = Session::new(ctx.clone(), outbox.clone(), token, now);
+        Self { session, outbox }
+    }
+
+    fn frames(&self) -> Vec<Value> {
+        let mut frames = Vec::new();
+        self.outbox.drain_into(&mut frames);
+        frames
+            .iter()
+            .map(|f| serde_json::from_str(f.text.as_str()).unwrap())
+            .collect()
+    }
+
+    fn texts(&self) -> Vec<String> {
+        let mut frames = Vec::new();
+        self.outbox.drain_into(&mut frames);
+        frames.iter().map(|f| f.text.as_str().to_owned()).collect()
+    }
+
+    fn send(&mut self, text: &str, now: Now) -> Vec<Value> {
+        self.session.handle_text(text, now);
+        self.frames()
+    }
+
+    fn effects(&mut self) -> Vec<Effect> {
+        std::iter::from_fn(|| self.session.poll_effect()).collect()
+    }
+}
+
+fn types(frames: &[Value]) -> Vec<&str> {
+    frames
+        .iter()
+        .map(|f| f["type"].as_str().unwrap_or(""))
+        .collect()
+}
+
+fn only_error(frames: &[Value]) -> (String, Option<String>, String) {
+    assert_eq!(types(frames), vec!["error"], "{frames:?}");
+    let payload = &frames[0]["payload"];
+    (
+        payload["code"].as_str().unwrap().to_owned(),
+        payload["refId"].as_str().map(str::to_owned),
+        payload["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn welcome_then_system_status_first() {
+    let ctx = ctx();
+    let now = Now::current();
+    let client = Client::new(&ctx, None, now);
+    let frames = client.frames();
+    assert_eq!(types(&frames), vec!["welcome", "system_status"]);
+    let welcome = &frames[0]["payload"];
+    assert_eq!(welcome["protocol"], 1);
+    assert_eq!(welcome["heartbeatIntervalMs"], 30_000);
+    assert_eq!(
+        welcome["features"],
+        serde_json::json!(["ack", "channels", "presence", "resume"])
+    );
+    assert!(welcome.get("userId").is_none());
+    assert!(
+        welcome["connectionId"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+}
+
+#[test]
+fn ping_is_answered_with_the_payload_byte_for_byte() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    client.session.handle_text(
+        r#"{"type":"ping","payload":{"nonce": 7,  "b":[1.50, "x"]},"messageId":"p1"}"#,
+        now,
+    );
+    let texts = client.texts();
+    assert_eq!(texts.len(), 1);
+    assert!(
+        texts[0].starts_with(r#"{"type":"pong","payload":{"nonce": 7,  "b":[1.50, "x"]},"#),
+        "{}",
+        texts[0]
+    );
+}
+
+#[test]
+fn every_frame_error_has_its_code_and_ref_id_and_keeps_the_connection() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    let cases = [
+        ("{not json", "invalid_json", None),
+        ("[1,2]", "invalid_envelope", None),
+        (r#"{"payload":{}}"#, "invalid_envelope", None),
+        (r#"{"type":"Bad Type"}"#, "invalid_envelope", None),
+        (r#"{"type":"x","messageId":""}"#, "invalid_envelope", None),
+        (
+            r#"{"type":"no_such_type","messageId":"m1"}"#,
+            "unknown_type",
+            Some("m1"),
+        ),
+        (
+            r#"{"type":"study_session_start","payload":{"topic":"Genetics"},"messageId":"m2"}"#,
+            "validation_failed",
+            Some("m2"),
+        ),
+        (
+            r#"{"type":"subscribe","payload":{"channel":"bad channel"},"messageId":"m3"}"#,
+            "validation_failed",
+            Some("m3"),
+        ),
+        (
+            r#"{"type":"unsubscribe","payload":{"channel":"chat:1"},"messageId":"m4"}"#,
+            "not_subscribed",
+            Some("m4"),
+        ),
+        (
+            r#"{"type":"chat.msg","channel":"chat:1","payload":{},"messageId":"m5"}"#,
+            "not_subscribed",
+            Some("m5"),
+        ),
+        (
+            r#"{"type":"x","channel":"system","payload":{},"messageId":"m6"}"#,
+            "forbidden",
+            Some("m6"),
+        ),
+        (
+            r#"{"type":"unsubscribe","payload":{"channel":"system"},"messageId":"m7"}"#,
+            "forbidden",
+            Some("m7"),
+        ),
+    ];
+    for (i, (frame, code, ref_id)) in cases.into_iter().enumerate() {
+        let frames = client.send(frame, now.plus_ms(i as u64 * 100));
+        let (got, got_ref, message) = only_error(&frames);
+        assert_eq!(
+            (got.as_str(), got_ref.as_deref()),
+            (code, ref_id),
+            "{frame}"
+        );
+        if code == "validation_failed" && frame.contains("study_session_start") {
+            assert!(message.contains("userId"), "{message}");
+        }
+    }
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let (code, _, _) = only_error(&client.send(&deep, now.plus_ms(5_000)));
+    assert_eq!(code, "validation_failed");
+    client.session.handle_binary(3, now.plus_ms(5_100));
+    let (code, _, _) = only_error(&client.frames());
+    assert_eq!(code, "unsupported_frame");
+    assert!(client.effects().is_empty());
+    assert!(client.session.is_ready());
+    assert_eq!(ctx.metrics.errors_of(&ErrorCode::Forbidden), 2);
+}
+
+#[test]
+fn a_failed_ack_frame_gets_the_error_and_no_ack() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    let frames = client.send(
+        r#"{"type":"x.y","channel":"chat:1","ack":true,"messageId":"a1"}"#,
+        now,
+    );
+    let (code, ref_id, _) = only_error(&frames);
+    assert_eq!(
+        (code.as_str(), ref_id.as_deref()),
+        ("not_subscribed", Some("a1"))
+    );
+    // Once subscribed, the same id is processed (the failure was not remembered).
+    client.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    let frames = client.send(
+        r#"{"type":"x.y","channel":"chat:1","ack":true,"messageId":"a1"}"#,
+        now,
+    );
+    assert_eq!(types(&frames), vec!["x.y", "ack"]);
+    assert_eq!(frames[1]["payload"]["messageId"], "a1");
+}
+
+#[test]
+fn a_duplicate_ack_request_is_acked_again_and_processed_once() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    client.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    let frame = r#"{"type":"chat.msg","channel":"chat:1","payload":{"t":1},"ack":true,"messageId":"dup-1"}"#;
+    let first = client.send(frame, now);
+    assert_eq!(types(&first), vec!["chat.msg", "ack"]);
+    assert_eq!(first[0]["offset"], 1);
+    let second = client.send(frame, now);
+    assert_eq!(types(&second), vec!["ack"]);
+    // A reconnect of the same (anonymous) connection key is another connection: but the same
+    // user across connections shares the window.
+    let third = client.send(
+        r#"{"type":"chat.msg","channel":"chat:1","payload":{"t":2},"ack":true,"messageId":"dup-2"}"#,
+        now,
+    );
+    assert_eq!(third[0]["offset"], 2);
+}
+
+#[test]
+fn duplicates_are_recognised_across_connections_of_one_user() {
+    let ctx = auth_ctx();
+    let now = Now::current();
+    let token = mint_hs256(b"secret", "ada", None, 3600, Some(vec!["chat:*".into()])).unwrap();
+    let mut a = Client::new(&ctx, Some(&token), now);
+    let mut b = Client::new(&ctx, Some(&token), now);
+    a.frames();
+    b.frames();
+    a.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    b.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    let frame = r#"{"type":"chat.msg","channel":"chat:1","ack":true,"messageId":"same"}"#;
+    a.send(frame, now);
+    let again = b.send(frame, now);
+    // b saw a's publication once, then only the ack of its own duplicate.
+    assert_eq!(types(&again), vec!["chat.msg", "ack"]);
+}
+
+#[test]
+fn the_rate_limit_refuses_past_the_burst_and_closes_after_repeated_abuse() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    for _ in 0..40 {
+        client.session.handle_text(r#"{"type":"ping"}"#, now);
+    }
+    assert_eq!(types(&client.frames()), vec!["pong"; 40]);
+    for i in 0..4 {
+        let (code, _, _) = only_error(&client.send(r#"{"type":"ping","messageId":"r"}"#, now));
+        assert_eq!(code, "rate_limited", "hit {i}");
+        assert!(client.effects().is_empty());
+    }
+    let (code, ref_id, _) = only_error(&client.send(r#"{"type":"ping","messageId":"r"}"#, now));
+    assert_eq!(
+        (code.as_str(), ref_id.as_deref()),
+        ("rate_limited", Some("r"))
+    );
+    assert_eq!(
+        client.effects(),
+        vec![Effect::Close {
+            code: close_code::POLICY,
+            reason: "rate limit exceeded repeatedly"
+        }]
+    );
+    assert_eq!(
+        ctx.metrics
+            .rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed),
+        5
+    );
+}
+
+#[test]
+fn rate_limit_zero_turns_it_off() {
+    let mut config = ServerConfig::default();
+    config.rate_limit_per_sec = 0.0;
+    let ctx = ctx_with(config);
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    for _ in 0..500 {
+        client.session.handle_text(r#"{"type":"ping"}"#, now);
+    }
+    assert_eq!(client.frames().len(), 500);
+}
+
+proptest! {
+    /// Over simulated time, the session admits no more than burst + rate × elapsed frames.
+    #[test]
+    fn the_session_admits_exactly_the_configured_budget(gaps in proptest::collection::vec(0u64..120, 1..200)) {
+        let mut config = ServerConfig::default();
+        config.abuse_limit = usize::MAX;
+        let ctx = ctx_with(config);
+        let start = Now::current();
+        let mut client = Client::new(&ctx, None, start);
+        client.frames();
+        let mut now = start;
+        let mut pongs = 0usize;
+        for gap in gaps {
+            now = now.plus_ms(gap);
+            let frames = client.send(r#"{"type":"ping"}"#, now);
+            pongs += types(&frames).iter().filter(|t| **t == "pong").count();
+            let elapsed = now.mono.duration_since(start.mono).as_secs_f64();
+            prop_assert!(pongs as f64 <= 40.0 + 20.0 * elapsed + 1e-6);
+        }
+    }
+}
+
+#[test]
+fn silence_closes_1001_after_twice_the_heartbeat() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    let idle_at = client.session.poll_timeout();
+    assert_eq!(idle_at, now.mono + Duration::from_secs(60));
+    client.session.handle_timeout(now.plus_ms(59_999));
+    assert!(client.effects().is_empty());
+    client
+        .session
+        .handle_text(r#"{"type":"ping"}"#, now.plus_ms(59_999));
+    client.session.handle_timeout(now.plus_ms(60_000));
+    assert!(client.effects().is_empty());
+    client.session.handle_timeout(now.plus_ms(119_999));
+    assert_eq!(
+        client.effects(),
+        vec![Effect::Close {
+            code: close_code::GOING_AWAY,
+            reason: "idle"
+        }]
+    );
+}
+
+#[test]
+fn auth_on_waits_for_a_token_and_closes_4001_without_one() {
+    let ctx = auth_ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    assert!(client.frames().is_empty());
+    let (code, _, _) = only_error(&client.send(r#"{"type":"ping"}"#, now));
+    assert_eq!(code, "unauthorized");
+    assert_eq!(
+        client.session.poll_timeout(),
+        now.mono + Duration::from_secs(10)
+    );
+    client.session.handle_timeout(now.plus_ms(10_000));
+    assert_eq!(
+        client.effects(),
+        vec![Effect::Close {
+            code: close_code::UNAUTHORIZED,
+            reason: "no token before the deadline"
+        }]
+    );
+}
+
+#[test]
+fn an_auth_frame_with_a_bad_token_is_unauthorized_and_closes_4001() {
+    let ctx = auth_ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    let bad = mint_hs256(b"other", "ada", None, 3600, None).unwrap();
+    let frames = client.send(
+        &format!(r#"{{"type":"auth","payload":{{"token":"{bad}"}},"messageId":"au"}}"#),
+        now,
+    );
+    let (code, ref_id, _) = only_error(&frames);
+    assert_eq!(
+        (code.as_str(), ref_id.as_deref()),
+        ("unauthorized", Some("au"))
+    );
+    assert!(matches!(
+        client.effects()[..],
+        [Effect::Close {
+            code: close_code::UNAUTHORIZED,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_valid_auth_frame_gets_welcome_with_the_user_and_payload_users_must_match() {
+    let ctx = auth_ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    let token = mint_hs256(b"secret", "ada", Some("Ada"), 3600, None).unwrap();
+    let frames = client.send(
+        &format!(r#"{{"type":"auth","payload":{{"token":"{token}"}}}}"#),
+        now,
+    );
+    assert_eq!(types(&frames), vec!["welcome", "system_status"]);
+    assert_eq!(frames[0]["payload"]["userId"], "ada");
+    assert_eq!(
+        client.effects(),
+        vec![Effect::DeliverPending {
+            user_id: "ada".into()
+        }]
+    );
+    let (code, ref_id, _) = only_error(&client.send(
+        r#"{"type":"study_session_start","payload":{"userId":"bob","topic":"Genetics"},"messageId":"s1"}"#,
+        now,
+    ));
+    assert_eq!(
+        (code.as_str(), ref_id.as_deref()),
+        ("forbidden", Some("s1"))
+    );
+    // Without the channels claim, app channels are forbidden; user channels of others too.
+    for channel in ["chat:1", "user:bob"] {
+        let (code, _, _) = only_error(&client.send(
+            &format!(r#"{{"type":"subscribe","payload":{{"channel":"{channel}"}}}}"#),
+            now,
+        ));
+        assert_eq!(code, "forbidden");
+    }
+    let frames = client.send(
+        r#"{"type":"subscribe","payload":{"channel":"session:genetics"}}"#,
+        now,
+    );
+    assert_eq!(types(&frames), vec!["subscribed"]);
+}
+
+#[test]
+fn the_connections_per_user_limit_closes_the_newest_with_4029() {
+    let mut config = ServerConfig::default();
+    config.jwt = Some(JwtKey::hs256("secret"));
+    config.max_connections_per_user = 2;
+    let ctx = ctx_with(config);
+    let now = Now::current();
+    let token = mint_hs256(b"secret", "ada", None, 3600, None).unwrap();
+    let mut a = Client::new(&ctx, Some(&token), now);
+    let mut b = Client::new(&ctx, Some(&token), now);
+    let mut c = Client::new(&ctx, Some(&token), now);
+    assert!(a.session.is_ready() && b.session.is_ready());
+    assert!(matches!(
+        c.effects()[..],
+        [Effect::Close {
+            code: close_code::TOO_MANY_CONNECTIONS,
+            ..
+        }]
+    ));
+    a.effects();
+    a.session.disconnect(now);
+    let mut d = Client::new(&ctx, Some(&token), now);
+    assert!(d.session.is_ready());
+    let _ = (b.effects(), d.effects());
+}
+
+#[test]
+fn study_sessions_update_every_member_and_end_with_a_store_effect() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut ada = Client::new(&ctx, None, now);
+    let mut bob = Client::new(&ctx, None, now);
+    ada.frames();
+    bob.frames();
+    let frames = ada.send(
+        r#"{"type":"study_session_start","payload":{"userId":"ada","topic":"Cell Biology"}}"#,
+        now,
+    );
+    assert_eq!(types(&frames), vec!["collaborative_session_update"]);
+    assert_eq!(frames[0]["channel"], "session:cell-biology");
+    assert_eq!(frames[0]["payload"]["activeUsers"], 1);
+    assert_eq!(
+        ada.effects(),
+        vec![Effect::DeliverPending {
+            user_id: "ada".into()
+        }]
+    );
+    bob.send(
+        r#"{"type":"study_session_start","payload":{"userId":"bob","topic":"cell biology"}}"#,
+        now.plus_ms(1000),
+    );
+    let update = ada.frames();
+    assert_eq!(update[0]["payload"]["activeUsers"], 2);
+    let names: Vec<&str> = update[0]["payload"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["userId"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["ada", "bob"]);
+    bob.effects();
+    let frames = bob.send(
+        r#"{"type":"study_session_end","payload":{"userId":"bob","topic":"Cell Biology"},"ack":true,"messageId":"e1"}"#,
+        now.plus_ms(61_000),
+    );
+    // No ack yet: it follows the store write.
+    assert!(types(&frames).iter().all(|t| *t != "ack"));
+    let effects = bob.effects();
+    match &effects[..] {
+        [
+            Effect::FinishStudy {
+                user_id,
+                finished: Some(done),
+                ack: Some(ack),
+            },
+        ] => {
+            assert_eq!(user_id, "bob");
+            assert_eq!(done.duration_secs, 60.0);
+            assert_eq!(ack.as_str(), "e1");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let update = ada.frames();
+    assert_eq!(update[0]["payload"]["activeUsers"], 1);
+}
+
+#[test]
+fn app_publications_reach_subscribers_in_offset_order() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut a = Client::new(&ctx, None, now);
+    let mut b = Client::new(&ctx, None, now);
+    a.frames();
+    b.frames();
+    let sub = a.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    assert_eq!(sub[0]["payload"]["offset"], 0);
+    b.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    for i in 0..5 {
+        a.send(
+            &format!(r#"{{"type":"chat.msg","channel":"chat:1","payload":{{"i":{i}}}}}"#),
+            now,
+        );
+    }
+    let offsets: Vec<u64> = b
+        .frames()
+        .iter()
+        .map(|f| f["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, vec![1, 2, 3, 4, 5]);
+    let unsub = b.send(
+        r#"{"type":"unsubscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    assert_eq!(types(&unsub), vec!["unsubscribed"]);
+}

@@ -1,0 +1,360 @@
+//! The embedded [`Store`]: one SQLite file in the data directory, WAL mode, versioned
+//! migrations.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use cerebrum_protocol::Notification;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::outbox::lock;
+use crate::store::{Store, StoreError, StudyRecord, utc_day};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "cerebrum.sqlite3";
+
+/// The migrations, in order; `schema_migrations` records which ran.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE study_totals (
+        user_id TEXT PRIMARY KEY,
+        total_hours REAL NOT NULL,
+        last_session_secs REAL NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE TABLE study_days (
+        user_id TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        hours REAL NOT NULL,
+        sessions INTEGER NOT NULL,
+        PRIMARY KEY (user_id, day)
+    );
+    CREATE TABLE notifications (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        user_id TEXT,
+        payload TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX notifications_user ON notifications (user_id);
+    CREATE TABLE notification_acks (
+        notification_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        acked_ms INTEGER NOT NULL,
+        PRIMARY KEY (notification_id, user_id)
+    );",
+)];
+
+/// The SQLite store.
+///
+/// ```
+/// use cerebrum_server::{sqlite::SqliteStore, store::Store};
+/// let dir = std::env::temp_dir().join(format!("cerebrum-doc-{}", std::process::id()));
+/// let store = SqliteStore::open(&dir)?;
+/// let record = store.record_session("ada", 1800.0, 1_732_752_000_000)?;
+/// assert_eq!(record.total_hours, 0.5);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), cerebrum_server::store::StoreError>(())
+/// ```
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn db(err: rusqlite::Error) -> StoreError {
+    StoreError::Database(err.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating it and the directory when needed) the database in `data_dir` and runs
+    /// the migrations it lacks.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let mut conn = Connection::open(data_dir.join(DB_FILE)).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_ms INTEGER NOT NULL
+            );",
+        )
+        .map_err(db)?;
+        let current: i64 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(db)?;
+        for (version, sql) in MIGRATIONS {
+            if *version > current {
+                let tx = conn.transaction().map_err(db)?;
+                tx.execute_batch(sql).map_err(db)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
+                    params![version, now_ms()],
+                )
+                .map_err(db)?;
+                tx.commit().map_err(db)?;
+            }
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The schema version the database is at.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        lock(&self.conn)
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
+                row.get(0)
+            })
+            .map_err(db)
+    }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(crate::clock::unix_ms()).unwrap_or(i64::MAX)
+}
+
+fn record(conn: &Connection, user_id: &str, now_ms: u64) -> Result<StudyRecord, StoreError> {
+    let totals: Option<(f64, f64)> = conn
+        .query_row(
+            "SELECT total_hours, last_session_secs FROM study_totals WHERE user_id = ?1",
+            params![user_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    let (total_hours, last_session_secs) = totals.unwrap_or((0.0, 0.0));
+    let today = utc_day(now_ms);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT day, hours FROM study_days WHERE user_id = ?1 AND day <= ?2 ORDER BY day DESC",
+        )
+        .map_err(db)?;
+    let days = stmt
+        .query_map(params![user_id, today], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?))
+        })
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?;
+    let today_hours = days
+        .iter()
+        .find(|(day, _)| *day == today)
+        .map_or(0.0, |(_, h)| *h);
+    let mut streak = 0u32;
+    if let Some((first, _)) = days.first()
+        && (*first == today || *first == today - 1) {
+            let mut expected = *first;
+            for (day, _) in &days {
+                if *day == expected {
+                    streak += 1;
+                    expected -= 1;
+                } else {
+                    break;
+                }
+            }
+        }
+    Ok(StudyRecord {
+        total_hours,
+        today_hours,
+        last_session_secs,
+        streak,
+    })
+}
+
+impl Store for SqliteStore {
+    fn record_session(
+        &self,
+        user_id: &str,
+        duration_secs: f64,
+        ended_ms: u64,
+    ) -> Result<StudyRecord, StoreError> {
+        let duration_secs = if duration_secs.is_finite() {
+            duration_secs.max(0.0)
+        } else {
+            0.0
+        };
+        let hours = duration_secs / 3600.0;
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction().map_err(db)?;
+        let ended = i64::try_from(ended_ms).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO study_totals (user_id, total_hours, last_session_secs, updated_ms)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_id) DO UPDATE SET
+                total_hours = total_hours + excluded.total_hours,
+                last_session_secs = excluded.last_session_secs,
+                updated_ms = excluded.updated_ms",
+            params![user_id, hours, duration_secs, ended],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "INSERT INTO study_days (user_id, day, hours, sessions) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT (user_id, day) DO UPDATE SET
+                hours = hours + excluded.hours, sessions = sessions + 1",
+            params![user_id, utc_day(ended_ms), hours],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        record(&conn, user_id, ended_ms.max(crate::clock::unix_ms()))
+    }
+
+    fn study_record(&self, user_id: &str, now_ms: u64) -> Result<StudyRecord, StoreError> {
+        record(&lock(&self.conn), user_id, now_ms)
+    }
+
+    fn save_notification(
+        &self,
+        notification: &Notification,
+        user_id: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(notification)
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        lock(&self.conn)
+            .execute(
+                "INSERT INTO notifications (id, user_id, payload, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    notification.id,
+                    user_id,
+                    payload,
+                    i64::try_from(now_ms).unwrap_or(i64::MAX)
+                ],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn pending_notifications(&self, user_id: &str) -> Result<Vec<Notification>, StoreError> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT n.payload FROM notifications n
+                 WHERE (n.user_id = ?1 OR n.user_id IS NULL)
+                   AND NOT EXISTS (SELECT 1 FROM notification_acks a
+                                   WHERE a.notification_id = n.id AND a.user_id = ?1)
+                 ORDER BY n.seq",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![user_id], |row| row.get::<_, String>(0))
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        rows.iter()
+            .map(|text| {
+                serde_json::from_str(text).map_err(|err| StoreError::Corrupt(err.to_string()))
+            })
+            .collect()
+    }
+
+    fn ack_notification(&self, user_id: &str, id: &str, now_ms: u64) -> Result<bool, StoreError> {
+        let conn = lock(&self.conn);
+        let theirs: Option<i64> = conn
+            .query_row(
+                "SELECT seq FROM notifications WHERE id = ?1 AND (user_id = ?2 OR user_id IS NULL)",
+                params![id, user_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        if theirs.is_none() {
+            return Ok(false);
+        }
+        conn.execute(
+            "INSERT OR IGNORE INTO notification_acks (notification_id, user_id, acked_ms) VALUES (?1, ?2, ?3)",
+            params![id, user_id, i64::try_from(now_ms).unwrap_or(i64::MAX)],
+        )
+        .map_err(db)?;
+        Ok(true)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        lock(&self.conn)
+            .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        lock(&self.conn)
+            .execute_batch("PRAGMA wal_checkpoint(PASSIVE);")
+            .map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cerebrum_protocol::{NotificationKind, Priority};
+
+    const DAY: u64 = 86_400_000;
+
+    #[test]
+    fn sessions_add_exact_hours_and_streaks_count_consecutive_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 1);
+        let day0 = 20_000 * DAY + 3_600_000;
+        store.record_session("u", 1800.0, day0).unwrap();
+        store.record_session("u", 900.0, day0 + DAY).unwrap();
+        store.record_session("u", 900.0, day0 + 2 * DAY).unwrap();
+        let record = store.study_record("u", day0 + 2 * DAY).unwrap();
+        assert_eq!(record.total_hours, 1.0);
+        assert_eq!(record.today_hours, 0.25);
+        assert_eq!(record.last_session_secs, 900.0);
+        assert_eq!(record.streak, 3);
+        assert_eq!(record.to_metrics("u", 2.0).progress, 12.5);
+        // Yesterday still counts; two days later the streak is broken.
+        assert_eq!(store.study_record("u", day0 + 3 * DAY).unwrap().streak, 3);
+        assert_eq!(store.study_record("u", day0 + 4 * DAY).unwrap().streak, 0);
+        drop(store);
+        // Reopening keeps everything and does not re-run migrations.
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.study_record("u", day0 + 2 * DAY).unwrap().total_hours,
+            1.0
+        );
+    }
+
+    #[test]
+    fn notifications_are_pending_until_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let note = |id: &str| Notification {
+            id: id.into(),
+            title: "t".into(),
+            message: "m".into(),
+            kind: NotificationKind::Info,
+            priority: Priority::Low,
+            action_url: None,
+            action_text: None,
+        };
+        store.save_notification(&note("a"), Some("u"), 1).unwrap();
+        store.save_notification(&note("b"), None, 2).unwrap();
+        store.save_notification(&note("c"), Some("v"), 3).unwrap();
+        let ids = |user| {
+            store
+                .pending_notifications(user)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("u"), vec!["a", "b"]);
+        assert!(store.ack_notification("u", "a", 4).unwrap());
+        assert!(!store.ack_notification("u", "c", 4).unwrap());
+        assert_eq!(ids("u"), vec!["b"]);
+        assert_eq!(ids("v"), vec!["b", "c"]);
+        store.ping().unwrap();
+        store.flush().unwrap();
+    }
+}

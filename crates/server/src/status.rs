@@ -1,0 +1,79 @@
+//! System status from real checks: the database answers, the data directory is writable, the
+//! broker is reachable.
+
+use std::path::Path;
+use std::time::Instant;
+
+use cerebrum_protocol::{OverallStatus, Services, SystemStatus};
+
+/// The results of one round of checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checks {
+    /// `SELECT 1` answered.
+    pub database: bool,
+    /// A temporary file could be written in the data directory.
+    pub storage: bool,
+    /// The broker is reachable.
+    pub cache: bool,
+}
+
+impl Checks {
+    /// The overall status these checks give: `outage` without a database, `degraded` when
+    /// another service is down, `operational` otherwise.
+    ///
+    /// ```
+    /// use cerebrum_protocol::OverallStatus;
+    /// use cerebrum_server::status::Checks;
+    /// let all = Checks { database: true, storage: true, cache: true };
+    /// assert_eq!(all.overall(), OverallStatus::Operational);
+    /// assert_eq!(Checks { storage: false, ..all }.overall(), OverallStatus::Degraded);
+    /// assert_eq!(Checks { database: false, ..all }.overall(), OverallStatus::Outage);
+    /// ```
+    #[must_use]
+    pub fn overall(&self) -> OverallStatus {
+        if !self.database {
+            OverallStatus::Outage
+        } else if !self.storage || !self.cache {
+            OverallStatus::Degraded
+        } else {
+            OverallStatus::Operational
+        }
+    }
+
+    /// The `system_status` payload.
+    #[must_use]
+    pub fn to_status(&self, started: Instant, now: crate::clock::Now) -> SystemStatus {
+        SystemStatus {
+            status: self.overall(),
+            services: Services {
+                api: true,
+                database: self.database,
+                cache: self.cache,
+                storage: self.storage,
+            },
+            uptime: now.mono.saturating_duration_since(started).as_secs_f64(),
+            last_check: now.unix_ms,
+        }
+    }
+}
+
+/// Whether a file can be created, written and removed in `dir`.
+#[must_use]
+pub fn dir_writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".cerebrum-probe-{}", std::process::id()));
+    let ok = std::fs::write(&probe, b"ok").is_ok();
+    let removed = std::fs::remove_file(&probe).is_ok();
+    ok && removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_directory_is_not_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(dir_writable(dir.path()));
+        assert!(!dir_writable(&dir.path().join("missing")));
+    }
+}

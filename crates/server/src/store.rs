@@ -1,0 +1,105 @@
+//! The durable store boundary: study records and notifications.
+//!
+//! [`Store`] calls block (SQLite runs in process); async code calls them on a blocking thread
+//! ([`tokio::task::spawn_blocking`]). [`crate::sqlite::SqliteStore`] is the embedded default; a
+//! PostgreSQL implementation fills the same trait.
+
+use cerebrum_protocol::{Notification, StudyMetrics};
+
+/// A store failure. Its message is for logs; clients only ever see `internal`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A stored value could not be read back.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// The data directory could not be created or used.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A user's durable study record, as the store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StudyRecord {
+    /// Total hours studied.
+    pub total_hours: f64,
+    /// Hours studied on the current UTC day.
+    pub today_hours: f64,
+    /// Seconds of the last finished session.
+    pub last_session_secs: f64,
+    /// Consecutive UTC days with at least one finished session, ending today or yesterday.
+    pub streak: u32,
+}
+
+impl StudyRecord {
+    /// The `study_metrics_update` payload of this record (`progress` against `goal_hours`, no
+    /// `currentTopic`).
+    ///
+    /// ```
+    /// use cerebrum_server::store::StudyRecord;
+    /// let record = StudyRecord { total_hours: 3.0, today_hours: 1.0, last_session_secs: 3600.0, streak: 2 };
+    /// let metrics = record.to_metrics("u1", 2.0);
+    /// assert_eq!(metrics.progress, 50.0);
+    /// assert_eq!(metrics.current_topic, None);
+    /// ```
+    #[must_use]
+    pub fn to_metrics(&self, user_id: &str, goal_hours: f64) -> StudyMetrics {
+        let progress = if goal_hours > 0.0 {
+            (self.today_hours / goal_hours * 100.0).clamp(0.0, 100.0)
+        } else {
+            100.0
+        };
+        StudyMetrics {
+            user_id: user_id.to_owned(),
+            study_hours: self.total_hours.max(0.0),
+            progress,
+            current_topic: None,
+            session_duration: self.last_session_secs.max(0.0),
+            streak: self.streak,
+        }
+    }
+}
+
+/// The UTC day number (days since the Unix epoch) of `unix_ms`.
+#[must_use]
+pub fn utc_day(unix_ms: u64) -> i64 {
+    i64::try_from(unix_ms / 86_400_000).unwrap_or(i64::MAX)
+}
+
+/// The durable state of the server.
+pub trait Store: Send + Sync + 'static {
+    /// Adds a finished session of `duration_secs` that ended at `ended_ms` to `user_id`'s
+    /// record (exactly `duration_secs / 3600` hours), durably.
+    fn record_session(
+        &self,
+        user_id: &str,
+        duration_secs: f64,
+        ended_ms: u64,
+    ) -> Result<StudyRecord, StoreError>;
+
+    /// `user_id`'s record as of `now_ms` (today and the streak depend on it).
+    fn study_record(&self, user_id: &str, now_ms: u64) -> Result<StudyRecord, StoreError>;
+
+    /// Stores a notification for `user_id`, or for everyone when `None`.
+    fn save_notification(
+        &self,
+        notification: &Notification,
+        user_id: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The notifications `user_id` has not acknowledged, oldest first.
+    fn pending_notifications(&self, user_id: &str) -> Result<Vec<Notification>, StoreError>;
+
+    /// `user_id` acknowledged notification `id`; `false` when no such notification is theirs.
+    fn ack_notification(&self, user_id: &str, id: &str, now_ms: u64) -> Result<bool, StoreError>;
+
+    /// A trivial query: whether the database answers.
+    fn ping(&self) -> Result<(), StoreError>;
+
+    /// Makes everything written so far durable (called at shutdown).
+    fn flush(&self) -> Result<(), StoreError>;
+}
