@@ -1,1 +1,272 @@
-fn main() {}
+//! Project automation for cerebrum-realtime, run as `cargo xtask <command>`.
+//!
+//! - `cargo xtask ci`: the CI steps (the same ones `.ci/run` runs).
+//! - `cargo xtask release [--dry-run] [--publish] VERSION`: set the version of
+//!   every publishable crate, check the changelog, package, commit and tag.
+//!
+//! Exit codes: 0 success, 1 a step failed, 2 usage error.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod changelog;
+mod ci;
+mod manifest;
+mod process;
+mod release;
+mod semver;
+mod toml_lines;
+mod workspace;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use process::Error;
+use release::ReleaseArgs;
+
+/// The usage text.
+const USAGE: &str = "\
+Usage: cargo xtask <COMMAND> [OPTIONS]
+
+Commands:
+  ci                                  run the CI steps in order, stopping at the first failure:
+                                        cargo fmt --all -- --check
+                                        cargo clippy --workspace --all-targets -- -D warnings
+                                        cargo test --workspace
+                                        RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
+  release [--dry-run] [--publish] VERSION
+                                      set every publishable crate to VERSION (x.y.z or x.y.z-pre),
+                                      check CHANGELOG.md has a section for it, cargo package;
+                                      --dry-run: package only, then restore every file;
+                                      otherwise: needs a clean git tree, commits \"Release VERSION\"
+                                      and tags vVERSION; publishes only with --publish
+  help                                print this help
+
+Options:
+  --root DIR                          the workspace root (default: $XTASK_ROOT, else the
+                                      workspace this xtask belongs to)
+
+Exit codes: 0 success, 1 a step failed, 2 usage error.
+";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cli {
+    /// Print the usage.
+    Help,
+    /// Run the CI steps.
+    Ci {
+        /// `--root`, if given.
+        root: Option<PathBuf>,
+    },
+    /// Release the workspace.
+    Release {
+        /// `--root`, if given.
+        root: Option<PathBuf>,
+        /// The release arguments.
+        args: ReleaseArgs,
+    },
+}
+
+/// A usage error.
+fn usage(message: impl Into<String>) -> Error {
+    Error::Usage(message.into())
+}
+
+/// Parses the arguments after `xtask`.
+fn parse(args: &[String]) -> Result<Cli, Error> {
+    let Some((command, rest)) = args.split_first() else {
+        return Err(usage("no command given"));
+    };
+    let mut root = None;
+    let mut dry_run = false;
+    let mut publish = false;
+    let mut positional = Vec::new();
+    let mut iter = rest.iter();
+    let is_release = command == "release";
+    let mut options_done = false;
+    while let Some(arg) = iter.next() {
+        if options_done || !arg.starts_with('-') || arg == "-" {
+            positional.push(arg.clone());
+            continue;
+        }
+        match arg.as_str() {
+            "--" => options_done = true,
+            "-h" | "--help" => return Ok(Cli::Help),
+            "--root" => {
+                let dir = iter
+                    .next()
+                    .ok_or_else(|| usage("--root needs a directory"))?;
+                root = Some(PathBuf::from(dir));
+            }
+            "--dry-run" if is_release => dry_run = true,
+            "--publish" if is_release => publish = true,
+            other => match other.strip_prefix("--root=") {
+                Some(dir) if !dir.is_empty() => root = Some(PathBuf::from(dir)),
+                _ => return Err(usage(format!("unknown option `{other}` for `{command}`"))),
+            },
+        }
+    }
+    match command.as_str() {
+        "help" | "-h" | "--help" => Ok(Cli::Help),
+        "ci" => match positional.as_slice() {
+            [] => Ok(Cli::Ci { root }),
+            [extra, ..] => Err(usage(format!("`ci` takes no arguments, got `{extra}`"))),
+        },
+        "release" => {
+            let version = match positional.as_slice() {
+                [version] => version.clone(),
+                [] => return Err(usage("`release` needs a VERSION, e.g. 0.2.0")),
+                [_, extra, ..] => {
+                    return Err(usage(format!(
+                        "`release` takes one VERSION, got also `{extra}`"
+                    )));
+                }
+            };
+            semver::validate(&version).map_err(Error::Usage)?;
+            if dry_run && publish {
+                return Err(usage("--publish cannot be combined with --dry-run"));
+            }
+            Ok(Cli::Release {
+                root,
+                args: ReleaseArgs {
+                    version,
+                    dry_run,
+                    publish,
+                },
+            })
+        }
+        other => Err(usage(format!("unknown subcommand `{other}`"))),
+    }
+}
+
+/// The workspace root: `--root`, else `$XTASK_ROOT`, else the parent of this
+/// crate's directory.
+fn resolve_root(root: Option<PathBuf>) -> Result<PathBuf, Error> {
+    let root = root
+        .or_else(|| std::env::var_os("XTASK_ROOT").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+            here.parent().unwrap_or(here).to_path_buf()
+        });
+    if !root.join("Cargo.toml").is_file() {
+        return Err(usage(format!(
+            "{} is not a workspace root (no Cargo.toml)",
+            root.display()
+        )));
+    }
+    root.canonicalize()
+        .map_err(|e| Error::Failed(format!("cannot resolve {}: {e}", root.display())))
+}
+
+/// Parses and runs the command line.
+fn run(args: &[String]) -> Result<(), Error> {
+    match parse(args)? {
+        Cli::Help => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Cli::Ci { root } => ci::run(&resolve_root(root)?),
+        Cli::Release { root, args } => release::run(&resolve_root(root)?, &args),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Result<Vec<String>, _> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect();
+    let result = match args {
+        Ok(args) => run(&args),
+        Err(bad) => Err(usage(format!(
+            "argument `{}` is not valid UTF-8",
+            bad.to_string_lossy()
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error}");
+            if let Error::Usage(_) = error {
+                eprint!("\n{USAGE}");
+            }
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a space-separated command line.
+    fn parse_str(line: &str) -> Result<Cli, Error> {
+        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        parse(&args)
+    }
+
+    /// The release arguments of a parsed line.
+    fn release(version: &str, dry_run: bool, publish: bool) -> ReleaseArgs {
+        ReleaseArgs {
+            version: version.to_owned(),
+            dry_run,
+            publish,
+        }
+    }
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse_str("help"), Ok(Cli::Help));
+        assert_eq!(parse_str("--help"), Ok(Cli::Help));
+        assert_eq!(parse_str("release --help"), Ok(Cli::Help));
+        assert_eq!(parse_str("ci"), Ok(Cli::Ci { root: None }));
+        assert_eq!(
+            parse_str("ci --root /tmp/ws"),
+            Ok(Cli::Ci {
+                root: Some(PathBuf::from("/tmp/ws"))
+            })
+        );
+        assert_eq!(
+            parse_str("release --dry-run 0.2.0"),
+            Ok(Cli::Release {
+                root: None,
+                args: release("0.2.0", true, false)
+            })
+        );
+        assert_eq!(
+            parse_str("release 1.0.0-rc.1 --publish --root=/w"),
+            Ok(Cli::Release {
+                root: Some(PathBuf::from("/w")),
+                args: release("1.0.0-rc.1", false, true)
+            })
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        for (line, why) in [
+            ("", "no command"),
+            ("bench", "unknown subcommand `bench`"),
+            ("ci extra", "takes no arguments"),
+            ("ci --dry-run", "unknown option `--dry-run`"),
+            ("release", "needs a VERSION"),
+            ("release 0.1.0 0.2.0", "one VERSION"),
+            ("release --force 0.1.0", "unknown option `--force`"),
+            ("release 0.1", "not a valid release version"),
+            ("release --dry-run --publish 0.1.0", "cannot be combined"),
+            ("release 0.1.0 --root", "--root needs"),
+        ] {
+            match parse_str(line) {
+                Err(Error::Usage(msg)) => assert!(msg.contains(why), "{line:?}: {msg}"),
+                other => panic!("{line:?}: expected a usage error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn root_must_hold_a_manifest() {
+        let err = resolve_root(Some(PathBuf::from("/nonexistent/xtask-root"))).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let here = resolve_root(None).unwrap();
+        assert!(here.join("xtask").join("Cargo.toml").is_file());
+    }
+}
