@@ -143,8 +143,6 @@ impl MemoryBroker {
     }
 
     fn shard(&self, channel: &str) -> &Mutex<Shard> {
-        
-        
         let index = (self.hasher.hash_one(channel) as usize) % self.shards.len();
         &self.shards[index]
     }

@@ -45,7 +45,12 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
     let app = guard.app.clone();
     let ctx = app.ctx.clone();
     let outbox = Outbox::new(ctx.config.outbound_queue);
-    let mut session = Session::new(ctx.clone(), outbox.clone(), token.as_deref(), Now::current());
+    let mut session = Session::new(
+        ctx.clone(),
+        outbox.clone(),
+        token.as_deref(),
+        Now::current(),
+    );
     let mut shutdown = app.shutdown_rx();
     let mut batch: Vec<Frame> = Vec::new();
     let end = loop {

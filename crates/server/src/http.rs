@@ -83,14 +83,15 @@ async fn ws(
 ) -> Response {
     let config = &app.ctx.config;
     if !config.allowed_origins.is_empty()
-        && let Some(origin) = headers.get(header::ORIGIN) {
-            let allowed = origin
-                .to_str()
-                .is_ok_and(|o| config.allowed_origins.iter().any(|a| a == o));
-            if !allowed {
-                return error(StatusCode::FORBIDDEN, "origin not allowed");
-            }
+        && let Some(origin) = headers.get(header::ORIGIN)
+    {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| config.allowed_origins.iter().any(|a| a == o));
+        if !allowed {
+            return error(StatusCode::FORBIDDEN, "origin not allowed");
         }
+    }
     if *app.shutdown_rx().borrow() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -192,12 +193,13 @@ async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: By
         return error(StatusCode::BAD_REQUEST, "`id` must be 1-64 characters");
     }
     if let Some(user) = &user_id
-        && cerebrum_protocol::user_channel(user).is_err() {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "`userId` has characters a channel name cannot hold",
-            );
-        }
+        && cerebrum_protocol::user_channel(user).is_err()
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`userId` has characters a channel name cannot hold",
+        );
+    }
     let id = notification.id.clone();
     match app.notify(notification, user_id).await {
         Ok(()) => json_response(StatusCode::ACCEPTED, &json!({ "id": id })),

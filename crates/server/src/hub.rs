@@ -78,8 +78,6 @@ impl Hub {
     }
 
     fn shard(&self, channel: &str) -> &Mutex<HashMap<String, Subscribers>> {
-        
-        
         &self.shards[(self.hasher.hash_one(channel) as usize) % self.shards.len()]
     }
 

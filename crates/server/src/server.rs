@@ -183,10 +183,11 @@ impl App {
             tracing::warn!(status = ?status.status, services = ?status.services, "system status changed");
         }
         if (changed || force)
-            && let Ok(envelope) = Envelope::from_payload(&status) {
-                let envelope = envelope.stamped(&self.ctx.ids, now.unix_ms);
-                let _ = self.ctx.hub.publish(SYSTEM_CHANNEL, envelope, now);
-            }
+            && let Ok(envelope) = Envelope::from_payload(&status)
+        {
+            let envelope = envelope.stamped(&self.ctx.ids, now.unix_ms);
+            let _ = self.ctx.hub.publish(SYSTEM_CHANNEL, envelope, now);
+        }
     }
 
     /// Ends the study sessions whose grace period is over.

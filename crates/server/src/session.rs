@@ -230,10 +230,11 @@ impl Session {
     /// Closes the connection for silence or a missing token when their time has come.
     pub fn handle_timeout(&mut self, now: Now) {
         if let State::Authenticating { deadline } = self.state
-            && now.mono >= deadline {
-                self.close(close_code::UNAUTHORIZED, "no token before the deadline");
-                return;
-            }
+            && now.mono >= deadline
+        {
+            self.close(close_code::UNAUTHORIZED, "no token before the deadline");
+            return;
+        }
         if self.state != State::Closing
             && now.mono >= self.last_inbound + self.ctx.config.heartbeat_interval * 2
         {
@@ -296,15 +297,15 @@ impl Session {
         let dedupe_key = self.dedupe_key();
         if wants_ack
             && let Some(id) = &ref_id
-                && !self
-                    .ctx
-                    .dedupe
-                    .first_time(&dedupe_key, id.as_str(), now.mono)
-                {
-                    // A re-sent duplicate: acknowledged again, not processed twice.
-                    self.send_ack(id.clone(), now);
-                    return;
-                }
+            && !self
+                .ctx
+                .dedupe
+                .first_time(&dedupe_key, id.as_str(), now.mono)
+        {
+            // A re-sent duplicate: acknowledged again, not processed twice.
+            self.send_ack(id.clone(), now);
+            return;
+        }
         let ack = if wants_ack { ref_id.clone() } else { None };
         match self.dispatch(&envelope, ack.clone(), now) {
             Ok(Outcome::Done) => {
@@ -672,10 +673,11 @@ impl Session {
             ));
         }
         if let Namespace::User(user) = Namespace::of(channel)
-            && self.user.is_none() {
-                let user = user.to_owned();
-                self.bind_user(&user);
-            }
+            && self.user.is_none()
+        {
+            let user = user.to_owned();
+            self.bind_user(&user);
+        }
         self.ctx
             .hub
             .subscribe(
@@ -733,15 +735,15 @@ impl Session {
         }
         if let Some(claims) = &self.claims
             && let Ok(probe) = serde_json::from_str::<UserIdProbe>(envelope.payload().get())
-                && probe
-                    .user_id
-                    .is_some_and(|id| id.as_str() != Some(claims.sub.as_str()))
-                {
-                    return Err(error(
-                        ErrorCode::Forbidden,
-                        "`userId` is not the authenticated user",
-                    ));
-                }
+            && probe
+                .user_id
+                .is_some_and(|id| id.as_str() != Some(claims.sub.as_str()))
+        {
+            return Err(error(
+                ErrorCode::Forbidden,
+                "`userId` is not the authenticated user",
+            ));
+        }
         let mut publication = envelope.clone().with_ack(false);
         if publication.timestamp().is_none() {
             publication = publication.with_timestamp(now.unix_ms);

@@ -151,17 +151,18 @@ fn record(conn: &Connection, user_id: &str, now_ms: u64) -> Result<StudyRecord, 
         .map_or(0.0, |(_, h)| *h);
     let mut streak = 0u32;
     if let Some((first, _)) = days.first()
-        && (*first == today || *first == today - 1) {
-            let mut expected = *first;
-            for (day, _) in &days {
-                if *day == expected {
-                    streak += 1;
-                    expected -= 1;
-                } else {
-                    break;
-                }
+        && (*first == today || *first == today - 1)
+    {
+        let mut expected = *first;
+        for (day, _) in &days {
+            if *day == expected {
+                streak += 1;
+                expected -= 1;
+            } else {
+                break;
             }
         }
+    }
     Ok(StudyRecord {
         total_hours,
         today_hours,

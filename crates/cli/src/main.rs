@@ -1,0 +1,33 @@
+//! `cerebrum`: the command line of cerebrum-realtime. A thin dispatcher: one module per
+//! subcommand, the logic lives in the library crates.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod serve;
+mod token;
+
+/// The real-time layer of a learning platform.
+#[derive(Debug, Parser)]
+#[command(name = "cerebrum", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: WebSocket at /ws, /healthz, /metrics and the admin API on one port.
+    Serve(Box<serve::ServeArgs>),
+    /// Mint a development JWT (HS256).
+    Token(token::TokenArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(*args),
+        Command::Token(args) => token::run(&args),
+    }
+}

@@ -1,0 +1,115 @@
+//! The `cerebrum` binary as users and black-box tests run it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use cerebrum_server::auth::{JwtKey, Verifier};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cerebrum");
+
+#[tokio::test]
+async fn serve_prints_the_listening_line_serves_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("CEREBRUM_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::task::spawn_blocking(move || lines.next().unwrap().unwrap())
+        .await
+        .unwrap();
+    let url = line.strip_prefix("listening on ").unwrap();
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"),
+        "{line}"
+    );
+    let port: u16 = url
+        .trim_start_matches("ws://127.0.0.1:")
+        .trim_end_matches("/ws")
+        .parse()
+        .unwrap();
+    assert_ne!(port, 0);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let welcome = ws.next().await.unwrap().unwrap();
+    assert!(
+        welcome
+            .to_text()
+            .unwrap()
+            .starts_with(r#"{"type":"welcome""#)
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(code, 1001);
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(dir.path().join("cerebrum.sqlite3").exists());
+}
+
+#[test]
+fn serve_refuses_redis_and_postgres_clearly() {
+    for args in [
+        ["--redis", "redis://127.0.0.1:6379"],
+        ["--database", "postgres://db/x"],
+    ] {
+        let output = Command::new(BIN).arg("serve").args(args).output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("not supported yet in this build"),
+            "{stderr}"
+        );
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn token_mints_a_verifiable_hs256_jwt() {
+    let output = Command::new(BIN)
+        .args([
+            "token",
+            "--secret",
+            "dev",
+            "--user",
+            "ada",
+            "--name",
+            "Ada",
+            "--ttl-secs",
+            "60",
+            "--channel",
+            "chat:*",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let token = String::from_utf8(output.stdout).unwrap();
+    let claims = Verifier::new(&JwtKey::hs256("dev"))
+        .unwrap()
+        .verify(token.trim())
+        .unwrap();
+    assert_eq!(claims.sub, "ada");
+    assert_eq!(claims.name.as_deref(), Some("Ada"));
+    assert!(claims.allows_channel("chat:1"));
+}
