@@ -352,16 +352,29 @@ impl Server {
             let signal = async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             };
+            let drain_timeout = app.ctx.config.drain_timeout;
+            let mut stopped = app.shutdown_rx();
+            // A connection stuck in its HTTP handshake must not hold shutdown up for ever.
+            let deadline = async move {
+                let _ = stopped.wait_for(|stopping| *stopping).await;
+                tokio::time::sleep(drain_timeout).await;
+            };
             let served = match tls {
                 Some(acceptor) => {
-                    axum::serve(crate::tls::TlsListener::new(listener, acceptor), router)
-                        .with_graceful_shutdown(signal)
-                        .await
+                    let serving =
+                        axum::serve(crate::tls::TlsListener::new(listener, acceptor), router)
+                            .with_graceful_shutdown(signal);
+                    tokio::select! {
+                        served = serving => served,
+                        () = deadline => Ok(()),
+                    }
                 }
                 None => {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(signal)
-                        .await
+                    let serving = axum::serve(listener, router).with_graceful_shutdown(signal);
+                    tokio::select! {
+                        served = serving => served,
+                        () = deadline => Ok(()),
+                    }
                 }
             };
             drain(&app).await;

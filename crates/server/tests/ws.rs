@@ -461,3 +461,24 @@ async fn without_an_admin_token_the_admin_api_is_off_and_says_so() {
     assert_eq!(status, 403);
     assert!(body.contains("admin API is off"), "{body}");
 }
+
+#[tokio::test]
+async fn half_finished_handshakes_and_garbage_do_not_stop_others_or_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let mut server = start_with(|c| c.drain_timeout = std::time::Duration::from_millis(300)).await;
+    let addr = server.server().local_addr();
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
+    let mut garbage = tokio::net::TcpStream::connect(addr).await.unwrap();
+    garbage.write_all(&[0xff; 512]).await.unwrap();
+    let (mut ws, _) = connect_ready(&server.url).await;
+    send(&mut ws, r#"{"type":"ping","payload":"still here"}"#).await;
+    assert_eq!(recv(&mut ws).await["payload"], "still here");
+    let (status, _) = http(&server.http, "GET", "/healthz", None, None).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+    assert_eq!(close_code(&mut ws).await, 1001);
+    drop((half, garbage));
+}
