@@ -1,0 +1,141 @@
+//! Channel subscriptions and, per channel, the last position delivered (for resume and dedupe).
+
+use std::collections::{BTreeSet, HashMap};
+
+use cerebrum_protocol::{MessageId, StreamPosition, Subscribed};
+
+/// The last publication delivered from one channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Position {
+    epoch: Option<String>,
+    offset: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Channels {
+    /// What the app subscribed to, re-subscribed after every reconnect.
+    subscribed: BTreeSet<String>,
+    positions: HashMap<String, Position>,
+    /// `subscribe` frames sent on this connection and not yet answered, by messageId.
+    pending: HashMap<MessageId, String>,
+}
+
+impl Channels {
+    /// Adds a subscription; `false` if it was already there.
+    pub(crate) fn add(&mut self, channel: &str) -> bool {
+        self.subscribed.insert(channel.to_owned())
+    }
+
+    /// Removes a subscription and forgets its position; `false` if there was none.
+    pub(crate) fn remove(&mut self, channel: &str) -> bool {
+        self.positions.remove(channel);
+        self.subscribed.remove(channel)
+    }
+
+    pub(crate) fn subscriptions(&self) -> impl Iterator<Item = &str> {
+        self.subscribed.iter().map(String::as_str)
+    }
+
+    /// Where to resume `channel` from: its epoch and last offset, when both are known.
+    pub(crate) fn since(&self, channel: &str) -> Option<StreamPosition> {
+        let position = self.positions.get(channel)?;
+        Some(StreamPosition {
+            offset: position.offset?,
+            epoch: position.epoch.clone()?,
+        })
+    }
+
+    /// The server confirmed a subscription: a new epoch means earlier offsets mean nothing.
+    pub(crate) fn on_subscribed(&mut self, subscribed: &Subscribed) {
+        let position = self
+            .positions
+            .entry(subscribed.channel.clone())
+            .or_default();
+        if position.epoch.as_deref() != Some(subscribed.epoch.as_str()) {
+            position.offset = None;
+            position.epoch = Some(subscribed.epoch.clone());
+        }
+    }
+
+    /// A publication at `offset` arrived from `channel`: `false` when it was already delivered
+    /// (a duplicate of a replay), `true` when it is new (and now the last delivered).
+    pub(crate) fn deliver(&mut self, channel: &str, offset: u64) -> bool {
+        match self.positions.get_mut(channel) {
+            Some(position) => {
+                if position.offset.is_some_and(|last| offset <= last) {
+                    return false;
+                }
+                position.offset = Some(offset);
+                true
+            }
+            None => {
+                self.positions.insert(
+                    channel.to_owned(),
+                    Position {
+                        epoch: None,
+                        offset: Some(offset),
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    pub(crate) fn expect(&mut self, id: MessageId, channel: String) {
+        self.pending.insert(id, channel);
+    }
+
+    /// The channel of the pending `subscribe` with this messageId.
+    pub(crate) fn answered(&mut self, id: &MessageId) -> Option<String> {
+        self.pending.remove(id)
+    }
+
+    pub(crate) fn answered_channel(&mut self, channel: &str) {
+        self.pending.retain(|_, c| c != channel);
+    }
+
+    pub(crate) fn connection_lost(&mut self) {
+        self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscribed(epoch: &str) -> Subscribed {
+        Subscribed {
+            channel: "room:1".into(),
+            offset: 10,
+            epoch: epoch.into(),
+            recovered: true,
+            missed: 0,
+        }
+    }
+
+    #[test]
+    fn duplicates_are_dropped_and_epochs_reset_positions() {
+        let mut channels = Channels::default();
+        assert!(channels.add("room:1"));
+        assert!(!channels.add("room:1"));
+        channels.on_subscribed(&subscribed("e1"));
+        assert_eq!(channels.since("room:1"), None);
+        assert!(channels.deliver("room:1", 5));
+        assert!(!channels.deliver("room:1", 5));
+        assert!(!channels.deliver("room:1", 4));
+        assert!(channels.deliver("room:1", 6));
+        assert_eq!(
+            channels.since("room:1"),
+            Some(StreamPosition {
+                offset: 6,
+                epoch: "e1".into()
+            })
+        );
+        channels.on_subscribed(&subscribed("e1"));
+        assert!(!channels.deliver("room:1", 6));
+        channels.on_subscribed(&subscribed("e2"));
+        assert!(channels.deliver("room:1", 1));
+        assert!(channels.remove("room:1"));
+        assert_eq!(channels.since("room:1"), None);
+    }
+}
