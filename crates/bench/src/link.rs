@@ -1,0 +1,110 @@
+//! One benchmark client connection, and the few frames the bench subset needs.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::{BenchError, Target};
+
+/// A client's WebSocket.
+pub(crate) type Ws = WebSocketStream<TcpStream>;
+
+/// Opens connection number `index` to the target (from its share of source addresses).
+pub(crate) async fn open(target: &Target, index: usize) -> Result<Ws, BenchError> {
+    let socket = TcpSocket::new_v4()?;
+    if let Some(source) = target.source_for(index) {
+        socket.bind((source, 0).into())?;
+    }
+    let stream = socket.connect(target.addr()).await?;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .max_message_size(Some(1 << 20));
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(target.url(), stream, Some(config)).await?;
+    Ok(ws)
+}
+
+/// Subscribes to `channel` and waits for `subscribed` (skipping anything else).
+pub(crate) async fn subscribe(
+    ws: &mut Ws,
+    channel: &str,
+    timeout: Duration,
+) -> Result<(), BenchError> {
+    let frame = format!(r#"{{"type":"subscribe","payload":{{"channel":"{channel}"}}}}"#);
+    ws.send(Message::text(frame)).await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let next = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .map_err(|_| BenchError::Timeout("waiting for `subscribed`"))?;
+        match next {
+            Some(Ok(Message::Text(text))) if frame_type(&text) == Some("subscribed") => {
+                return Ok(());
+            }
+            Some(Ok(Message::Text(text))) if frame_type(&text) == Some("error") => {
+                return Err(BenchError::Closed(format!("subscribe refused: {text}")));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Err(BenchError::Closed(format!("{frame:?}")));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => return Err(err.into()),
+            None => return Err(BenchError::Closed("stream ended".to_owned())),
+        }
+    }
+}
+
+/// A publication on `channel` carrying the send time `t` (µs since the run's base) and
+/// `pad` bytes of filler.
+pub(crate) fn publication(channel: &str, t_micros: u64, pad: &str) -> String {
+    format!(
+        r#"{{"type":"bench.msg","payload":{{"t":{t_micros},"pad":"{pad}"}},"channel":"{channel}"}}"#
+    )
+}
+
+/// A ping carrying the send time.
+pub(crate) fn ping(t_micros: u64) -> String {
+    format!(r#"{{"type":"ping","payload":{{"t":{t_micros}}}}}"#)
+}
+
+/// The `type` of a frame, read without parsing the whole frame.
+pub(crate) fn frame_type(text: &str) -> Option<&str> {
+    let start = text.find(r#""type":""#)? + 8;
+    let len = text[start..].find('"')?;
+    Some(&text[start..start + len])
+}
+
+/// The send time `"t":N` carried in a frame's payload.
+pub(crate) fn sent_at(text: &str) -> Option<u64> {
+    let start = text.find(r#""t":"#)? + 4;
+    let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
+    text[start..start + digits].parse().ok()
+}
+
+/// Microseconds from `base` to now.
+pub(crate) fn micros_since(base: Instant) -> u64 {
+    u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_read_without_a_parser() {
+        let frame =
+            r#"{"type":"bench.msg","payload":{"t":1234,"pad":"xx"},"timestamp":99,"channel":"c"}"#;
+        assert_eq!(frame_type(frame), Some("bench.msg"));
+        assert_eq!(sent_at(frame), Some(1234));
+        assert_eq!(sent_at(r#"{"type":"pong","timestamp":5}"#), None);
+        let publication = publication("bench:1", 7, "ab");
+        let envelope = cerebrum_protocol::decode(&publication).unwrap();
+        assert_eq!(envelope.channel(), Some("bench:1"));
+        assert_eq!(sent_at(&ping(42)), Some(42));
+    }
+}

@@ -1,0 +1,653 @@
+//! The scenarios, and what they share: opening many connections, readers that count and time
+//! deliveries, and stopping them when everything expected has arrived (or a deadline passed).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::link::{Ws, frame_type, micros_since, open, ping, publication, sent_at, subscribe};
+use crate::{BenchError, LatencySummary, ProcessSample, Report, Target, Value};
+
+/// How long a handshake plus subscription may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many handshakes run at once.
+const CONNECT_CONCURRENCY: usize = 256;
+/// How long after the last send the readers may still wait for deliveries.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// A scenario and its options.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Scenario {
+    /// Idle subscribed connections.
+    Conns(ConnsOptions),
+    /// One publisher, many subscribers of one channel.
+    Fanout(FanoutOptions),
+    /// Chat-like rooms where every member publishes.
+    Rooms(RoomsOptions),
+    /// Ping round trips under many connections.
+    Ping(PingOptions),
+}
+
+/// Options of [`Scenario::Conns`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnsOptions {
+    /// Connections to open.
+    pub connections: usize,
+    /// Channels they are spread over.
+    pub channels: usize,
+    /// How long to hold them open (each pings every 20 s meanwhile), seconds.
+    pub hold_secs: f64,
+}
+
+impl Default for ConnsOptions {
+    fn default() -> Self {
+        Self {
+            connections: 1_000,
+            channels: 10,
+            hold_secs: 5.0,
+        }
+    }
+}
+
+/// Options of [`Scenario::Fanout`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FanoutOptions {
+    /// Subscribers of the channel.
+    pub subscribers: usize,
+    /// Publications per second.
+    pub rate: f64,
+    /// How long to publish, seconds.
+    pub seconds: f64,
+    /// Payload filler, bytes.
+    pub payload_bytes: usize,
+}
+
+impl Default for FanoutOptions {
+    fn default() -> Self {
+        Self {
+            subscribers: 1_000,
+            rate: 1_000.0,
+            seconds: 10.0,
+            payload_bytes: 64,
+        }
+    }
+}
+
+/// Options of [`Scenario::Rooms`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomsOptions {
+    /// Clients in all.
+    pub clients: usize,
+    /// Clients per room.
+    pub room_size: usize,
+    /// Publications per second of each client.
+    pub rate: f64,
+    /// How long to publish, seconds.
+    pub seconds: f64,
+    /// Payload filler, bytes.
+    pub payload_bytes: usize,
+}
+
+impl Default for RoomsOptions {
+    fn default() -> Self {
+        Self {
+            clients: 2_000,
+            room_size: 10,
+            rate: 2.0,
+            seconds: 10.0,
+            payload_bytes: 64,
+        }
+    }
+}
+
+/// Options of [`Scenario::Ping`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingOptions {
+    /// Connections.
+    pub connections: usize,
+    /// Pings per second of each connection.
+    pub rate: f64,
+    /// How long to ping, seconds.
+    pub seconds: f64,
+}
+
+impl Default for PingOptions {
+    fn default() -> Self {
+        Self {
+            connections: 1_000,
+            rate: 10.0,
+            seconds: 10.0,
+        }
+    }
+}
+
+/// Runs one scenario against the target and reports its figures.
+pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report, BenchError> {
+    match scenario {
+        Scenario::Conns(options) => conns(target, options).await,
+        Scenario::Fanout(options) => fanout(target, options).await,
+        Scenario::Rooms(options) => rooms(target, options).await,
+        Scenario::Ping(options) => ping_scenario(target, options).await,
+    }
+}
+
+fn positive(option: &'static str, value: f64) -> Result<(), BenchError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(BenchError::InvalidOption {
+            option,
+            reason: format!("must be a positive number, not {value}"),
+        })
+    }
+}
+
+fn at_least_one(option: &'static str, value: usize) -> Result<(), BenchError> {
+    if value >= 1 {
+        Ok(())
+    } else {
+        Err(BenchError::InvalidOption {
+            option,
+            reason: "must be at least 1".to_owned(),
+        })
+    }
+}
+
+/// Opens `count` connections (numbered from `first`), each subscribed to `channel_of(i)`.
+async fn connect_subscribed(
+    target: &Target,
+    first: usize,
+    count: usize,
+    channel_of: impl Fn(usize) -> String,
+) -> Result<Vec<Ws>, BenchError> {
+    let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut tasks = Vec::with_capacity(count);
+    for i in first..first + count {
+        let target = target.clone();
+        let channel = channel_of(i);
+        let gate = Arc::clone(&gate);
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let mut ws = tokio::time::timeout(SETUP_TIMEOUT, open(&target, i))
+                .await
+                .map_err(|_| BenchError::Timeout("opening a connection"))??;
+            subscribe(&mut ws, &channel, SETUP_TIMEOUT).await?;
+            Ok::<_, BenchError>(ws)
+        }));
+    }
+    let mut sockets = Vec::with_capacity(count);
+    let mut failed = 0;
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(ws)) => sockets.push(ws),
+            Ok(Err(err)) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| err.to_string());
+            }
+            Err(err) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| err.to_string());
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(BenchError::Connections {
+            failed,
+            wanted: count,
+            first: first_error.unwrap_or_default(),
+        });
+    }
+    Ok(sockets)
+}
+
+/// What a reader saw.
+#[derive(Debug, Default)]
+struct Seen {
+    latencies: Vec<u32>,
+    last_at: Option<Instant>,
+    closed: bool,
+}
+
+/// Counts and times frames of type `kind` carrying a send time, until told to stop.
+fn spawn_reader(
+    mut stream: SplitStream<Ws>,
+    kind: &'static str,
+    base: Instant,
+    delivered: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<Seen> {
+    tokio::spawn(async move {
+        let mut seen = Seen::default();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                next = stream.next() => match next {
+                    Some(Ok(Message::Text(text))) => {
+                        if frame_type(&text) == Some(kind)
+                            && let Some(t) = sent_at(&text)
+                        {
+                            let latency = micros_since(base).saturating_sub(t);
+                            seen.latencies.push(u32::try_from(latency).unwrap_or(u32::MAX));
+                            seen.last_at = Some(Instant::now());
+                            delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                        seen.closed = true;
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        seen
+    })
+}
+
+/// Waits until `delivered` reaches `expected` or `deadline` passes, then stops the readers and
+/// collects what they saw.
+async fn settle(
+    delivered: &AtomicU64,
+    expected: u64,
+    deadline: Instant,
+    stop: &watch::Sender<bool>,
+    readers: Vec<JoinHandle<Seen>>,
+) -> Vec<Seen> {
+    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = stop.send(true);
+    let mut all = Vec::with_capacity(readers.len());
+    for reader in readers {
+        if let Ok(seen) = reader.await {
+            all.push(seen);
+        }
+    }
+    all
+}
+
+/// Sends `total` frames made by `frame(n)` at `rate` per second, batching what is due on each
+/// 1 ms tick into one flush.
+async fn paced_send(
+    sink: &mut SplitSink<Ws, Message>,
+    rate: f64,
+    total: u64,
+    mut frame: impl FnMut(u64) -> String,
+) -> Result<u64, BenchError> {
+    let start = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sent = 0u64;
+    while sent < total {
+        ticks.tick().await;
+        let due = ((start.elapsed().as_secs_f64() * rate) as u64 + 1).min(total);
+        if due <= sent {
+            continue;
+        }
+        while sent < due {
+            sink.feed(Message::text(frame(sent))).await?;
+            sent += 1;
+        }
+        sink.flush().await?;
+    }
+    Ok(sent)
+}
+
+/// Adds the latency percentiles and delivery figures to `report`.
+fn push_deliveries(
+    report: &mut Report,
+    seen: Vec<Seen>,
+    expected: u64,
+    started: Instant,
+    before: Option<ProcessSample>,
+    pid: Option<u32>,
+) {
+    let closed = seen.iter().filter(|s| s.closed).count();
+    let last = seen.iter().filter_map(|s| s.last_at).max();
+    let mut latencies: Vec<u32> = seen.into_iter().flat_map(|s| s.latencies).collect();
+    let delivered = latencies.len() as u64;
+    let elapsed = last.map_or(0.0, |l| l.duration_since(started).as_secs_f64());
+    let summary = LatencySummary::from_micros(&mut latencies);
+    report.push("expected", Value::Int(expected));
+    report.push("delivered", Value::Int(delivered));
+    report.push("lost", Value::Int(expected.saturating_sub(delivered)));
+    report.push("closed_by_server", Value::Int(closed as u64));
+    report.push(
+        "deliveries_per_sec",
+        Value::Float(if elapsed > 0.0 {
+            delivered as f64 / elapsed
+        } else {
+            0.0
+        }),
+    );
+    report.push("p50_ms", Value::Float(summary.p50_ms));
+    report.push("p90_ms", Value::Float(summary.p90_ms));
+    report.push("p99_ms", Value::Float(summary.p99_ms));
+    report.push("p999_ms", Value::Float(summary.p999_ms));
+    report.push("max_ms", Value::Float(summary.max_ms));
+    push_cpu(report, before, pid, delivered);
+}
+
+fn push_cpu(report: &mut Report, before: Option<ProcessSample>, pid: Option<u32>, units: u64) {
+    if let (Some(before), Some(after)) = (before, pid.and_then(ProcessSample::read)) {
+        let cpu = after.cpu_seconds - before.cpu_seconds;
+        report.push("server_cpu_seconds", Value::Float(cpu));
+        if units > 0 {
+            report.push(
+                "server_cpu_ms_per_1000",
+                Value::Float(cpu * 1_000.0 * 1_000.0 / units as f64),
+            );
+        }
+        report.push("server_rss_bytes", Value::Int(after.rss_bytes));
+    }
+}
+
+async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, BenchError> {
+    at_least_one("subscribers", options.subscribers)?;
+    positive("rate", options.rate)?;
+    positive("seconds", options.seconds)?;
+    let channel = "bench:fanout";
+    let base = Instant::now();
+    let subscribers =
+        connect_subscribed(target, 0, options.subscribers, |_| channel.to_owned()).await?;
+    let publisher =
+        connect_subscribed(target, options.subscribers, 1, |_| channel.to_owned()).await?;
+
+    let delivered = Arc::new(AtomicU64::new(0));
+    let (stop, stop_rx) = watch::channel(false);
+    let mut readers = Vec::with_capacity(subscribers.len() + 1);
+    for ws in subscribers {
+        let (_sink, stream) = ws.split();
+        readers.push(spawn_reader(
+            stream,
+            "bench.msg",
+            base,
+            Arc::clone(&delivered),
+            stop_rx.clone(),
+        ));
+    }
+    let mut sinks = Vec::new();
+    let mut publisher_sink = None;
+    for ws in publisher {
+        let (sink, stream) = ws.split();
+        // The publisher receives its own publications too: drain them, uncounted.
+        readers.push(spawn_reader(
+            stream,
+            "bench.uncounted",
+            base,
+            Arc::new(AtomicU64::new(0)),
+            stop_rx.clone(),
+        ));
+        publisher_sink = Some(sink);
+    }
+    let Some(mut sink) = publisher_sink else {
+        return Err(BenchError::Closed("no publisher".to_owned()));
+    };
+    let pad = "x".repeat(options.payload_bytes);
+    let total = (options.rate * options.seconds).ceil() as u64;
+    let before = target.pid().and_then(ProcessSample::read);
+    let started = Instant::now();
+    let sent = paced_send(&mut sink, options.rate, total, |_| {
+        publication(channel, micros_since(base), &pad)
+    })
+    .await?;
+    sinks.push(sink);
+    let expected = sent * options.subscribers as u64;
+    let seen = settle(
+        &delivered,
+        expected,
+        Instant::now() + DRAIN_GRACE,
+        &stop,
+        readers,
+    )
+    .await;
+
+    let mut report = Report::new("fanout");
+    report.push("subscribers", Value::Int(options.subscribers as u64));
+    report.push("rate", Value::Float(options.rate));
+    report.push("seconds", Value::Float(options.seconds));
+    report.push("payload_bytes", Value::Int(options.payload_bytes as u64));
+    report.push("sent", Value::Int(sent));
+    push_deliveries(&mut report, seen, expected, started, before, target.pid());
+    drop(sinks);
+    Ok(report)
+}
+
+async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchError> {
+    at_least_one("clients", options.clients)?;
+    at_least_one("room_size", options.room_size)?;
+    positive("rate", options.rate)?;
+    positive("seconds", options.seconds)?;
+    let room_size = options.room_size;
+    let room_of = move |i: usize| format!("bench:room:{}", i / room_size);
+    let base = Instant::now();
+    let clients = connect_subscribed(target, 0, options.clients, room_of).await?;
+
+    let delivered = Arc::new(AtomicU64::new(0));
+    let (stop, stop_rx) = watch::channel(false);
+    let total_per_client = (options.rate * options.seconds).ceil() as u64;
+    let pad = Arc::new("x".repeat(options.payload_bytes));
+    let mut readers = Vec::with_capacity(clients.len());
+    let mut writers = Vec::with_capacity(clients.len());
+    let before = target.pid().and_then(ProcessSample::read);
+    let started = Instant::now();
+    for (i, ws) in clients.into_iter().enumerate() {
+        let (mut sink, stream) = ws.split();
+        readers.push(spawn_reader(
+            stream,
+            "bench.msg",
+            base,
+            Arc::clone(&delivered),
+            stop_rx.clone(),
+        ));
+        let channel = room_of(i);
+        let pad = Arc::clone(&pad);
+        let rate = options.rate;
+        // Spread the clients' first sends over one period.
+        let offset = Duration::from_secs_f64((i as f64 / options.clients as f64) / rate);
+        writers.push(tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            let sent = paced_send(&mut sink, rate, total_per_client, |_| {
+                publication(&channel, micros_since(base), &pad)
+            })
+            .await;
+            (sent, sink)
+        }));
+    }
+    let mut sent = 0u64;
+    let mut expected = 0u64;
+    let mut sinks = Vec::with_capacity(writers.len());
+    for (i, writer) in writers.into_iter().enumerate() {
+        if let Ok((result, sink)) = writer.await {
+            let n = result?;
+            sent += n;
+            // Every member of the room, the sender included, receives it.
+            let room_start = (i / room_size) * room_size;
+            let members = room_size.min(options.clients - room_start) as u64;
+            expected += n * members;
+            sinks.push(sink);
+        }
+    }
+    let seen = settle(
+        &delivered,
+        expected,
+        Instant::now() + DRAIN_GRACE,
+        &stop,
+        readers,
+    )
+    .await;
+
+    let mut report = Report::new("rooms");
+    report.push("clients", Value::Int(options.clients as u64));
+    report.push("room_size", Value::Int(room_size as u64));
+    report.push("rate_per_client", Value::Float(options.rate));
+    report.push("seconds", Value::Float(options.seconds));
+    report.push("sent", Value::Int(sent));
+    push_deliveries(&mut report, seen, expected, started, before, target.pid());
+    drop(sinks);
+    Ok(report)
+}
+
+async fn ping_scenario(target: &Target, options: &PingOptions) -> Result<Report, BenchError> {
+    at_least_one("connections", options.connections)?;
+    positive("rate", options.rate)?;
+    positive("seconds", options.seconds)?;
+    let base = Instant::now();
+    // Subscribing proves each connection is fully set up before the clock starts.
+    let sockets =
+        connect_subscribed(target, 0, options.connections, |_| "bench:ping".to_owned()).await?;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let (stop, stop_rx) = watch::channel(false);
+    let total_per_connection = (options.rate * options.seconds).ceil() as u64;
+    let mut readers = Vec::with_capacity(sockets.len());
+    let mut writers = Vec::with_capacity(sockets.len());
+    let before = target.pid().and_then(ProcessSample::read);
+    let started = Instant::now();
+    for (i, ws) in sockets.into_iter().enumerate() {
+        let (mut sink, stream) = ws.split();
+        readers.push(spawn_reader(
+            stream,
+            "pong",
+            base,
+            Arc::clone(&delivered),
+            stop_rx.clone(),
+        ));
+        let rate = options.rate;
+        let offset = Duration::from_secs_f64((i as f64 / options.connections as f64) / rate);
+        writers.push(tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            let sent = paced_send(&mut sink, rate, total_per_connection, |_| {
+                ping(micros_since(base))
+            })
+            .await;
+            (sent, sink)
+        }));
+    }
+    let mut sent = 0;
+    let mut sinks = Vec::new();
+    for writer in writers {
+        if let Ok((result, sink)) = writer.await {
+            sent += result?;
+            sinks.push(sink);
+        }
+    }
+    let seen = settle(
+        &delivered,
+        sent,
+        Instant::now() + DRAIN_GRACE,
+        &stop,
+        readers,
+    )
+    .await;
+    let mut report = Report::new("ping");
+    report.push("connections", Value::Int(options.connections as u64));
+    report.push("rate_per_connection", Value::Float(options.rate));
+    report.push("seconds", Value::Float(options.seconds));
+    report.push("sent", Value::Int(sent));
+    push_deliveries(&mut report, seen, sent, started, before, target.pid());
+    drop(sinks);
+    Ok(report)
+}
+
+async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchError> {
+    at_least_one("connections", options.connections)?;
+    at_least_one("channels", options.channels)?;
+    if !(options.hold_secs.is_finite() && options.hold_secs >= 0.0) {
+        return Err(BenchError::InvalidOption {
+            option: "hold_secs",
+            reason: "must be a non-negative number".to_owned(),
+        });
+    }
+    let before = target.pid().and_then(ProcessSample::read);
+    let started = Instant::now();
+    let channels = options.channels;
+    let sockets = connect_subscribed(target, 0, options.connections, |i| {
+        format!("bench:conns:{}", i % channels)
+    })
+    .await?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    // Let the server settle (lazily freed buffers) before reading its memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = target.pid().and_then(ProcessSample::read);
+
+    // Hold: every connection pings every 20 s (well inside the server's idle limit) and counts
+    // as dropped if the server closes it.
+    let (stop, stop_rx) = watch::channel(false);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let mut holders = Vec::with_capacity(sockets.len());
+    let hold = Duration::from_secs_f64(options.hold_secs);
+    for ws in sockets {
+        let mut stop = stop_rx.clone();
+        let dropped = Arc::clone(&dropped);
+        holders.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            let mut keepalive = tokio::time::interval(Duration::from_secs(20));
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    _ = keepalive.tick() => {
+                        if sink.send(Message::text(ping(0))).await.is_err() {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                    next = stream.next() => match next {
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+            let _ = sink.close().await;
+        }));
+    }
+    tokio::time::sleep(hold).await;
+    let held = target.pid().and_then(ProcessSample::read);
+    let _ = stop.send(true);
+    for holder in holders {
+        let _ = holder.await;
+    }
+
+    let mut report = Report::new("conns");
+    report.push("connections", Value::Int(options.connections as u64));
+    report.push("channels", Value::Int(options.channels as u64));
+    report.push("connect_secs", Value::Float(connect_secs));
+    report.push(
+        "connects_per_sec",
+        Value::Float(options.connections as f64 / connect_secs.max(1e-9)),
+    );
+    report.push("hold_secs", Value::Float(options.hold_secs));
+    report.push(
+        "dropped_during_hold",
+        Value::Int(dropped.load(Ordering::Relaxed)),
+    );
+    if let (Some(before), Some(after)) = (before, after) {
+        let grown = after.rss_bytes.saturating_sub(before.rss_bytes);
+        report.push("server_rss_before_bytes", Value::Int(before.rss_bytes));
+        report.push("server_rss_after_bytes", Value::Int(after.rss_bytes));
+        report.push(
+            "server_rss_per_connection_bytes",
+            Value::Int(grown / options.connections as u64),
+        );
+    }
+    if let (Some(after), Some(held)) = (after, held) {
+        report.push("server_rss_held_bytes", Value::Int(held.rss_bytes));
+        report.push(
+            "server_cpu_seconds_during_hold",
+            Value::Float(held.cpu_seconds - after.cpu_seconds),
+        );
+    }
+    Ok(report)
+}

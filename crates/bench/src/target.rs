@@ -1,0 +1,101 @@
+//! The server under test.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::BenchError;
+
+/// A server on loopback, reached at a `ws://` URL.
+///
+/// ```
+/// use cerebrum_bench::Target;
+/// let target = Target::new("ws://127.0.0.1:9001/ws")?.with_pid(Some(4242));
+/// assert_eq!(target.addr().port(), 9001);
+/// assert!(Target::new("ws://192.168.1.10:9001/ws").is_err()); // loopback only
+/// # Ok::<(), cerebrum_bench::BenchError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Target {
+    url: String,
+    addr: SocketAddr,
+    pid: Option<u32>,
+    source_addresses: u8,
+}
+
+impl Target {
+    /// Parses `ws://HOST:PORT/PATH`, where HOST is a loopback IPv4 address or `localhost`.
+    pub fn new(url: &str) -> Result<Self, BenchError> {
+        let invalid = |reason| BenchError::InvalidTarget {
+            url: url.to_owned(),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| invalid("only ws:// URLs are supported"))?;
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let (host, port) = authority
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("the URL needs a port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid("the port is not a number"))?;
+        let ip = if host == "localhost" {
+            Ipv4Addr::LOCALHOST
+        } else {
+            host.parse::<Ipv4Addr>()
+                .map_err(|_| invalid("the host must be a loopback IPv4 address"))?
+        };
+        if !ip.is_loopback() {
+            return Err(invalid(
+                "benchmarks only target loopback addresses (127.0.0.0/8)",
+            ));
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            addr: SocketAddr::new(IpAddr::V4(ip), port),
+            pid: None,
+            source_addresses: 8,
+        })
+    }
+
+    /// The server's pid, to read its RSS and CPU time from `/proc`.
+    #[must_use]
+    pub fn with_pid(mut self, pid: Option<u32>) -> Self {
+        self.pid = pid;
+        self
+    }
+
+    /// How many loopback source addresses (127.0.0.2 upwards) client sockets are spread over
+    /// (1 = the kernel's choice on 127.0.0.1).
+    #[must_use]
+    pub fn with_source_addresses(mut self, count: u8) -> Self {
+        self.source_addresses = count.clamp(1, 250);
+        self
+    }
+
+    /// The URL.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The socket address.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's pid, if given.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The source address of client number `index`.
+    pub(crate) fn source_for(&self, index: usize) -> Option<Ipv4Addr> {
+        if self.source_addresses <= 1 {
+            return None;
+        }
+        let offset = (index % usize::from(self.source_addresses)) as u8;
+        Some(Ipv4Addr::new(127, 0, 0, 2 + offset))
+    }
+}

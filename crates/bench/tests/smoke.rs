@@ -1,0 +1,111 @@
+//! A smoke run of every scenario at tiny sizes against our server, started in the test on a
+//! free loopback port: the scenarios run end to end and lose nothing. (Figures are not
+//! asserted: speed is measured by `cerebrum bench`, never in tests.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use cerebrum_bench::{
+    ConnsOptions, FanoutOptions, PingOptions, Report, RoomsOptions, Scenario, Target, Value, run,
+};
+use cerebrum_server::{RunningServer, Server, ServerConfig};
+
+async fn server(dir: &tempfile::TempDir) -> RunningServer {
+    let mut config = ServerConfig::default();
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    // Benchmarks turn the per-connection rate limit off, as `--rate-limit 0` does.
+    config.rate_limit_per_sec = 0.0;
+    Server::bind(config).await.unwrap()
+}
+
+fn int(report: &Report, name: &str) -> u64 {
+    match report.get(name) {
+        Some(Value::Int(n)) => *n,
+        other => panic!("{name}: {other:?} in {}", report.json_line()),
+    }
+}
+
+async fn run_scenario(scenario: Scenario) -> Report {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&dir).await;
+    let target = Target::new(&server.ws_url())
+        .unwrap()
+        .with_pid(Some(std::process::id()));
+    let report = run(&target, &scenario).await.unwrap();
+    server.shutdown().await.unwrap();
+    let line = report.json_line();
+    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(parsed["scenario"], report.scenario());
+    assert!(report.table().lines().count() > 3);
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_every_publication_to_every_subscriber() {
+    let report = run_scenario(Scenario::Fanout(FanoutOptions {
+        subscribers: 20,
+        rate: 200.0,
+        seconds: 0.5,
+        payload_bytes: 64,
+    }))
+    .await;
+    assert_eq!(int(&report, "sent"), 100);
+    assert_eq!(int(&report, "expected"), 2_000);
+    assert_eq!(int(&report, "lost"), 0, "{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_deliver_to_every_member() {
+    let report = run_scenario(Scenario::Rooms(RoomsOptions {
+        clients: 25,
+        room_size: 10,
+        rate: 4.0,
+        seconds: 0.5,
+        payload_bytes: 16,
+    }))
+    .await;
+    // Rooms of 10, 10 and 5 members, each client sending 2 messages.
+    assert_eq!(int(&report, "sent"), 50);
+    assert_eq!(int(&report, "expected"), 2 * (10 * 10 + 10 * 10 + 5 * 5));
+    assert_eq!(int(&report, "lost"), 0, "{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ping_is_answered() {
+    let report = run_scenario(Scenario::Ping(PingOptions {
+        connections: 10,
+        rate: 10.0,
+        seconds: 0.5,
+    }))
+    .await;
+    assert_eq!(int(&report, "sent"), 50);
+    assert_eq!(int(&report, "lost"), 0, "{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_held_without_drops() {
+    let report = run_scenario(Scenario::Conns(ConnsOptions {
+        connections: 50,
+        channels: 5,
+        hold_secs: 0.5,
+    }))
+    .await;
+    assert_eq!(int(&report, "dropped_during_hold"), 0, "{}", report.table());
+    assert!(report.get("server_rss_per_connection_bytes").is_some());
+}
+
+#[test]
+fn refuses_targets_off_loopback_and_bad_options() {
+    assert!(Target::new("ws://10.0.0.1:80/ws").is_err());
+    assert!(Target::new("wss://127.0.0.1:80/ws").is_err());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = Target::new("ws://127.0.0.1:9/ws").unwrap();
+    let bad = Scenario::Fanout(FanoutOptions {
+        rate: 0.0,
+        ..FanoutOptions::default()
+    });
+    assert!(runtime.block_on(run(&target, &bad)).is_err());
+}
