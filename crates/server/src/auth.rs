@@ -260,4 +260,38 @@ mod tests {
         };
         assert!(!none.allows_channel("chat:1"));
     }
+
+    #[test]
+    fn an_eddsa_public_key_accepts_only_eddsa_tokens() {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let public = pair.public_key_pem();
+        let key = JwtKey::public_pem(public.as_bytes()).unwrap();
+        assert_eq!(key.algorithm_name(), "EdDSA");
+        let verifier = Verifier::new(&key).unwrap();
+        let claims = Claims {
+            sub: "ada".into(),
+            name: Some("Ada".into()),
+            exp: crate::clock::unix_ms() / 1000 + 600,
+            channels: None,
+        };
+        let signed = jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims,
+            &EncodingKey::from_ed_pem(pair.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(verifier.verify(&signed).unwrap(), claims);
+        // Algorithm confusion: an HS256 token keyed with the public key's text is refused.
+        let confused = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(public.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(verifier.verify(&confused), Err(AuthError::Invalid));
+        assert_eq!(
+            JwtKey::public_pem(b"not a key").unwrap_err(),
+            AuthError::BadKey
+        );
+    }
 }

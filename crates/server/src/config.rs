@@ -117,6 +117,59 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The defaults, listening on `addr` with the database in `data_dir`.
+    ///
+    /// ```
+    /// use cerebrum_server::ServerConfig;
+    /// let config = ServerConfig::new("127.0.0.1:0".parse()?, "/tmp/cerebrum-demo")
+    ///     .with_admin_token("admin")
+    ///     .with_rate_limit(0.0, 40);
+    /// assert_eq!(config.admin_token.as_deref(), Some("admin"));
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    #[must_use]
+    pub fn new(addr: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            addr,
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Turns auth on with `key`.
+    #[must_use]
+    pub fn with_jwt(mut self, key: JwtKey) -> Self {
+        self.jwt = Some(key);
+        self
+    }
+
+    /// Turns the admin API on with `token`.
+    #[must_use]
+    pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+
+    /// Sets the per-connection rate limit (0 turns it off) and its burst.
+    #[must_use]
+    pub fn with_rate_limit(mut self, per_sec: f64, burst: u32) -> Self {
+        self.rate_limit_per_sec = per_sec;
+        self.rate_burst = burst;
+        self
+    }
+
+    /// Serves `wss://` with these PEM files.
+    #[must_use]
+    pub fn with_tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        });
+        self
+    }
+}
+
 impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Secrets never appear: only whether they are set.

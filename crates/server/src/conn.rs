@@ -53,6 +53,7 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
     );
     let mut shutdown = app.shutdown_rx();
     let mut batch: Vec<Frame> = Vec::new();
+    tracing::debug!(connection = session.connection_id(), "connection opened");
     let end = loop {
         if let Some(end) = carry_out(&app, &mut session).await {
             break end;
@@ -91,6 +92,11 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
             _ = shutdown.changed() => {}
         }
     };
+    let end_name = match &end {
+        End::Close(_, reason) => *reason,
+        End::Slow => "slow consumer",
+        End::Gone => "closed by the peer",
+    };
     match end {
         End::Close(code, reason) => {
             // The frames queued before the close (an error, say) go first.
@@ -119,6 +125,12 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
             let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
         }
     }
+    tracing::debug!(
+        connection = session.connection_id(),
+        user = session.user_id(),
+        how = end_name,
+        "connection closed"
+    );
     session.disconnect(Now::current());
     drop(guard);
 }

@@ -239,6 +239,17 @@ async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     let payload = request
         .payload
         .unwrap_or_else(|| serde_json::value::RawValue::NULL.to_owned());
+    if payload.get().len() + 512 > cerebrum_protocol::MAX_FRAME_BYTES {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the payload would make a frame larger than 64 KiB",
+        );
+    }
+    if let Err(err) =
+        cerebrum_protocol::check_depth(payload.get(), cerebrum_protocol::MAX_DEPTH - 1)
+    {
+        return error(StatusCode::BAD_REQUEST, &err.to_string());
+    }
     let envelope = match Envelope::new(request.kind, payload) {
         Ok(envelope) => envelope,
         Err(err) => return error(StatusCode::BAD_REQUEST, &err.to_string()),

@@ -574,3 +574,90 @@ fn app_publications_reach_subscribers_in_offset_order() {
     );
     assert_eq!(types(&unsub), vec!["unsubscribed"]);
 }
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        "[a-zA-Z0-9:_ .-]{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn frame() -> impl Strategy<Value = String> {
+    let kinds = prop_oneof![
+        Just("ping".to_owned()),
+        Just("auth".to_owned()),
+        Just("subscribe".to_owned()),
+        Just("unsubscribe".to_owned()),
+        Just("study_session_start".to_owned()),
+        Just("study_session_end".to_owned()),
+        Just("ack".to_owned()),
+        Just("welcome".to_owned()),
+        "[a-z._:-]{1,10}",
+    ];
+    let envelope = (
+        kinds,
+        json_value(),
+        proptest::option::of("[a-z0-9]{1,8}"),
+        proptest::option::of(prop_oneof![
+            Just("chat:1".to_owned()),
+            Just("system".to_owned()),
+            Just("user:u".to_owned()),
+            Just("session:x".to_owned()),
+            "[a-z:]{1,6}",
+        ]),
+        any::<bool>(),
+    )
+        .prop_map(|(kind, payload, id, channel, ack)| {
+            let mut object = serde_json::Map::new();
+            object.insert("type".into(), Value::String(kind));
+            object.insert("payload".into(), payload);
+            if let Some(id) = id {
+                object.insert("messageId".into(), Value::String(id));
+            }
+            if let Some(channel) = channel {
+                object.insert("channel".into(), Value::String(channel));
+            }
+            object.insert("ack".into(), Value::Bool(ack));
+            Value::Object(object).to_string()
+        });
+    prop_oneof![
+        envelope,
+        json_value().prop_map(|v| v.to_string()),
+        ".{0,64}"
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Nothing panics on input; every frame is answered by at most a few frames, and only the
+    /// rate limit (never a frame error) asks to close.
+    #[test]
+    fn arbitrary_frames_never_panic_and_never_close(frames in proptest::collection::vec(frame(), 1..40)) {
+        let mut config = ServerConfig::default();
+        config.rate_limit_per_sec = 0.0;
+        let ctx = ctx_with(config);
+        let now = Now::current();
+        let mut client = Client::new(&ctx, None, now);
+        client.frames();
+        for (i, text) in frames.iter().enumerate() {
+            client.session.handle_text(text, now.plus_ms(i as u64));
+            for effect in client.effects() {
+                prop_assert!(!matches!(effect, Effect::Close { .. }), "{text} closed: {effect:?}");
+            }
+            client.frames();
+        }
+        prop_assert!(client.session.is_ready());
+    }
+}
