@@ -94,8 +94,13 @@ impl Channels {
         self.pending.retain(|_, c| c != channel);
     }
 
+    /// The connection is gone: pending answers are void, and positions on channels whose epoch
+    /// was never confirmed by `subscribed` (automatic ones such as `system`) are forgotten, since
+    /// without an epoch a restarted server's offsets cannot be told from old ones.
     pub(crate) fn connection_lost(&mut self) {
         self.pending.clear();
+        self.positions
+            .retain(|_, position| position.epoch.is_some());
     }
 }
 
@@ -137,5 +142,18 @@ mod tests {
         assert!(channels.deliver("room:1", 1));
         assert!(channels.remove("room:1"));
         assert_eq!(channels.since("room:1"), None);
+    }
+
+    #[test]
+    fn unconfirmed_positions_do_not_survive_a_reconnect() {
+        let mut channels = Channels::default();
+        assert!(channels.deliver("system", 50));
+        assert!(!channels.deliver("system", 1));
+        channels.on_subscribed(&subscribed("e1"));
+        assert!(channels.deliver("room:1", 7));
+        channels.connection_lost();
+        // A restarted server numbers `system` from 1 again: not a duplicate.
+        assert!(channels.deliver("system", 1));
+        assert!(!channels.deliver("room:1", 7));
     }
 }

@@ -19,7 +19,8 @@ pub enum SendError {
         bytes: usize,
     },
     /// Not connected and the message cannot wait: the offline queue is disabled, or the send is
-    /// volatile.
+    /// volatile (a volatile `ack: true` send is also refused while the server's support for acks
+    /// is not known yet, in the first moments of a connection).
     #[error("not connected (and the message may not be queued)")]
     NotConnected,
     /// `ack: true` was asked of a server that does not support acks (a level-0 server, or a

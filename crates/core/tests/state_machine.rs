@@ -139,6 +139,12 @@ struct Harness {
     last_offset: Option<u64>,
     /// Messages passed over by a flush in the current drain (must fail in the same drain).
     skipped: Vec<MessageId>,
+    /// Acceptance order of every accepted message.
+    accepted: HashMap<MessageId, usize>,
+    /// On this link: the acceptance index of the last re-sent message, and whether a message
+    /// was transmitted for the first time.
+    resend_floor: Option<usize>,
+    first_sent_on_link: bool,
     steps: usize,
 }
 
@@ -165,6 +171,9 @@ impl Harness {
             epoch: None,
             last_offset: None,
             skipped: Vec::new(),
+            accepted: HashMap::new(),
+            resend_floor: None,
+            first_sent_on_link: false,
             steps: 0,
         }
     }
@@ -173,6 +182,18 @@ impl Harness {
         match self.config.reconnect_attempts {
             ReconnectAttempts::Limited(n) => Some(n),
             _ => None,
+        }
+    }
+
+    /// The link is gone (closed by either side, or replaced).
+    fn link_down(&mut self) {
+        self.link = Link::Closed;
+        self.pings.clear();
+        self.resend_floor = None;
+        self.first_sent_on_link = false;
+        if self.epoch.is_none() {
+            // Positions never confirmed by `subscribed` do not survive the link.
+            self.last_offset = None;
         }
     }
 
@@ -232,7 +253,7 @@ impl Harness {
                 self.drain(false);
             }
             Op::Closed { code } => {
-                self.link = Link::Closed;
+                self.link_down();
                 self.core.handle_transport(
                     TransportEvent::Closed {
                         code: *code,
@@ -243,7 +264,7 @@ impl Harness {
                 self.drain(false);
             }
             Op::TransportError => {
-                self.link = Link::Closed;
+                self.link_down();
                 self.core
                     .handle_transport(TransportEvent::Error("reset".into()), self.now);
                 self.drain(false);
@@ -268,6 +289,7 @@ impl Harness {
         let result = self.core.send(outgoing, self.now);
         match result {
             Ok(id) => {
+                self.accepted.insert(id.clone(), self.accepted.len());
                 if volatile {
                     self.volatile.insert(id.clone());
                 } else {
@@ -383,13 +405,12 @@ impl Harness {
                     }
                     self.gave_up = false;
                     self.reconnect_not_before = None;
+                    if self.link != Link::Closed {
+                        self.link_down();
+                    }
                     self.link = Link::Pending;
-                    self.pings.clear();
                 }
-                Command::Close { .. } => {
-                    self.link = Link::Closed;
-                    self.pings.clear();
-                }
+                Command::Close { .. } => self.link_down(),
                 Command::Transmit(frame) => {
                     assert_eq!(self.link, Link::Open, "transmit while the link is not open");
                     self.on_transmit(&frame);
@@ -426,11 +447,23 @@ impl Harness {
                     return;
                 }
                 if self.transmitted.contains(&id) {
-                    // Only in-flight ack messages are ever re-sent.
+                    // Only in-flight ack messages are ever re-sent: in their original order,
+                    // before anything new goes out on this link.
                     assert!(envelope.ack(), "plain message transmitted twice");
                     assert!(self.ack_pending.contains(&id), "re-sent a resolved message");
+                    assert!(
+                        !self.first_sent_on_link,
+                        "a newer message overtook a re-send"
+                    );
+                    let index = self.accepted[&id];
+                    assert!(
+                        self.resend_floor.is_none_or(|floor| index > floor),
+                        "re-sends out of order"
+                    );
+                    self.resend_floor = Some(index);
                     return;
                 }
+                self.first_sent_on_link = true;
                 // First transmissions follow acceptance order; the only messages that may be
                 // skipped are `ack: true` ones failed (as unsupported) in this same drain, whose
                 // events come after the commands.
