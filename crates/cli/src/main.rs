@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod serve;
 mod token;
 
@@ -22,6 +23,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Mint a development JWT (HS256).
     Token(token::TokenArgs),
+    /// Load-test a server on loopback: conns, fanout, rooms and ping scenarios.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +32,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Token(args) => token::run(&args),
+        Command::Bench(args) => bench::run_bench(&args),
     }
 }

@@ -1,0 +1,180 @@
+//! `cerebrum bench`: the load generator of `docs/benchmarks.md` (the scenarios live in the
+//! `cerebrum-bench` library).
+
+use std::process::ExitCode;
+
+use cerebrum_bench::{
+    ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, Scenario, Target,
+    raise_open_files_limit, run,
+};
+use clap::{Args, Subcommand};
+
+/// Arguments of `cerebrum bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The server's WebSocket URL (loopback only), e.g. ws://127.0.0.1:8080/ws.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// The server's pid: adds its RSS and CPU time (from /proc) to the report.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Spread client sockets over this many source addresses (127.0.0.2 upwards).
+    #[arg(long, default_value_t = 8)]
+    sources: u8,
+    /// Worker threads of the load generator [default: the number of cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The scenario.
+    #[command(subcommand)]
+    scenario: ScenarioArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ScenarioArgs {
+    /// Open N connections subscribed to K channels: connect rate, server memory per connection.
+    Conns {
+        /// Connections to open.
+        #[arg(long, default_value_t = 1_000)]
+        connections: usize,
+        /// Channels to spread them over.
+        #[arg(long, default_value_t = 10)]
+        channels: usize,
+        /// Seconds to hold them open (pinging every 20 s).
+        #[arg(long, default_value_t = 5.0)]
+        hold_secs: f64,
+    },
+    /// N subscribers of one channel, one publisher at R msg/s for S s with B-byte payloads.
+    Fanout {
+        /// Subscribers.
+        #[arg(long, default_value_t = 1_000)]
+        subscribers: usize,
+        /// Publications per second.
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
+        /// Seconds of publishing.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Payload filler in bytes.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
+    /// Chat-like rooms of M clients, each publishing r msg/s.
+    Rooms {
+        /// Clients in all.
+        #[arg(long, default_value_t = 2_000)]
+        clients: usize,
+        /// Clients per room.
+        #[arg(long, default_value_t = 10)]
+        room_size: usize,
+        /// Publications per second of each client.
+        #[arg(long, default_value_t = 2.0)]
+        rate: f64,
+        /// Seconds of publishing.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Payload filler in bytes.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
+    /// Ping round trips under N connections.
+    Ping {
+        /// Connections.
+        #[arg(long, default_value_t = 1_000)]
+        connections: usize,
+        /// Pings per second of each connection.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Seconds of pinging.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+}
+
+impl ScenarioArgs {
+    fn scenario(&self) -> Scenario {
+        match *self {
+            Self::Conns {
+                connections,
+                channels,
+                hold_secs,
+            } => Scenario::Conns(ConnsOptions {
+                connections,
+                channels,
+                hold_secs,
+            }),
+            Self::Fanout {
+                subscribers,
+                rate,
+                seconds,
+                payload,
+            } => Scenario::Fanout(FanoutOptions {
+                subscribers,
+                rate,
+                seconds,
+                payload_bytes: payload,
+            }),
+            Self::Rooms {
+                clients,
+                room_size,
+                rate,
+                seconds,
+                payload,
+            } => Scenario::Rooms(RoomsOptions {
+                clients,
+                room_size,
+                rate,
+                seconds,
+                payload_bytes: payload,
+            }),
+            Self::Ping {
+                connections,
+                rate,
+                seconds,
+            } => Scenario::Ping(PingOptions {
+                connections,
+                rate,
+                seconds,
+            }),
+        }
+    }
+}
+
+/// Runs the scenario; prints a table, then one JSON line, on stdout.
+#[allow(clippy::print_stdout, clippy::print_stderr)] // a report on stdout is the command's job
+pub(crate) fn run_bench(args: &BenchArgs) -> ExitCode {
+    let target = match Target::new(&args.url) {
+        Ok(target) => target
+            .with_pid(args.pid)
+            .with_source_addresses(args.sources),
+        Err(err) => {
+            eprintln!("cerebrum bench: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match raise_open_files_limit() {
+        Ok(limit) => eprintln!("open-files limit: {limit}"),
+        Err(err) => eprintln!("could not raise the open-files limit: {err}"),
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cerebrum bench: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&target, &args.scenario.scenario())) {
+        Ok(report) => {
+            print!("{}", report.table());
+            println!("{}", report.json_line());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cerebrum bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
