@@ -9,14 +9,19 @@
 //!   frames (welcome, pong after a simulated latency, acks, subscriptions), pushes generated
 //!   data, and follows a [`FaultScript`] (drop the connection at a time, refuse the next
 //!   connects, go silent).
+//! - [`MockTransport`]: the simulated server as a `cerebrum_tokio::Transport`, so mock mode runs
+//!   the production driver loop on tokio's clock.
 //!
-//! No sockets, no clock: time is passed in, randomness comes from the seed.
+//! No sockets. The peer and the generator read no clock (time is passed in; randomness comes
+//! from the seed); only [`MockTransport`] reads tokio's clock, like the real transport.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod curriculum;
 mod data;
 mod peer;
+mod transport;
 
 pub use data::{DataGenerator, MockMessage};
 pub use peer::{FaultScript, MockConfig, MockPeer, PeerOutput};
+pub use transport::MockTransport;

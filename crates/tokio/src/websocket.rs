@@ -1,0 +1,469 @@
+//! The WebSocket transport: tokio-tungstenite, `ws://` and `wss://` (rustls).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use cerebrum_core::TransportEvent;
+use cerebrum_protocol::MAX_FRAME_BYTES;
+use futures_util::{SinkExt, StreamExt};
+use rustls::ClientConfig;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError, SubProtocolError};
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::header::{
+    AUTHORIZATION, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL,
+};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::tls::{TlsError, client_config};
+use crate::transport::{Closing, OpenRequest, Transport, TransportError};
+
+/// The subprotocol offered in the handshake (PROTOCOL.md section 1).
+pub const SUBPROTOCOL: &str = "cerebrum.v1.json";
+
+/// Close code sent when the server's frame is larger than the protocol allows.
+const CLOSE_TOO_LARGE: u16 = 1009;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Opening = Pin<Box<dyn Future<Output = Result<(Ws, bool), String>> + Send>>;
+
+/// Why a [`WsTransport`] could not be configured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WsConfigError {
+    /// A header name or value is not valid HTTP.
+    #[error("invalid header `{name}`")]
+    InvalidHeader {
+        /// The header's name as given.
+        name: String,
+    },
+    /// The TLS configuration (e.g. an extra CA) is invalid.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Options of the WebSocket transport.
+///
+/// ```
+/// use cerebrum_tokio::WsOptions;
+/// let options = WsOptions::default()
+///     .header("X-Client", "dashboard")?
+///     .close_timeout(std::time::Duration::from_secs(1));
+/// # Ok::<(), cerebrum_tokio::WsConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct WsOptions {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    extra_ca_pems: Vec<Vec<u8>>,
+    subprotocol: Option<String>,
+    close_timeout: Duration,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        Self {
+            headers: Vec::new(),
+            extra_ca_pems: Vec::new(),
+            subprotocol: Some(SUBPROTOCOL.to_owned()),
+            close_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl fmt::Debug for WsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("WsOptions")
+            .field("headers", &headers)
+            .field("extra_ca_pems", &self.extra_ca_pems.len())
+            .field("subprotocol", &self.subprotocol)
+            .field("close_timeout", &self.close_timeout)
+            .finish()
+    }
+}
+
+impl WsOptions {
+    /// Adds a request header to every handshake (e.g. `Authorization`); values are marked
+    /// sensitive and never logged.
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self, WsConfigError> {
+        let invalid = || WsConfigError::InvalidHeader {
+            name: name.to_owned(),
+        };
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+        value.set_sensitive(true);
+        self.headers.push((header, value));
+        Ok(self)
+    }
+
+    /// Trusts the certificates of `pem` (PEM text) besides the webpki roots, e.g. the CA of a
+    /// development server's certificate.
+    #[must_use]
+    pub fn extra_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_ca_pems.push(pem.into());
+        self
+    }
+
+    /// The subprotocol to offer (default `cerebrum.v1.json`; `None` offers none). A server that
+    /// answers without one is retried at once without offering it.
+    #[must_use]
+    pub fn subprotocol(mut self, subprotocol: Option<String>) -> Self {
+        self.subprotocol = subprotocol;
+        self
+    }
+
+    /// How long a close handshake may take before the connection is dropped (default 3 s).
+    #[must_use]
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+}
+
+enum State {
+    Idle,
+    Opening(Opening),
+    Open(Box<Ws>),
+}
+
+/// The WebSocket [`Transport`]: `ws://` and `wss://` (rustls, ring, webpki roots plus optional
+/// extra CAs), extra request headers, the `cerebrum.v1.json` subprotocol offered, inbound and
+/// outbound frames limited to [`MAX_FRAME_BYTES`], a clean close handshake.
+pub struct WsTransport {
+    options: Arc<WsOptions>,
+    tls: Arc<ClientConfig>,
+    offer_subprotocol: bool,
+    state: State,
+    outbox: VecDeque<String>,
+    needs_flush: bool,
+}
+
+impl fmt::Debug for WsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Idle => "idle",
+            State::Opening(_) => "opening",
+            State::Open(_) => "open",
+        };
+        f.debug_struct("WsTransport")
+            .field("options", &self.options)
+            .field("state", &state)
+            .field("outbox", &self.outbox.len())
+            .finish()
+    }
+}
+
+impl WsTransport {
+    /// A transport with `options`; fails if an extra CA is not valid PEM.
+    pub fn new(options: WsOptions) -> Result<Self, WsConfigError> {
+        let tls = client_config(&options.extra_ca_pems)?;
+        Ok(Self {
+            offer_subprotocol: options.subprotocol.is_some(),
+            options: Arc::new(options),
+            tls,
+            state: State::Idle,
+            outbox: VecDeque::new(),
+            needs_flush: false,
+        })
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<TransportEvent> {
+        match &mut self.state {
+            State::Idle => Poll::Pending,
+            State::Opening(future) => {
+                let Poll::Ready(result) = future.as_mut().poll(cx) else {
+                    return Poll::Pending;
+                };
+                match result {
+                    Ok((ws, offered)) => {
+                        self.offer_subprotocol = offered;
+                        self.state = State::Open(Box::new(ws));
+                        Poll::Ready(TransportEvent::Opened)
+                    }
+                    Err(reason) => {
+                        self.state = State::Idle;
+                        Poll::Ready(TransportEvent::Error(reason))
+                    }
+                }
+            }
+            State::Open(ws) => {
+                let step = poll_open(ws, &mut self.outbox, &mut self.needs_flush, cx);
+                match step {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Step::Event(event)) => Poll::Ready(event),
+                    Poll::Ready(Step::Gone { event, finish }) => {
+                        let old = std::mem::replace(&mut self.state, State::Idle);
+                        self.outbox.clear();
+                        if let (State::Open(ws), Some(code)) = (old, finish) {
+                            let _closing = finish_close(
+                                *ws,
+                                code,
+                                String::new(),
+                                Vec::new(),
+                                self.options.close_timeout,
+                            );
+                        }
+                        Poll::Ready(event)
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Step {
+    Event(TransportEvent),
+    /// The connection is over; `finish` asks for a close handshake with that code (`0`: only
+    /// complete the peer's).
+    Gone {
+        event: TransportEvent,
+        finish: Option<u16>,
+    },
+}
+
+fn gone(event: TransportEvent) -> Poll<Step> {
+    Poll::Ready(Step::Gone {
+        event,
+        finish: None,
+    })
+}
+
+fn poll_open(
+    ws: &mut Ws,
+    outbox: &mut VecDeque<String>,
+    needs_flush: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Step> {
+    while !outbox.is_empty() {
+        match ws.poll_ready_unpin(cx) {
+            Poll::Ready(Ok(())) => {
+                let Some(frame) = outbox.pop_front() else {
+                    break;
+                };
+                if let Err(err) = ws.start_send_unpin(Message::text(frame)) {
+                    return gone(TransportEvent::Error(err.to_string()));
+                }
+                *needs_flush = true;
+            }
+            Poll::Ready(Err(err)) => return gone(TransportEvent::Error(err.to_string())),
+            Poll::Pending => break,
+        }
+    }
+    if *needs_flush {
+        match ws.poll_flush_unpin(cx) {
+            Poll::Ready(Ok(())) => *needs_flush = false,
+            Poll::Ready(Err(err)) => return gone(TransportEvent::Error(err.to_string())),
+            Poll::Pending => {}
+        }
+    }
+    loop {
+        let Poll::Ready(next) = ws.poll_next_unpin(cx) else {
+            return Poll::Pending;
+        };
+        match next {
+            None => {
+                return gone(TransportEvent::Closed {
+                    code: None,
+                    reason: String::new(),
+                });
+            }
+            Some(Ok(Message::Text(text))) => {
+                return Poll::Ready(Step::Event(TransportEvent::Frame(text.as_str().to_owned())));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame.map_or((1005, String::new()), |frame| {
+                    (u16::from(frame.code), frame.reason.as_str().to_owned())
+                });
+                // Complete the peer's close handshake in the background.
+                return Poll::Ready(Step::Gone {
+                    event: TransportEvent::Closed {
+                        code: Some(code),
+                        reason,
+                    },
+                    finish: Some(0),
+                });
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                // tungstenite queued the pong; it goes out with the next flush.
+                *needs_flush = true;
+            }
+            Some(Ok(Message::Binary(_))) => {
+                // No binary codec is negotiated: ignored.
+            }
+            Some(Err(WsError::Capacity(err))) => {
+                return Poll::Ready(Step::Gone {
+                    event: TransportEvent::Closed {
+                        code: Some(CLOSE_TOO_LARGE),
+                        reason: format!("inbound frame refused: {err}"),
+                    },
+                    finish: Some(CLOSE_TOO_LARGE),
+                });
+            }
+            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                return gone(TransportEvent::Closed {
+                    code: None,
+                    reason: String::new(),
+                });
+            }
+            Some(Err(err)) => return gone(TransportEvent::Error(err.to_string())),
+        }
+    }
+}
+
+/// Sends `pending` frames, then a close frame with `code` (`0`: answer the peer's close), and
+/// waits for the end of the connection, in the background, at most `timeout`.
+fn finish_close(
+    mut ws: Ws,
+    code: u16,
+    reason: String,
+    pending: Vec<String>,
+    timeout: Duration,
+) -> Closing {
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let handshake = async {
+            for frame in pending {
+                if ws.feed(Message::text(frame)).await.is_err() {
+                    return;
+                }
+            }
+            let frame = (code != 0).then(|| CloseFrame {
+                code: CloseCode::from(code),
+                reason: Utf8Bytes::from(truncate(reason, 123)),
+            });
+            let _ = ws.close(frame).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        };
+        let _ = tokio::time::timeout(timeout, handshake).await;
+        let _ = tx.send(());
+    });
+    Closing::when(rx)
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary (close reasons are ≤ 123 bytes).
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+async fn open_ws(
+    request: OpenRequest,
+    options: Arc<WsOptions>,
+    tls: Arc<ClientConfig>,
+    offer: bool,
+) -> Result<(Ws, bool), String> {
+    let http = build_request(&request, &options, offer)?;
+    match connect(http, &tls).await {
+        Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+            SubProtocolError::NoSubProtocol,
+        ))) if offer => {
+            // The server ignores subprotocols (as level-0 servers may): ask again without.
+            let http = build_request(&request, &options, false)?;
+            connect(http, &tls)
+                .await
+                .map(|ws| (ws, false))
+                .map_err(|err| err.to_string())
+        }
+        other => other.map(|ws| (ws, offer)).map_err(|err| err.to_string()),
+    }
+}
+
+fn build_request(
+    request: &OpenRequest,
+    options: &WsOptions,
+    offer: bool,
+) -> Result<Request, String> {
+    let mut http = request
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|err| err.to_string())?;
+    let headers = http.headers_mut();
+    for (name, value) in &options.headers {
+        headers.append(name.clone(), value.clone());
+    }
+    if let Some(token) = &request.bearer {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "the token is not a valid header value".to_owned())?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    if offer
+        && let Some(subprotocol) = &options.subprotocol
+        && let Ok(value) = HeaderValue::from_str(subprotocol)
+    {
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    Ok(http)
+}
+
+async fn connect(http: Request, tls: &Arc<ClientConfig>) -> Result<Ws, WsError> {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES));
+    let (ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+        http,
+        Some(config),
+        true,
+        Some(Connector::Rustls(Arc::clone(tls))),
+    )
+    .await?;
+    Ok(ws)
+}
+
+impl Transport for WsTransport {
+    fn open(&mut self, request: OpenRequest) {
+        self.outbox.clear();
+        self.needs_flush = false;
+        let future = open_ws(
+            request,
+            Arc::clone(&self.options),
+            Arc::clone(&self.tls),
+            self.offer_subprotocol,
+        );
+        self.state = State::Opening(Box::pin(future));
+    }
+
+    fn send(&mut self, frame: String) -> Result<(), TransportError> {
+        if frame.len() > MAX_FRAME_BYTES {
+            return Err(TransportError::FrameTooLarge {
+                size: frame.len(),
+                limit: MAX_FRAME_BYTES,
+            });
+        }
+        if !matches!(self.state, State::Open(_)) {
+            return Err(TransportError::NotOpen);
+        }
+        self.outbox.push_back(frame);
+        Ok(())
+    }
+
+    fn close(&mut self, code: u16, reason: String) -> Closing {
+        let pending: Vec<String> = self.outbox.drain(..).collect();
+        self.needs_flush = false;
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Open(ws) => finish_close(*ws, code, reason, pending, self.options.close_timeout),
+            State::Opening(_) | State::Idle => Closing::done(),
+        }
+    }
+
+    fn next(&mut self) -> impl Future<Output = TransportEvent> + Send + '_ {
+        std::future::poll_fn(move |cx| self.poll_event(cx))
+    }
+}
