@@ -200,12 +200,14 @@ impl App {
                 .hub
                 .broker()
                 .presence_leave(&finished.channel, &finished.user_id);
-            self.ctx
-                .publish_session_update(&finished.channel, &finished.topic, now);
+            let (channel, topic) = (finished.channel.clone(), finished.topic.clone());
             let user = finished.user_id.clone();
+            // The record is durable before the remaining members hear that the user left.
             if let Err(err) = self.finish_study(user, Some(finished)).await {
                 tracing::error!(%err, "could not record an expired study session");
             }
+            self.ctx
+                .publish_session_update(&channel, &topic, Now::current());
         }
     }
 }
