@@ -61,46 +61,62 @@ enum Op {
     SleepThenSend(u64),
 }
 
-fn frame_op() -> impl Strategy<Value = FrameOp> {
-    prop_oneof![
-        2 => any::<bool>().prop_map(|ack| FrameOp::Welcome { ack }),
-        3 => Just(FrameOp::Pong),
-        3 => any::<usize>().prop_map(FrameOp::Ack),
-        1 => any::<usize>().prop_map(FrameOp::ErrorRef),
-        2 => (0u64..12).prop_map(|offset| FrameOp::Publication { offset }),
-        1 => (0u8..3).prop_map(|epoch| FrameOp::Subscribed { epoch }),
-        1 => Just(FrameOp::Garbage),
-        1 => Just(FrameOp::AppData),
-    ]
+/// One op from two plain numbers: `kind` picks the op (its range is the op's weight), `arg` its
+/// details. (Flat numbers generate far faster than nested `prop_oneof!`s in debug builds, and
+/// shrink towards `Connect` and small arguments.)
+fn decode_op((kind, arg): (u8, u32)) -> Op {
+    const CODES: [Option<u16>; 8] = [
+        None,
+        Some(1000),
+        Some(1001),
+        Some(1006),
+        Some(1011),
+        Some(4001),
+        Some(4003),
+        Some(4008),
+    ];
+    let arg64 = u64::from(arg);
+    match kind {
+        0..=6 => Op::Connect,
+        7..=8 => Op::Disconnect,
+        9..=10 => Op::Reconnect,
+        11..=12 => Op::NetworkChanged,
+        13..=26 => Op::Send {
+            ack: arg % 2 == 1,
+            volatile: arg % 7 == 0,
+        },
+        27..=28 => Op::Subscribe,
+        29..=30 => Op::ClearQueue,
+        31..=42 => Op::Opened,
+        43..=48 => Op::Closed {
+            code: CODES[arg as usize % CODES.len()],
+        },
+        49..=50 => Op::TransportError,
+        51..=74 => Op::Frame(match arg % 14 {
+            0 | 1 => FrameOp::Welcome { ack: arg % 3 != 0 },
+            2..=4 => FrameOp::Pong,
+            5..=7 => FrameOp::Ack((arg >> 4) as usize),
+            8 => FrameOp::ErrorRef((arg >> 4) as usize),
+            9 | 10 => FrameOp::Publication {
+                offset: (arg64 >> 4) % 12,
+            },
+            11 => FrameOp::Subscribed {
+                epoch: ((arg >> 4) % 3) as u8,
+            },
+            12 => FrameOp::Garbage,
+            _ => FrameOp::AppData,
+        }),
+        75..=96 => Op::Advance(match arg % 3 {
+            0 => (arg64 >> 2) % 500,
+            1 => 500 + (arg64 >> 2) % 4_500,
+            _ => 5_000 + (arg64 >> 2) % 40_000,
+        }),
+        _ => Op::SleepThenSend(40_000 + arg64 % 160_000),
+    }
 }
 
-fn op() -> impl Strategy<Value = Op> {
-    let code = prop_oneof![
-        Just(None),
-        Just(Some(1000u16)),
-        Just(Some(1001)),
-        Just(Some(1006)),
-        Just(Some(1011)),
-        Just(Some(4001)),
-        Just(Some(4003)),
-        Just(Some(4008)),
-    ];
-    prop_oneof![
-        3 => Just(Op::Connect),
-        1 => Just(Op::Disconnect),
-        1 => Just(Op::Reconnect),
-        1 => Just(Op::NetworkChanged),
-        6 => (any::<bool>(), prop::bool::weighted(0.15))
-            .prop_map(|(ack, volatile)| Op::Send { ack, volatile }),
-        1 => Just(Op::Subscribe),
-        1 => Just(Op::ClearQueue),
-        5 => Just(Op::Opened),
-        2 => code.prop_map(|code| Op::Closed { code }),
-        1 => Just(Op::TransportError),
-        6 => frame_op().prop_map(Op::Frame),
-        6 => prop_oneof![0u64..500, 500u64..5_000, 5_000u64..45_000].prop_map(Op::Advance),
-        1 => (40_000u64..200_000).prop_map(Op::SleepThenSend),
-    ]
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec((0u8..100, any::<u32>()).prop_map(decode_op), 1..100)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -665,7 +681,7 @@ fn cases(n: u32) -> ProptestConfig {
 proptest! {
     #![proptest_config(cases(4_000))]
     #[test]
-    fn origin_preset_keeps_its_invariants(ops in prop::collection::vec(op(), 1..50)) {
+    fn origin_preset_keeps_its_invariants(ops in ops()) {
         run(Config::new("ws://localhost:8080/ws"), &ops);
     }
 }
@@ -675,7 +691,7 @@ proptest! {
     #[test]
     fn fleet_preset_keeps_its_invariants(
         seed in any::<u64>(),
-        ops in prop::collection::vec(op(), 1..50),
+        ops in ops(),
     ) {
         run(Config::fleet("ws://localhost:8080/ws").with_seed(seed), &ops);
     }
@@ -686,7 +702,7 @@ proptest! {
     #[test]
     fn varied_configs_keep_their_invariants(
         config in varied_config(),
-        ops in prop::collection::vec(op(), 1..50),
+        ops in ops(),
     ) {
         run(config, &ops);
     }
