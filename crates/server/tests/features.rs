@@ -254,3 +254,31 @@ async fn a_client_that_never_reads_is_closed_4008_while_others_keep_receiving() 
     let (_, metrics) = http(&server.http, "GET", "/metrics", None, None).await;
     assert!(metrics.contains("cerebrum_slow_consumer_closes_total 1"));
 }
+
+#[tokio::test]
+async fn a_quick_reconnect_keeps_the_member_without_flapping() {
+    let server = start_with(|c| {
+        c.jwt = Some(cerebrum_server::auth::JwtKey::hs256("k"));
+        c.presence_grace = Duration::from_secs(30);
+    })
+    .await;
+    let ada_url = format!("{}?token={}", server.url, token("k", "ada", None));
+    let bob_url = format!("{}?token={}", server.url, token("k", "bob", None));
+    let (mut bob, _) = connect_ready(&bob_url).await;
+    start_study(&mut bob, "bob", "Chemistry").await;
+    recv_type(&mut bob, "collaborative_session_update").await;
+    let (mut ada, _) = connect_ready(&ada_url).await;
+    start_study(&mut ada, "ada", "Chemistry").await;
+    let joined = recv_type(&mut bob, "collaborative_session_update").await;
+    assert_eq!(joined["payload"]["activeUsers"], 2);
+    let joined_at = joined["payload"]["participants"][1]["joinedAt"].clone();
+    // ada's connection drops and comes back within the grace period.
+    drop(ada);
+    let (mut ada, _) = connect_ready(&ada_url).await;
+    start_study(&mut ada, "ada", "Chemistry").await;
+    // The next update bob sees still has ada, joined when she first did: no leave, no rejoin.
+    let next = recv_type(&mut bob, "collaborative_session_update").await;
+    assert_eq!(next["payload"]["activeUsers"], 2, "{next}");
+    assert_eq!(next["payload"]["participants"][1]["userId"], "ada");
+    assert_eq!(next["payload"]["participants"][1]["joinedAt"], joined_at);
+}
