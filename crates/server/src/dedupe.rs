@@ -66,6 +66,27 @@ impl Dedupe {
         true
     }
 
+    /// Forgets everything about `user` (an anonymous connection's key, when it closes).
+    pub fn forget_user(&self, user: &str) {
+        lock(&self.users).remove(user);
+    }
+
+    /// Drops the users whose every remembered id is older than the window.
+    pub fn sweep(&self, now: Instant) {
+        lock(&self.users).retain(|_, recent| {
+            recent
+                .order
+                .back()
+                .is_some_and(|(_, at)| now.saturating_duration_since(*at) <= self.window)
+        });
+    }
+
+    /// Number of users (or anonymous connections) with remembered ids.
+    #[must_use]
+    pub fn users(&self) -> usize {
+        lock(&self.users).len()
+    }
+
     /// Forgets `id` (its processing failed, so a retry must be processed).
     pub fn forget(&self, user: &str, id: &str) {
         let mut users = lock(&self.users);
@@ -95,5 +116,10 @@ mod tests {
         assert!(dedupe.first_time("u", "0", later));
         dedupe.forget("u", "4");
         assert!(dedupe.first_time("u", "4", later));
+        dedupe.first_time("v", "1", later);
+        dedupe.forget_user("v");
+        assert_eq!(dedupe.users(), 1);
+        dedupe.sweep(later + Duration::from_secs(601));
+        assert_eq!(dedupe.users(), 0);
     }
 }

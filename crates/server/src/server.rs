@@ -448,6 +448,7 @@ fn spawn_background(app: Arc<App>) -> Vec<JoinHandle<()>> {
             sweeps = sweeps.wrapping_add(1);
             if sweeps.is_multiple_of(240) {
                 app.ctx.hub.sweep(Instant::now());
+                app.ctx.dedupe.sweep(Instant::now());
             }
         }
     });

@@ -332,6 +332,9 @@ impl Session {
             self.ctx.hub.unsubscribe(self.conn, &channel);
         }
         lock(&self.ctx.study).disconnect(self.conn, now.mono);
+        if self.user.is_none() {
+            self.ctx.dedupe.forget_user(&self.dedupe_key());
+        }
         if let Some(user) = self.counted_user.take() {
             self.ctx.user_disconnected(&user);
         }
