@@ -169,7 +169,9 @@ pub struct Config {
     /// logs.
     pub debug: bool,
     /// Seed of the jitter RNG and the message-id node: the same seed and inputs give the same
-    /// outputs. Adapters may pass a random one.
+    /// outputs (tests, simulations). Production adapters should pass a random seed: clients with
+    /// the same seed draw the same jitter and make the same message ids, and servers dedupe
+    /// messages by id.
     pub seed: u64,
 }
 

@@ -31,6 +31,9 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 /// Server close code: forbidden. The core stops reconnecting.
 pub const CLOSE_FORBIDDEN: u16 = 4003;
 
+/// The smallest heartbeat interval a server's `welcome` can ask for.
+const MIN_HEARTBEAT_HINT: Duration = Duration::from_secs(1);
+
 /// Upper bound on timers fired by one input (each firing re-arms later or disarms, so the bound
 /// is never reached in practice; it only rules out a livelock).
 const MAX_TIMER_ROUNDS: usize = 64;
@@ -547,7 +550,8 @@ impl ClientCore {
         self.level.public()
     }
 
-    /// The heartbeat interval in use (the config's, or the server's smaller `welcome` hint).
+    /// The heartbeat interval in use (the config's, or the server's smaller `welcome` hint,
+    /// never below 1 s).
     #[must_use]
     pub fn heartbeat_interval(&self) -> Duration {
         self.heartbeat_interval
@@ -1009,7 +1013,8 @@ impl ClientCore {
 
     fn on_welcome(&mut self, welcome: Welcome, now: Instant) {
         if welcome.heartbeat_interval_ms > 0 {
-            let hint = Duration::from_millis(welcome.heartbeat_interval_ms);
+            // Floored, so that no server can talk the client into a ping storm.
+            let hint = Duration::from_millis(welcome.heartbeat_interval_ms).max(MIN_HEARTBEAT_HINT);
             if hint < self.heartbeat_interval {
                 self.heartbeat_interval = hint;
                 let sooner = crate::timer::after(now, hint);

@@ -889,6 +889,10 @@ fn the_welcome_heartbeat_hint_shortens_the_interval() {
     assert_eq!(sim.core.heartbeat_interval(), ms(10_000));
     sim.advance(ms(10_000));
     assert_eq!(sim.transmitted_of("ping").len(), 1);
+    // A hostile hint cannot cause a ping storm.
+    let mut sim = Sim::origin();
+    sim.connected(Some(&WELCOME_ACK.replace("30000", "1")));
+    assert_eq!(sim.core.heartbeat_interval(), ms(1_000));
 }
 
 #[test]
