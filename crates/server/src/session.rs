@@ -266,14 +266,17 @@ impl Session {
             return;
         }
         let decoded = decode(text);
-        let ref_id = decoded.as_ref().ok().and_then(|e| e.message_id().cloned());
+        let ref_id = match &decoded {
+            Ok(envelope) => envelope.message_id().cloned(),
+            Err(err) => probe_message_id(text, err),
+        };
         if !self.admit(ref_id.as_ref(), now) {
             return;
         }
         let envelope = match decoded {
             Ok(envelope) => envelope,
             Err(err) => {
-                self.protocol_error(&err, None, now);
+                self.protocol_error(&err, ref_id, now);
                 return;
             }
         };
@@ -777,6 +780,26 @@ impl Session {
             self.push(frame, now);
         }
     }
+}
+
+/// The `messageId` of a frame the envelope rules refused, when it has a well-formed one (so
+/// that its `error` carries it as `refId`).
+fn probe_message_id(text: &str, err: &ProtocolError) -> Option<MessageId> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "messageId", default)]
+        message_id: Option<serde_json::Value>,
+    }
+    if !matches!(
+        err,
+        ProtocolError::InvalidEnvelope { .. }
+            | ProtocolError::MissingType
+            | ProtocolError::Validation { .. }
+    ) {
+        return None;
+    }
+    let probe: Probe = serde_json::from_str(text).ok()?;
+    MessageId::new(probe.message_id?.as_str()?).ok()
 }
 
 fn error(code: ErrorCode, message: &str) -> ErrorPayload {

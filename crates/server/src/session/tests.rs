@@ -134,6 +134,21 @@ fn every_frame_error_has_its_code_and_ref_id_and_keeps_the_connection() {
         ("[1,2]", "invalid_envelope", None),
         (r#"{"payload":{}}"#, "invalid_envelope", None),
         (r#"{"type":"Bad Type"}"#, "invalid_envelope", None),
+        (
+            r#"{"type":"Bad Type","messageId":"b1"}"#,
+            "invalid_envelope",
+            Some("b1"),
+        ),
+        (
+            r#"{"payload":1,"messageId":"b2"}"#,
+            "invalid_envelope",
+            Some("b2"),
+        ),
+        (
+            r#"{"type":"x","channel":"no spaces","messageId":"b3"}"#,
+            "validation_failed",
+            Some("b3"),
+        ),
         (r#"{"type":"x","messageId":""}"#, "invalid_envelope", None),
         (
             r#"{"type":"no_such_type","messageId":"m1"}"#,
@@ -192,6 +207,7 @@ fn every_frame_error_has_its_code_and_ref_id_and_keeps_the_connection() {
     assert!(client.effects().is_empty());
     assert!(client.session.is_ready());
     assert_eq!(ctx.metrics.errors_of(&ErrorCode::Forbidden), 2);
+    assert_eq!(ctx.metrics.errors_of(&ErrorCode::InvalidEnvelope), 6);
 }
 
 #[test]
