@@ -38,6 +38,13 @@ impl Default for ReconnectAttempts {
 }
 
 /// What `send` does when the offline queue is full.
+///
+/// ```
+/// use cerebrum_core::{Config, OverflowPolicy};
+/// let mut config = Config::new("ws://localhost:8080/ws");
+/// assert_eq!(config.overflow_policy, OverflowPolicy::RejectNew);
+/// config.overflow_policy = OverflowPolicy::DropOldest; // telemetry: the newest matters most
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum OverflowPolicy {
@@ -50,6 +57,14 @@ pub enum OverflowPolicy {
 }
 
 /// How the auth token reaches the server (PROTOCOL.md section 6).
+///
+/// ```
+/// use cerebrum_core::{Config, TokenTransport};
+/// let mut config = Config::new("wss://api.example.org/ws").with_token("eyJ…");
+/// assert_eq!(config.token_transport, TokenTransport::Query);
+/// // Browsers and proxies that log URLs: send it as the first frame instead.
+/// config.token_transport = TokenTransport::AuthMessage;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum TokenTransport {

@@ -6,6 +6,12 @@ use cerebrum_protocol::{ErrorPayload, ProtocolError};
 
 /// Why [`crate::ClientCore::send`] refused a message. A refused message was neither sent nor
 /// queued.
+///
+/// ```
+/// use cerebrum_core::SendError;
+/// let err = SendError::QueueFull { messages: 100, bytes: 4_200 };
+/// assert_eq!(err.to_string(), "the offline queue is full (100 messages, 4200 bytes)");
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -42,6 +48,12 @@ pub enum SendError {
 
 /// Why an accepted message ended without being acknowledged
 /// ([`crate::Event::SendFailed`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use cerebrum_core::AckError;
+/// assert_eq!(AckError::Timeout(Duration::from_secs(10)).to_string(), "no ack within 10s");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AckError {
@@ -63,6 +75,11 @@ pub enum AckError {
 }
 
 /// Why a subscription failed ([`crate::Event::SubscribeFailed`]).
+///
+/// ```
+/// use cerebrum_core::SubscribeError;
+/// assert_eq!(SubscribeError::Unsupported.to_string(), "the server does not support channels");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubscribeError {

@@ -14,6 +14,15 @@ use crate::status::Status;
 ///
 /// After a [`Command::Close`] or a new [`Command::Open`], the adapter drops the old transport and
 /// feeds nothing more from it (stray reports are ignored when the core is not expecting them).
+///
+/// ```
+/// use cerebrum_core::TransportEvent;
+/// // What a WebSocket adapter reports when the server goes away without a close frame:
+/// let lost = TransportEvent::Closed { code: None, reason: String::new() };
+/// // and when it shuts down cleanly:
+/// let shutdown = TransportEvent::Closed { code: Some(1001), reason: "server shutdown".into() };
+/// assert_ne!(lost, shutdown);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportEvent {
@@ -34,6 +43,23 @@ pub enum TransportEvent {
 }
 
 /// What the core asks its adapter to do, from [`crate::ClientCore::poll_command`].
+///
+/// `Debug` output hides tokens (in a URL's `token=` parameter and in `auth` frames).
+///
+/// ```
+/// use cerebrum_core::Command;
+/// fn execute(command: Command) {
+///     match command {
+///         Command::Open { url } => { /* open a WebSocket to `url` */ }
+///         Command::Transmit(frame) => { /* send `frame` as one text frame */ }
+///         Command::Close { code, reason } => { /* close with `code` and `reason` */ }
+///         _ => { /* a later version's command: ignore */ }
+///     }
+/// }
+/// let open = Command::Open { url: "wss://h/ws?token=secret".into() };
+/// assert!(!format!("{open:?}").contains("secret"));
+/// execute(open);
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[must_use]
 #[non_exhaustive]
@@ -96,6 +122,12 @@ fn redact_url(url: &str) -> String {
 }
 
 /// What the core learned about the server after a transport opened.
+///
+/// ```
+/// use cerebrum_core::ServerLevel;
+/// let level = ServerLevel::V1 { features: vec!["ack".into(), "channels".into()] };
+/// assert!(matches!(level, ServerLevel::V1 { ref features } if features.len() == 2));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ServerLevel {
@@ -112,6 +144,24 @@ pub enum ServerLevel {
 /// What happened, from [`crate::ClientCore::poll_event`].
 ///
 /// Events of one input come out in the order they happened.
+///
+/// ```
+/// use cerebrum_core::{Event, Status};
+/// fn on_event(event: Event) -> Option<String> {
+///     match event {
+///         Event::StatusChanged { from, to, reason } => Some(format!("{from} -> {to}: {reason}")),
+///         Event::Message(envelope) => Some(format!("received {}", envelope.kind())),
+///         Event::SendFailed { message_id, error } => Some(format!("{message_id} failed: {error}")),
+///         _ => None,
+///     }
+/// }
+/// let changed = Event::StatusChanged {
+///     from: Status::Connecting,
+///     to: Status::Connected,
+///     reason: "connection opened".into(),
+/// };
+/// assert_eq!(on_event(changed).as_deref(), Some("connecting -> connected: connection opened"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 #[non_exhaustive]
