@@ -161,6 +161,9 @@ pub struct ClientCore {
     channels: Channels,
     commands: VecDeque<Command>,
     events: VecDeque<Event>,
+    /// [`Self::poll_timeout`] as of the end of the last input: no deadline can be due before it,
+    /// so inputs skip the timer scan until then (checked in debug builds).
+    wakeup: Option<Instant>,
 }
 
 impl ClientCore {
@@ -200,6 +203,7 @@ impl ClientCore {
             channels: Channels::default(),
             commands: VecDeque::new(),
             events: VecDeque::new(),
+            wakeup: None,
             config,
         })
     }
@@ -210,60 +214,23 @@ impl ClientCore {
     /// reconnect is already scheduled. Clears a previous [`disconnect`](Self::disconnect) and
     /// resets the attempt count.
     pub fn connect(&mut self, now: Instant) {
-        let now = self.begin(now);
-        self.stopped_by_user = false;
-        if self.transport != Transport::Idle || self.timers.get(Timer::Reconnect).is_some() {
-            return;
-        }
-        self.attempts = 0;
-        self.open(now, "connect requested".to_owned());
+        self.connect_inner(now);
+        self.refresh_wakeup();
     }
 
     /// Closes the connection with code 1000 and stays `Disconnected`: nothing reconnects until
     /// [`connect`](Self::connect) or [`reconnect`](Self::reconnect). Queued and in-flight
     /// messages are kept.
     pub fn disconnect(&mut self, now: Instant) {
-        let _ = self.begin(now);
-        self.stopped_by_user = true;
-        self.timers.stop(Timer::Reconnect);
-        self.attempts = 0;
-        let reason = "disconnect requested";
-        if self.transport != Transport::Idle {
-            self.commands.push_back(Command::Close {
-                code: CLOSE_NORMAL,
-                reason: reason.to_owned(),
-            });
-            self.teardown();
-            self.events.push_back(Event::Disconnected {
-                code: Some(CLOSE_NORMAL),
-                reason: reason.to_owned(),
-                will_reconnect: false,
-            });
-        }
-        self.set_status(Status::Disconnected, reason);
+        self.disconnect_inner(now);
+        self.refresh_wakeup();
     }
 
     /// Starts over at once: closes any connection (code 1000), resets the attempt count and
     /// opens a new one, whatever the status (also after `Error` or `disconnect`).
     pub fn reconnect(&mut self, now: Instant) {
-        let now = self.begin(now);
-        self.stopped_by_user = false;
-        self.timers.stop(Timer::Reconnect);
-        let reason = "reconnect requested";
-        if self.transport != Transport::Idle {
-            self.commands.push_back(Command::Close {
-                code: CLOSE_NORMAL,
-                reason: reason.to_owned(),
-            });
-            self.teardown();
-            self.events.push_back(Event::Disconnected {
-                code: Some(CLOSE_NORMAL),
-                reason: reason.to_owned(),
-                will_reconnect: true,
-            });
-        }
-        self.attempts = 0;
-        self.open(now, reason.to_owned());
+        self.reconnect_inner(now);
+        self.refresh_wakeup();
     }
 
     /// Sends a message, or queues it while offline; returns the `messageId` it carries.
@@ -288,102 +255,24 @@ impl ClientCore {
     /// # let _ = offline_send;
     /// ```
     pub fn send(&mut self, message: Outgoing, now: Instant) -> Result<MessageId, SendError> {
-        let now = self.begin(now);
-        let (envelope, channel, ack, volatile) = message.into_parts();
-        let mut envelope = match channel {
-            Some(channel) => envelope.with_channel(channel)?,
-            None => envelope,
-        };
-        if ack && self.level.known() && !self.level.acks() {
-            return Err(SendError::AckUnsupported);
-        }
-        let open = self.transport == Transport::Open;
-        if volatile && !(open && (!ack || self.level.known())) {
-            return Err(SendError::NotConnected);
-        }
-        if !open && !volatile && !self.config.enable_queue {
-            return Err(SendError::NotConnected);
-        }
-        let unix_ms = self.unix_ms(now);
-        let id = self.ids.next(unix_ms);
-        envelope = envelope
-            .with_ack(ack)
-            .with_timestamp(unix_ms)
-            .with_message_id(id.clone());
-        let frame = encode(&envelope);
-        if frame.len() > MAX_FRAME_BYTES {
-            return Err(SendError::TooLarge {
-                size: frame.len(),
-                limit: MAX_FRAME_BYTES,
-            });
-        }
-        // Straight to the wire when nothing older waits and the message's fate is decided.
-        // Volatile sends never wait (they may overtake queued ones: they are stale otherwise).
-        let direct = open
-            && (volatile
-                || (self.outbox.is_empty()
-                    && ((self.level.known() && !ack)
-                        || (self.level.acks() && ack)
-                        || (!self.level.known() && !ack && !self.outbox.has_in_flight()))));
-        if direct {
-            if ack {
-                let deadline = crate::timer::after(now, self.config.ack_timeout);
-                self.outbox
-                    .track(id.clone(), frame.clone(), deadline, volatile);
-            }
-            self.commands.push_back(Command::Transmit(frame));
-            return Ok(id);
-        }
-        let queued = Queued {
-            envelope,
-            id: id.clone(),
-            frame,
-            ack,
-        };
-        if self.config.enable_queue {
-            let dropped = self.outbox.push(queued, self.limits())?;
-            for dropped in dropped {
-                self.events.push_back(Event::QueueOverflow { dropped });
-            }
-        } else {
-            // Open, queue disabled: held only until the server's level is known.
-            self.outbox.push_unbounded(queued);
-        }
-        if open {
-            self.flush(now);
-        }
-        Ok(id)
+        let result = self.send_inner(message, now);
+        self.refresh_wakeup();
+        result
     }
 
     /// Subscribes to `channel`: sent now if connected to a v1 server, and again (with `since`,
     /// to resume) after every reconnect. Refuses a malformed channel name.
     pub fn subscribe(&mut self, channel: &str, now: Instant) -> Result<(), ProtocolError> {
-        let now = self.begin(now);
-        validate_channel(channel)?;
-        if self.channels.add(channel) && self.transport == Transport::Open {
-            match self.level {
-                Level::V1 { .. } => self.send_subscribe(channel.to_owned(), now),
-                Level::Level0 => self.events.push_back(Event::SubscribeFailed {
-                    channel: channel.to_owned(),
-                    error: SubscribeError::Unsupported,
-                }),
-                Level::Unknown => {}
-            }
-        }
-        Ok(())
+        let result = self.subscribe_inner(channel, now);
+        self.refresh_wakeup();
+        result
     }
 
     /// Unsubscribes from `channel` and forgets its position; `false` if it was not subscribed.
     pub fn unsubscribe(&mut self, channel: &str, now: Instant) -> bool {
-        let now = self.begin(now);
-        let removed = self.channels.remove(channel);
-        if removed && self.transport == Transport::Open && matches!(self.level, Level::V1 { .. }) {
-            let payload = Unsubscribe {
-                channel: channel.to_owned(),
-            };
-            self.transmit_control(&payload, now);
-        }
-        removed
+        let result = self.unsubscribe_inner(channel, now);
+        self.refresh_wakeup();
+        result
     }
 
     /// Replaces the auth token (`None` or empty removes it); used from the next connection on.
@@ -404,18 +293,8 @@ impl ClientCore {
     /// connected a `ping` goes out now and the connection is declared dead unless a frame
     /// arrives within `heartbeat_timeout`; while waiting to reconnect, the attempt starts now.
     pub fn network_changed(&mut self, now: Instant) {
-        let now = self.begin(now);
-        match self.transport {
-            Transport::Open => {
-                self.send_ping(now);
-                self.heartbeat.probe(now, self.config.heartbeat_timeout);
-            }
-            Transport::Idle if self.timers.get(Timer::Reconnect).is_some() => {
-                self.timers.set(Timer::Reconnect, now, Duration::ZERO);
-                self.run_timers(now);
-            }
-            _ => {}
-        }
+        self.network_changed_inner(now);
+        self.refresh_wakeup();
     }
 
     // ----- handlers -----------------------------------------------------------------------
@@ -423,54 +302,15 @@ impl ClientCore {
     /// Feeds what the transport reported. Never fails: a bad frame becomes
     /// [`Event::ProtocolViolation`], a lost connection a status change and maybe a reconnect.
     pub fn handle_transport(&mut self, event: TransportEvent, now: Instant) {
-        let now = self.clock(now);
-        match event {
-            TransportEvent::Frame(text) => {
-                if self.transport == Transport::Open {
-                    // Any inbound frame proves liveness, even one that fails to decode.
-                    self.heartbeat.inbound(now);
-                }
-                self.run_timers(now);
-                if self.transport == Transport::Open {
-                    self.on_frame(&text, now);
-                }
-            }
-            TransportEvent::Opened => {
-                self.run_timers(now);
-                if self.transport == Transport::Opening {
-                    self.on_opened(now);
-                }
-            }
-            TransportEvent::Closed { code, reason } => {
-                self.run_timers(now);
-                if self.transport != Transport::Idle {
-                    let reason = if reason.is_empty() {
-                        match code {
-                            Some(code) => format!("connection closed (code {code})"),
-                            None => "connection closed abnormally".to_owned(),
-                        }
-                    } else {
-                        reason
-                    };
-                    self.connection_lost(now, code, reason);
-                }
-            }
-            TransportEvent::Error(reason) => {
-                self.run_timers(now);
-                if self.transport != Transport::Idle {
-                    self.events.push_back(Event::Error {
-                        reason: format!("transport error: {reason}"),
-                    });
-                    self.connection_lost(now, None, reason);
-                }
-            }
-        }
+        self.handle_transport_inner(event, now);
+        self.refresh_wakeup();
     }
 
     /// Runs every timer due at `now` (call it at [`poll_timeout`](Self::poll_timeout); calling it
     /// early or late is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = self.begin(now);
+        self.handle_timeout_inner(now);
+        self.refresh_wakeup();
     }
 
     // ----- polls --------------------------------------------------------------------------
@@ -489,17 +329,10 @@ impl ClientCore {
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next: the earliest of the
     /// reconnect, connection-timeout, heartbeat, liveness, welcome-window, stable-period and
-    /// ack-timeout deadlines. `None` when nothing is pending.
+    /// ack-timeout deadlines, as of the last input. `None` when nothing is pending.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.timers.next(),
-            self.liveness_deadline(),
-            self.outbox.next_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.wakeup
     }
 
     // ----- getters ------------------------------------------------------------------------
@@ -579,8 +412,42 @@ impl ClientCore {
     /// Every input starts here: monotonic clock, then every due deadline.
     fn begin(&mut self, now: Instant) -> Instant {
         let now = self.clock(now);
-        self.run_timers(now);
+        self.run_due(now);
         now
+    }
+
+    /// Runs the due timers, skipping the scan when the cached wake-up is still ahead. The cache
+    /// is exact after every input and only a lower bound within one (an inbound frame moves the
+    /// liveness deadline later), which is all this check needs.
+    fn run_due(&mut self, now: Instant) {
+        debug_assert!(
+            match (self.wakeup, self.next_deadline()) {
+                (None, Some(_)) => false,
+                (Some(cached), Some(actual)) => cached <= actual,
+                (_, None) => true,
+            },
+            "stale wake-up cache"
+        );
+        if self.wakeup.is_some_and(|wakeup| wakeup <= now) {
+            self.run_timers(now);
+        }
+    }
+
+    /// Recomputes the wake-up cache: the end of every input.
+    fn refresh_wakeup(&mut self) {
+        self.wakeup = self.next_deadline();
+    }
+
+    /// The earliest deadline of every kind.
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.timers.next(),
+            self.liveness_deadline(),
+            self.outbox.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn clock(&mut self, now: Instant) -> Instant {
@@ -606,8 +473,7 @@ impl ClientCore {
 
     fn liveness_deadline(&self) -> Option<Instant> {
         if self.transport == Transport::Open {
-            self.heartbeat
-                .deadline(self.heartbeat_interval, self.config.heartbeat_timeout)
+            self.heartbeat.deadline()
         } else {
             None
         }
@@ -823,8 +689,9 @@ impl ClientCore {
         self.transport = Transport::Open;
         self.level = Level::Unknown;
         self.timers.stop(Timer::ConnectTimeout);
-        self.heartbeat.start(now);
         self.heartbeat_interval = self.config.heartbeat_interval;
+        self.heartbeat
+            .start(now, self.heartbeat_interval, self.config.heartbeat_timeout);
         self.timers.set(Timer::Ping, now, self.heartbeat_interval);
         self.timers
             .set(Timer::Welcome, now, self.config.welcome_timeout);
@@ -1017,6 +884,8 @@ impl ClientCore {
             let hint = Duration::from_millis(welcome.heartbeat_interval_ms).max(MIN_HEARTBEAT_HINT);
             if hint < self.heartbeat_interval {
                 self.heartbeat_interval = hint;
+                self.heartbeat
+                    .set_budget(hint, self.config.heartbeat_timeout);
                 let sooner = crate::timer::after(now, hint);
                 if sooner < self.timers.get(Timer::Ping) || self.timers.get(Timer::Ping).is_none() {
                     self.timers.set(Timer::Ping, now, hint);
@@ -1054,6 +923,221 @@ impl ClientCore {
             }
         }
         self.events.push_back(Event::ServerError(error));
+    }
+}
+
+/// The bodies of the inputs; the public wrappers refresh the wake-up cache after each.
+impl ClientCore {
+    fn connect_inner(&mut self, now: Instant) {
+        let now = self.begin(now);
+        self.stopped_by_user = false;
+        if self.transport != Transport::Idle || self.timers.get(Timer::Reconnect).is_some() {
+            return;
+        }
+        self.attempts = 0;
+        self.open(now, "connect requested".to_owned());
+    }
+
+    fn disconnect_inner(&mut self, now: Instant) {
+        let _ = self.begin(now);
+        self.stopped_by_user = true;
+        self.timers.stop(Timer::Reconnect);
+        self.attempts = 0;
+        let reason = "disconnect requested";
+        if self.transport != Transport::Idle {
+            self.commands.push_back(Command::Close {
+                code: CLOSE_NORMAL,
+                reason: reason.to_owned(),
+            });
+            self.teardown();
+            self.events.push_back(Event::Disconnected {
+                code: Some(CLOSE_NORMAL),
+                reason: reason.to_owned(),
+                will_reconnect: false,
+            });
+        }
+        self.set_status(Status::Disconnected, reason);
+    }
+
+    fn reconnect_inner(&mut self, now: Instant) {
+        let now = self.begin(now);
+        self.stopped_by_user = false;
+        self.timers.stop(Timer::Reconnect);
+        let reason = "reconnect requested";
+        if self.transport != Transport::Idle {
+            self.commands.push_back(Command::Close {
+                code: CLOSE_NORMAL,
+                reason: reason.to_owned(),
+            });
+            self.teardown();
+            self.events.push_back(Event::Disconnected {
+                code: Some(CLOSE_NORMAL),
+                reason: reason.to_owned(),
+                will_reconnect: true,
+            });
+        }
+        self.attempts = 0;
+        self.open(now, reason.to_owned());
+    }
+
+    fn send_inner(&mut self, message: Outgoing, now: Instant) -> Result<MessageId, SendError> {
+        let now = self.begin(now);
+        let (envelope, channel, ack, volatile) = message.into_parts();
+        let mut envelope = match channel {
+            Some(channel) => envelope.with_channel(channel)?,
+            None => envelope,
+        };
+        if ack && self.level.known() && !self.level.acks() {
+            return Err(SendError::AckUnsupported);
+        }
+        let open = self.transport == Transport::Open;
+        if volatile && !(open && (!ack || self.level.known())) {
+            return Err(SendError::NotConnected);
+        }
+        if !open && !volatile && !self.config.enable_queue {
+            return Err(SendError::NotConnected);
+        }
+        let unix_ms = self.unix_ms(now);
+        let id = self.ids.next(unix_ms);
+        envelope = envelope
+            .with_ack(ack)
+            .with_timestamp(unix_ms)
+            .with_message_id(id.clone());
+        let frame = encode(&envelope);
+        if frame.len() > MAX_FRAME_BYTES {
+            return Err(SendError::TooLarge {
+                size: frame.len(),
+                limit: MAX_FRAME_BYTES,
+            });
+        }
+        // Straight to the wire when nothing older waits and the message's fate is decided.
+        // Volatile sends never wait (they may overtake queued ones: they are stale otherwise).
+        let direct = open
+            && (volatile
+                || (self.outbox.is_empty()
+                    && ((self.level.known() && !ack)
+                        || (self.level.acks() && ack)
+                        || (!self.level.known() && !ack && !self.outbox.has_in_flight()))));
+        if direct {
+            if ack {
+                let deadline = crate::timer::after(now, self.config.ack_timeout);
+                self.outbox
+                    .track(id.clone(), frame.clone(), deadline, volatile);
+            }
+            self.commands.push_back(Command::Transmit(frame));
+            return Ok(id);
+        }
+        let queued = Queued {
+            envelope,
+            id: id.clone(),
+            frame,
+            ack,
+        };
+        if self.config.enable_queue {
+            let dropped = self.outbox.push(queued, self.limits())?;
+            for dropped in dropped {
+                self.events.push_back(Event::QueueOverflow { dropped });
+            }
+        } else {
+            // Open, queue disabled: held only until the server's level is known.
+            self.outbox.push_unbounded(queued);
+        }
+        if open {
+            self.flush(now);
+        }
+        Ok(id)
+    }
+
+    fn subscribe_inner(&mut self, channel: &str, now: Instant) -> Result<(), ProtocolError> {
+        let now = self.begin(now);
+        validate_channel(channel)?;
+        if self.channels.add(channel) && self.transport == Transport::Open {
+            match self.level {
+                Level::V1 { .. } => self.send_subscribe(channel.to_owned(), now),
+                Level::Level0 => self.events.push_back(Event::SubscribeFailed {
+                    channel: channel.to_owned(),
+                    error: SubscribeError::Unsupported,
+                }),
+                Level::Unknown => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn unsubscribe_inner(&mut self, channel: &str, now: Instant) -> bool {
+        let now = self.begin(now);
+        let removed = self.channels.remove(channel);
+        if removed && self.transport == Transport::Open && matches!(self.level, Level::V1 { .. }) {
+            let payload = Unsubscribe {
+                channel: channel.to_owned(),
+            };
+            self.transmit_control(&payload, now);
+        }
+        removed
+    }
+
+    fn network_changed_inner(&mut self, now: Instant) {
+        let now = self.begin(now);
+        match self.transport {
+            Transport::Open => {
+                self.send_ping(now);
+                self.heartbeat.probe(now, self.config.heartbeat_timeout);
+            }
+            Transport::Idle if self.timers.get(Timer::Reconnect).is_some() => {
+                self.timers.set(Timer::Reconnect, now, Duration::ZERO);
+                self.run_timers(now);
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_transport_inner(&mut self, event: TransportEvent, now: Instant) {
+        let now = self.clock(now);
+        match event {
+            TransportEvent::Frame(text) => {
+                if self.transport == Transport::Open {
+                    // Any inbound frame proves liveness, even one that fails to decode.
+                    self.heartbeat.inbound(now);
+                }
+                self.run_due(now);
+                if self.transport == Transport::Open {
+                    self.on_frame(&text, now);
+                }
+            }
+            TransportEvent::Opened => {
+                self.run_due(now);
+                if self.transport == Transport::Opening {
+                    self.on_opened(now);
+                }
+            }
+            TransportEvent::Closed { code, reason } => {
+                self.run_due(now);
+                if self.transport != Transport::Idle {
+                    let reason = if reason.is_empty() {
+                        match code {
+                            Some(code) => format!("connection closed (code {code})"),
+                            None => "connection closed abnormally".to_owned(),
+                        }
+                    } else {
+                        reason
+                    };
+                    self.connection_lost(now, code, reason);
+                }
+            }
+            TransportEvent::Error(reason) => {
+                self.run_due(now);
+                if self.transport != Transport::Idle {
+                    self.events.push_back(Event::Error {
+                        reason: format!("transport error: {reason}"),
+                    });
+                    self.connection_lost(now, None, reason);
+                }
+            }
+        }
+    }
+
+    fn handle_timeout_inner(&mut self, now: Instant) {
+        let _ = self.begin(now);
     }
 }
 

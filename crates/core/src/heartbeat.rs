@@ -63,6 +63,10 @@ pub(crate) struct Heartbeat {
     outstanding: VecDeque<(u64, Instant)>,
     last_inbound: Option<Instant>,
     probe_deadline: Option<Instant>,
+    /// How long the link may stay silent: heartbeat interval + heartbeat timeout.
+    budget: Duration,
+    /// The liveness deadline, kept up to date by every change (read on every input).
+    deadline: Option<Instant>,
     pub(crate) latency: LatencyStats,
 }
 
@@ -78,15 +82,26 @@ impl Heartbeat {
             outstanding: VecDeque::new(),
             last_inbound: None,
             probe_deadline: None,
+            budget: Duration::ZERO,
+            deadline: None,
             latency: LatencyStats::default(),
         }
     }
 
-    /// A connection opened at `now`: it counts as a sign of life.
-    pub(crate) fn start(&mut self, now: Instant) {
+    /// A connection opened at `now`: it counts as a sign of life. The link is dead after
+    /// `interval + timeout` without an inbound frame.
+    pub(crate) fn start(&mut self, now: Instant, interval: Duration, timeout: Duration) {
         self.outstanding.clear();
         self.last_inbound = Some(now);
         self.probe_deadline = None;
+        self.budget = interval.saturating_add(timeout);
+        self.update();
+    }
+
+    /// The heartbeat interval changed (a server's hint).
+    pub(crate) fn set_budget(&mut self, interval: Duration, timeout: Duration) {
+        self.budget = interval.saturating_add(timeout);
+        self.update();
     }
 
     /// The connection is gone: nothing is outstanding any more.
@@ -94,12 +109,24 @@ impl Heartbeat {
         self.outstanding.clear();
         self.last_inbound = None;
         self.probe_deadline = None;
+        self.update();
     }
 
     /// Any inbound frame proves liveness.
     pub(crate) fn inbound(&mut self, now: Instant) {
         self.last_inbound = Some(now);
         self.probe_deadline = None;
+        self.update();
+    }
+
+    fn update(&mut self) {
+        let silent = self
+            .last_inbound
+            .and_then(|last| crate::timer::after(last, self.budget));
+        self.deadline = match (silent, self.probe_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// A new ping's payload, recorded as outstanding.
@@ -120,6 +147,7 @@ impl Heartbeat {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        self.update();
     }
 
     /// A `pong` payload arrived at `now`: the round trip of its ping, when the nonce matches one.
@@ -140,13 +168,7 @@ impl Heartbeat {
     }
 
     /// When the connection is declared dead unless a frame arrives first.
-    pub(crate) fn deadline(&self, interval: Duration, timeout: Duration) -> Option<Instant> {
-        let silent = self
-            .last_inbound
-            .and_then(|last| crate::timer::after(last, interval.saturating_add(timeout)));
-        match (silent, self.probe_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 }

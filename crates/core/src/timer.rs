@@ -35,17 +35,26 @@ impl Timer {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TimerTable {
     slots: [Option<Instant>; 5],
+    /// The earliest armed slot, updated when a slot changes (read on every input).
+    earliest: Option<Instant>,
 }
 
 impl TimerTable {
     /// Arms `timer` to fire at `now + after` (disarms it if that instant is not representable).
     pub(crate) fn set(&mut self, timer: Timer, now: Instant, after: Duration) {
         self.slots[timer.index()] = now.checked_add(after);
+        self.update();
     }
 
     /// Disarms `timer`.
     pub(crate) fn stop(&mut self, timer: Timer) {
-        self.slots[timer.index()] = None;
+        if self.slots[timer.index()].take().is_some() {
+            self.update();
+        }
+    }
+
+    fn update(&mut self) {
+        self.earliest = self.slots.iter().flatten().min().copied();
     }
 
     /// When `timer` fires, if armed.
@@ -55,7 +64,7 @@ impl TimerTable {
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.slots.iter().flatten().min().copied()
+        self.earliest
     }
 
     /// The earliest timer due at `now`, with its deadline.
