@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod connect;
 mod serve;
 mod token;
 
@@ -25,6 +26,8 @@ enum Command {
     Token(token::TokenArgs),
     /// Load-test a server on loopback: conns, fanout, rooms and ping scenarios.
     Bench(bench::BenchArgs),
+    /// Connect to a server (or the mock): envelopes as JSON lines on stdout, stdin lines sent.
+    Connect(connect::ConnectArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,5 +36,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Token(args) => token::run(&args),
         Command::Bench(args) => bench::run_bench(&args),
+        Command::Connect(args) => connect::run(args),
     }
 }

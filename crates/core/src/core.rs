@@ -886,8 +886,14 @@ impl ClientCore {
                 self.heartbeat_interval = hint;
                 self.heartbeat
                     .set_budget(hint, self.config.heartbeat_timeout);
+                // The next ping comes no later than one new interval from now.
                 let sooner = crate::timer::after(now, hint);
-                if sooner < self.timers.get(Timer::Ping) || self.timers.get(Timer::Ping).is_none() {
+                let later = match (self.timers.get(Timer::Ping), sooner) {
+                    (Some(at), Some(sooner)) => sooner < at,
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                };
+                if later {
                     self.timers.set(Timer::Ping, now, hint);
                 }
             }

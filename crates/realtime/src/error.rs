@@ -88,7 +88,7 @@ impl From<AckWaitError> for AckError {
 #[non_exhaustive]
 pub enum ClientError {
     /// The transport failed (connection refused, TLS, I/O).
-    #[error("transport: {0}")]
+    #[error("{0}")]
     Transport(String),
     /// An inbound frame broke the protocol; it was dropped.
     #[error("protocol: {0}")]

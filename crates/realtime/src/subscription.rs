@@ -185,6 +185,11 @@ impl RawSubscription {
         self.rx.recv().await
     }
 
+    /// The next envelope if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<Envelope> {
+        self.rx.try_recv().ok()
+    }
+
     /// How many envelopes were dropped because this subscriber did not keep up.
     #[must_use]
     pub fn lagged(&self) -> u64 {
@@ -301,6 +306,11 @@ impl ErrorSubscription {
     /// The next error; `None` once the client has stopped.
     pub async fn recv(&mut self) -> Option<ClientError> {
         self.rx.recv().await
+    }
+
+    /// The next error if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<ClientError> {
+        self.rx.try_recv().ok()
     }
 }
 

@@ -1,0 +1,211 @@
+//! `cerebrum connect` end to end, as a process: against the mock, a small test server, and
+//! `cerebrum serve`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cerebrum");
+
+/// Runs `cerebrum connect ARGS` with `stdin` as its input, off the async runtime.
+async fn connect(args: &[&str], stdin: &str) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(BIN)
+            .arg("connect")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// welcome, then an `echo` of every app message, and acks.
+    Echo,
+    /// welcome, then silence.
+    Quiet,
+    /// close 4001 right after the upgrade.
+    Unauthorized,
+}
+
+/// A v1 test server; received app frames go to the receiver.
+async fn server(behaviour: Behaviour) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                if behaviour == Behaviour::Unauthorized {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(4001),
+                        reason: "unauthorized".into(),
+                    };
+                    let _ = ws.send(Message::Close(Some(frame))).await;
+                    while let Some(Ok(_)) = ws.next().await {}
+                    return;
+                }
+                let welcome = r#"{"type":"welcome","payload":{"connectionId":"c1","protocol":1,"heartbeatIntervalMs":30000,"features":["ack","channels","presence","resume"],"serverTime":1},"timestamp":1,"messageId":"w1"}"#;
+                ws.send(Message::text(welcome)).await.unwrap();
+                while let Some(Ok(message)) = ws.next().await {
+                    let Message::Text(text) = message else {
+                        continue;
+                    };
+                    let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                    if value["type"] == "ping" || behaviour == Behaviour::Quiet {
+                        continue;
+                    }
+                    let _ = tx.send(text.as_str().to_owned());
+                    if value["ack"] == true {
+                        let ack = serde_json::json!({"type": "ack", "payload": {"messageId": value["messageId"]}});
+                        let _ = ws.send(Message::text(ack.to_string())).await;
+                    }
+                    let echo = serde_json::json!({"type": "echo", "payload": value["payload"]});
+                    let _ = ws.send(Message::text(echo.to_string())).await;
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_mode_prints_n_envelopes_and_exits_0() {
+    let output = connect(&["ws://mock/ws", "--mock", "--count", "3"], "").await;
+    assert!(output.status.success(), "{output:?}");
+    let lines = lines(&output);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["type"], "welcome");
+    assert_eq!(lines[1]["type"], "system_status");
+    assert!(lines.iter().all(|l| l["messageId"].is_string()));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("status: connected"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_lines_are_sent_and_the_end_of_stdin_drains_then_exits_0() {
+    let (addr, mut received) = server(Behaviour::Echo).await;
+    let url = format!("ws://{addr}/ws");
+    let input = "chat.message {\"text\":\"hi\"}\n\
+                 {\"type\":\"quiz.answer\",\"payload\":{\"choice\":2},\"ack\":true}\n\
+                 not json at all {\n";
+    let output = connect(&[&url, "--timeout-secs", "30"], input).await;
+    assert!(output.status.success(), "{output:?}");
+    let first = received.recv().await.unwrap();
+    let second = received.recv().await.unwrap();
+    assert!(
+        first.starts_with(r#"{"type":"chat.message","payload":{"text":"hi"}"#),
+        "{first}"
+    );
+    assert!(second.contains(r#""ack":true"#), "{second}");
+    let stdout = lines(&output);
+    assert_eq!(stdout[0]["type"], "welcome");
+    // The ack was awaited before exiting.
+    assert!(stdout.iter().any(|l| l["type"] == "ack"), "{stdout:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("error: invalid input line"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_waits_for_the_replies() {
+    let (addr, _received) = server(Behaviour::Echo).await;
+    let url = format!("ws://{addr}/ws");
+    let output = connect(&[&url, "--count", "2"], "chat.message {\"n\":1}\n").await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = lines(&output);
+    assert_eq!(stdout.len(), 2);
+    assert_eq!(stdout[1]["type"], "echo");
+    assert_eq!(stdout[1]["payload"]["n"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_url_exits_2() {
+    let output = connect(&["http://localhost:8080/ws"], "").await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_exits_3() {
+    let (addr, _received) = server(Behaviour::Unauthorized).await;
+    let url = format!("ws://{addr}/ws");
+    let output = connect(&[&url, "--token", "expired", "--timeout-secs", "30"], "").await;
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("4001"), "{stderr}");
+    assert!(!stderr.contains("expired"), "the token leaked: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_exits_4() {
+    let (addr, _received) = server(Behaviour::Quiet).await;
+    let url = format!("ws://{addr}/ws");
+    let output = connect(&[&url, "--count", "5", "--timeout-secs", "1"], "").await;
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    assert_eq!(lines(&output).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_cerebrum_serve_a_study_session_comes_back_as_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("CEREBRUM_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = serve.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().next().unwrap().unwrap()
+    })
+    .await
+    .unwrap();
+    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let input = "study_session_start {\"userId\":\"u1\",\"topic\":\"Genetics\"}\n\
+                 {\"type\":\"study_session_end\",\"payload\":{\"userId\":\"u1\",\"topic\":\"Genetics\"},\"ack\":true}\n";
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        connect(&[&url, "--timeout-secs", "30"], input),
+    )
+    .await
+    .unwrap();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = lines(&output);
+    assert_eq!(stdout[0]["type"], "welcome");
+    assert!(stdout.iter().any(|l| l["type"] == "ack"), "{stdout:?}");
+}
