@@ -202,6 +202,11 @@ async fn carry_out(app: &Arc<App>, session: &mut Session) -> Option<End> {
                     session.send_internal_error(ack, Now::current());
                 }
             },
+            Effect::StudyStarted { user_id, topic } => {
+                if let Err(err) = app.study_started(&user_id, topic).await {
+                    tracing::error!(%err, "could not read a study record");
+                }
+            }
             Effect::DeliverPending { user_id } => match app.pending(&user_id).await {
                 Ok(notifications) => {
                     let now = Now::current();

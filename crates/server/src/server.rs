@@ -115,6 +115,24 @@ impl App {
         Ok(metrics)
     }
 
+    /// Publishes the user's metrics while studying `topic`: the stored record, this
+    /// session's duration so far (0 at its start) and `currentTopic`.
+    pub(crate) async fn study_started(
+        &self,
+        user_id: &str,
+        topic: String,
+    ) -> Result<(), StoreError> {
+        let user = user_id.to_owned();
+        let record = self
+            .blocking(move |store| store.study_record(&user, crate::clock::unix_ms()))
+            .await?;
+        let mut metrics = record.to_metrics(user_id, self.ctx.config.daily_goal_hours);
+        metrics.current_topic = Some(topic);
+        metrics.session_duration = 0.0;
+        self.ctx.publish_metrics(&metrics, Now::current());
+        Ok(())
+    }
+
     pub(crate) async fn pending(&self, user_id: &str) -> Result<Vec<Notification>, StoreError> {
         let user = user_id.to_owned();
         self.blocking(move |store| store.pending_notifications(&user))

@@ -65,6 +65,13 @@ pub enum Effect {
         /// The frame to acknowledge after the write.
         ack: Option<MessageId>,
     },
+    /// Publish the user's `study_metrics_update` with `currentTopic` (a session started).
+    StudyStarted {
+        /// The user.
+        user_id: String,
+        /// The topic being studied.
+        topic: String,
+    },
     /// Send the user's pending notifications to this connection.
     DeliverPending {
         /// The user.
@@ -643,6 +650,10 @@ impl Session {
             .subscribe_silently(self.conn, &self.outbox, &channel);
         self.channels.insert(channel.clone());
         self.ctx.publish_session_update(&channel, &start.topic, now);
+        self.effects.push_back(Effect::StudyStarted {
+            user_id: start.user_id.clone(),
+            topic: start.topic.clone(),
+        });
         Ok(())
     }
 

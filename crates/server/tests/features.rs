@@ -30,6 +30,11 @@ async fn study_sessions_share_presence_and_metrics_survive_a_restart() {
     assert_eq!(update["payload"]["sessionId"], "session:genetics");
     assert_eq!(update["payload"]["topic"], "Genetics");
     assert_eq!(update["payload"]["activeUsers"], 1);
+    // While studying, the user's metrics carry the topic.
+    let studying = recv(&mut ada).await;
+    assert_eq!(studying["type"], "study_metrics_update");
+    assert_eq!(studying["payload"]["currentTopic"], "Genetics");
+    assert_eq!(studying["payload"]["sessionDuration"], 0.0);
     start_study(&mut bob, "bob", "genetics").await;
     for ws in [&mut ada, &mut bob] {
         let update = recv_type(ws, "collaborative_session_update").await;
@@ -73,6 +78,9 @@ async fn study_sessions_share_presence_and_metrics_survive_a_restart() {
     let (mut ada, _) = connect_ready(&restarted.ws_url()).await;
     start_study(&mut ada, "ada", "Genetics").await;
     recv_type(&mut ada, "collaborative_session_update").await;
+    let studying = recv_type(&mut ada, "study_metrics_update").await;
+    assert_eq!(studying["payload"]["currentTopic"], "Genetics");
+    assert_eq!(studying["payload"]["studyHours"], first_hours);
     send(
         &mut ada,
         r#"{"type":"study_session_end","payload":{"userId":"ada","topic":"Genetics"}}"#,

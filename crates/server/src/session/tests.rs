@@ -512,9 +512,15 @@ fn study_sessions_update_every_member_and_end_with_a_store_effect() {
     assert_eq!(frames[0]["payload"]["activeUsers"], 1);
     assert_eq!(
         ada.effects(),
-        vec![Effect::DeliverPending {
-            user_id: "ada".into()
-        }]
+        vec![
+            Effect::DeliverPending {
+                user_id: "ada".into()
+            },
+            Effect::StudyStarted {
+                user_id: "ada".into(),
+                topic: "Cell Biology".into()
+            }
+        ]
     );
     bob.send(
         r#"{"type":"study_session_start","payload":{"userId":"bob","topic":"cell biology"}}"#,
