@@ -18,8 +18,10 @@ use proptest::test_runner::Config as ProptestConfig;
 
 #[derive(Debug, Clone)]
 enum FrameOp {
+    /// `short`: the server's heartbeat hint is half the configured interval.
     Welcome {
         ack: bool,
+        short: bool,
     },
     /// A pong for the oldest outstanding ping (or an unknown nonce if none).
     Pong,
@@ -93,7 +95,10 @@ fn decode_op((kind, arg): (u8, u32)) -> Op {
         },
         49..=50 => Op::TransportError,
         51..=74 => Op::Frame(match arg % 14 {
-            0 | 1 => FrameOp::Welcome { ack: arg % 3 != 0 },
+            0 | 1 => FrameOp::Welcome {
+                ack: arg % 3 != 0,
+                short: (arg >> 4) % 4 == 0,
+            },
             2..=4 => FrameOp::Pong,
             5..=7 => FrameOp::Ack((arg >> 4) as usize),
             8 => FrameOp::ErrorRef((arg >> 4) as usize),
@@ -341,7 +346,7 @@ impl Harness {
 
     fn server_frame(&mut self, frame: &FrameOp) {
         let text = match frame {
-            FrameOp::Welcome { ack } => {
+            FrameOp::Welcome { ack, short } => {
                 let features = if *ack {
                     r#"["ack","channels","resume"]"#
                 } else {
@@ -349,7 +354,7 @@ impl Harness {
                 };
                 format!(
                     r#"{{"type":"welcome","payload":{{"connectionId":"c","protocol":1,"heartbeatIntervalMs":{},"features":{features},"serverTime":0}}}}"#,
-                    self.config.heartbeat_interval.as_millis()
+                    self.config.heartbeat_interval.as_millis() / if *short { 2 } else { 1 }
                 )
             }
             FrameOp::Pong => {
@@ -610,7 +615,8 @@ impl Harness {
         assert_eq!(self.core.status(), self.status);
         if self.link == Link::Open {
             // No inbound frame for interval + timeout: the core must have closed the link.
-            let budget = self.config.heartbeat_interval + self.config.heartbeat_timeout;
+            let budget = self.core.heartbeat_interval() + self.config.heartbeat_timeout;
+            assert!(self.core.heartbeat_interval() <= self.config.heartbeat_interval);
             let alive = self.last_alive.expect("open links have a start");
             assert!(self.now - alive <= budget, "dead link kept open");
             // Every ping is answered, proven moot by other frames, or leads to a reconnect.
@@ -727,7 +733,10 @@ fn a_long_flaky_run_delivers_every_offline_message_once_in_order() {
             },
             2 => Op::Opened,
             3 => Op::Closed { code: Some(1006) },
-            4 => Op::Frame(FrameOp::Welcome { ack: true }),
+            4 => Op::Frame(FrameOp::Welcome {
+                ack: true,
+                short: false,
+            }),
             5 => Op::Frame(FrameOp::Ack(next() as usize)),
             6 => Op::Frame(FrameOp::Pong),
             _ => Op::Advance(u64::from(next() % 20_000)),
@@ -742,7 +751,10 @@ fn a_long_flaky_run_delivers_every_offline_message_once_in_order() {
         harness.apply(&Op::Connect);
         harness.apply(&Op::Advance(31_000));
         harness.apply(&Op::Opened);
-        harness.apply(&Op::Frame(FrameOp::Welcome { ack: true }));
+        harness.apply(&Op::Frame(FrameOp::Welcome {
+            ack: true,
+            short: false,
+        }));
         for i in 0..harness.ack_on_wire.len() {
             let _ = i;
             harness.apply(&Op::Frame(FrameOp::Ack(0)));
