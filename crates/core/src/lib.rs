@@ -79,7 +79,7 @@
 //! | option | [`Config::new`] (origin, default) | [`Config::fleet`] |
 //! |---|---|---|
 //! | attempts | 5, then `Error` | unlimited |
-//! | delays | 3, 4.5, 6.75, 10.125, 15.1875 s (×1.5) | random(100 ms, min(30 s, 3 s·1.5ⁿ)) — full jitter |
+//! | delays (attempt n = 1, 2, …) | 3, 4.5, 6.75, 10.125, 15.1875 s: 3 s·1.5ⁿ⁻¹ | random(100 ms, min(30 s, 3 s·1.5ⁿ⁻¹)): full jitter |
 //! | cap | 30 s (above the schedule: no effect) | 30 s |
 //! | jitter | 0 (the exact schedule) | 1.0 |
 //! | gives up after | ≈ 40 s of outage (3 + 4.5 + 6.75 + 10.125 + 15.1875 = 39.5625 s of waiting, plus the attempts' own time) | never |
@@ -109,7 +109,17 @@
 //! with the same messageId, in their original order, ahead of the queue. Nothing accepted is
 //! dropped silently: every message ends transmitted, acked, reported by an event
 //! ([`Event::SendFailed`], [`Event::QueueOverflow`]) or removed by [`ClientCore::clear_queue`]
-//! (which returns the count).
+//! (which returns the count). The ack timeout runs only while a connection carries the message:
+//! it restarts at each (re-)transmission. Volatile sends ([`Outgoing::volatile`]) are never
+//! queued nor re-sent.
+//!
+//! # Channels and resume
+//!
+//! [`ClientCore::subscribe`] is remembered and re-sent after every reconnect with
+//! `since: {offset, epoch}` of the last publication delivered; [`Event::Subscribed`] reports
+//! whether the server `recovered` the gap and how many publications it replays (`missed`).
+//! A publication whose offset is not above the last one delivered from its channel (in the same
+//! epoch) is a duplicate and is dropped; a new epoch starts the count over.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
