@@ -963,3 +963,43 @@ fn stray_transport_reports_are_ignored() {
     }
     assert_eq!(sim.core.status(), Status::Disconnected);
 }
+
+#[test]
+fn messages_held_without_a_queue_fail_when_the_link_drops() {
+    let mut config = Config::new("ws://h/ws");
+    config.enable_queue = false;
+    let mut sim = Sim::new(config);
+    sim.connect();
+    sim.opened();
+    // The server's level is not known yet: the ack message (and the plain one behind it) wait.
+    let held_ack = sim.send(app(1).with_ack(true)).unwrap();
+    let held_plain = sim.send(app(2)).unwrap();
+    assert_eq!(sim.core.queued().count(), 2);
+    sim.closed(Some(1006));
+    for id in [held_ack, held_plain] {
+        assert!(sim.events.iter().any(|(_, e)| *e
+            == Event::SendFailed {
+                message_id: id.clone(),
+                error: AckError::ConnectionLost
+            }));
+    }
+    assert_eq!(sim.core.queued().count(), 0);
+}
+
+#[test]
+fn a_volatile_acked_message_is_not_resent_after_a_drop() {
+    let mut sim = Sim::origin();
+    sim.connected(Some(WELCOME_ACK));
+    let id = sim.send(app(1).with_ack(true).volatile()).unwrap();
+    assert_eq!(sim.core.in_flight().count(), 1);
+    sim.closed(Some(1006));
+    assert!(sim.events.iter().any(|(_, e)| *e
+        == Event::SendFailed {
+            message_id: id.clone(),
+            error: AckError::ConnectionLost
+        }));
+    sim.advance(ms(3_000));
+    sim.opened();
+    sim.frame(WELCOME_ACK);
+    assert_eq!(sim.transmitted_of("app.msg").len(), 1);
+}
