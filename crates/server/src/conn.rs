@@ -168,6 +168,7 @@ async fn write_batch(
         }
         ws.flush().await
     };
+    // The batch buffer is released after each write, like the outbox's.
     let slow = async {
         loop {
             outbox.notified().await;
@@ -176,10 +177,12 @@ async fn write_batch(
             }
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         written = write => written.map_err(|_| End::Gone),
         () = slow => Err(End::Slow),
-    }
+    };
+    *batch = Vec::new();
+    result
 }
 
 /// Carries out the session's effects; `Some` when the connection must end.

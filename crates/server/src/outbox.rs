@@ -85,13 +85,13 @@ impl Outbox {
         accepted
     }
 
-    /// Moves every queued frame into `out`, releasing the buffer when it grew large.
+    /// Moves every queued frame into `out` and releases the buffer.
     pub fn drain_into(&self, out: &mut Vec<Frame>) {
         let mut inner = lock(&self.inner);
-        out.extend(inner.frames.drain(..));
-        if inner.frames.capacity() > 64 {
-            inner.frames = VecDeque::new();
-        }
+        // Taking the buffer leaves an unallocated one: an idle connection holds no memory.
+        let frames = std::mem::take(&mut inner.frames);
+        drop(inner);
+        out.extend(frames);
     }
 
     /// Number of frames waiting.
