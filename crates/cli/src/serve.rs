@@ -82,30 +82,49 @@ pub(crate) struct ServeArgs {
     log_format: Option<LogFormat>,
 }
 
-/// The config file: the flags' names (kebab-case) plus a few tunables without a flag.
+/// The config file: the flags' names (kebab-case; snake_case is accepted too) plus a few
+/// tunables without a flag.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct FileConfig {
     addr: Option<SocketAddr>,
+    #[serde(alias = "data_dir")]
     data_dir: Option<PathBuf>,
     database: Option<String>,
     redis: Option<String>,
+    #[serde(alias = "jwt_secret")]
     jwt_secret: Option<String>,
+    #[serde(alias = "jwt_public_key")]
     jwt_public_key: Option<PathBuf>,
+    #[serde(alias = "admin_token")]
     admin_token: Option<String>,
+    #[serde(alias = "allowed_origins", alias = "allowed-origin")]
     allowed_origins: Option<Vec<String>>,
+    #[serde(alias = "tls_cert")]
     tls_cert: Option<PathBuf>,
+    #[serde(alias = "tls_key")]
     tls_key: Option<PathBuf>,
+    #[serde(alias = "rate_limit")]
     rate_limit: Option<f64>,
+    #[serde(alias = "rate_burst")]
     rate_burst: Option<u32>,
+    #[serde(alias = "max_connections")]
     max_connections: Option<usize>,
+    #[serde(alias = "max_connections_per_user")]
     max_connections_per_user: Option<usize>,
+    #[serde(alias = "heartbeat_interval_ms")]
     heartbeat_interval_ms: Option<u64>,
+    #[serde(alias = "presence_grace_ms")]
     presence_grace_ms: Option<u64>,
+    #[serde(alias = "daily_goal_hours")]
     daily_goal_hours: Option<f64>,
+    #[serde(alias = "history_size")]
     history_size: Option<usize>,
+    #[serde(alias = "history_ttl_secs")]
     history_ttl_secs: Option<u64>,
+    #[serde(alias = "outbound_queue")]
     outbound_queue: Option<usize>,
+    #[serde(alias = "log_format")]
     log_format: Option<LogFormat>,
 }
 
@@ -341,7 +360,7 @@ mod tests {
         let file = dir.path().join("cerebrum.toml");
         std::fs::write(
             &file,
-            "addr = \"127.0.0.1:9999\"\nrate-limit = 5.0\nmax-connections = 7\nheartbeat-interval-ms = 1000\n",
+            "addr = \"127.0.0.1:9999\"\nrate-limit = 5.0\nmax_connections = 7\nheartbeat-interval-ms = 1000\n",
         )
         .unwrap();
         let (config, format) = build_config(parse(&[
