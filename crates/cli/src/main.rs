@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod connect;
+mod dashboard;
 mod serve;
 mod token;
 
@@ -28,6 +29,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Connect to a server (or the mock): envelopes as JSON lines on stdout, stdin lines sent.
     Connect(connect::ConnectArgs),
+    /// The terminal dashboard: study metrics, sessions, notifications, system status, connection.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +40,6 @@ fn main() -> ExitCode {
         Command::Token(args) => token::run(&args),
         Command::Bench(args) => bench::run_bench(&args),
         Command::Connect(args) => connect::run(args),
+        Command::Dashboard(args) => dashboard::run(&args),
     }
 }
