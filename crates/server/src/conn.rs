@@ -71,13 +71,13 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
             break End::Close(close_code::GOING_AWAY, "server shutting down");
         }
         let deadline = tokio::time::Instant::from_std(session.poll_timeout());
-        tokio::select! {
+        let fed = tokio::select! {
             inbound = ws.recv() => match inbound {
-                Some(Ok(Message::Text(text))) => session.handle_text(text.as_str(), Now::current()),
-                Some(Ok(Message::Binary(bytes))) => session.handle_binary(bytes.len(), Now::current()),
+                Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), Now::current())),
+                Some(Ok(Message::Binary(bytes))) => guarded(|| session.handle_binary(bytes.len(), Now::current())),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                     // Control frames count as activity; tungstenite answers pings itself.
-                    session.handle_activity(Now::current());
+                    guarded(|| session.handle_activity(Now::current()))
                 }
                 Some(Ok(Message::Close(_))) | None => break End::Gone,
                 Some(Err(err)) => {
@@ -87,9 +87,12 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
                     break End::Gone;
                 }
             },
-            () = outbox.notified() => {}
-            () = tokio::time::sleep_until(deadline) => session.handle_timeout(Now::current()),
-            _ = shutdown.changed() => {}
+            () = outbox.notified() => true,
+            () = tokio::time::sleep_until(deadline) => guarded(|| session.handle_timeout(Now::current())),
+            _ = shutdown.changed() => true,
+        };
+        if !fed {
+            break End::Close(close_code::INTERNAL, "internal error");
         }
     };
     let end_name = match &end {
@@ -133,6 +136,18 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
     );
     session.disconnect(Now::current());
     drop(guard);
+}
+
+/// Runs a session call; `false` if it panicked (a bug: the connection closes 1011, the server
+/// goes on).
+fn guarded(call: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+        Ok(()) => true,
+        Err(_) => {
+            tracing::error!("a session call panicked; closing the connection with 1011");
+            false
+        }
+    }
 }
 
 async fn send_close(ws: &mut WebSocket, code: u16, reason: &'static str) {
