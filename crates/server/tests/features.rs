@@ -290,3 +290,35 @@ async fn a_quick_reconnect_keeps_the_member_without_flapping() {
     assert_eq!(next["payload"]["participants"][1]["userId"], "ada");
     assert_eq!(next["payload"]["participants"][1]["joinedAt"], joined_at);
 }
+
+#[tokio::test]
+async fn with_auth_off_a_connection_names_its_user_and_gets_its_pending_notifications() {
+    let server = start_with(|c| c.admin_token = Some("admin".into())).await;
+    let (status, reply) = http_post(
+        &server.http,
+        &json!({"id":"n-1","title":"Quiz","message":"due","type":"info","priority":"low","userId":"ada"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{reply}");
+    let (mut ada, welcome) = connect_ready(&server.url).await;
+    assert!(welcome["payload"].get("userId").is_none());
+    send(
+        &mut ada,
+        r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
+    )
+    .await;
+    assert_eq!(recv(&mut ada).await["type"], "subscribed");
+    let note = recv(&mut ada).await;
+    assert_eq!(
+        (note["type"].as_str(), note["messageId"].as_str()),
+        (Some("notification"), Some("n-1"))
+    );
+    // Another user's channel is not theirs.
+    send(
+        &mut ada,
+        r#"{"type":"subscribe","payload":{"channel":"user:bob"}}"#,
+    )
+    .await;
+    let refused = recv(&mut ada).await;
+    assert_eq!(refused["payload"]["code"], "forbidden");
+}
