@@ -98,7 +98,8 @@ struct ChannelState {
     epoch: Arc<str>,
     last_offset: u64,
     history: VecDeque<Publication>,
-    last_publish: Instant,
+    /// Last publication or subscription: a channel in use is never forgotten.
+    touched: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -174,7 +175,7 @@ fn state_of<'a>(shard: &'a mut Shard, channel: &str, now: Instant) -> &'a mut Ch
                 epoch: new_epoch(),
                 last_offset: 0,
                 history: VecDeque::new(),
-                last_publish: now,
+                touched: now,
             },
         );
     }
@@ -203,7 +204,7 @@ impl Broker for MemoryBroker {
             at: now,
         };
         state.last_offset = offset;
-        state.last_publish = now;
+        state.touched = state.touched.max(now);
         if self.history_size > 0 {
             state.history.push_back(publication.clone());
         }
@@ -219,6 +220,7 @@ impl Broker for MemoryBroker {
     ) -> Result<Replay, BrokerError> {
         let mut shard = lock(self.shard(channel));
         let state = state_of(&mut shard, channel, now);
+        state.touched = state.touched.max(now);
         self.prune(state, now);
         let mut replay = Replay {
             offset: state.last_offset,
@@ -280,20 +282,42 @@ impl Broker for MemoryBroker {
     }
 
     fn sweep(&self, now: Instant, keep: &dyn Fn(&str) -> bool) {
+        let ttl = self.history_ttl;
+        let expired = |state: &ChannelState| {
+            state.history.is_empty() && now.saturating_duration_since(state.touched) > ttl
+        };
         for shard in &self.shards {
-            let mut shard = lock(shard);
-            shard.channels.retain(|name, state| {
-                while let Some(front) = state.history.front() {
-                    if now.saturating_duration_since(front.at) > self.history_ttl {
-                        state.history.pop_front();
-                    } else {
-                        break;
+            // `keep` takes the hub's locks: never call it while holding a broker lock (the hub
+            // takes its lock first, then the broker's).
+            let candidates: Vec<Arc<str>> = {
+                let mut shard = lock(shard);
+                for state in shard.channels.values_mut() {
+                    while let Some(front) = state.history.front() {
+                        if now.saturating_duration_since(front.at) > ttl {
+                            state.history.pop_front();
+                        } else {
+                            break;
+                        }
                     }
                 }
-                !state.history.is_empty()
-                    || now.saturating_duration_since(state.last_publish) <= self.history_ttl
-                    || keep(name)
-            });
+                shard
+                    .channels
+                    .iter()
+                    .filter(|(_, state)| expired(state))
+                    .map(|(name, _)| name.clone())
+                    .collect()
+            };
+            let doomed: Vec<Arc<str>> = candidates.into_iter().filter(|c| !keep(c)).collect();
+            if doomed.is_empty() {
+                continue;
+            }
+            let mut shard = lock(shard);
+            for name in doomed {
+                // A subscription since the check touched the channel: it stays.
+                if shard.channels.get(&name).is_some_and(&expired) {
+                    shard.channels.remove(&name);
+                }
+            }
         }
     }
 
