@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod connect;
 mod dashboard;
+mod demo;
 mod serve;
 mod token;
 
@@ -31,6 +32,9 @@ enum Command {
     Connect(connect::ConnectArgs),
     /// The terminal dashboard: study metrics, sessions, notifications, system status, connection.
     Dashboard(dashboard::DashboardArgs),
+    /// The whole system with nothing to set up: an embedded server, simulated students and the
+    /// dashboard.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +45,6 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run_bench(&args),
         Command::Connect(args) => connect::run(args),
         Command::Dashboard(args) => dashboard::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }

@@ -70,7 +70,7 @@ pub(crate) fn run(args: &DashboardArgs) -> ExitCode {
     } else {
         args.url.clone()
     };
-    let result = show(&client, runtime.handle(), &args.user, &target);
+    let result = show(&client, runtime.handle(), &args.user, &target, None);
     runtime.block_on(client.disconnect());
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,8 +125,15 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Draws the dashboard of `client` and handles keys until `q` (or Ctrl-C).
-pub(crate) fn show(client: &Client, runtime: &Handle, user: &str, target: &str) -> io::Result<()> {
+/// Draws the dashboard of `client` and handles keys until `q` (or Ctrl-C); with `start_topic`,
+/// starts a study session on it right away.
+pub(crate) fn show(
+    client: &Client,
+    runtime: &Handle,
+    user: &str,
+    target: &str,
+    start_topic: Option<&str>,
+) -> io::Result<()> {
     enable_raw_mode()?;
     let guard = TerminalGuard;
     execute!(io::stdout(), EnterAlternateScreen)?;
@@ -146,6 +153,10 @@ pub(crate) fn show(client: &Client, runtime: &Handle, user: &str, target: &str) 
     let _user_channel: Option<RawSubscription> = runtime
         .block_on(client.subscribe_channel(&format!("user:{user}")))
         .ok();
+    if let Some(topic) = start_topic {
+        ui.topic = topic.to_owned();
+        ui.notice = toggle_session(client, runtime, user, topic, &mut session);
+    }
     loop {
         let state = client.store().snapshot();
         let connection = client.state();
