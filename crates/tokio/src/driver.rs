@@ -273,6 +273,8 @@ pub struct Driver<T, O> {
     auth_retry_used: bool,
     retry_auth: bool,
     debug: bool,
+    /// Answers to the user, sent once the state they depend on is published.
+    deferred: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl<T: Transport, O: Observer> Driver<T, O> {
@@ -290,6 +292,7 @@ impl<T: Transport, O: Observer> Driver<T, O> {
             auth_retry_used: false,
             retry_auth: false,
             debug,
+            deferred: Vec::new(),
         }
     }
 
@@ -328,11 +331,11 @@ impl<T: Transport, O: Observer> Driver<T, O> {
                 tokio::time::Instant::from_std,
             );
             let token_pending = self.pending_token.is_some();
+            // Biased, so that inputs due at the same instant are fed in a fixed order (the
+            // same seed then gives the same run): the transport, the token, the timer, then
+            // the user.
             tokio::select! {
-                intent = intents.recv() => match intent {
-                    Some(intent) => self.on_intent(intent),
-                    None => break,
-                },
+                biased;
                 event = self.transport.next() => self.on_transport(event),
                 token = PendingToken(&mut self.pending_token), if token_pending => {
                     self.on_token(token);
@@ -340,6 +343,10 @@ impl<T: Transport, O: Observer> Driver<T, O> {
                 () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {
                     self.core.handle_timeout(now());
                 }
+                intent = intents.recv() => match intent {
+                    Some(intent) => self.on_intent(intent),
+                    None => break,
+                },
             }
             self.drain();
         }
@@ -378,10 +385,11 @@ impl<T: Transport, O: Observer> Driver<T, O> {
                 if let (Ok(id), Some(ack)) = (&result, ack) {
                     self.ack_waiters.insert(id.clone(), ack);
                 }
-                let _ = reply.send(result);
+                self.answer(reply, result);
             }
             Intent::Subscribe { channel, reply } => {
-                let _ = reply.send(self.core.subscribe(&channel, now));
+                let result = self.core.subscribe(&channel, now);
+                self.answer(reply, result);
             }
             Intent::Unsubscribe(channel) => {
                 let _ = self.core.unsubscribe(&channel, now);
@@ -395,10 +403,10 @@ impl<T: Transport, O: Observer> Driver<T, O> {
                 let count = self.core.clear_queue();
                 for id in ids {
                     if let Some(waiter) = self.ack_waiters.remove(&id) {
-                        let _ = waiter.send(Err(AckWaitError::Cleared));
+                        self.answer(waiter, Err(AckWaitError::Cleared));
                     }
                 }
-                let _ = reply.send(count);
+                self.answer(reply, count);
             }
         }
     }
@@ -479,6 +487,16 @@ impl<T: Transport, O: Observer> Driver<T, O> {
             let _ = waiter.send(());
         }
         self.observer.on_state(&self.core);
+        for answer in self.deferred.drain(..) {
+            answer();
+        }
+    }
+
+    /// Sends `value` on `reply` once the state is published (at the end of the drain).
+    fn answer<V: Send + 'static>(&mut self, reply: oneshot::Sender<V>, value: V) {
+        self.deferred.push(Box::new(move || {
+            let _ = reply.send(value);
+        }));
     }
 
     fn execute(&mut self, command: Command) {
@@ -534,12 +552,12 @@ impl<T: Transport, O: Observer> Driver<T, O> {
         match &event {
             Event::Acked { message_id } => {
                 if let Some(waiter) = self.ack_waiters.remove(message_id) {
-                    let _ = waiter.send(Ok(()));
+                    self.answer(waiter, Ok(()));
                 }
             }
             Event::SendFailed { message_id, error } => {
                 if let Some(waiter) = self.ack_waiters.remove(message_id) {
-                    let _ = waiter.send(Err(AckWaitError::Failed(error.clone())));
+                    self.answer(waiter, Err(AckWaitError::Failed(error.clone())));
                 }
             }
             Event::Disconnected {
