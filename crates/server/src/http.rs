@@ -1,4 +1,5 @@
-//! The HTTP routes on the WebSocket's port: `/ws`, `/healthz`, `/metrics`, `/api/*`.
+//! The HTTP routes on the WebSocket's port: `/ws`, `/healthz`, `/metrics`, `/api/*`, and the
+//! web dashboard (`/`, `/app.js`, `/style.css`, embedded from `web/`).
 
 use std::sync::Arc;
 
@@ -28,6 +29,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/notifications", post(notifications))
         .route("/api/publish", post(publish))
+        .route("/", get(web_index))
+        .route("/index.html", get(web_index))
+        .route("/app.js", get(web_script))
+        .route("/style.css", get(web_style))
         .fallback(not_found)
         .with_state(app)
 }
@@ -48,6 +53,32 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
 
 fn error(status: StatusCode, message: &str) -> Response {
     json_response(status, &json!({ "error": message }))
+}
+
+/// The web dashboard: one page, one stylesheet, one ES module, embedded in the binary.
+const WEB_INDEX: &str = include_str!("../web/index.html");
+const WEB_SCRIPT: &str = include_str!("../web/app.js");
+const WEB_STYLE: &str = include_str!("../web/style.css");
+
+fn web_asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = respond(StatusCode::OK, content_type, body.to_owned());
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    response
+}
+
+async fn web_index() -> Response {
+    web_asset("text/html; charset=utf-8", WEB_INDEX)
+}
+
+async fn web_script() -> Response {
+    web_asset("text/javascript; charset=utf-8", WEB_SCRIPT)
+}
+
+async fn web_style() -> Response {
+    web_asset("text/css; charset=utf-8", WEB_STYLE)
 }
 
 async fn not_found() -> Response {

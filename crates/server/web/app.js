@@ -88,6 +88,7 @@ export class CerebrumClient extends EventTarget {
       for (const frame of queued) socket.send(frame);
       this.dispatchEvent(new CustomEvent('queue', { detail: this.queue.length }));
       this.scheduleHeartbeat();
+      this.ping(); // a first latency sample right away
       this.dispatchEvent(new Event('open'));
     };
     socket.onmessage = (event) => this.receive(event.data);
@@ -278,7 +279,10 @@ function start() {
     c.addEventListener('open', () => {
       c.subscribe(`user:${me.user}`);
       if (state.studying) {
+        // A restarted server forgot who studies what: announce the session again (a server
+        // that still knows keeps the member as is).
         c.subscribe(`session:${topicSlug(state.studying)}`);
+        c.transmit('study_session_start', { userId: me.user, topic: state.studying });
       }
     });
     c.addEventListener('welcome', (e) => {
