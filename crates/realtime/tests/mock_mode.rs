@@ -117,3 +117,30 @@ async fn notifications_are_kept_in_the_store() {
     assert!(!state.notifications.is_empty());
     assert!(state.notifications.len() <= 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn channel_subscriptions_are_confirmed_and_dropped_ones_unsubscribed() {
+    let client = mock(FaultScript::default()).build().unwrap();
+    let mut frames = client.frames();
+    client.connect();
+    let room = client.subscribe_channel("quiz:room-1").await.unwrap();
+    let subscribed = loop {
+        let frame = frames.recv().await.unwrap();
+        if frame.kind() == "subscribed" {
+            break frame;
+        }
+    };
+    assert!(subscribed.payload().get().contains("quiz:room-1"));
+    assert!(matches!(
+        client.subscribe_channel("bad channel").await,
+        Err(cerebrum_realtime::SendError::Invalid(_))
+    ));
+    drop(room);
+    let unsubscribed = loop {
+        let frame = frames.recv().await.unwrap();
+        if frame.kind() == "unsubscribed" {
+            break frame;
+        }
+    };
+    assert!(unsubscribed.payload().get().contains("quiz:room-1"));
+}

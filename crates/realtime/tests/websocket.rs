@@ -88,8 +88,20 @@ async fn receives_sends_and_measures_latency_against_a_v1_server() {
         SendError::Rejected(CoreSendError::TooLarge { .. })
     ));
 
+    // A clean close handshake: the server saw a close frame with 1000.
     client.disconnect().await;
     assert_eq!(client.status(), Status::Disconnected);
+    let close = tokio::time::timeout(SOON, async {
+        loop {
+            let frame = received.recv().await.unwrap();
+            if frame.starts_with("close:") {
+                return frame;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(close, "close:1000");
 }
 
 #[tokio::test]

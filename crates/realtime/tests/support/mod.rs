@@ -256,6 +256,11 @@ pub async fn serve<S>(
         tokio::select! {
             inbound = stream.next() => {
                 let Some(Ok(message)) = inbound else { break };
+                if let Message::Close(frame) = &message {
+                    let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                    let _ = received.send(format!("close:{code}"));
+                    continue;
+                }
                 let Message::Text(text) = message else { continue };
                 if silent.load(Ordering::SeqCst) {
                     continue;
