@@ -360,6 +360,7 @@ impl ClientBuilder {
         Ok(client)
     }
 
+    #[cfg_attr(not(any(feature = "tokio", feature = "mock")), allow(dead_code))]
     fn spawn<T: Transport>(
         &self,
         core: ClientCore,

@@ -467,3 +467,62 @@ impl Transport for WsTransport {
         std::future::poll_fn(move |cx| self.poll_event(cx))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_refused_locally_when_too_large_or_not_open() {
+        let mut transport =
+            WsTransport::new(WsOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let huge = "x".repeat(MAX_FRAME_BYTES + 1);
+        assert_eq!(
+            transport.send(huge),
+            Err(TransportError::FrameTooLarge {
+                size: MAX_FRAME_BYTES + 1,
+                limit: MAX_FRAME_BYTES
+            })
+        );
+        assert_eq!(
+            transport.send("{}".to_owned()),
+            Err(TransportError::NotOpen)
+        );
+    }
+
+    #[test]
+    fn bad_headers_and_bad_pem_are_refused() {
+        assert!(matches!(
+            WsOptions::default().header("bad header", "v"),
+            Err(WsConfigError::InvalidHeader { .. })
+        ));
+        assert!(matches!(
+            WsOptions::default().header("x-ok", "line\nbreak"),
+            Err(WsConfigError::InvalidHeader { .. })
+        ));
+        let options = WsOptions::default().extra_ca_pem("-----BEGIN CERTIFICATE-----\nnope\n");
+        assert!(matches!(
+            WsTransport::new(options),
+            Err(WsConfigError::Tls(_))
+        ));
+    }
+
+    #[test]
+    fn debug_output_hides_header_values_and_tokens() {
+        let options = WsOptions::default()
+            .header("Authorization", "Bearer secret")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{options:?}").contains("secret"));
+        let request =
+            OpenRequest::new("wss://h/ws?token=secret").with_bearer(Some("secret".into()));
+        assert!(!format!("{request:?}").contains("secret"));
+    }
+
+    #[test]
+    fn close_reasons_are_cut_at_a_character_boundary() {
+        let reason = "é".repeat(100);
+        let cut = truncate(reason, 123);
+        assert!(cut.len() <= 123);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+}
