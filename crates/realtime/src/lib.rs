@@ -96,3 +96,8 @@ pub use cerebrum_tokio::{AckWaitError, Sent};
 /// Mock mode's simulated server (seed, data interval, latency, fault script).
 #[cfg(feature = "mock")]
 pub use cerebrum_mock::{FaultScript, MockConfig};
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
