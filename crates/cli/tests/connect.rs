@@ -209,3 +209,56 @@ async fn against_cerebrum_serve_a_study_session_comes_back_as_updates() {
     assert_eq!(stdout[0]["type"], "welcome");
     assert!(stdout.iter().any(|l| l["type"] == "ack"), "{stdout:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_cerebrum_serve_with_auth_a_minted_token_connects_and_a_bad_one_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            "s3cret",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = serve.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().next().unwrap().unwrap()
+    })
+    .await
+    .unwrap();
+    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let minted = Command::new(BIN)
+        .args(["token", "--secret", "s3cret", "--user", "u1"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+
+    let good = connect(
+        &[
+            &url,
+            "--token",
+            &token,
+            "--count",
+            "1",
+            "--timeout-secs",
+            "30",
+        ],
+        "",
+    )
+    .await;
+    let bad = connect(&[&url, "--token", "not.a.jwt", "--timeout-secs", "30"], "").await;
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(good.status.success(), "{good:?}");
+    let welcome = &lines(&good)[0];
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["payload"]["userId"], "u1");
+    assert_eq!(bad.status.code(), Some(3), "{bad:?}");
+}
