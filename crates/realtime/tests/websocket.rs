@@ -315,3 +315,29 @@ async fn dropping_a_subscription_unsubscribes_it() {
     drop(c);
     assert_eq!(client.subscriber_count(), 0);
 }
+
+#[tokio::test]
+async fn notifications_of_a_v1_server_are_acknowledged_and_stored() {
+    let (server, mut received) = TestServer::start(Kind::V1).await;
+    let client = fast(&server.url()).build().unwrap();
+    let mut status = client.watch_status();
+    let mut notifications = client.on::<cerebrum_realtime::Notification>();
+    client.connect();
+    wait_status(&mut status, Status::Connected).await;
+    let mut state = client.watch_state();
+    tokio::time::timeout(SOON, state.wait_for(|s| s.server_level.is_some()))
+        .await
+        .unwrap()
+        .unwrap();
+    server.push(r#"{"type":"notification","payload":{"id":"n1","title":"Quiz ready","message":"Genetics quiz","type":"info","priority":"high"},"timestamp":1,"messageId":"n-1"}"#);
+    let notification = tokio::time::timeout(SOON, notifications.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notification.title, "Quiz ready");
+    let ack = next_of(&mut received, "ack").await;
+    assert_eq!(ack["payload"]["messageId"], "n-1");
+    let store = client.store().snapshot();
+    assert_eq!(store.notifications.len(), 1);
+    assert_eq!(store.status, Status::Connected);
+}
