@@ -341,3 +341,26 @@ async fn notifications_of_a_v1_server_are_acknowledged_and_stored() {
     assert_eq!(store.notifications.len(), 1);
     assert_eq!(store.status, Status::Connected);
 }
+
+#[tokio::test]
+async fn a_server_that_ignores_subprotocols_is_retried_without_and_extra_headers_are_sent() {
+    let (server, mut received) = TestServer::start(Kind::Bare).await;
+    let client = fast(&server.url())
+        .header("X-Client", "dashboard")
+        .header("Authorization", "Bearer from-a-header")
+        .build()
+        .unwrap();
+    let mut status = client.watch_status();
+    client.connect();
+    wait_status(&mut status, Status::Connected).await;
+    // The first handshake offered the subprotocol and the client refused the answer without
+    // one; the second offered none. Both sent the headers.
+    assert_eq!(server.connections(), 2);
+    assert_eq!(server.last_subprotocol(), None);
+    assert_eq!(
+        server.last_authorization().as_deref(),
+        Some("Bearer from-a-header")
+    );
+    client.send("chat.message", &"hi").await.unwrap();
+    next_of(&mut received, "chat.message").await;
+}

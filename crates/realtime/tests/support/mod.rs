@@ -39,6 +39,8 @@ pub enum Kind {
     Origin,
     /// Upgrades, then closes with 4001.
     Unauthorized,
+    /// Like `Origin`, but never selects a subprotocol (as servers that ignore them do).
+    Bare,
 }
 
 struct Conn {
@@ -53,6 +55,7 @@ pub struct Shared {
     ids: AtomicU64,
     last_authorization: Mutex<Option<String>>,
     last_query: Mutex<Option<String>>,
+    last_subprotocol: Mutex<Option<String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -133,6 +136,11 @@ impl TestServer {
         self.shared.last_authorization.lock().unwrap().clone()
     }
 
+    /// The subprotocols offered in the last handshake.
+    pub fn last_subprotocol(&self) -> Option<String> {
+        self.shared.last_subprotocol.lock().unwrap().clone()
+    }
+
     /// The query string of the last handshake.
     pub fn last_query(&self) -> Option<String> {
         self.shared.last_query.lock().unwrap().clone()
@@ -202,18 +210,25 @@ pub async fn serve<S>(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         *shared_hdr.last_query.lock().unwrap() = request.uri().query().map(str::to_owned);
+        *shared_hdr.last_subprotocol.lock().unwrap() = request
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let offered = request
             .headers()
             .get("sec-websocket-protocol")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(',').any(|p| p.trim() == "cerebrum.v1.json"));
-        if offered && kind != Kind::Origin {
+        if offered && kind != Kind::Origin && kind != Kind::Bare {
             response.headers_mut().insert(
                 "sec-websocket-protocol",
                 HeaderValue::from_static("cerebrum.v1.json"),
             );
         }
-        if offered && kind == Kind::Origin {
+        if offered && kind == Kind::Bare {
+            // Refuses nothing, selects nothing: a client insisting on its subprotocol fails.
+        } else if offered && kind == Kind::Origin {
             // Like the `ws` library without `handleProtocols`: the first offered one.
             response.headers_mut().insert(
                 "sec-websocket-protocol",
@@ -289,7 +304,7 @@ pub async fn serve<S>(
                             let _ = sink.send(Message::text(ack.to_string())).await;
                         }
                     }
-                    Kind::Origin => {
+                    Kind::Origin | Kind::Bare => {
                         // Broadcast to all clients, as the origin's example does.
                         let update = serde_json::json!({
                             "type": "study_metrics_update",
