@@ -17,6 +17,9 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_REFUSED: u8 = 3;
 const EXIT_TIMEOUT: u8 = 4;
 
+/// Envelopes buffered between the client and stdout.
+const FRAME_BUFFER: usize = 1 << 16;
+
 /// How long the final close handshake may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
@@ -93,7 +96,10 @@ fn build(args: &ConnectArgs) -> Result<Client, BuildError> {
     } else {
         args.url.clone()
     };
-    let mut builder = Client::builder(url).enable_mock_mode(args.mock);
+    // A deep buffer: stdout may be slower than the server; any loss is reported on stderr.
+    let mut builder = Client::builder(url)
+        .enable_mock_mode(args.mock)
+        .subscription_capacity(FRAME_BUFFER);
     if let Some(token) = &args.token {
         builder = builder.token(token.clone());
     }
@@ -154,6 +160,7 @@ async fn connect(args: ConnectArgs) -> u8 {
     let mut connected_once = false;
     let mut refused = false;
     let mut received = 0u64;
+    let mut lagged = 0u64;
     let stdout = std::io::stdout();
     client.connect();
 
@@ -171,6 +178,10 @@ async fn connect(args: ConnectArgs) -> u8 {
                     break EXIT_FAILED;
                 }
                 received += 1;
+                if frames.lagged() > lagged {
+                    report(&format!("error: {} envelopes dropped: stdout is too slow", frames.lagged() - lagged));
+                    lagged = frames.lagged();
+                }
                 if args.count.is_some_and(|count| received >= count) {
                     break EXIT_OK;
                 }
