@@ -262,3 +262,61 @@ async fn against_cerebrum_serve_with_auth_a_minted_token_connects_and_a_bad_one_
     assert_eq!(welcome["payload"]["userId"], "u1");
     assert_eq!(bad.status.code(), Some(3), "{bad:?}");
 }
+
+/// The facade against `cerebrum serve`: each way of sending the token is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_authenticates_to_cerebrum_serve_by_query_header_and_auth_message() {
+    use cerebrum_realtime::{Client, TokenTransport, Welcome};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            "s3cret",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = serve.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().next().unwrap().unwrap()
+    })
+    .await
+    .unwrap();
+    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let minted = Command::new(BIN)
+        .args(["token", "--secret", "s3cret", "--user", "u7"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+
+    let mut users = Vec::new();
+    for transport in [
+        TokenTransport::Query,
+        TokenTransport::Header,
+        TokenTransport::AuthMessage,
+    ] {
+        let client = Client::builder(url.clone())
+            .token(token.clone())
+            .token_transport(transport)
+            .build()
+            .unwrap();
+        let mut frames = client.frames();
+        client.connect();
+        let first = tokio::time::timeout(Duration::from_secs(20), frames.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        users.push(first.typed::<Welcome>().unwrap().user_id);
+        client.disconnect().await;
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(users, vec![Some("u7".to_owned()); 3]);
+}
