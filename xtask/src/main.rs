@@ -3,11 +3,20 @@
 //! - `cargo xtask ci`: the CI steps (the same ones `.ci/run` runs).
 //! - `cargo xtask release [--dry-run] [--publish] VERSION`: set the version of
 //!   every publishable crate, check the changelog, package, commit and tag.
+//! - `cargo xtask bench [--peers] [--runs N] [--quick] [--out FILE]`: build `cerebrum` in
+//!   release (and with `--peers` the Node `ws` and tokio-tungstenite peers of
+//!   `../shared/bench-peers/`), run the `cerebrum bench` scenarios (conns, fanout, rooms, ping)
+//!   against each server in turn, a fresh server per run, and write the side-by-side tables
+//!   (median and min–max over the runs, ratios to the peers against the targets of issue 7)
+//!   between the `<!-- bench:begin -->` and `<!-- bench:end -->` markers of
+//!   `docs/benchmarks.md`.
 //!
 //! Exit codes: 0 success, 1 a step failed, 2 usage error.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
+mod bench_report;
 mod changelog;
 mod ci;
 mod manifest;
@@ -20,6 +29,7 @@ mod workspace;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bench::BenchArgs;
 use process::Error;
 use release::ReleaseArgs;
 
@@ -39,6 +49,20 @@ Commands:
                                       --dry-run: package only, then restore every file;
                                       otherwise: needs a clean git tree, commits \"Release VERSION\"
                                       and tags vVERSION; publishes only with --publish
+  bench [--peers] [--runs N] [--quick] [--out FILE]
+                                      build cerebrum in release and run the `cerebrum bench`
+                                      scenarios conns, fanout, rooms, ping (the sizes of issue 7;
+                                      --quick: small ones, about a minute per server) against
+                                      a fresh `cerebrum serve` per run, then write the tables
+                                      (median and min-max over the runs) between the
+                                      <!-- bench:begin --> and <!-- bench:end --> markers of
+                                      FILE (default docs/benchmarks.md) and print them;
+                                      --peers: also build and run the Node `ws` and
+                                      tokio-tungstenite peers of ../shared/bench-peers (into
+                                      TARGET/bench-peers) with ratios ours/peer;
+                                      --runs N: runs per server (default 3, 1 to 100);
+                                      a scenario that fails is recorded as \"failed: reason\",
+                                      the run goes on, and the exit code is then 1
   help                                print this help
 
 Options:
@@ -65,6 +89,13 @@ enum Cli {
         /// The release arguments.
         args: ReleaseArgs,
     },
+    /// Run the benchmarks.
+    Bench {
+        /// `--root`, if given.
+        root: Option<PathBuf>,
+        /// The bench arguments.
+        args: BenchArgs,
+    },
 }
 
 /// A usage error.
@@ -80,30 +111,44 @@ fn parse(args: &[String]) -> Result<Cli, Error> {
     let mut root = None;
     let mut dry_run = false;
     let mut publish = false;
+    let mut bench_args = BenchArgs::default();
     let mut positional = Vec::new();
     let mut iter = rest.iter();
     let is_release = command == "release";
+    let is_bench = command == "bench";
     let mut options_done = false;
     while let Some(arg) = iter.next() {
         if options_done || !arg.starts_with('-') || arg == "-" {
             positional.push(arg.clone());
             continue;
         }
-        match arg.as_str() {
+        // `--name=value` or `--name value`.
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |what: &str| match inline.clone().or_else(|| iter.next().cloned()) {
+            Some(value) if !value.is_empty() => Ok(value),
+            _ => Err(usage(format!("{name} needs {what}"))),
+        };
+        let takes_value =
+            matches!(name, "--root") || (is_bench && matches!(name, "--runs" | "--out"));
+        if inline.is_some() && !takes_value {
+            return Err(usage(format!("unknown option `{arg}` for `{command}`")));
+        }
+        match name {
             "--" => options_done = true,
             "-h" | "--help" => return Ok(Cli::Help),
-            "--root" => {
-                let dir = iter
-                    .next()
-                    .ok_or_else(|| usage("--root needs a directory"))?;
-                root = Some(PathBuf::from(dir));
-            }
+            "--root" => root = Some(PathBuf::from(value("a directory")?)),
             "--dry-run" if is_release => dry_run = true,
             "--publish" if is_release => publish = true,
-            other => match other.strip_prefix("--root=") {
-                Some(dir) if !dir.is_empty() => root = Some(PathBuf::from(dir)),
-                _ => return Err(usage(format!("unknown option `{other}` for `{command}`"))),
-            },
+            "--peers" if is_bench => bench_args.peers = true,
+            "--quick" if is_bench => bench_args.quick = true,
+            "--runs" if is_bench => {
+                bench_args.runs = bench::parse_runs(&value("a number")?).map_err(usage)?
+            }
+            "--out" if is_bench => bench_args.out = PathBuf::from(value("a file")?),
+            _ => return Err(usage(format!("unknown option `{arg}` for `{command}`"))),
         }
     }
     match command.as_str() {
@@ -135,6 +180,13 @@ fn parse(args: &[String]) -> Result<Cli, Error> {
                 },
             })
         }
+        "bench" => match positional.as_slice() {
+            [] => Ok(Cli::Bench {
+                root,
+                args: bench_args,
+            }),
+            [extra, ..] => Err(usage(format!("`bench` takes no arguments, got `{extra}`"))),
+        },
         other => Err(usage(format!("unknown subcommand `{other}`"))),
     }
 }
@@ -167,6 +219,16 @@ fn run(args: &[String]) -> Result<(), Error> {
         }
         Cli::Ci { root } => ci::run(&resolve_root(root)?),
         Cli::Release { root, args } => release::run(&resolve_root(root)?, &args),
+        Cli::Bench {
+            root,
+            args: bench_args,
+        } => {
+            let typed = std::iter::once("cargo xtask")
+                .chain(args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
+            bench::run(&resolve_root(root)?, &bench_args, &typed)
+        }
     }
 }
 
@@ -242,10 +304,56 @@ mod tests {
     }
 
     #[test]
+    fn parses_bench() {
+        let bench = |args: BenchArgs| Ok(Cli::Bench { root: None, args });
+        assert_eq!(parse_str("bench"), bench(BenchArgs::default()));
+        assert_eq!(
+            BenchArgs::default(),
+            BenchArgs {
+                peers: false,
+                runs: 3,
+                quick: false,
+                out: PathBuf::from("docs/benchmarks.md"),
+            }
+        );
+        assert_eq!(
+            parse_str("bench --peers --quick --runs 5 --out /tmp/b.md"),
+            bench(BenchArgs {
+                peers: true,
+                runs: 5,
+                quick: true,
+                out: PathBuf::from("/tmp/b.md"),
+            })
+        );
+        assert_eq!(
+            parse_str("bench --runs=1 --out=x.md --root=/w"),
+            Ok(Cli::Bench {
+                root: Some(PathBuf::from("/w")),
+                args: BenchArgs {
+                    runs: 1,
+                    out: PathBuf::from("x.md"),
+                    ..BenchArgs::default()
+                },
+            })
+        );
+        assert_eq!(parse_str("bench --quick --help"), Ok(Cli::Help));
+    }
+
+    #[test]
     fn usage_errors() {
         for (line, why) in [
             ("", "no command"),
-            ("bench", "unknown subcommand `bench`"),
+            ("bnech", "unknown subcommand `bnech`"),
+            ("bench extra", "`bench` takes no arguments"),
+            ("bench --runs", "--runs needs a number"),
+            ("bench --runs 0", "from 1 to 100"),
+            ("bench --runs=x", "from 1 to 100"),
+            ("bench --out", "--out needs a file"),
+            ("bench --out=", "--out needs a file"),
+            ("bench --quick=yes", "unknown option `--quick=yes`"),
+            ("bench --dry-run", "unknown option `--dry-run`"),
+            ("ci --peers", "unknown option `--peers`"),
+            ("release --runs 2 0.1.0", "unknown option `--runs`"),
             ("ci extra", "takes no arguments"),
             ("ci --dry-run", "unknown option `--dry-run`"),
             ("release", "needs a VERSION"),

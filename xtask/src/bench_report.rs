@@ -1,0 +1,746 @@
+//! The pure side of `cargo xtask bench`: reading the JSON line of `cerebrum bench`, medians
+//! and spreads over runs, the side-by-side markdown tables, and replacing the generated
+//! section of `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+
+/// The line that opens the generated section.
+pub(crate) const BEGIN: &str = "<!-- bench:begin -->";
+/// The line that closes the generated section.
+pub(crate) const END: &str = "<!-- bench:end -->";
+
+/// The start of a benchmarks document that does not exist yet.
+pub(crate) const HEADER: &str = "\
+# Benchmarks
+
+Side-by-side runs of `cerebrum bench` against our server and the peers of
+`../shared/bench-peers/` (a Node `ws` server and a minimal tokio-tungstenite server), on one
+machine in one run. The section between the `bench` markers is written by `cargo xtask bench`
+(see `cargo xtask help`): edit outside it.
+";
+
+/// One value of a flat JSON object.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum JsonValue {
+    /// A number.
+    Number(f64),
+    /// A string.
+    Text(String),
+    /// `true`, `false` or `null`.
+    Literal,
+}
+
+/// Reads a flat JSON object (no nested objects or arrays), such as the last line of
+/// `cerebrum bench`, into its fields in order.
+pub(crate) fn parse_flat_json(line: &str) -> Result<Vec<(String, JsonValue)>, String> {
+    let mut cursor = Cursor { text: line, pos: 0 };
+    let mut fields = Vec::new();
+    cursor.skip_ws();
+    cursor.expect(b'{')?;
+    cursor.skip_ws();
+    if cursor.peek() == Some(b'}') {
+        cursor.pos += 1;
+    } else {
+        loop {
+            cursor.skip_ws();
+            let key = cursor.string()?;
+            cursor.skip_ws();
+            cursor.expect(b':')?;
+            cursor.skip_ws();
+            let value = cursor.value()?;
+            fields.push((key, value));
+            cursor.skip_ws();
+            match cursor.peek() {
+                Some(b',') => cursor.pos += 1,
+                Some(b'}') => {
+                    cursor.pos += 1;
+                    break;
+                }
+                _ => return Err(cursor.unexpected("`,` or `}`")),
+            }
+        }
+    }
+    cursor.skip_ws();
+    if cursor.pos == line.len() {
+        Ok(fields)
+    } else {
+        Err(cursor.unexpected("the end of the line"))
+    }
+}
+
+/// The numeric fields of a flat JSON object line, in order (other fields are skipped).
+pub(crate) fn numeric_fields(line: &str) -> Result<Vec<(String, f64)>, String> {
+    Ok(parse_flat_json(line)?
+        .into_iter()
+        .filter_map(|(key, value)| match value {
+            JsonValue::Number(n) => Some((key, n)),
+            JsonValue::Text(_) | JsonValue::Literal => None,
+        })
+        .collect())
+}
+
+/// A position in a JSON line.
+struct Cursor<'a> {
+    /// The whole line.
+    text: &'a str,
+    /// The byte offset of the next character.
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            self.pos += 1;
+        }
+    }
+
+    fn unexpected(&self, wanted: &str) -> String {
+        match self.text[self.pos..].chars().next() {
+            Some(c) => format!("expected {wanted} at byte {}, found `{c}`", self.pos),
+            None => format!("expected {wanted}, found the end of the line"),
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), String> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected(&format!("`{}`", char::from(byte))))
+        }
+    }
+
+    /// A string, the cursor on its opening quote.
+    fn string(&mut self) -> Result<String, String> {
+        self.expect(b'"')?;
+        let mut out = String::new();
+        let mut chars = self.text[self.pos..].char_indices();
+        while let Some((offset, c)) = chars.next() {
+            match c {
+                '"' => {
+                    self.pos += offset + 1;
+                    return Ok(out);
+                }
+                '\\' => {
+                    let escaped = match chars.next().map(|(_, e)| e) {
+                        Some('"') => '"',
+                        Some('\\') => '\\',
+                        Some('/') => '/',
+                        Some('b') => '\u{8}',
+                        Some('f') => '\u{c}',
+                        Some('n') => '\n',
+                        Some('r') => '\r',
+                        Some('t') => '\t',
+                        Some('u') => {
+                            let hex: String = chars.by_ref().take(4).map(|(_, h)| h).collect();
+                            u32::from_str_radix(&hex, 16)
+                                .ok()
+                                .filter(|_| hex.len() == 4)
+                                .map(|code| char::from_u32(code).unwrap_or('\u{fffd}'))
+                                .ok_or_else(|| format!("bad \\u escape `{hex}`"))?
+                        }
+                        other => return Err(format!("bad escape `\\{}`", other.unwrap_or(' '))),
+                    };
+                    out.push(escaped);
+                }
+                c => out.push(c),
+            }
+        }
+        Err("unterminated string".to_owned())
+    }
+
+    /// A value: a string, a number or a literal.
+    fn value(&mut self) -> Result<JsonValue, String> {
+        match self.peek() {
+            Some(b'"') => self.string().map(JsonValue::Text),
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.pos;
+                while matches!(
+                    self.peek(),
+                    Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                ) {
+                    self.pos += 1;
+                }
+                let token = &self.text[start..self.pos];
+                token
+                    .parse::<f64>()
+                    .map(JsonValue::Number)
+                    .map_err(|_| format!("bad number `{token}`"))
+            }
+            Some(b'{' | b'[') => Err(format!(
+                "nested values are not supported (byte {})",
+                self.pos
+            )),
+            _ => {
+                for word in ["true", "false", "null"] {
+                    if self.text[self.pos..].starts_with(word) {
+                        self.pos += word.len();
+                        return Ok(JsonValue::Literal);
+                    }
+                }
+                Err(self.unexpected("a value"))
+            }
+        }
+    }
+}
+
+/// The median and the extremes of some measurements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Spread {
+    /// The median (the mean of the middle two for an even count).
+    pub(crate) median: f64,
+    /// The smallest value.
+    pub(crate) min: f64,
+    /// The largest value.
+    pub(crate) max: f64,
+}
+
+/// The spread of the finite values among `values`, if any.
+pub(crate) fn spread(values: &[f64]) -> Option<Spread> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let (&min, &max) = (sorted.first()?, sorted.last()?);
+    let mid = sorted.len() / 2;
+    let median = if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    };
+    Some(Spread { median, min, max })
+}
+
+/// A number for a table: whole numbers grouped by thousands (`12 345`), others as
+/// [`format_real`].
+pub(crate) fn format_number(x: f64) -> String {
+    if x.is_finite() && x.fract() == 0.0 {
+        group_thousands(x)
+    } else {
+        format_real(x)
+    }
+}
+
+/// A measured quantity for a table: grouped whole numbers from 100 up (`12 345`), three
+/// significant figures below (`45.6`, `1.00`, `0.430`).
+fn format_real(x: f64) -> String {
+    if !x.is_finite() {
+        return "–".to_owned();
+    }
+    let abs = x.abs();
+    if abs >= 100.0 {
+        group_thousands(x.round())
+    } else if abs >= 10.0 {
+        format!("{x:.1}")
+    } else if abs >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// A whole number with a space between groups of three digits.
+fn group_thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    if x < 0.0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A spread for a table: `median (min–max)`, or one value when they agree; all three whole
+/// numbers, or all three measured quantities.
+pub(crate) fn format_spread(s: Spread) -> String {
+    let whole = [s.median, s.min, s.max].iter().all(|x| x.fract() == 0.0);
+    let format = if whole { format_number } else { format_real };
+    let (median, min, max) = (format(s.median), format(s.min), format(s.max));
+    if min == max {
+        median
+    } else {
+        format!("{median} ({min}–{max})")
+    }
+}
+
+/// A failure reason made fit for one table cell (no `|`, no newline, bounded length).
+pub(crate) fn cell_text(reason: &str) -> String {
+    let flat: String = reason
+        .chars()
+        .map(|c| match c {
+            '|' => '/',
+            '\n' | '\r' | '\t' => ' ',
+            c => c,
+        })
+        .collect();
+    let flat = flat.trim();
+    if flat.chars().count() > 140 {
+        let cut: String = flat.chars().take(140).collect();
+        format!("{cut}…")
+    } else {
+        flat.to_owned()
+    }
+}
+
+/// The outcome of one scenario run: its numeric figures, or why it failed.
+pub(crate) type RunResult = Result<Vec<(String, f64)>, String>;
+
+/// One server's runs of one scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Column {
+    /// The server's name (`ours`, `node-ws`, `rust-raw`).
+    pub(crate) server: String,
+    /// One entry per run.
+    pub(crate) runs: Vec<RunResult>,
+}
+
+impl Column {
+    /// The values of figure `key` over the successful runs.
+    fn values(&self, key: &str) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|run| run.as_ref().ok())
+            .filter_map(|figures| figures.iter().find(|(k, _)| k == key).map(|(_, v)| *v))
+            .collect()
+    }
+
+    /// The failure reasons, in run order.
+    fn failures(&self) -> Vec<&str> {
+        self.runs
+            .iter()
+            .filter_map(|run| run.as_ref().err().map(String::as_str))
+            .collect()
+    }
+
+    /// The table cell of figure `key`.
+    fn cell(&self, key: &str) -> String {
+        let failures = self.failures();
+        let Some(s) = spread(&self.values(key)) else {
+            return match failures.first() {
+                Some(reason) => format!("failed: {}", cell_text(reason)),
+                None => "–".to_owned(),
+            };
+        };
+        let text = format_spread(s);
+        if failures.is_empty() {
+            text
+        } else {
+            let ok = self.runs.len() - failures.len();
+            format!("{text} [{ok}/{} runs]", self.runs.len())
+        }
+    }
+}
+
+/// A target on the ratio ours/peer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Goal {
+    /// The ratio must not exceed this.
+    AtMost(f64),
+    /// The ratio must reach this.
+    AtLeast(f64),
+}
+
+impl Goal {
+    /// Whether `ratio` meets the goal.
+    pub(crate) fn met(self, ratio: f64) -> bool {
+        match self {
+            Self::AtMost(limit) => ratio <= limit,
+            Self::AtLeast(floor) => ratio >= floor,
+        }
+    }
+
+    fn render(self) -> String {
+        match self {
+            Self::AtMost(limit) => format!("≤ {limit}"),
+            Self::AtLeast(floor) => format!("≥ {floor}"),
+        }
+    }
+}
+
+/// One row of a scenario table: a figure of the JSON line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Row {
+    /// The JSON field.
+    pub(crate) key: &'static str,
+    /// The label in the table.
+    pub(crate) label: &'static str,
+    /// The targets of issue 7 on ours/peer, by peer name.
+    pub(crate) goals: &'static [(&'static str, Goal)],
+}
+
+/// The server whose ratios to the others are shown.
+pub(crate) const OURS: &str = "ours";
+
+/// The ratio cell of ours/`peer` for `row`: blank without a target.
+fn ratio_cell(ours: &Column, peer: &Column, row: &Row) -> String {
+    let Some(goal) = row
+        .goals
+        .iter()
+        .find(|(name, _)| *name == peer.server)
+        .map(|(_, goal)| *goal)
+    else {
+        return String::new();
+    };
+    let medians = (spread(&ours.values(row.key)), spread(&peer.values(row.key)));
+    match medians {
+        (Some(o), Some(p)) if p.median != 0.0 => {
+            let ratio = o.median / p.median;
+            let mark = if goal.met(ratio) { "✓" } else { "✗" };
+            format!("{ratio:.2} ({} {mark})", goal.render())
+        }
+        _ => format!("– ({})", goal.render()),
+    }
+}
+
+/// A markdown table: one row per figure, one column per server (median and min–max over
+/// runs), then ours/peer ratios of medians with the target, for each peer.
+pub(crate) fn scenario_table(columns: &[Column], rows: &[Row]) -> String {
+    let ours = columns.iter().find(|c| c.server == OURS);
+    let peers: Vec<&Column> = match ours {
+        Some(_) => columns.iter().filter(|c| c.server != OURS).collect(),
+        None => Vec::new(),
+    };
+    let mut header = vec!["figure".to_owned()];
+    header.extend(columns.iter().map(|c| c.server.clone()));
+    header.extend(peers.iter().map(|p| format!("{OURS}/{}", p.server)));
+    let mut out = String::new();
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    for row in rows {
+        let mut cells = vec![row.label.to_owned()];
+        cells.extend(columns.iter().map(|c| c.cell(row.key)));
+        if let Some(ours) = ours {
+            cells.extend(peers.iter().map(|p| ratio_cell(ours, p, row)));
+        }
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    out
+}
+
+/// The CPU model of `/proc/cpuinfo`.
+pub(crate) fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim().to_owned())
+    })
+}
+
+/// The total memory of `/proc/meminfo`, in GiB.
+pub(crate) fn memory_total(meminfo: &str) -> Option<String> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: f64 = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(format!("{:.1} GiB", kib / 1024.0 / 1024.0))
+}
+
+/// `document` with its generated section replaced by `section` (which carries the markers);
+/// without a document, a new one with a short header; without markers, `section` appended.
+pub(crate) fn replace_section(document: Option<&str>, section: &str) -> Result<String, String> {
+    let section = section.trim_end();
+    let Some(document) = document else {
+        return Ok(format!("{HEADER}\n{section}\n"));
+    };
+    match (document.find(BEGIN), document.find(END)) {
+        (Some(begin), Some(end)) if begin < end => {
+            let after = &document[end + END.len()..];
+            let mut out = String::with_capacity(document.len() + section.len());
+            out.push_str(&document[..begin]);
+            out.push_str(section);
+            if after.is_empty() {
+                out.push('\n');
+            } else {
+                out.push_str(after);
+            }
+            Ok(out)
+        }
+        (None, None) => {
+            let body = document.trim_end();
+            Ok(if body.is_empty() {
+                format!("{section}\n")
+            } else {
+                format!("{body}\n\n{section}\n")
+            })
+        }
+        _ => Err(format!(
+            "the document's `{BEGIN}` and `{END}` markers are not a pair in that order: \
+             fix them by hand"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_json_line_of_cerebrum_bench() {
+        let line = r#"{"scenario":"fanout","subscribers":100,"rate":200.0,"sent":400,"deliveries_per_sec":19876.5,"p99_ms":1.25e0,"lost":0,"server_cpu_ms_per_1000":-0.5}"#;
+        let fields = numeric_fields(line).unwrap();
+        assert_eq!(fields.len(), 7);
+        assert_eq!(fields[0], ("subscribers".to_owned(), 100.0));
+        assert_eq!(fields[3], ("deliveries_per_sec".to_owned(), 19_876.5));
+        assert_eq!(fields[4], ("p99_ms".to_owned(), 1.25));
+        assert_eq!(fields[6], ("server_cpu_ms_per_1000".to_owned(), -0.5));
+        let all = parse_flat_json(line).unwrap();
+        assert_eq!(
+            all[0],
+            ("scenario".to_owned(), JsonValue::Text("fanout".into()))
+        );
+    }
+
+    #[test]
+    fn json_strings_literals_and_whitespace() {
+        let line = r#" { "a\"b" : "x\\y\u00e9\n" , "t":true,"f":false ,"n":null, "z": 0 } "#;
+        let all = parse_flat_json(line).unwrap();
+        assert_eq!(
+            all,
+            vec![
+                ("a\"b".to_owned(), JsonValue::Text("x\\yé\n".into())),
+                ("t".to_owned(), JsonValue::Literal),
+                ("f".to_owned(), JsonValue::Literal),
+                ("n".to_owned(), JsonValue::Literal),
+                ("z".to_owned(), JsonValue::Number(0.0)),
+            ]
+        );
+        assert_eq!(numeric_fields("{}").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn bad_json_lines_are_errors() {
+        for (line, why) in [
+            ("", "expected `{`"),
+            ("scenario fanout", "expected `{`"),
+            (r#"{"a":1"#, "`,` or `}`"),
+            (r#"{"a":1,}"#, "expected `\"`"),
+            (r#"{"a":[1]}"#, "nested"),
+            (r#"{"a":{"b":1}}"#, "nested"),
+            (r#"{"a":1} x"#, "end of the line"),
+            (r#"{"a":"x}"#, "unterminated"),
+            (r#"{"a":1-2}"#, "bad number"),
+            (r#"{"a":nope}"#, "a value"),
+            (r#"{"a":"\q"}"#, "bad escape"),
+            (r#"{"a":"\u12"}"#, "bad \\u escape"),
+            (r#"{"a" 1}"#, "expected `:`"),
+        ] {
+            let err = parse_flat_json(line).unwrap_err();
+            assert!(err.contains(why), "{line:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn median_and_spread() {
+        assert_eq!(spread(&[]), None);
+        assert_eq!(spread(&[f64::NAN]), None);
+        assert_eq!(
+            spread(&[3.0, 1.0, 2.0]),
+            Some(Spread {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            })
+        );
+        assert_eq!(
+            spread(&[4.0, 1.0, 2.0, 10.0]),
+            Some(Spread {
+                median: 3.0,
+                min: 1.0,
+                max: 10.0
+            })
+        );
+        assert_eq!(
+            spread(&[5.0, f64::INFINITY]),
+            Some(Spread {
+                median: 5.0,
+                min: 5.0,
+                max: 5.0
+            })
+        );
+    }
+
+    #[test]
+    fn numbers_and_spreads_for_tables() {
+        assert_eq!(format_number(999_812.4), "999 812");
+        assert_eq!(format_number(1_000.0), "1 000");
+        assert_eq!(format_number(123.0), "123");
+        assert_eq!(format_number(-12_345.6), "-12 346");
+        assert_eq!(format_number(0.0), "0");
+        assert_eq!(format_number(7.0), "7");
+        assert_eq!(format_number(44.04), "44.0");
+        assert_eq!(format_number(1.064), "1.06");
+        assert_eq!(format_number(0.43), "0.430");
+        assert_eq!(format_number(f64::NAN), "–");
+        let s = spread(&[1.0, 1.2, 0.9]).unwrap();
+        assert_eq!(format_spread(s), "1.00 (0.900–1.20)");
+        assert_eq!(format_spread(spread(&[0.0, 0.0]).unwrap()), "0");
+        assert_eq!(
+            format_spread(spread(&[6_890.0, 7_001.0]).unwrap()),
+            "6 946 (6 890–7 001)"
+        );
+        assert_eq!(
+            format_spread(spread(&[6_890.0, 7_000.0]).unwrap()),
+            "6 945 (6 890–7 000)"
+        );
+    }
+
+    fn run(figures: &[(&str, f64)]) -> RunResult {
+        Ok(figures.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
+    }
+
+    #[test]
+    fn side_by_side_table_with_ratios_and_failures() {
+        const ROWS: [Row; 3] = [
+            Row {
+                key: "server_cpu_ms_per_1000",
+                label: "CPU ms / 1 000",
+                goals: &[
+                    ("rust-raw", Goal::AtMost(1.1)),
+                    ("node-ws", Goal::AtMost(0.1)),
+                ],
+            },
+            Row {
+                key: "deliveries_per_sec",
+                label: "deliveries/s",
+                goals: &[("rust-raw", Goal::AtLeast(0.9))],
+            },
+            Row {
+                key: "lost",
+                label: "lost",
+                goals: &[],
+            },
+        ];
+        let columns = vec![
+            Column {
+                server: "ours".into(),
+                runs: vec![
+                    run(&[
+                        ("server_cpu_ms_per_1000", 1.0),
+                        ("deliveries_per_sec", 900.0),
+                    ]),
+                    run(&[
+                        ("server_cpu_ms_per_1000", 1.2),
+                        ("deliveries_per_sec", 1000.0),
+                    ]),
+                    Err("timed | out\nafter 60 s".into()),
+                ],
+            },
+            Column {
+                server: "node-ws".into(),
+                runs: vec![Err("server did not start".into()); 3],
+            },
+            Column {
+                server: "rust-raw".into(),
+                runs: vec![
+                    run(&[
+                        ("server_cpu_ms_per_1000", 1.0),
+                        ("deliveries_per_sec", 1000.0),
+                        ("lost", 0.0),
+                    ]);
+                    3
+                ],
+            },
+        ];
+        let table = scenario_table(&columns, &ROWS);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "| figure | ours | node-ws | rust-raw | ours/node-ws | ours/rust-raw |",
+                "|---|---|---|---|---|---|",
+                "| CPU ms / 1 000 | 1.10 (1.00–1.20) [2/3 runs] | failed: server did not start \
+                 | 1 | – (≤ 0.1) | 1.10 (≤ 1.1 ✓) |",
+                "| deliveries/s | 950 (900–1 000) [2/3 runs] | failed: server did not start \
+                 | 1 000 |  | 0.95 (≥ 0.9 ✓) |",
+                "| lost | failed: timed / out after 60 s | failed: server did not start | 0 |  |  |",
+            ]
+        );
+        // Without ours (or alone), no ratio columns.
+        let alone = scenario_table(&columns[..1], &ROWS[2..]);
+        assert_eq!(alone.lines().next(), Some("| figure | ours |"), "{alone}");
+        assert!(Goal::AtMost(1.1).met(1.1) && !Goal::AtMost(1.1).met(1.2));
+        assert!(Goal::AtLeast(0.9).met(0.95) && !Goal::AtLeast(0.9).met(0.5));
+    }
+
+    #[test]
+    fn failure_reasons_fit_one_cell() {
+        assert_eq!(cell_text(" a|b\nc "), "a/b c");
+        let long = "x".repeat(200);
+        assert_eq!(cell_text(&long).chars().count(), 141);
+    }
+
+    #[test]
+    fn machine_facts() {
+        let cpuinfo = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t: fpu\n";
+        assert_eq!(
+            cpu_model(cpuinfo).as_deref(),
+            Some("Intel(R) Xeon(R) Processor")
+        );
+        assert_eq!(cpu_model("processor : 0\n"), None);
+        let meminfo = "MemTotal:       24684084 kB\nMemFree:         6394000 kB\n";
+        assert_eq!(memory_total(meminfo).as_deref(), Some("23.5 GiB"));
+        assert_eq!(memory_total("MemFree: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn replaces_only_the_generated_section() {
+        let section = format!("{BEGIN}\nnew table\n{END}\n");
+        let doc =
+            format!("# Benchmarks\n\nintro\n\n{BEGIN}\nold\ntable\n{END}\n\n## Notes\nkept\n");
+        assert_eq!(
+            replace_section(Some(&doc), &section).unwrap(),
+            format!("# Benchmarks\n\nintro\n\n{BEGIN}\nnew table\n{END}\n\n## Notes\nkept\n")
+        );
+        // At the very end of the file, without a final newline.
+        let doc = format!("intro\n{BEGIN}\nold\n{END}");
+        assert_eq!(
+            replace_section(Some(&doc), &section).unwrap(),
+            format!("intro\n{BEGIN}\nnew table\n{END}\n")
+        );
+        // Replacing twice is stable.
+        let once = replace_section(Some(&doc), &section).unwrap();
+        assert_eq!(replace_section(Some(&once), &section).unwrap(), once);
+    }
+
+    #[test]
+    fn creates_or_appends_the_section() {
+        let section = format!("{BEGIN}\nt\n{END}");
+        let created = replace_section(None, &section).unwrap();
+        assert!(created.starts_with("# Benchmarks\n"), "{created}");
+        assert!(
+            created.ends_with(&format!("\n\n{BEGIN}\nt\n{END}\n")),
+            "{created}"
+        );
+        assert_eq!(
+            replace_section(Some("# Mine\n\ntext\n\n\n"), &section).unwrap(),
+            format!("# Mine\n\ntext\n\n{BEGIN}\nt\n{END}\n")
+        );
+        assert_eq!(
+            replace_section(Some(""), &section).unwrap(),
+            format!("{BEGIN}\nt\n{END}\n")
+        );
+    }
+
+    #[test]
+    fn unpaired_markers_are_refused() {
+        let section = format!("{BEGIN}\nt\n{END}");
+        for doc in [
+            format!("a\n{BEGIN}\nb\n"),
+            format!("a\n{END}\nb\n"),
+            format!("{END}\nb\n{BEGIN}\n"),
+        ] {
+            let err = replace_section(Some(&doc), &section).unwrap_err();
+            assert!(err.contains("not a pair"), "{err}");
+        }
+    }
+}
