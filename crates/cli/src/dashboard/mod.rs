@@ -91,10 +91,7 @@ fn connect(args: &DashboardArgs) -> Result<Client, cerebrum_realtime::BuildError
                 ..MockConfig::default()
             })
     } else {
-        Client::builder(with_user(
-            &args.url,
-            args.token.is_none().then_some(&args.user),
-        ))
+        Client::builder(args.url.clone())
     };
     if let Some(token) = &args.token {
         builder = builder.token(token.clone());
@@ -102,17 +99,6 @@ fn connect(args: &DashboardArgs) -> Result<Client, cerebrum_realtime::BuildError
     let client = builder.build()?;
     client.connect();
     Ok(client)
-}
-
-/// With auth off, `?user=ID` tells the server whose dashboard this is.
-pub(crate) fn with_user(url: &str, user: Option<&String>) -> String {
-    match user {
-        Some(user) if !url.contains("user=") => {
-            let separator = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{separator}user={user}")
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Restores the terminal however the dashboard ends.
@@ -149,7 +135,8 @@ pub(crate) fn show(
     };
     let mut topic_index = 0usize;
     let mut session: Option<(String, Instant)> = None;
-    // Keep the user channel open while the dashboard runs (dropping it unsubscribes).
+    // The user channel: with auth off it also tells the server whose dashboard this is. Keep
+    // it open while the dashboard runs (dropping it unsubscribes).
     let _user_channel: Option<RawSubscription> = runtime
         .block_on(client.subscribe_channel(&format!("user:{user}")))
         .ok();
@@ -239,20 +226,4 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_user_goes_into_the_url_only_without_a_token() {
-        let user = "ada".to_owned();
-        assert_eq!(with_user("ws://h/ws", Some(&user)), "ws://h/ws?user=ada");
-        assert_eq!(
-            with_user("ws://h/ws?x=1", Some(&user)),
-            "ws://h/ws?x=1&user=ada"
-        );
-        assert_eq!(with_user("ws://h/ws", None), "ws://h/ws");
-    }
 }
