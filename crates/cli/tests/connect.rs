@@ -320,3 +320,111 @@ async fn the_client_authenticates_to_cerebrum_serve_by_query_header_and_auth_mes
     let _ = serve.wait();
     assert_eq!(users, vec![Some("u7".to_owned()); 3]);
 }
+
+/// The facade against `cerebrum serve`: a channel subscription resumes after a disconnect and
+/// gets the publications it missed, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_subscription_resumes_against_cerebrum_serve() {
+    use cerebrum_realtime::Client;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("CEREBRUM_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = serve.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().next().unwrap().unwrap()
+    })
+    .await
+    .unwrap();
+    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let soon = Duration::from_secs(20);
+
+    let reader = Client::builder(url.clone()).build().unwrap();
+    let mut reader_frames = reader.frames();
+    let mut room = reader.subscribe_channel("quiz:room-1").await.unwrap();
+    reader.connect();
+    let subscribed = async {
+        loop {
+            let frame = reader_frames.recv().await.unwrap();
+            if frame.kind() == "subscribed" {
+                return frame;
+            }
+        }
+    };
+    tokio::time::timeout(soon, subscribed).await.unwrap();
+
+    // The server lets members publish: the writer subscribes too.
+    let writer = Client::builder(url.clone()).build().unwrap();
+    let mut writer_frames = writer.frames();
+    let _writer_room = writer.subscribe_channel("quiz:room-1").await.unwrap();
+    writer.connect();
+    // Publish once the subscription is confirmed (a publication queued before the connection
+    // would be flushed ahead of the re-subscription).
+    let confirmed = async {
+        loop {
+            let frame = writer_frames.recv().await.unwrap();
+            if frame.kind() == "subscribed" {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(soon, confirmed).await.unwrap();
+    writer
+        .publish("quiz:room-1", "quiz.answer", &serde_json::json!({"n": 1}))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(soon, room.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.payload().get(), r#"{"n":1}"#);
+
+    reader.disconnect().await;
+    for n in [2, 3] {
+        writer
+            .send_outgoing(
+                cerebrum_realtime::Outgoing::value("quiz.answer", &serde_json::json!({ "n": n }))
+                    .unwrap()
+                    .to_channel("quiz:room-1")
+                    .with_ack(true),
+            )
+            .await
+            .unwrap()
+            .acked()
+            .await
+            .unwrap();
+    }
+    reader.connect();
+    let resumed = async {
+        loop {
+            let frame = reader_frames.recv().await.unwrap();
+            if frame.kind() == "subscribed" {
+                return frame;
+            }
+        }
+    };
+    let resumed = tokio::time::timeout(soon, resumed).await.unwrap();
+    let second = tokio::time::timeout(soon, room.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let third = tokio::time::timeout(soon, room.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(
+        resumed.payload().get().contains(r#""recovered":true"#),
+        "{}",
+        resumed.payload().get()
+    );
+    assert_eq!(second.payload().get(), r#"{"n":2}"#);
+    assert_eq!(third.payload().get(), r#"{"n":3}"#);
+}
