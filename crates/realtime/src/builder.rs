@@ -315,8 +315,9 @@ impl ClientBuilder {
 
     // ----- building ------------------------------------------------------------------------
 
-    /// Builds the client and spawns its task on the current tokio runtime; it stays
-    /// `disconnected` until [`Client::connect`].
+    /// Builds the client and spawns its task on the current tokio runtime (which needs its
+    /// time driver, e.g. `#[tokio::main]` or `Builder::enable_all`); it stays `disconnected`
+    /// until [`Client::connect`].
     pub fn build(mut self) -> Result<Client, BuildError> {
         tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         self.config.seed = self.seed.unwrap_or_else(random_seed);

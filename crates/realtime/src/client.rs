@@ -227,7 +227,9 @@ impl Client {
     }
 
     /// A stream of the payloads of type `P` (the origin's `useWebSocketMessage<T>`). Dropping
-    /// it unsubscribes.
+    /// it unsubscribes. App messages only: the control frames the client handles itself
+    /// (`welcome`, `pong`, `ack`, `error`, `subscribed`, `unsubscribed`) are seen through
+    /// [`frames`](Self::frames).
     ///
     /// ```no_run
     /// # async fn demo(client: cerebrum_realtime::Client) {
