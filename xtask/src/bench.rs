@@ -859,6 +859,8 @@ pub(crate) struct Meta {
     pub(crate) runs: usize,
     /// How long the whole command took, and the builds.
     pub(crate) took: String,
+    /// Whether the sizes are those of `--quick`.
+    pub(crate) quick: bool,
 }
 
 /// The machine line: `nproc`, the CPU model, the memory and `uname -sr`.
@@ -933,6 +935,13 @@ pub(crate) fn render_section(
         "- Cells: median over the runs (min–max); `ours/peer` is the ratio of the medians \
          with the target of issue 7 (✓ met, ✗ not met)."
     );
+    if meta.quick {
+        let _ = writeln!(
+            out,
+            "- Sizes: `--quick`, a smoke run far below the targets of issue 7: server CPU time \
+             is read from /proc in 10 ms ticks, so the CPU figures are coarse here."
+        );
+    }
     let _ = writeln!(out, "- Took: {}", meta.took);
     for (spec, table) in tables {
         let _ = write!(
@@ -1047,6 +1056,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs, command: &str) -> Result<(), Er
         machine: machine(),
         servers: servers_line(root, args.peers),
         runs: args.runs,
+        quick: args.quick,
         took: format!(
             "{} in all, of which {} building",
             format_duration(started.elapsed()),
@@ -1192,6 +1202,7 @@ mod tests {
             servers: "ours".into(),
             runs: 3,
             took: "1 min 00 s".into(),
+            quick: true,
         };
         let specs = scenarios(&QUICK);
         let tables = vec![(&specs[3], "| figure | ours |\n|---|---|\n".to_owned())];
@@ -1205,6 +1216,7 @@ mod tests {
             "- Command: `cargo xtask bench --quick`",
             "- Date: 2026-11-28 03:00 UTC",
             "- Machine: 2 cores",
+            "- Sizes: `--quick`",
             "### ping: 100 connections × 10 pings/s, 2 s",
             "`cerebrum bench --url URL --pid PID ping --connections 100 --rate 10 --seconds 2`",
             "| figure | ours |",

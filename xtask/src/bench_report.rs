@@ -391,7 +391,8 @@ fn ratio_cell(ours: &Column, peer: &Column, row: &Row) -> String {
     let medians = (spread(&ours.values(row.key)), spread(&peer.values(row.key)));
     match medians {
         (Some(o), Some(p)) if p.median != 0.0 => {
-            let ratio = o.median / p.median;
+            // Judged as shown (two decimals), so that `1.20 (≤ 1.2 …)` is always met.
+            let ratio = (o.median / p.median * 100.0).round() / 100.0;
             let mark = if goal.met(ratio) { "✓" } else { "✗" };
             format!("{ratio:.2} ({} {mark})", goal.render())
         }
@@ -669,6 +670,21 @@ mod tests {
         let alone = scenario_table(&columns[..1], &ROWS[2..]);
         assert_eq!(alone.lines().next(), Some("| figure | ours |"), "{alone}");
         assert!(Goal::AtMost(1.1).met(1.1) && !Goal::AtMost(1.1).met(1.2));
+        // 60.000001 / 50 shows as 1.20 and meets ≤ 1.2.
+        let ours = Column {
+            server: "ours".into(),
+            runs: vec![run(&[("server_cpu_ms_per_1000", 60.000_001)])],
+        };
+        let peer = Column {
+            server: "rust-raw".into(),
+            runs: vec![run(&[("server_cpu_ms_per_1000", 50.0)])],
+        };
+        let row = Row {
+            key: "server_cpu_ms_per_1000",
+            label: "cpu",
+            goals: &[("rust-raw", Goal::AtMost(1.2))],
+        };
+        assert_eq!(ratio_cell(&ours, &peer, &row), "1.20 (≤ 1.2 ✓)");
         assert!(Goal::AtLeast(0.9).met(0.95) && !Goal::AtLeast(0.9).met(0.5));
     }
 
