@@ -52,7 +52,7 @@ Commands:
   bench [--peers] [--runs N] [--quick] [--out FILE]
                                       build cerebrum in release and run the `cerebrum bench`
                                       scenarios conns, fanout, rooms, ping (the sizes of issue 7;
-                                      --quick: small ones, about a minute per server) against
+                                      --quick: small ones, ~30 s per server once built) against
                                       a fresh `cerebrum serve` per run, then write the tables
                                       (median and min-max over the runs) between the
                                       <!-- bench:begin --> and <!-- bench:end --> markers of
