@@ -422,78 +422,145 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
     Ok(report)
 }
 
+/// What every client of a "each one sends and reads" scenario did.
+struct Chorus {
+    /// Frames each client sent, in client order.
+    sent: Vec<u64>,
+    /// What each client's reader saw.
+    seen: Vec<Seen>,
+    /// When sending started (after every connection was set up).
+    started: Instant,
+    /// The server's figures when sending started.
+    before: Option<ProcessSample>,
+}
+
+/// The pace of a chorus: which frames the readers time, how fast and how many each client
+/// sends.
+struct Pace {
+    kind: &'static str,
+    rate: f64,
+    per_client: u64,
+}
+
+/// Splits every socket into a reader of `pace.kind` frames and a writer that sends
+/// `pace.per_client` frames made by `frame(client)` at `pace.rate` per second (first sends spread
+/// over one period), then waits for the `expected(sent)` deliveries or the drain deadline.
+async fn chorus<F>(
+    target: &Target,
+    sockets: Vec<Ws>,
+    base: Instant,
+    pace: Pace,
+    frame: impl Fn(usize) -> F,
+    expected: impl Fn(&[u64]) -> u64,
+) -> Result<Chorus, BenchError>
+where
+    F: FnMut() -> String + Send + 'static,
+{
+    let Pace {
+        kind,
+        rate,
+        per_client,
+    } = pace;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let (stop, stop_rx) = watch::channel(false);
+    let clients = sockets.len();
+    let mut readers = Vec::with_capacity(clients);
+    let mut writers = Vec::with_capacity(clients);
+    let before = target.pid().and_then(ProcessSample::read);
+    let started = Instant::now();
+    for (i, ws) in sockets.into_iter().enumerate() {
+        let (mut sink, stream) = ws.split();
+        readers.push(spawn_reader(
+            stream,
+            kind,
+            base,
+            Arc::clone(&delivered),
+            stop_rx.clone(),
+        ));
+        let mut make = frame(i);
+        let offset = Duration::from_secs_f64((i as f64 / clients as f64) / rate);
+        writers.push(tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            let sent = paced_send(&mut sink, rate, per_client, |_| make()).await;
+            (sent, sink)
+        }));
+    }
+    let mut sent = Vec::with_capacity(clients);
+    let mut sinks = Vec::with_capacity(clients);
+    for writer in writers {
+        match writer.await {
+            Ok((result, sink)) => {
+                sent.push(result?);
+                sinks.push(sink);
+            }
+            Err(err) => return Err(BenchError::Closed(format!("a writer failed: {err}"))),
+        }
+    }
+    let total = expected(&sent);
+    let seen = settle(
+        &delivered,
+        total,
+        Instant::now() + DRAIN_GRACE,
+        &stop,
+        readers,
+    )
+    .await;
+    drop(sinks);
+    Ok(Chorus {
+        sent,
+        seen,
+        started,
+        before,
+    })
+}
+
 async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchError> {
     at_least_one("clients", options.clients)?;
     at_least_one("room_size", options.room_size)?;
     positive("rate", options.rate)?;
     positive("seconds", options.seconds)?;
     let room_size = options.room_size;
+    let clients = options.clients;
     let room_of = move |i: usize| format!("bench:room:{}", i / room_size);
     let base = Instant::now();
-    let clients = connect_subscribed(target, 0, options.clients, room_of).await?;
-
-    let delivered = Arc::new(AtomicU64::new(0));
-    let (stop, stop_rx) = watch::channel(false);
-    let total_per_client = (options.rate * options.seconds).ceil() as u64;
+    let sockets = connect_subscribed(target, 0, clients, room_of).await?;
     let pad = Arc::new("x".repeat(options.payload_bytes));
-    let mut readers = Vec::with_capacity(clients.len());
-    let mut writers = Vec::with_capacity(clients.len());
-    let before = target.pid().and_then(ProcessSample::read);
-    let started = Instant::now();
-    for (i, ws) in clients.into_iter().enumerate() {
-        let (mut sink, stream) = ws.split();
-        readers.push(spawn_reader(
-            stream,
-            "bench.msg",
-            base,
-            Arc::clone(&delivered),
-            stop_rx.clone(),
-        ));
-        let channel = room_of(i);
-        let pad = Arc::clone(&pad);
-        let rate = options.rate;
-        // Spread the clients' first sends over one period.
-        let offset = Duration::from_secs_f64((i as f64 / options.clients as f64) / rate);
-        writers.push(tokio::spawn(async move {
-            tokio::time::sleep(offset).await;
-            let sent = paced_send(&mut sink, rate, total_per_client, |_| {
-                publication(&channel, micros_since(base), &pad)
-            })
-            .await;
-            (sent, sink)
-        }));
-    }
-    let mut sent = 0u64;
-    let mut expected = 0u64;
-    let mut sinks = Vec::with_capacity(writers.len());
-    for (i, writer) in writers.into_iter().enumerate() {
-        if let Ok((result, sink)) = writer.await {
-            let n = result?;
-            sent += n;
-            // Every member of the room, the sender included, receives it.
-            let room_start = (i / room_size) * room_size;
-            let members = room_size.min(options.clients - room_start) as u64;
-            expected += n * members;
-            sinks.push(sink);
-        }
-    }
-    let seen = settle(
-        &delivered,
+    // Every member of a room, the sender included, receives each of its publications.
+    let members = move |i: usize| room_size.min(clients - (i / room_size) * room_size) as u64;
+    let expected = |sent: &[u64]| sent.iter().enumerate().map(|(i, n)| n * members(i)).sum();
+    let run = chorus(
+        target,
+        sockets,
+        base,
+        Pace {
+            kind: "bench.msg",
+            rate: options.rate,
+            per_client: (options.rate * options.seconds).ceil() as u64,
+        },
+        |i| {
+            let channel = room_of(i);
+            let pad = Arc::clone(&pad);
+            move || publication(&channel, micros_since(base), &pad)
+        },
         expected,
-        Instant::now() + DRAIN_GRACE,
-        &stop,
-        readers,
     )
-    .await;
-
+    .await?;
+    let sent: u64 = run.sent.iter().sum();
+    let expected = expected(&run.sent);
     let mut report = Report::new("rooms");
-    report.push("clients", Value::Int(options.clients as u64));
+    report.push("clients", Value::Int(clients as u64));
     report.push("room_size", Value::Int(room_size as u64));
     report.push("rate_per_client", Value::Float(options.rate));
     report.push("seconds", Value::Float(options.seconds));
     report.push("sent", Value::Int(sent));
-    push_deliveries(&mut report, seen, expected, started, before, target.pid());
-    drop(sinks);
+    push_deliveries(
+        &mut report,
+        run.seen,
+        expected,
+        run.started,
+        run.before,
+        target.pid(),
+    );
     Ok(report)
 }
 
@@ -505,56 +572,33 @@ async fn ping_scenario(target: &Target, options: &PingOptions) -> Result<Report,
     // Subscribing proves each connection is fully set up before the clock starts.
     let sockets =
         connect_subscribed(target, 0, options.connections, |_| "bench:ping".to_owned()).await?;
-    let delivered = Arc::new(AtomicU64::new(0));
-    let (stop, stop_rx) = watch::channel(false);
-    let total_per_connection = (options.rate * options.seconds).ceil() as u64;
-    let mut readers = Vec::with_capacity(sockets.len());
-    let mut writers = Vec::with_capacity(sockets.len());
-    let before = target.pid().and_then(ProcessSample::read);
-    let started = Instant::now();
-    for (i, ws) in sockets.into_iter().enumerate() {
-        let (mut sink, stream) = ws.split();
-        readers.push(spawn_reader(
-            stream,
-            "pong",
-            base,
-            Arc::clone(&delivered),
-            stop_rx.clone(),
-        ));
-        let rate = options.rate;
-        let offset = Duration::from_secs_f64((i as f64 / options.connections as f64) / rate);
-        writers.push(tokio::spawn(async move {
-            tokio::time::sleep(offset).await;
-            let sent = paced_send(&mut sink, rate, total_per_connection, |_| {
-                ping(micros_since(base))
-            })
-            .await;
-            (sent, sink)
-        }));
-    }
-    let mut sent = 0;
-    let mut sinks = Vec::new();
-    for writer in writers {
-        if let Ok((result, sink)) = writer.await {
-            sent += result?;
-            sinks.push(sink);
-        }
-    }
-    let seen = settle(
-        &delivered,
-        sent,
-        Instant::now() + DRAIN_GRACE,
-        &stop,
-        readers,
+    let run = chorus(
+        target,
+        sockets,
+        base,
+        Pace {
+            kind: "pong",
+            rate: options.rate,
+            per_client: (options.rate * options.seconds).ceil() as u64,
+        },
+        |_| move || ping(micros_since(base)),
+        |sent| sent.iter().sum(),
     )
-    .await;
+    .await?;
+    let sent: u64 = run.sent.iter().sum();
     let mut report = Report::new("ping");
     report.push("connections", Value::Int(options.connections as u64));
     report.push("rate_per_connection", Value::Float(options.rate));
     report.push("seconds", Value::Float(options.seconds));
     report.push("sent", Value::Int(sent));
-    push_deliveries(&mut report, seen, sent, started, before, target.pid());
-    drop(sinks);
+    push_deliveries(
+        &mut report,
+        run.seen,
+        sent,
+        run.started,
+        run.before,
+        target.pid(),
+    );
     Ok(report)
 }
 

@@ -31,6 +31,8 @@ pub struct ClientState {
     pub server_level: Option<ServerLevel>,
     /// Reconnect attempts since the count was last reset.
     pub attempts: u32,
+    /// When the next reconnect attempt starts, while reconnecting (for a countdown).
+    pub next_attempt: Option<std::time::Instant>,
 }
 
 pub(crate) struct Inner {

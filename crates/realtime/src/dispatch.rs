@@ -93,6 +93,15 @@ impl Observer for Dispatcher {
                     tracing::info!(target: "cerebrum_realtime", %from, %to, %reason, "status");
                 }
                 self.store(StoreEvent::Status(to));
+                if to != Status::Reconnecting {
+                    self.state
+                        .send_if_modified(|state| state.next_attempt.take().is_some());
+                }
+            }
+            Event::ReconnectScheduled { delay, .. } => {
+                let at = tokio::time::Instant::now().into_std() + delay;
+                self.state
+                    .send_modify(|state| state.next_attempt = Some(at));
             }
             Event::Connected => {
                 if let Some(on_connect) = &self.callbacks.on_connect {

@@ -144,3 +144,33 @@ async fn channel_subscriptions_are_confirmed_and_dropped_ones_unsubscribed() {
     };
     assert!(unsubscribed.payload().get().contains("quiz:room-1"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_state_says_when_the_next_reconnect_attempt_starts() {
+    let client = mock(FaultScript::default().refuse_next_connects(1))
+        .build()
+        .unwrap();
+    let mut state = client.watch_state();
+    client.connect();
+    // The refused connect schedules attempt 1 after the origin's first delay, 3 s.
+    let scheduled = loop {
+        state.changed().await.unwrap();
+        let now = state.borrow_and_update().clone();
+        if now.status == Status::Reconnecting
+            && let Some(at) = now.next_attempt
+        {
+            break at;
+        }
+    };
+    let left = scheduled.saturating_duration_since(tokio::time::Instant::now().into_std());
+    assert!(
+        left <= Duration::from_secs(3) && left > Duration::from_secs(2),
+        "{left:?}"
+    );
+    // Once connected there is no countdown.
+    let mut status = client.watch_status();
+    while *status.borrow_and_update() != Status::Connected {
+        status.changed().await.unwrap();
+    }
+    assert_eq!(client.state().next_attempt, None);
+}

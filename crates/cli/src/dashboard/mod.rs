@@ -4,12 +4,14 @@
 
 mod view;
 
+use std::collections::BTreeMap;
 use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cerebrum_mock::curriculum::TOPICS;
-use cerebrum_realtime::protocol::{StudySessionEnd, StudySessionStart};
+use cerebrum_realtime::Status;
+use cerebrum_realtime::protocol::{CollaborativeSession, StudySessionEnd, StudySessionStart};
 use cerebrum_realtime::{Client, MockConfig, RawSubscription};
 use clap::Args;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -144,10 +146,26 @@ pub(crate) fn show(
         ui.topic = topic.to_owned();
         ui.notice = toggle_session(client, runtime, user, topic, &mut session);
     }
+    let mut last_status = None;
+    let mut last_sessions = BTreeMap::new();
     loop {
         let state = client.store().snapshot();
         let connection = client.state();
         ui.attempts = connection.attempts;
+        ui.reconnect_in = connection
+            .next_attempt
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        if state.status != last_status.unwrap_or(Status::Disconnected)
+            && state.status == Status::Connected
+        {
+            // A first latency sample now, not one heartbeat interval later.
+            client.network_changed();
+        }
+        last_status = Some(state.status);
+        if let Some(change) = membership_change(&last_sessions, &state.sessions) {
+            ui.notice = change;
+        }
+        last_sessions.clone_from(&state.sessions);
         ui.studying = session
             .as_ref()
             .map(|(topic, started)| (topic.clone(), started.elapsed()));
@@ -222,8 +240,77 @@ fn toggle_session(
     }
 }
 
+/// "Meera Nair joined Evolution" / "… left …": the first change of membership between two
+/// states of the sessions.
+fn membership_change(
+    before: &BTreeMap<String, CollaborativeSession>,
+    after: &BTreeMap<String, CollaborativeSession>,
+) -> Option<String> {
+    let names = |sessions: &BTreeMap<String, CollaborativeSession>, topic: &str| -> Vec<String> {
+        sessions.get(topic).map_or_else(Vec::new, |s| {
+            s.participants.iter().map(|p| p.user_name.clone()).collect()
+        })
+    };
+    let topics = before.keys().chain(after.keys());
+    for topic in topics {
+        let (old, new) = (names(before, topic), names(after, topic));
+        if let Some(joined) = new.iter().find(|n| !old.contains(n)) {
+            return Some(format!("{joined} joined {topic}"));
+        }
+        if let Some(left) = old.iter().find(|n| !new.contains(n)) {
+            return Some(format!("{left} left {topic}"));
+        }
+    }
+    None
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use cerebrum_realtime::protocol::Participant;
+
+    use super::*;
+
+    fn sessions(topic: &str, names: &[&str]) -> BTreeMap<String, CollaborativeSession> {
+        let participants = names
+            .iter()
+            .map(|name| Participant {
+                user_id: name.to_lowercase(),
+                user_name: (*name).to_owned(),
+                avatar_url: None,
+                joined_at: 0,
+            })
+            .collect::<Vec<_>>();
+        let session = CollaborativeSession {
+            session_id: format!("session:{}", topic.to_lowercase()),
+            topic: topic.to_owned(),
+            active_users: u32::try_from(participants.len()).unwrap_or(0),
+            participants,
+        };
+        BTreeMap::from([(topic.to_owned(), session)])
+    }
+
+    #[test]
+    fn joins_and_leaves_are_announced() {
+        let one = sessions("Evolution", &["Asha"]);
+        let two = sessions("Evolution", &["Asha", "Ben"]);
+        assert_eq!(
+            membership_change(&one, &two).as_deref(),
+            Some("Ben joined Evolution")
+        );
+        assert_eq!(
+            membership_change(&two, &one).as_deref(),
+            Some("Ben left Evolution")
+        );
+        assert_eq!(membership_change(&two, &two), None);
+        assert_eq!(
+            membership_change(&BTreeMap::new(), &one).as_deref(),
+            Some("Asha joined Evolution")
+        );
+    }
 }

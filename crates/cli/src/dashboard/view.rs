@@ -231,38 +231,38 @@ fn render_notifications(frame: &mut Frame<'_>, area: Rect, state: &DashboardStat
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" Notifications ");
-    let items: Vec<ListItem<'_>> = state
-        .notifications
-        .iter()
-        .rev()
-        .map(|n| {
-            let color = match n.priority {
-                Priority::High => Color::Red,
-                Priority::Medium => Color::Yellow,
-                _ => Color::Gray,
-            };
-            let icon = match n.kind {
-                NotificationKind::Success => "✔",
-                NotificationKind::Warning => "!",
-                NotificationKind::Error => "✖",
-                _ => "i",
-            };
-            let mut lines = vec![Line::from(vec![Span::styled(
-                format!("{icon} {}", n.title),
-                Style::new().fg(color).bold(),
-            )])];
-            lines.push(Line::from(format!("  {}", n.message)));
-            if let Some(action) = &n.action_text {
-                lines.push(Line::from(format!("  → {action}").cyan()));
-            }
-            ListItem::new(lines)
-        })
-        .collect();
-    if items.is_empty() {
-        frame.render_widget(Paragraph::new("no notifications".dim()).block(block), area);
-    } else {
-        frame.render_widget(List::new(items).block(block), area);
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    for n in state.notifications.iter().rev() {
+        let color = match n.priority {
+            Priority::High => Color::Red,
+            Priority::Medium => Color::Yellow,
+            _ => Color::Gray,
+        };
+        let icon = match n.kind {
+            NotificationKind::Success => "✔",
+            NotificationKind::Warning => "!",
+            NotificationKind::Error => "✖",
+            _ => "i",
+        };
+        lines.push(Line::from(Span::styled(
+            format!("{icon} {}", n.title),
+            Style::new().fg(color).bold(),
+        )));
+        lines.push(Line::from(format!("  {}", n.message)));
+        if let Some(action) = &n.action_text {
+            lines.push(Line::from(format!("  → {action}").cyan()));
+        }
     }
+    if lines.is_empty() {
+        lines.push(Line::from("no notifications".dim()));
+    }
+    // Newest first; long messages wrap instead of being cut.
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block),
+        area,
+    );
 }
 
 fn render_connection(frame: &mut Frame<'_>, area: Rect, state: &DashboardState, ui: &UiState) {
