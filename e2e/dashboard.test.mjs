@@ -5,7 +5,8 @@
 //   the page loads and shows `connected`; a notification posted over HTTP appears; a second
 //   client starting a session on the same topic appears in the participant list; the server
 //   restarted -> the page shows `reconnecting`, then `connected` again.
-// A screenshot is saved to e2e/artifacts/dashboard.png.
+// Screenshots are saved to e2e/artifacts/ (dashboard.png, dashboard-phone.png,
+// dashboard-reconnected.png).
 //
 // Environment: CEREBRUM_BIN (path of the `cerebrum` binary, required), CHROMIUM_PATH (default
 // /usr/bin/chromium), E2E_REQUIRE_BROWSER=1 (fail instead of skipping when Chromium is absent;
@@ -126,6 +127,12 @@ test('web dashboard in headless Chromium', { skip: missing ?? false, timeout: 18
     await page.locator('#sessions .participants li[data-user-id="e2e-ben"]').waitFor({ timeout: 10000 });
     assert.ok((await participants.count()) >= 2, 'both students are listed');
     await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
+    // Phone-sized: the panels stack in one column and nothing overflows sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone screen`);
+    await page.screenshot({ path: join(artifacts, 'dashboard-phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1200, height: 900 });
 
     // Restart the server on the same port and data dir: reconnecting, then connected.
     other.close();

@@ -192,13 +192,18 @@ fn parse(args: &[String]) -> Result<Cli, Error> {
 }
 
 /// The workspace root: `--root`, else `$XTASK_ROOT`, else the parent of this
-/// crate's directory.
+/// crate's directory (as `cargo run` reports it at run time).
 fn resolve_root(root: Option<PathBuf>) -> Result<PathBuf, Error> {
     let root = root
         .or_else(|| std::env::var_os("XTASK_ROOT").map(PathBuf::from))
         .unwrap_or_else(|| {
-            let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-            here.parent().unwrap_or(here).to_path_buf()
+            // `cargo run` (the `cargo xtask` alias) tells the program where its manifest is.
+            // Prefer that to the path compiled in: clones that share a target directory reuse
+            // one xtask binary, whose compiled-in path names the clone that built it.
+            let here = std::env::var_os("CARGO_MANIFEST_DIR")
+                .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+            here.parent()
+                .map_or_else(|| here.clone(), Path::to_path_buf)
         });
     if !root.join("Cargo.toml").is_file() {
         return Err(usage(format!(
