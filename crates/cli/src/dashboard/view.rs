@@ -88,9 +88,7 @@ fn status_name(status: Status) -> &'static str {
 }
 
 fn render_header(frame: &mut Frame<'_>, area: Rect, state: &DashboardState, ui: &UiState) {
-    let latency = state
-        .latency
-        .map_or_else(|| "–".to_owned(), |l| format!("{} ms", l.as_millis()));
+    let latency = state.latency.map_or_else(|| "–".to_owned(), format_latency);
     let line = Line::from(vec![
         " Cerebrum ".bold().fg(Color::Magenta),
         format!("· {} · {} · ", ui.user_id, ui.target).into(),
@@ -293,7 +291,7 @@ fn render_connection(frame: &mut Frame<'_>, area: Rect, state: &DashboardState, 
             "Latency ".dim(),
             state
                 .latency
-                .map_or_else(|| "–".to_owned(), |l| format!("{} ms", l.as_millis()))
+                .map_or_else(|| "–".to_owned(), format_latency)
                 .into(),
         ]),
     ];
@@ -301,7 +299,7 @@ fn render_connection(frame: &mut Frame<'_>, area: Rect, state: &DashboardState, 
     let samples: Vec<u64> = state
         .latency_history
         .iter()
-        .map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX))
+        .map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX))
         .collect();
     frame.render_widget(
         Sparkline::default()
@@ -309,6 +307,16 @@ fn render_connection(frame: &mut Frame<'_>, area: Rect, state: &DashboardState, 
             .style(Style::new().fg(Color::Magenta)),
         spark_area,
     );
+}
+
+/// A latency in ms, with tenths below 10 ms (loopback round trips are well under 1 ms).
+pub(crate) fn format_latency(latency: Duration) -> String {
+    let ms = latency.as_secs_f64() * 1_000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
 }
 
 /// `H:MM:SS` or `M:SS`.
@@ -469,5 +477,7 @@ mod tests {
         assert_eq!(format_duration(3_725.0), "1:02:05");
         assert_eq!(format_duration(f64::NAN), "0:00");
         assert_eq!(clock_time(T), "00:00:00 UTC");
+        assert_eq!(format_latency(Duration::from_micros(420)), "0.4 ms");
+        assert_eq!(format_latency(Duration::from_millis(42)), "42 ms");
     }
 }
