@@ -658,7 +658,7 @@ pub fn decode_payload<P: Payload>(text: &str) -> Result<(Meta, P), ProtocolError
 /// ```
 pub fn encode_payload<P: Payload>(payload: &P, meta: &Meta) -> Result<String, ProtocolError> {
     payload.validate().map_err(|err| err.within("payload"))?;
-    let mut out = Vec::with_capacity(192);
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(P::TYPE.as_bytes());
     out.extend_from_slice(b"\",\"payload\":");
@@ -667,7 +667,9 @@ pub fn encode_payload<P: Payload>(payload: &P, meta: &Meta) -> Result<String, Pr
         .map_err(|err| ProtocolError::validation("payload", err.to_string()))?;
     let mut text = String::from_utf8(out)
         .map_err(|_| ProtocolError::validation("payload", "serialised to invalid UTF-8"))?;
-    check_depth(&text[start..], MAX_DEPTH - 1)?;
+    if P::FREE_FORM {
+        check_depth(&text[start..], MAX_DEPTH - 1)?;
+    }
     meta.write_fields(&mut text);
     text.push('}');
     Ok(text)

@@ -110,22 +110,31 @@ pub fn validate_channel(name: &str) -> Result<(), ProtocolError> {
 /// assert!(check_depth("[[[[]]]]", 3).is_err());
 /// ```
 pub fn check_depth(text: &str, limit: usize) -> Result<(), ProtocolError> {
+    let bytes = text.as_bytes();
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in text.as_bytes() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                // Jump over the string (most of a frame's bytes) to its closing quote,
+                // stepping over escapes; memchr searches many bytes at a time.
+                i += 1;
+                loop {
+                    let Some(rest) = bytes.get(i..) else {
+                        return Ok(());
+                    };
+                    match memchr::memchr2(b'"', b'\\', rest) {
+                        // Unterminated: not our concern, the parser reports it.
+                        None => return Ok(()),
+                        Some(at) if rest[at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at + 1;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
@@ -135,6 +144,7 @@ pub fn check_depth(text: &str, limit: usize) -> Result<(), ProtocolError> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Ok(())
 }
@@ -170,6 +180,14 @@ mod tests {
         assert!(validate_channel("a/b").is_err());
         let err = validate_channel("").unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::ValidationFailed);
+    }
+
+    #[test]
+    fn depth_scan_survives_truncated_strings_and_escapes() {
+        assert!(check_depth(r#"["abc"#, 1).is_ok());
+        assert!(check_depth(r#"["abc\"#, 1).is_ok());
+        assert!(check_depth("\"\\", 1).is_ok());
+        assert!(check_depth(r#"[["a\"b"]]"#, 1).is_err());
     }
 
     #[test]

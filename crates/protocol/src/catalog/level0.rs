@@ -19,6 +19,7 @@ pub struct Ping(pub Value);
 
 impl Payload for Ping {
     const TYPE: &'static str = "ping";
+    const FREE_FORM: bool = true;
 }
 
 /// `pong` (server→client): the ping's payload, echoed verbatim.
@@ -28,6 +29,7 @@ pub struct Pong(pub Value);
 
 impl Payload for Pong {
     const TYPE: &'static str = "pong";
+    const FREE_FORM: bool = true;
 }
 
 /// `study_metrics_update` (server→client): a user's study record.

@@ -21,6 +21,11 @@ pub trait Payload: Serialize + DeserializeOwned {
     /// The `type` string of envelopes that carry this payload.
     const TYPE: &'static str;
 
+    /// Whether the payload holds free-form JSON (as `ping`/`pong` do), whose nesting only a
+    /// scan can bound. Fixed-shape payloads cannot nest deeper than their types, so
+    /// [`encode_payload`](crate::encode_payload) skips the depth scan for them.
+    const FREE_FORM: bool = false;
+
     /// Checks the rules that the payload's shape cannot express (ranges, non-empty ids); errors
     /// name the field relative to the payload.
     fn validate(&self) -> Result<(), ProtocolError> {
