@@ -711,8 +711,11 @@ impl ClientCore {
     }
 
     /// Sends what may be sent now, oldest first: everything once the server's level is known;
-    /// before that, the plain messages ahead of the first `ack: true` one (and nothing while
-    /// in-flight messages wait to be re-sent, so they keep their place).
+    /// before that, the plain messages ahead of the first `ack: true` one or channel
+    /// publication (and nothing while in-flight messages wait to be re-sent, so they keep
+    /// their place). Publications wait for the level because the channels are re-subscribed
+    /// then, just before the flush: a server processes a connection's frames in order, so the
+    /// `subscribe` reaches it before the publication that needs it.
     fn flush(&mut self, now: Instant) {
         if self.transport != Transport::Open {
             return;
@@ -721,7 +724,11 @@ impl ClientCore {
             if self.outbox.has_in_flight() {
                 return;
             }
-            while self.outbox.front().is_some_and(|m| !m.ack) {
+            while self
+                .outbox
+                .front()
+                .is_some_and(|m| !m.ack && m.envelope.channel().is_none())
+            {
                 if let Some(message) = self.outbox.pop() {
                     self.commands.push_back(Command::Transmit(message.frame));
                 }

@@ -104,7 +104,8 @@
 //!
 //! Offline sends are queued (FIFO, message and byte caps, [`OverflowPolicy`]) and flushed in
 //! order right after the transport opens, before any newer send: plain messages at once,
-//! `ack: true` ones (and everything behind them) once the server's level is known. `ack: true`
+//! `ack: true` ones and channel publications (and everything behind them) once the server's
+//! level is known, publications after their channels' re-subscription. `ack: true`
 //! sends stay in an in-flight table until `ack{messageId}`; after a reconnect they are re-sent
 //! with the same messageId, in their original order, ahead of the queue. Nothing accepted is
 //! dropped silently: every message ends transmitted, acked, reported by an event

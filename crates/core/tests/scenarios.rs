@@ -1003,3 +1003,34 @@ fn a_volatile_acked_message_is_not_resent_after_a_drop() {
     sim.frame(WELCOME_ACK);
     assert_eq!(sim.transmitted_of("app.msg").len(), 1);
 }
+
+#[test]
+fn queued_publications_go_out_after_their_channel_is_subscribed_again() {
+    let mut sim = Sim::origin();
+    sim.core.subscribe("room:1", sim.now).unwrap();
+    sim.connected(Some(WELCOME_ACK));
+    sim.frame(r#"{"type":"subscribed","payload":{"channel":"room:1","offset":0,"epoch":"e1","recovered":true,"missed":0}}"#);
+    sim.closed(Some(1006));
+    // Offline: a plain message, then a publication on the channel, then another plain one.
+    sim.send(app(1)).unwrap();
+    sim.send(app(2).to_channel("room:1")).unwrap();
+    sim.send(app(3)).unwrap();
+    sim.advance(ms(3_000));
+    sim.clear_logs();
+    sim.opened();
+    // Before the server's level is known only the message ahead of the publication goes out.
+    let sent = |sim: &Sim| -> Vec<String> {
+        sim.transmitted()
+            .iter()
+            .filter(|e| e.kind() != "ping")
+            .map(|e| match e.kind() {
+                "app.msg" => format!("app {}", e.payload().get()),
+                other => other.to_owned(),
+            })
+            .collect()
+    };
+    assert_eq!(sent(&sim), ["app 1"]);
+    sim.frame(WELCOME_ACK);
+    // Then the subscription, and after it the publication and the rest, in order.
+    assert_eq!(sent(&sim), ["app 1", "subscribe", "app 2", "app 3"]);
+}
