@@ -229,7 +229,7 @@ impl Demo {
                         break;
                     }
                     let now = *status.borrow_and_update();
-                    printer.line(&format!("you: {}", status_name(now)));
+                    printer.line(&format!("you: {}", now.as_str()));
                     if now == Status::Connected && !joined {
                         joined = true;
                         let start = StudySessionStart {
@@ -295,17 +295,6 @@ impl LogPrinter {
             self.started.elapsed().as_secs_f64()
         );
         let _ = out.flush();
-    }
-}
-
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Connecting => "connecting",
-        Status::Connected => "connected",
-        Status::Disconnected => "disconnected",
-        Status::Reconnecting => "reconnecting",
-        Status::Error => "error",
-        _ => "unknown",
     }
 }
 

@@ -76,23 +76,12 @@ fn status_style(status: Status) -> Style {
     }
 }
 
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Connecting => "connecting",
-        Status::Connected => "connected",
-        Status::Disconnected => "disconnected",
-        Status::Reconnecting => "reconnecting",
-        Status::Error => "error",
-        _ => "unknown",
-    }
-}
-
 fn render_header(frame: &mut Frame<'_>, area: Rect, state: &DashboardState, ui: &UiState) {
     let latency = state.latency.map_or_else(|| "–".to_owned(), format_latency);
     let line = Line::from(vec![
         " Cerebrum ".bold().fg(Color::Magenta),
         format!("· {} · {} · ", ui.user_id, ui.target).into(),
-        Span::styled(status_name(state.status), status_style(state.status)),
+        Span::styled(state.status.as_str(), status_style(state.status)),
         format!(" · latency {latency}").into(),
     ]);
     frame.render_widget(Paragraph::new(line), area);
@@ -279,7 +268,7 @@ fn render_connection(frame: &mut Frame<'_>, area: Rect, state: &DashboardState, 
     let lines = vec![
         Line::from(vec![
             "Status  ".dim(),
-            Span::styled(status_name(state.status), status_style(state.status)),
+            Span::styled(state.status.as_str(), status_style(state.status)),
             format!("  attempt {}", ui.attempts).dim(),
         ]),
         Line::from(vec![
