@@ -422,17 +422,11 @@ async fn notifier(
     while pause(&mut stop, Duration::from_millis(rng.u64(4_000..9_000))).await {
         let template = NOTIFICATIONS[rng.usize(0..NOTIFICATIONS.len())];
         let topic = TOPICS[rng.usize(0..TOPICS.len())];
-        let n = rng.u32(5..45).to_string();
-        let fill = |text: &str| text.replace("{topic}", topic).replace("{n}", &n);
-        let mut body = serde_json::json!({
-            "title": fill(template.title),
-            "message": fill(template.message),
-            "type": template.kind,
-            "priority": template.priority,
-        });
-        if let (Some(url), Some(text)) = (template.action_url, template.action_text) {
-            body["actionUrl"] = url.into();
-            body["actionText"] = text.into();
+        let notification = template.render("", topic, rng.u32(5..45));
+        let mut body = serde_json::to_value(&notification).unwrap_or_default();
+        // The server gives each notification its id.
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("id");
         }
         // Half for the viewer, some for another student, some for everyone.
         let roll = rng.f64();
@@ -457,7 +451,7 @@ async fn notifier(
             Ok(202) => {
                 let _ = log.send(format!(
                     "notification \"{}\" posted to {}",
-                    fill(template.title),
+                    notification.title,
                     target.unwrap_or("everyone")
                 ));
             }

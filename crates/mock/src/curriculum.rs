@@ -1,7 +1,7 @@
 //! Real content for simulations: the chapters of a biology curriculum (NCERT classes XI-XII,
 //! the syllabus the origin platform teaches), plausible students, and notification templates.
 
-use cerebrum_protocol::{NotificationKind, Priority};
+use cerebrum_protocol::{Notification, NotificationKind, Priority};
 
 /// Chapters of the biology curriculum, as students name them when they start a session.
 pub const TOPICS: &[&str] = &[
@@ -131,6 +131,30 @@ pub struct NotificationTemplate {
     pub action_url: Option<&'static str>,
     /// The action's label.
     pub action_text: Option<&'static str>,
+}
+
+impl NotificationTemplate {
+    /// The notification `id` made of this template, with `{topic}` and `{n}` filled in.
+    ///
+    /// ```
+    /// use cerebrum_mock::curriculum::NOTIFICATIONS;
+    /// let quiz = NOTIFICATIONS[1].render("q-1", "Evolution", 42);
+    /// assert_eq!(quiz.message, "You scored 42/45 on the Evolution practice quiz.");
+    /// ```
+    #[must_use]
+    pub fn render(&self, id: &str, topic: &str, n: u32) -> Notification {
+        let n = n.to_string();
+        let fill = |text: &str| text.replace("{topic}", topic).replace("{n}", &n);
+        Notification {
+            id: id.to_owned(),
+            title: fill(self.title),
+            message: fill(self.message),
+            kind: self.kind,
+            priority: self.priority,
+            action_url: self.action_url.map(str::to_owned),
+            action_text: self.action_text.map(str::to_owned),
+        }
+    }
 }
 
 /// Notifications a learning platform sends: achievements, messages, reminders, notices.

@@ -192,20 +192,8 @@ impl DataGenerator {
             "Quiz result" => self.rng.u32(25..46),
             _ => self.rng.u32(5..31),
         };
-        let fill = |text: &str| {
-            text.replace("{topic}", topic)
-                .replace("{n}", &n.to_string())
-        };
         self.notification_seq += 1;
-        Notification {
-            id: format!("mock-{}", self.notification_seq),
-            title: fill(template.title),
-            message: fill(template.message),
-            kind: template.kind,
-            priority: template.priority,
-            action_url: template.action_url.map(str::to_owned),
-            action_text: template.action_text.map(str::to_owned),
-        }
+        template.render(&format!("mock-{}", self.notification_seq), topic, n)
     }
 
     fn system_status(&mut self, now_ms: u64) -> SystemStatus {
