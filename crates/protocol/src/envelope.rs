@@ -196,11 +196,7 @@ impl Envelope {
     pub fn new(kind: impl Into<String>, payload: Box<RawValue>) -> Result<Self, ProtocolError> {
         let kind = kind.into();
         validate_type(&kind)?;
-        Ok(Self {
-            kind,
-            payload,
-            meta: Meta::default(),
-        })
+        Ok(Self::with_raw(kind, payload))
     }
 
     /// An envelope of `kind` whose payload is `payload` serialised to JSON (app messages).
@@ -217,17 +213,26 @@ impl Envelope {
     ) -> Result<Self, ProtocolError> {
         let kind = kind.into();
         validate_type(&kind)?;
-        let raw = serde_json::value::to_raw_value(payload)
-            .map_err(|err| ProtocolError::validation("payload", err.to_string()))?;
-        check_depth(raw.get(), MAX_DEPTH - 1)?;
-        Self::new(kind, raw)
+        Ok(Self::with_raw(kind, raw_payload(payload, true)?))
     }
 
     /// An envelope carrying a typed payload of the catalog, after checking it with
-    /// [`Payload::validate`].
+    /// [`Payload::validate`]. Only free-form payloads ([`Payload::FREE_FORM`]) get the depth
+    /// scan: fixed-shape ones cannot nest deeper than their types.
     pub fn from_payload<P: Payload>(payload: &P) -> Result<Self, ProtocolError> {
         payload.validate().map_err(|err| err.within("payload"))?;
-        Self::from_value(P::TYPE, payload)
+        validate_type(P::TYPE)?;
+        let raw = raw_payload(payload, P::FREE_FORM)?;
+        Ok(Self::with_raw(P::TYPE.to_owned(), raw))
+    }
+
+    /// An envelope of an already checked `kind` and raw payload.
+    fn with_raw(kind: String, payload: Box<RawValue>) -> Self {
+        Self {
+            kind,
+            payload,
+            meta: Meta::default(),
+        }
     }
 
     /// Sets `timestamp` (milliseconds since the Unix epoch, the sender's clock).
@@ -373,6 +378,19 @@ impl Envelope {
         payload.validate().map_err(|err| err.within("payload"))?;
         Ok(payload)
     }
+}
+
+/// `payload` serialised to raw JSON; with `scan`, refused when it nests too deep.
+fn raw_payload<T: Serialize + ?Sized>(
+    payload: &T,
+    scan: bool,
+) -> Result<Box<RawValue>, ProtocolError> {
+    let raw = serde_json::value::to_raw_value(payload)
+        .map_err(|err| ProtocolError::validation("payload", err.to_string()))?;
+    if scan {
+        check_depth(raw.get(), MAX_DEPTH - 1)?;
+    }
+    Ok(raw)
 }
 
 /// Re-reads `text` tracking the path, to name the field that made deserialisation fail.
