@@ -35,7 +35,7 @@ pub(crate) struct ServeArgs {
     /// Database URL: `sqlite:PATH` (a data directory); PostgreSQL is not supported yet.
     #[arg(long, env = "CEREBRUM_DATABASE", hide_env_values = true)]
     database: Option<String>,
-    /// Redis URL for several server processes (not supported yet in this build).
+    /// Redis URL (`redis://HOST:PORT`): several server processes act as one through it.
     #[arg(long, env = "CEREBRUM_REDIS", hide_env_values = true)]
     redis: Option<String>,
     /// HS256 secret: turns auth on.
@@ -122,6 +122,10 @@ struct FileConfig {
     history_size: Option<usize>,
     #[serde(alias = "history_ttl_secs")]
     history_ttl_secs: Option<u64>,
+    #[serde(alias = "presence_ttl_secs")]
+    presence_ttl_secs: Option<u64>,
+    #[serde(alias = "presence_refresh_secs")]
+    presence_refresh_secs: Option<u64>,
     #[serde(alias = "outbound_queue")]
     outbound_queue: Option<usize>,
     #[serde(alias = "log_format")]
@@ -150,12 +154,17 @@ fn build_config(args: ServeArgs) -> Result<(ServerConfig, LogFormat), String> {
     if let Some(url) = args.database.or(file.database) {
         config.data_dir = sqlite_dir(&url)?;
     }
-    if args.redis.or(file.redis).is_some() {
-        return Err(
-            "--redis is not supported yet in this build: run one server process with the \
-             in-memory broker (omit --redis)"
-                .into(),
-        );
+    if let Some(url) = args.redis.or(file.redis) {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(format!("--redis wants a redis:// URL, got {url:?}"));
+        }
+        config.redis_url = Some(url);
+    }
+    if let Some(secs) = file.presence_ttl_secs {
+        config.presence_ttl = Duration::from_secs(secs.max(1));
+    }
+    if let Some(secs) = file.presence_refresh_secs {
+        config.presence_refresh = Duration::from_secs(secs.max(1));
     }
     let secret = args.jwt_secret.or(file.jwt_secret);
     let public_key = args.jwt_public_key.or(file.jwt_public_key);

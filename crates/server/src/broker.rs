@@ -86,12 +86,86 @@ pub trait Broker: Send + Sync + 'static {
     /// The presence of `channel`, in join order.
     fn presence(&self, channel: &str) -> Result<Vec<Participant>, BrokerError>;
 
+    /// Removes the members of `channel` whose node stopped refreshing them (a node killed
+    /// without leaving) and returns their user ids; a remote broker returns each expired
+    /// member to one caller only. The in-memory broker has no such members.
+    fn presence_expire(&self, channel: &str) -> Vec<String> {
+        let _ = channel;
+        Vec::new()
+    }
+
     /// Forgets channels whose history expired, except those for which `keep` says yes.
     fn sweep(&self, now: Instant, keep: &dyn Fn(&str) -> bool);
 
     /// Whether the broker is reachable (a health check).
     fn is_healthy(&self) -> bool;
+
+    /// Whether publications reach subscribers through the broker ([`Broker::attach`]'s sink,
+    /// on every node) rather than being queued by the publishing hub itself. `false` for the
+    /// in-memory broker.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
+    /// Gives a remote broker the sink for the publications it receives (the hub's
+    /// [`crate::hub::Hub::deliver`]). The in-memory broker ignores it.
+    fn attach(&self, sink: DeliverFn) {
+        let _ = sink;
+    }
+
+    /// The hub has its first local subscriber of `channel`: a remote broker starts receiving the
+    /// channel's publications and returns once they flow.
+    fn watch(&self, channel: &str) -> Result<(), BrokerError> {
+        let _ = channel;
+        Ok(())
+    }
+
+    /// The hub's last local subscriber of `channel` left.
+    fn unwatch(&self, channel: &str) {
+        let _ = channel;
+    }
+
+    /// Cluster-wide dedupe: `Some(first_time)` when the broker shares recent message ids
+    /// between nodes, `None` when only the node's own [`crate::dedupe::Dedupe`] counts.
+    fn first_time(&self, key: &str, id: &str, window: Duration) -> Option<bool> {
+        let _ = (key, id, window);
+        None
+    }
+
+    /// Forgets a message id recorded by [`Broker::first_time`] (its frame failed, so a re-send
+    /// must take effect).
+    fn forget(&self, key: &str, id: &str) {
+        let _ = (key, id);
+    }
+
+    /// Cluster-wide connection count: `Some(admitted)` when the broker counts `user`'s
+    /// connections on every node (at most `limit`), `None` when only the node counts.
+    fn user_connected(&self, user: &str, limit: usize) -> Option<bool> {
+        let _ = (user, limit);
+        None
+    }
+
+    /// Un-counts one of `user`'s connections counted by [`Broker::user_connected`].
+    fn user_disconnected(&self, user: &str) {
+        let _ = user;
+    }
 }
+
+/// A publication a remote broker received for a channel with local subscribers.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The channel.
+    pub channel: String,
+    /// The channel's epoch when it was published.
+    pub epoch: Arc<str>,
+    /// Its offset in the channel.
+    pub offset: u64,
+    /// The encoded frame, shared by every local subscriber.
+    pub text: Utf8Bytes,
+}
+
+/// Where a remote broker hands the publications it receives.
+pub type DeliverFn = Arc<dyn Fn(Delivery) + Send + Sync>;
 
 #[derive(Debug)]
 struct ChannelState {

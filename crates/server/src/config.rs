@@ -64,6 +64,14 @@ pub struct ServerConfig {
     pub history_size: usize,
     /// How long publications are kept.
     pub history_ttl: Duration,
+    /// Redis URL: several server processes share channels, presence and counts through it
+    /// ([`crate::redis_broker`]); `None` keeps everything in this process.
+    pub redis_url: Option<String>,
+    /// With Redis: how long a member stays present unless its node refreshes it (a node
+    /// killed without leaving loses its members after this).
+    pub presence_ttl: Duration,
+    /// With Redis: how often a node refreshes its members and connection counts.
+    pub presence_refresh: Duration,
     /// Outbound queue per connection, in frames (slow consumer past it: close 4008).
     pub outbound_queue: usize,
     /// Daily study goal, in hours.
@@ -104,6 +112,9 @@ impl Default for ServerConfig {
             presence_grace: Duration::from_secs(10),
             history_size: 100,
             history_ttl: Duration::from_secs(300),
+            redis_url: None,
+            presence_ttl: Duration::from_secs(30),
+            presence_refresh: Duration::from_secs(10),
             outbound_queue: 1024,
             daily_goal_hours: 2.0,
             dedupe_window: Duration::from_secs(600),

@@ -125,11 +125,42 @@ impl Context {
         changed
     }
 
-    /// Counts a connection of `user`; `false` (not counted) past the per-user limit.
+    /// Records message `id` of dedupe `key`; `false` when it was seen already, on this node or
+    /// (for a user's key, with a shared broker) on any node.
+    pub(crate) fn first_time(&self, key: &str, id: &str, now: Instant) -> bool {
+        if !self.dedupe.first_time(key, id, now) {
+            return false;
+        }
+        if key.starts_with("u:")
+            && let Some(first) = self
+                .hub
+                .broker()
+                .first_time(key, id, self.config.dedupe_window)
+        {
+            return first;
+        }
+        true
+    }
+
+    /// Forgets message `id` of dedupe `key` (its frame failed).
+    pub(crate) fn forget_message(&self, key: &str, id: &str) {
+        self.dedupe.forget(key, id);
+        if key.starts_with("u:") {
+            self.hub.broker().forget(key, id);
+        }
+    }
+
+    /// Counts a connection of `user`; `false` (not counted) past the per-user limit, counted
+    /// over every node when the broker shares the counts.
     pub(crate) fn user_connected(&self, user: &str) -> bool {
+        let limit = self.config.max_connections_per_user;
+        let shared = self.hub.broker().user_connected(user, limit);
+        if shared == Some(false) {
+            return false;
+        }
         let mut conns = lock(&self.user_conns);
         let count = conns.entry(user.to_owned()).or_insert(0);
-        if *count >= self.config.max_connections_per_user {
+        if shared.is_none() && *count >= limit {
             return false;
         }
         *count += 1;
@@ -138,6 +169,7 @@ impl Context {
 
     /// Un-counts a connection of `user`.
     pub(crate) fn user_disconnected(&self, user: &str) {
+        self.hub.broker().user_disconnected(user);
         let mut conns = lock(&self.user_conns);
         if let Some(count) = conns.get_mut(user) {
             *count = count.saturating_sub(1);

@@ -7,16 +7,40 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
-use cerebrum_protocol::{Envelope, MessageIdGenerator, StreamPosition, Subscribed, encode};
+use cerebrum_protocol::{
+    Envelope, MessageIdGenerator, SYSTEM_CHANNEL, StreamPosition, Subscribed, encode,
+};
 
-use crate::broker::{Broker, BrokerError};
+use crate::broker::{Broker, BrokerError, Delivery, MemoryBroker};
 use crate::clock::Now;
 use crate::outbox::{Outbox, lock};
 
 /// A connection's id within this server.
 pub type ConnId = u64;
 
-type Subscribers = HashMap<ConnId, Arc<Outbox>>;
+/// The local subscribers of one channel.
+#[derive(Default)]
+struct Subscribers {
+    /// Each subscriber's outbox, and the offset up to which it already has the publications
+    /// (a remote broker may deliver a publication the subscriber's replay already held).
+    conns: HashMap<ConnId, (Arc<Outbox>, u64)>,
+    /// The epoch those offsets belong to (remote brokers only).
+    epoch: Option<Arc<str>>,
+}
+
+impl Subscribers {
+    /// A new epoch: offsets of the old one say nothing any more.
+    fn set_epoch(&mut self, epoch: &Arc<str>) {
+        if self.epoch.as_deref() != Some(&**epoch) {
+            if self.epoch.is_some() {
+                for (_, after) in self.conns.values_mut() {
+                    *after = 0;
+                }
+            }
+            self.epoch = Some(epoch.clone());
+        }
+    }
+}
 
 /// The hub: who is subscribed to what, on this server process.
 ///
@@ -24,6 +48,11 @@ type Subscribers = HashMap<ConnId, Arc<Outbox>>;
 /// and queues the same encoded bytes to every subscriber's [`Outbox`]; a subscription with
 /// `since` takes the same lock, so the `subscribed` frame, the replay and the live
 /// publications reach the subscriber in offset order, without gap or duplicate.
+///
+/// With a remote broker ([`Broker::is_remote`], Redis) a publication goes to the broker only
+/// and comes back, in offset order, through [`Hub::deliver`] on every node; the hub then
+/// holds one broker subscription per channel with local subscribers. The `system` channel
+/// stays local to each node (its status is the node's own).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -44,6 +73,8 @@ pub struct Hub {
     shards: Box<[Mutex<HashMap<String, Subscribers>>]>,
     hasher: std::collections::hash_map::RandomState,
     broker: Arc<dyn Broker>,
+    /// The node-local channels' broker when `broker` is remote.
+    local: MemoryBroker,
     ids: Arc<MessageIdGenerator>,
     channels: AtomicUsize,
 }
@@ -66,6 +97,7 @@ impl Hub {
             shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             broker,
+            local: MemoryBroker::new(16, std::time::Duration::from_secs(300)),
             ids,
             channels: AtomicUsize::new(0),
         }
@@ -81,6 +113,20 @@ impl Hub {
         &self.shards[(self.hasher.hash_one(channel) as usize) % self.shards.len()]
     }
 
+    /// Whether `channel` goes through the remote broker.
+    fn is_remote(&self, channel: &str) -> bool {
+        channel != SYSTEM_CHANNEL && self.broker.is_remote()
+    }
+
+    /// The broker that orders `channel`.
+    fn broker_for(&self, channel: &str) -> &dyn Broker {
+        if self.broker.is_remote() && channel == SYSTEM_CHANNEL {
+            &self.local
+        } else {
+            self.broker.as_ref()
+        }
+    }
+
     /// Subscribes `conn` to `channel`: queues `subscribed`, then the publications missed since
     /// `since` (when history reaches back), and from then on every live publication.
     pub fn subscribe(
@@ -92,7 +138,20 @@ impl Hub {
         now: Now,
     ) -> Result<Subscribed, BrokerError> {
         let mut shard = lock(self.shard(channel));
-        let replay = self.broker.replay(channel, since, now.mono)?;
+        let remote = self.is_remote(channel);
+        let watched = remote && !shard.contains_key(channel);
+        if watched {
+            self.broker.watch(channel)?;
+        }
+        let replay = match self.broker_for(channel).replay(channel, since, now.mono) {
+            Ok(replay) => replay,
+            Err(err) => {
+                if watched {
+                    self.broker.unwatch(channel);
+                }
+                return Err(err);
+            }
+        };
         let subscribed = Subscribed {
             channel: channel.to_owned(),
             offset: replay.offset,
@@ -105,29 +164,43 @@ impl Hub {
         for publication in &replay.publications {
             outbox.push(publication.text.clone(), now.mono);
         }
-        self.insert(&mut shard, conn, outbox, channel);
+        let subscribers = self.insert(&mut shard, conn, outbox, channel, replay.offset);
+        if remote {
+            subscribers.set_epoch(&replay.epoch);
+        }
         Ok(subscribed)
     }
 
     /// Subscribes `conn` without a `subscribed` frame (the automatic `system` and `user:`
-    /// channels).
-    pub fn subscribe_silently(&self, conn: ConnId, outbox: &Arc<Outbox>, channel: &str) {
-        let mut shard = lock(self.shard(channel));
-        self.insert(&mut shard, conn, outbox, channel);
-    }
-
-    fn insert(
+    /// channels, and the study session the connection joins).
+    pub fn subscribe_silently(
         &self,
-        shard: &mut HashMap<String, Subscribers>,
         conn: ConnId,
         outbox: &Arc<Outbox>,
         channel: &str,
-    ) {
+    ) -> Result<(), BrokerError> {
+        let mut shard = lock(self.shard(channel));
+        if self.is_remote(channel) && !shard.contains_key(channel) {
+            self.broker.watch(channel)?;
+        }
+        self.insert(&mut shard, conn, outbox, channel, 0);
+        Ok(())
+    }
+
+    fn insert<'a>(
+        &self,
+        shard: &'a mut HashMap<String, Subscribers>,
+        conn: ConnId,
+        outbox: &Arc<Outbox>,
+        channel: &str,
+        after: u64,
+    ) -> &'a mut Subscribers {
         let subscribers = shard.entry(channel.to_owned()).or_insert_with(|| {
             self.channels.fetch_add(1, Ordering::Relaxed);
-            HashMap::new()
+            Subscribers::default()
         });
-        subscribers.insert(conn, outbox.clone());
+        subscribers.conns.insert(conn, (outbox.clone(), after));
+        subscribers
     }
 
     /// Removes `conn` from `channel`; `false` when it was not subscribed.
@@ -136,10 +209,13 @@ impl Hub {
         let Some(subscribers) = shard.get_mut(channel) else {
             return false;
         };
-        let removed = subscribers.remove(&conn).is_some();
-        if subscribers.is_empty() {
+        let removed = subscribers.conns.remove(&conn).is_some();
+        if subscribers.conns.is_empty() {
             shard.remove(channel);
             self.channels.fetch_sub(1, Ordering::Relaxed);
+            if self.is_remote(channel) {
+                self.broker.unwatch(channel);
+            }
         }
         removed
     }
@@ -149,20 +225,52 @@ impl Hub {
     pub fn is_subscribed(&self, conn: ConnId, channel: &str) -> bool {
         lock(self.shard(channel))
             .get(channel)
-            .is_some_and(|s| s.contains_key(&conn))
+            .is_some_and(|s| s.conns.contains_key(&conn))
     }
 
     /// Publishes `envelope` on `channel`: the next offset, encoded once, queued to every
     /// subscriber. Returns the offset.
     pub fn publish(&self, channel: &str, envelope: Envelope, now: Now) -> Result<u64, BrokerError> {
+        if self.is_remote(channel) {
+            // Every node, this one included, gets it back through `deliver`, in offset order.
+            return Ok(self.broker.append(channel, envelope, now.mono)?.offset);
+        }
         let shard = lock(self.shard(channel));
-        let publication = self.broker.append(channel, envelope, now.mono)?;
+        let publication = self
+            .broker_for(channel)
+            .append(channel, envelope, now.mono)?;
         if let Some(subscribers) = shard.get(channel) {
-            for outbox in subscribers.values() {
+            for (outbox, _) in subscribers.conns.values() {
                 outbox.push(publication.text.clone(), now.mono);
             }
         }
         Ok(publication.offset)
+    }
+
+    /// Queues a publication a remote broker received to the channel's local subscribers that
+    /// do not have it yet.
+    pub fn deliver(&self, delivery: &Delivery) {
+        let now = Instant::now();
+        let mut shard = lock(self.shard(&delivery.channel));
+        let Some(subscribers) = shard.get_mut(&delivery.channel) else {
+            return;
+        };
+        subscribers.set_epoch(&delivery.epoch);
+        for (outbox, after) in subscribers.conns.values_mut() {
+            if delivery.offset > *after {
+                outbox.push(delivery.text.clone(), now);
+                *after = delivery.offset;
+            }
+        }
+    }
+
+    /// The channels with local subscribers.
+    #[must_use]
+    pub fn local_channels(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .flat_map(|shard| lock(shard).keys().cloned().collect::<Vec<_>>())
+            .collect()
     }
 
     /// Queues `text` to every subscriber of `channel` without giving it an offset (frames that
@@ -170,10 +278,10 @@ impl Hub {
     pub fn broadcast_raw(&self, channel: &str, text: &Utf8Bytes, now: Instant) -> usize {
         let shard = lock(self.shard(channel));
         shard.get(channel).map_or(0, |subscribers| {
-            for outbox in subscribers.values() {
+            for (outbox, _) in subscribers.conns.values() {
                 outbox.push(text.clone(), now);
             }
-            subscribers.len()
+            subscribers.conns.len()
         })
     }
 
@@ -185,9 +293,9 @@ impl Hub {
 
     /// Lets the broker forget expired channels that have no local subscriber.
     pub fn sweep(&self, now: Instant) {
-        self.broker.sweep(now, &|channel| {
-            lock(self.shard(channel)).contains_key(channel)
-        });
+        let keep = |channel: &str| lock(self.shard(channel)).contains_key(channel);
+        self.broker.sweep(now, &keep);
+        self.local.sweep(now, &keep);
     }
 }
 
@@ -219,8 +327,8 @@ mod tests {
         let now = Now::current();
         let a = Outbox::new(16);
         let b = Outbox::new(16);
-        hub.subscribe_silently(1, &a, "c:1");
-        hub.subscribe_silently(2, &b, "c:1");
+        hub.subscribe_silently(1, &a, "c:1").unwrap();
+        hub.subscribe_silently(2, &b, "c:1").unwrap();
         hub.publish("c:1", Envelope::from_value("x", &1).unwrap(), now)
             .unwrap();
         let (mut fa, mut fb) = (Vec::new(), Vec::new());
@@ -269,8 +377,8 @@ mod tests {
         let now = Now::current();
         let slow = Outbox::new(4);
         let fast = Outbox::new(1024);
-        hub.subscribe_silently(1, &slow, "c");
-        hub.subscribe_silently(2, &fast, "c");
+        hub.subscribe_silently(1, &slow, "c").unwrap();
+        hub.subscribe_silently(2, &fast, "c").unwrap();
         for i in 0..10 {
             hub.publish("c", Envelope::from_value("x", &i).unwrap(), now)
                 .unwrap();

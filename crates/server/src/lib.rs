@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod permissions;
 pub mod ratelimit;
+pub mod redis_broker;
 mod server;
 pub mod session;
 pub mod sqlite;

@@ -19,6 +19,7 @@ use crate::broker::{Broker, MemoryBroker};
 use crate::clock::Now;
 use crate::context::Context;
 use crate::outbox::lock;
+use crate::redis_broker::{RedisBroker, RedisConfig};
 use crate::sqlite::SqliteStore;
 use crate::status::{Checks, dir_writable};
 use crate::store::{Store, StoreError};
@@ -45,6 +46,9 @@ pub enum ServerError {
     /// The TLS files are unusable.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The Redis broker could not be set up.
+    #[error("Redis: {0}")]
+    Redis(#[from] crate::redis_broker::RedisSetupError),
     /// Serving failed.
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -209,6 +213,32 @@ impl App {
         }
     }
 
+    /// With a shared broker: removes the members whose node stopped refreshing them (killed
+    /// without leaving) from the sessions this node has subscribers on, and tells those.
+    fn expire_remote_presence(&self) {
+        let now = Now::current();
+        for channel in self.ctx.hub.local_channels() {
+            if !channel.starts_with(cerebrum_protocol::SESSION_PREFIX) {
+                continue;
+            }
+            let gone = self.ctx.hub.broker().presence_expire(&channel);
+            if gone.is_empty() {
+                continue;
+            }
+            tracing::info!(channel, members = ?gone, "presence expired (their node stopped refreshing)");
+            let topic = lock(&self.ctx.study)
+                .topic_of(&channel)
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    channel
+                        .strip_prefix(cerebrum_protocol::SESSION_PREFIX)
+                        .unwrap_or(&channel)
+                        .to_owned()
+                });
+            self.ctx.publish_session_update(&channel, &topic, now);
+        }
+    }
+
     /// Ends the study sessions whose grace period is over.
     async fn expire_presence(&self) {
         let now = Now::current();
@@ -342,7 +372,17 @@ impl Server {
                 .await
                 .map_err(|err| ServerError::Io(std::io::Error::other(err.to_string())))??,
         );
-        let broker = Arc::new(MemoryBroker::new(config.history_size, config.history_ttl));
+        let broker: Arc<dyn Broker> = match &config.redis_url {
+            Some(url) => {
+                let mut redis = RedisConfig::new(url);
+                redis.history_size = config.history_size;
+                redis.history_ttl = config.history_ttl;
+                redis.presence_ttl = config.presence_ttl;
+                redis.presence_refresh = config.presence_refresh;
+                Arc::new(RedisBroker::connect(redis).await?)
+            }
+            None => Arc::new(MemoryBroker::new(config.history_size, config.history_ttl)),
+        };
         Self::bind_with(config, store, broker).await
     }
 
@@ -356,6 +396,12 @@ impl Server {
         let listener = listen(config.addr)?;
         let local_addr = listener.local_addr()?;
         let ctx = Context::new(config, broker)?;
+        let weak = Arc::downgrade(&ctx);
+        ctx.hub.broker().attach(Arc::new(move |delivery| {
+            if let Some(ctx) = weak.upgrade() {
+                ctx.hub.deliver(&delivery);
+            }
+        }));
         let (tx, rx) = watch::channel(false);
         let app = Arc::new(App {
             ctx: ctx.clone(),
@@ -473,6 +519,9 @@ fn spawn_background(app: Arc<App>) -> Vec<JoinHandle<()>> {
             tick.tick().await;
             app.expire_presence().await;
             sweeps = sweeps.wrapping_add(1);
+            if app.ctx.hub.broker().is_remote() && sweeps.is_multiple_of(8) {
+                app.expire_remote_presence();
+            }
             if sweeps.is_multiple_of(240) {
                 app.ctx.hub.sweep(Instant::now());
                 app.ctx.dedupe.sweep(Instant::now());

@@ -307,10 +307,7 @@ impl Session {
         let dedupe_key = self.dedupe_key();
         if wants_ack
             && let Some(id) = &ref_id
-            && !self
-                .ctx
-                .dedupe
-                .first_time(&dedupe_key, id.as_str(), now.mono)
+            && !self.ctx.first_time(&dedupe_key, id.as_str(), now.mono)
         {
             // A re-sent duplicate: acknowledged again, not processed twice.
             self.send_ack(id.clone(), now);
@@ -326,7 +323,7 @@ impl Session {
             Ok(Outcome::Deferred) => {}
             Err(error) => {
                 if let Some(id) = &ack {
-                    self.ctx.dedupe.forget(&dedupe_key, id.as_str());
+                    self.ctx.forget_message(&dedupe_key, id.as_str());
                 }
                 self.send_error(error, now);
             }
@@ -484,12 +481,26 @@ impl Session {
         if let Some(frame) = self.ctx.frame(&status, now) {
             self.push(frame, now);
         }
-        self.ctx
-            .hub
-            .subscribe_silently(self.conn, &self.outbox, SYSTEM_CHANNEL);
-        self.channels.insert(SYSTEM_CHANNEL.to_owned());
+        self.join_silently(SYSTEM_CHANNEL);
         if let Some(sub) = self.claims.as_ref().map(|c| c.sub.clone()) {
             self.bind_user(&sub);
+        }
+    }
+
+    /// Subscribes to an automatic channel; a broker failure is logged (the client sees the
+    /// node's `degraded` status) and the connection goes on without the channel.
+    fn join_silently(&mut self, channel: &str) {
+        match self
+            .ctx
+            .hub
+            .subscribe_silently(self.conn, &self.outbox, channel)
+        {
+            Ok(()) => {
+                self.channels.insert(channel.to_owned());
+            }
+            Err(err) => {
+                tracing::warn!(%err, channel, "could not subscribe to an automatic channel")
+            }
         }
     }
 
@@ -501,17 +512,11 @@ impl Session {
         }
         self.user = Some(user.to_owned());
         if let Ok(channel) = user_channel(user) {
-            self.ctx
-                .hub
-                .subscribe_silently(self.conn, &self.outbox, &channel);
-            self.channels.insert(channel);
+            self.join_silently(&channel);
         }
         let back = lock(&self.ctx.study).reattach(self.conn, user);
         for channel in back {
-            self.ctx
-                .hub
-                .subscribe_silently(self.conn, &self.outbox, &channel);
-            self.channels.insert(channel);
+            self.join_silently(&channel);
         }
         self.effects.push_back(Effect::DeliverPending {
             user_id: user.to_owned(),
@@ -647,7 +652,8 @@ impl Session {
         }
         self.ctx
             .hub
-            .subscribe_silently(self.conn, &self.outbox, &channel);
+            .subscribe_silently(self.conn, &self.outbox, &channel)
+            .map_err(|_| internal())?;
         self.channels.insert(channel.clone());
         self.ctx.publish_session_update(&channel, &start.topic, now);
         self.effects.push_back(Effect::StudyStarted {

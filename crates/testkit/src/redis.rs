@@ -1,0 +1,141 @@
+//! A private `redis-server` on a free port, without persistence.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{engines_required, find_binary, free_port};
+
+/// A `redis-server` child process listening on `127.0.0.1:PORT`.
+///
+/// ```no_run
+/// let Some(redis) = cerebrum_testkit::redis::RedisServer::start().unwrap() else { return };
+/// println!("{}", redis.url());
+/// ```
+#[derive(Debug)]
+pub struct RedisServer {
+    binary: PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one; `Ok(None)` (after a loud `SKIPPED:` line) when `redis-server` is not
+    /// installed and engines are not required.
+    pub fn start() -> Result<Option<Self>, String> {
+        let Some(binary) = find_binary("redis-server", &[PathBuf::from("/usr/bin")]) else {
+            if engines_required() {
+                return Err(
+                    "redis-server not found and CEREBRUM_REQUIRE_ENGINES=1 (install redis-server)"
+                        .into(),
+                );
+            }
+            eprintln!(
+                "SKIPPED: Redis tests — redis-server not found (install redis-server to run them)"
+            );
+            return Ok(None);
+        };
+        let port = free_port().map_err(|e| format!("free port: {e}"))?;
+        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let mut server = Self {
+            binary,
+            port,
+            dir,
+            child: None,
+        };
+        server.launch()?;
+        Ok(Some(server))
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if ping(self.port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!(
+            "redis-server on port {} did not answer PING",
+            self.port
+        ))
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (its data is lost: no persistence).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (after [`RedisServer::stop`]).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stop();
+        self.launch()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether a Redis server answers `PING` on `port`.
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("+PONG")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn starts_answers_and_restarts_on_the_same_port() {
+        let Some(mut redis) = RedisServer::start().unwrap() else {
+            return;
+        };
+        assert!(ping(redis.port()));
+        redis.stop();
+        assert!(!ping(redis.port()));
+        redis.restart().unwrap();
+        assert!(ping(redis.port()));
+    }
+}
