@@ -1,0 +1,254 @@
+//! One broker test-suite, run against the in-memory broker and against the Redis broker on a
+//! private `redis-server` (skipped loudly without one, failed with `CEREBRUM_REQUIRE_ENGINES=1`),
+//! plus what only a shared broker does: two nodes on one Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cerebrum_protocol::{Envelope, Participant, StreamPosition};
+use cerebrum_server::broker::{Broker, BrokerError, Delivery, MemoryBroker};
+use cerebrum_server::redis_broker::{RedisBroker, RedisConfig};
+use cerebrum_testkit::redis::RedisServer;
+
+fn env(n: u64) -> Envelope {
+    Envelope::from_value("app.n", &n).unwrap()
+}
+
+fn member(user: &str, joined_at: u64) -> Participant {
+    Participant {
+        user_id: user.to_owned(),
+        user_name: format!("{user} name"),
+        avatar_url: None,
+        joined_at,
+    }
+}
+
+async fn redis_broker(redis: &RedisServer, history: usize) -> RedisBroker {
+    let mut config = RedisConfig::new(&redis.url());
+    config.history_size = history;
+    config.presence_ttl = Duration::from_secs(1);
+    config.presence_refresh = Duration::from_millis(300);
+    RedisBroker::connect(config).await.unwrap()
+}
+
+/// The rules every broker keeps.
+fn suite(broker: &dyn Broker) {
+    let now = Instant::now();
+    // Offsets start at 1 and grow by one; the frame carries channel and offset.
+    for i in 1..=5 {
+        let publication = broker.append("room:1", env(i), now).unwrap();
+        assert_eq!(publication.offset, i);
+        let frame = cerebrum_protocol::decode(publication.text.as_str()).unwrap();
+        assert_eq!(frame.offset(), Some(i));
+        assert_eq!(frame.channel(), Some("room:1"));
+        assert_eq!(frame.payload().get(), i.to_string());
+    }
+    // Channels are independent.
+    assert_eq!(broker.append("room:2", env(1), now).unwrap().offset, 1);
+
+    // Replay.
+    let position = broker.replay("room:1", None, now).unwrap();
+    assert_eq!(position.offset, 5);
+    assert!(!position.recovered);
+    let epoch = position.epoch.to_string();
+    let since = |offset| StreamPosition {
+        offset,
+        epoch: epoch.clone(),
+    };
+    let missed = broker.replay("room:1", Some(&since(2)), now).unwrap();
+    assert!(missed.recovered);
+    let offsets: Vec<u64> = missed.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, [3, 4, 5]);
+    let texts: Vec<u64> = missed
+        .publications
+        .iter()
+        .map(|p| {
+            cerebrum_protocol::decode(p.text.as_str())
+                .unwrap()
+                .offset()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(texts, [3, 4, 5]);
+    let current = broker.replay("room:1", Some(&since(5)), now).unwrap();
+    assert!(current.recovered && current.publications.is_empty());
+    assert!(
+        !broker
+            .replay("room:1", Some(&since(9)), now)
+            .unwrap()
+            .recovered
+    );
+    let other = StreamPosition {
+        offset: 2,
+        epoch: "another-epoch".into(),
+    };
+    assert!(
+        !broker
+            .replay("room:1", Some(&other), now)
+            .unwrap()
+            .recovered
+    );
+    // A fresh channel has offset 0 and a stable epoch.
+    let fresh = broker.replay("room:new", None, now).unwrap();
+    assert_eq!(fresh.offset, 0);
+    assert_eq!(
+        broker.replay("room:new", None, now).unwrap().epoch,
+        fresh.epoch
+    );
+
+    // Presence: join order, a re-join replaces, a leave removes.
+    broker
+        .presence_join("session:x", member("ana", 10))
+        .unwrap();
+    broker
+        .presence_join("session:x", member("ben", 20))
+        .unwrap();
+    let mut renamed = member("ana", 10);
+    renamed.user_name = "Ana B.".into();
+    broker.presence_join("session:x", renamed).unwrap();
+    let members = broker.presence("session:x").unwrap();
+    let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+    assert_eq!(ids, ["ana", "ben"]);
+    assert_eq!(members[0].user_name, "Ana B.");
+    broker.presence_leave("session:x", "ana").unwrap();
+    broker.presence_leave("session:x", "nobody").unwrap();
+    assert_eq!(broker.presence("session:x").unwrap(), [member("ben", 20)]);
+    assert!(broker.presence("session:empty").unwrap().is_empty());
+}
+
+/// History keeps `size` publications: older positions are not recovered.
+fn history_is_bounded(broker: &dyn Broker, size: u64) {
+    let now = Instant::now();
+    for i in 0..size * 3 {
+        broker.append("bounded", env(i), now).unwrap();
+    }
+    let epoch = broker
+        .replay("bounded", None, now)
+        .unwrap()
+        .epoch
+        .to_string();
+    let old = StreamPosition { offset: 1, epoch };
+    assert!(!broker.replay("bounded", Some(&old), now).unwrap().recovered);
+}
+
+#[test]
+fn the_memory_broker_keeps_the_rules() {
+    let broker = MemoryBroker::new(10, Duration::from_secs(300));
+    suite(&broker);
+    history_is_bounded(&broker, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_broker_keeps_the_rules() {
+    let Some(redis) = RedisServer::start().unwrap() else {
+        return;
+    };
+    let broker = redis_broker(&redis, 10).await;
+    assert!(broker.is_remote());
+    suite(&broker);
+    history_is_bounded(&broker, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_redis_share_offsets_deliveries_presence_dedupe_and_counts() {
+    let Some(redis) = RedisServer::start().unwrap() else {
+        return;
+    };
+    let a = redis_broker(&redis, 100).await;
+    let b = redis_broker(&redis, 100).await;
+    let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+    let sink = received.clone();
+    a.attach(Arc::new(move |delivery| {
+        sink.lock().unwrap().push(delivery)
+    }));
+    a.watch("chat:1").unwrap();
+    let now = Instant::now();
+    assert_eq!(b.append("chat:1", env(1), now).unwrap().offset, 1);
+    assert_eq!(a.append("chat:1", env(2), now).unwrap().offset, 2);
+    assert_eq!(b.append("chat:1", env(3), now).unwrap().offset, 3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while received.lock().unwrap().len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got: Vec<(u64, String)> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| (d.offset, d.channel.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "chat:1".into()),
+            (2, "chat:1".into()),
+            (3, "chat:1".into())
+        ]
+    );
+    let epoch = b.replay("chat:1", None, now).unwrap().epoch;
+    assert!(received.lock().unwrap().iter().all(|d| d.epoch == epoch));
+    // Unwatched: nothing more arrives.
+    a.unwatch("chat:1");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.append("chat:1", env(4), now).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(received.lock().unwrap().len(), 3);
+
+    // Dedupe: a message id seen on one node is a duplicate on the other.
+    let window = Duration::from_secs(60);
+    assert_eq!(a.first_time("u:ana", "m-1", window), Some(true));
+    assert_eq!(b.first_time("u:ana", "m-1", window), Some(false));
+    b.forget("u:ana", "m-1");
+    assert_eq!(b.first_time("u:ana", "m-1", window), Some(true));
+
+    // Connections per user, counted over both nodes.
+    assert_eq!(a.user_connected("ana", 2), Some(true));
+    assert_eq!(b.user_connected("ana", 2), Some(true));
+    assert_eq!(a.user_connected("ana", 2), Some(false));
+    b.user_disconnected("ana");
+    assert_eq!(a.user_connected("ana", 2), Some(true));
+
+    // Presence: a node that stops refreshing loses its members after the TTL, and exactly one
+    // caller hears about each.
+    a.presence_join("session:bio", member("kim", 1)).unwrap();
+    b.presence_join("session:bio", member("lee", 2)).unwrap();
+    assert_eq!(b.presence("session:bio").unwrap().len(), 2);
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(b.presence("session:bio").unwrap(), [member("lee", 2)]);
+    assert_eq!(b.presence_expire("session:bio"), ["kim"]);
+    assert!(b.presence_expire("session:bio").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_fast_and_the_broker_recovers_after_a_restart() {
+    let Some(mut redis) = RedisServer::start().unwrap() else {
+        return;
+    };
+    let broker = redis_broker(&redis, 100).await;
+    let now = Instant::now();
+    broker.append("c", env(1), now).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !broker.is_healthy() {
+        assert!(Instant::now() < deadline, "never healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    redis.stop();
+    let started = Instant::now();
+    let failed = broker.append("c", env(2), now);
+    assert!(
+        matches!(failed, Err(BrokerError::Unavailable)),
+        "{failed:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!broker.is_healthy());
+    redis.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !broker.is_healthy() {
+        assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The data went with the old process: a new epoch starts at offset 1.
+    assert_eq!(broker.append("c", env(3), now).unwrap().offset, 1);
+}
