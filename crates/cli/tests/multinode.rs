@@ -343,3 +343,26 @@ async fn nodes_report_degraded_while_redis_is_down_and_recover_after_its_restart
         assert!(Instant::now() < deadline, "deliveries did not resume");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publications_made_while_a_nodes_pubsub_link_is_cut_are_caught_up_from_history() {
+    let Some(redis) = redis() else { return };
+    let nodes: Vec<Node> = (0..2).map(|_| Node::start(&redis.url())).collect();
+    let mut a = Client::open(&nodes[0].ws).await;
+    let mut b = Client::open(&nodes[1].ws).await;
+    a.subscribe("chat:cut", None).await;
+    b.subscribe("chat:cut", None).await;
+    a.send(chat("chat:cut", "0")).await;
+    assert_eq!(b.next_of("chat.msg").await["offset"], 1);
+
+    // Cut every pub/sub link (Redis keeps its data), then publish at once.
+    let mut admin = StdTcpStream::connect(("127.0.0.1", redis.port())).unwrap();
+    admin.write_all(b"CLIENT KILL TYPE pubsub\r\n").unwrap();
+    let mut reply = [0u8; 16];
+    let _ = admin.read(&mut reply).unwrap();
+    for i in 1..=20 {
+        a.send(chat("chat:cut", &i.to_string())).await;
+    }
+    let offsets = b.offsets_within(Duration::from_secs(3)).await;
+    assert_eq!(offsets, (2..=21).collect::<Vec<u64>>());
+}

@@ -107,8 +107,9 @@ pub trait Broker: Send + Sync + 'static {
         false
     }
 
-    /// Gives a remote broker the sink for the publications it receives (the hub's
-    /// [`crate::hub::Hub::deliver`]). The in-memory broker ignores it.
+    /// Gives a remote broker the sink for what it receives (the hub's
+    /// [`crate::hub::Hub::deliver`] and [`crate::hub::Hub::resync`]). The in-memory broker
+    /// ignores it.
     fn attach(&self, sink: DeliverFn) {
         let _ = sink;
     }
@@ -164,8 +165,19 @@ pub struct Delivery {
     pub text: Utf8Bytes,
 }
 
-/// Where a remote broker hands the publications it receives.
-pub type DeliverFn = Arc<dyn Fn(Delivery) + Send + Sync>;
+/// What a remote broker tells the hub.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum BrokerEvent {
+    /// A publication for a channel with local subscribers.
+    Publication(Delivery),
+    /// The broker's subscriptions were restored after its link was down: publications made
+    /// meanwhile were not received and must be fetched from history.
+    Resubscribed,
+}
+
+/// Where a remote broker hands what it receives.
+pub type DeliverFn = Arc<dyn Fn(BrokerEvent) + Send + Sync>;
 
 #[derive(Debug)]
 struct ChannelState {

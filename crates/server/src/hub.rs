@@ -264,6 +264,44 @@ impl Hub {
         }
     }
 
+    /// After the remote broker's link was down: fetches, from history, the publications each
+    /// remote channel's subscribers missed meanwhile and queues them (in offset order, without
+    /// duplicates). A gap history no longer holds is logged; the subscribers' next resume
+    /// reports it (`recovered: false`).
+    pub fn resync(&self, now: Instant) {
+        let mut positions = Vec::new();
+        for shard in &self.shards {
+            for (channel, subscribers) in lock(shard).iter() {
+                if let Some(epoch) = &subscribers.epoch {
+                    let last = subscribers.conns.values().map(|(_, after)| *after).max();
+                    positions.push((channel.clone(), epoch.to_string(), last.unwrap_or(0)));
+                }
+            }
+        }
+        for (channel, epoch, offset) in positions {
+            let since = StreamPosition { offset, epoch };
+            match self.broker.replay(&channel, Some(&since), now) {
+                Ok(replay) if replay.recovered => {
+                    for publication in replay.publications {
+                        self.deliver(&Delivery {
+                            channel: channel.clone(),
+                            epoch: replay.epoch.clone(),
+                            offset: publication.offset,
+                            text: publication.text,
+                        });
+                    }
+                }
+                Ok(replay) => tracing::warn!(
+                    channel,
+                    from = since.offset,
+                    to = replay.offset,
+                    "publications missed while the broker link was down are gone from history"
+                ),
+                Err(err) => tracing::warn!(%err, channel, "could not catch up a channel"),
+            }
+        }
+    }
+
     /// The channels with local subscribers.
     #[must_use]
     pub fn local_channels(&self) -> Vec<String> {

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::ServerConfig;
 use crate::auth::AuthError;
-use crate::broker::{Broker, MemoryBroker};
+use crate::broker::{Broker, BrokerEvent, MemoryBroker};
 use crate::clock::Now;
 use crate::context::Context;
 use crate::outbox::lock;
@@ -397,9 +397,12 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let ctx = Context::new(config, broker)?;
         let weak = Arc::downgrade(&ctx);
-        ctx.hub.broker().attach(Arc::new(move |delivery| {
+        ctx.hub.broker().attach(Arc::new(move |event| {
             if let Some(ctx) = weak.upgrade() {
-                ctx.hub.deliver(&delivery);
+                match event {
+                    BrokerEvent::Publication(delivery) => ctx.hub.deliver(&delivery),
+                    BrokerEvent::Resubscribed => ctx.hub.resync(Instant::now()),
+                }
             }
         }));
         let (tx, rx) = watch::channel(false);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cerebrum_protocol::{Envelope, Participant, StreamPosition};
-use cerebrum_server::broker::{Broker, BrokerError, Delivery, MemoryBroker};
+use cerebrum_server::broker::{Broker, BrokerError, BrokerEvent, Delivery, MemoryBroker};
 use cerebrum_server::redis_broker::{RedisBroker, RedisConfig};
 use cerebrum_testkit::redis::RedisServer;
 
@@ -159,8 +159,10 @@ async fn two_nodes_on_one_redis_share_offsets_deliveries_presence_dedupe_and_cou
     let b = redis_broker(&redis, 100).await;
     let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let sink = received.clone();
-    a.attach(Arc::new(move |delivery| {
-        sink.lock().unwrap().push(delivery)
+    a.attach(Arc::new(move |event| {
+        if let BrokerEvent::Publication(delivery) = event {
+            sink.lock().unwrap().push(delivery);
+        }
     }));
     a.watch("chat:1").unwrap();
     let now = Instant::now();

@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 
 use self::pubsub::Ctl;
 use self::scripts::Scripts;
-use crate::broker::{Broker, BrokerError, DeliverFn, Delivery, Publication, Replay};
+use crate::broker::{Broker, BrokerError, BrokerEvent, DeliverFn, Publication, Replay};
 use crate::outbox::lock;
 
 /// The offset written into a frame before the script replaces it with the real one.
@@ -223,7 +223,7 @@ impl RedisBroker {
             .map_err(|e| bad(e.to_string()))?;
         let sharded = supports_sharded_pubsub(&commands).await;
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-        let (delivery_tx, mut delivery_rx) = mpsc::unbounded_channel::<Delivery>();
+        let (delivery_tx, mut delivery_rx) = mpsc::unbounded_channel::<BrokerEvent>();
         let inner = Arc::new(Inner {
             node: format!("{:08x}", fastrand::u32(..)),
             commands,

@@ -12,7 +12,7 @@ use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Inner, channel_key};
-use crate::broker::{BrokerError, Delivery};
+use crate::broker::{BrokerError, BrokerEvent, Delivery};
 
 /// Subscriptions per pipeline when (re)subscribing many channels at once.
 const BATCH: usize = 512;
@@ -32,11 +32,12 @@ pub(crate) enum Ctl {
 pub(crate) async fn run(
     inner: Arc<Inner>,
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
-    deliveries: mpsc::UnboundedSender<Delivery>,
+    deliveries: mpsc::UnboundedSender<BrokerEvent>,
 ) {
     let mut watched: HashSet<String> = HashSet::new();
     let mut backoff = MIN_BACKOFF;
     let mut was_up = false;
+    let mut ever_up = false;
     loop {
         let (push_tx, mut push_rx) = mpsc::unbounded_channel::<PushInfo>();
         let config = AsyncConnectionConfig::new()
@@ -74,7 +75,11 @@ pub(crate) async fn run(
         if !was_up {
             tracing::info!(channels = all.len(), "Redis pub/sub link up");
         }
+        if ever_up {
+            let _ = deliveries.send(BrokerEvent::Resubscribed);
+        }
         was_up = true;
+        ever_up = true;
         backoff = MIN_BACKOFF;
         // Serve requests and messages until the link breaks.
         loop {
@@ -95,7 +100,7 @@ pub(crate) async fn run(
                         PushKind::Disconnection => break,
                         PushKind::Message | PushKind::SMessage => {
                             if let Some(delivery) = parse(&push.data) {
-                                let _ = deliveries.send(delivery);
+                                let _ = deliveries.send(BrokerEvent::Publication(delivery));
                             }
                         }
                         _ => {}
