@@ -19,13 +19,13 @@ pub(crate) async fn open(target: &Target, index: usize) -> Result<Ws, BenchError
     if let Some(source) = target.source_for(index) {
         socket.bind((source, 0).into())?;
     }
-    let stream = socket.connect(target.addr()).await?;
+    let (url, addr) = target.node_for(index);
+    let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .max_message_size(Some(1 << 20));
-    let (ws, _) =
-        tokio_tungstenite::client_async_with_config(target.url(), stream, Some(config)).await?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
     Ok(ws)
 }
 

@@ -19,6 +19,9 @@ pub struct Target {
     addr: SocketAddr,
     pid: Option<u32>,
     source_addresses: u8,
+    /// Further nodes of the same cluster (URL, address): connections are spread round-robin
+    /// over the first URL and these.
+    others: Vec<(String, SocketAddr)>,
 }
 
 impl Target {
@@ -54,7 +57,43 @@ impl Target {
             addr: SocketAddr::new(IpAddr::V4(ip), port),
             pid: None,
             source_addresses: 8,
+            others: Vec::new(),
         })
+    }
+
+    /// Adds further nodes of the same cluster (several `cerebrum serve --redis` processes):
+    /// client `i` connects to node `i mod (1 + others)`, the first URL being node 0.
+    ///
+    /// ```
+    /// use cerebrum_bench::Target;
+    /// let target = Target::new("ws://127.0.0.1:8080/ws")?
+    ///     .with_nodes(&["ws://127.0.0.1:8081/ws".to_owned()])?;
+    /// assert_eq!(target.nodes(), 2);
+    /// # Ok::<(), cerebrum_bench::BenchError>(())
+    /// ```
+    pub fn with_nodes(mut self, urls: &[String]) -> Result<Self, BenchError> {
+        for url in urls {
+            let node = Self::new(url)?;
+            self.others.push((node.url, node.addr));
+        }
+        Ok(self)
+    }
+
+    /// How many server nodes the clients are spread over.
+    #[must_use]
+    pub fn nodes(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    /// The URL and address client number `index` connects to.
+    pub(crate) fn node_for(&self, index: usize) -> (&str, SocketAddr) {
+        match index % self.nodes() {
+            0 => (&self.url, self.addr),
+            n => {
+                let (url, addr) = &self.others[n - 1];
+                (url, *addr)
+            }
+        }
     }
 
     /// The server's pid, to read its RSS and CPU time from `/proc`.

@@ -15,6 +15,10 @@ pub(crate) struct BenchArgs {
     /// The server's WebSocket URL (loopback only), e.g. ws://127.0.0.1:8080/ws.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
+    /// Another node of the same cluster (repeatable): connections are spread round-robin over
+    /// `--url` and these.
+    #[arg(long = "node", value_name = "URL")]
+    nodes: Vec<String>,
     /// The server's pid: adds its RSS and CPU time (from /proc) to the report.
     #[arg(long)]
     pid: Option<u32>,
@@ -142,7 +146,7 @@ impl ScenarioArgs {
 /// Runs the scenario; prints a table, then one JSON line, on stdout.
 #[allow(clippy::print_stdout, clippy::print_stderr)] // a report on stdout is the command's job
 pub(crate) fn run_bench(args: &BenchArgs) -> ExitCode {
-    let target = match Target::new(&args.url) {
+    let target = match Target::new(&args.url).and_then(|t| t.with_nodes(&args.nodes)) {
         Ok(target) => target
             .with_pid(args.pid)
             .with_source_addresses(args.sources),
