@@ -83,15 +83,19 @@ pub fn engines_required() -> bool {
 /// # }
 /// # Ok::<(), cerebrum_testkit::TestkitError>(())
 /// ```
-#[allow(clippy::print_stderr)]
+///
+/// The line goes straight to the process's stderr, past the test harness's output capture, so
+/// that it shows in a plain `cargo test` run.
 pub fn engine_missing(engine: &str, reason: &str) -> Result<(), TestkitError> {
+    use std::io::Write as _;
     if engines_required() {
         return Err(TestkitError::Required {
             engine: engine.to_owned(),
             reason: reason.to_owned(),
         });
     }
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "SKIPPED: {engine} tests — {reason} (set {REQUIRE_ENGINES_ENV}=1 to make this an error)"
     );
     Ok(())
