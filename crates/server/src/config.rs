@@ -62,20 +62,36 @@ impl std::fmt::Debug for Database {
     }
 }
 
-/// `url` with the password of its `user:password@` part replaced by `***`.
+/// `url` with the password of its `user:password@` part and of a `password=` query parameter
+/// replaced by `***`.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
         },
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("password", _)) => "password=***",
+                    _ => pair,
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("{path}?{query}")
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Everything [`crate::Server::bind`] needs. Start from [`ServerConfig::default`] and change
@@ -270,6 +286,10 @@ mod tests {
         assert_eq!(redact_password("postgres://u@h/d"), "postgres://u@h/d");
         assert_eq!(redact_password("postgresql://h"), "postgresql://h");
         assert_eq!(redact_password("not a url"), "not a url");
+        assert_eq!(
+            redact_password("postgres://u@h/d?sslmode=disable&password=pw&x=1"),
+            "postgres://u@h/d?sslmode=disable&password=***&x=1"
+        );
         let config = ServerConfig {
             database: Database::postgres("postgres://u:secret@h/d"),
             ..ServerConfig::default()
