@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cerebrum_server::auth::JwtKey;
-use cerebrum_server::{Server, ServerConfig, TlsFiles};
+use cerebrum_server::{Database, Server, ServerConfig, TlsFiles};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
@@ -32,9 +32,13 @@ pub(crate) struct ServeArgs {
     /// Directory of the embedded database [default: ./cerebrum-data].
     #[arg(long, env = "CEREBRUM_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Database URL: `sqlite:PATH` (a data directory); PostgreSQL is not supported yet.
+    /// Database URL: `sqlite:PATH` (a data directory) or `postgres://user[:password]@host[:port]/dbname`
+    /// (several server nodes share it) [default: SQLite in --data-dir].
     #[arg(long, env = "CEREBRUM_DATABASE", hide_env_values = true)]
     database: Option<String>,
+    /// Connections of the PostgreSQL pool [default: 4].
+    #[arg(long, env = "CEREBRUM_DATABASE_POOL_SIZE", value_name = "N")]
+    database_pool_size: Option<usize>,
     /// Redis URL (`redis://HOST:PORT`): several server processes act as one through it.
     #[arg(long, env = "CEREBRUM_REDIS", hide_env_values = true)]
     redis: Option<String>,
@@ -91,6 +95,8 @@ struct FileConfig {
     #[serde(alias = "data_dir")]
     data_dir: Option<PathBuf>,
     database: Option<String>,
+    #[serde(alias = "database_pool_size")]
+    database_pool_size: Option<usize>,
     redis: Option<String>,
     #[serde(alias = "jwt_secret")]
     jwt_secret: Option<String>,
@@ -152,7 +158,13 @@ fn build_config(args: ServeArgs) -> Result<(ServerConfig, LogFormat), String> {
         config.data_dir = dir;
     }
     if let Some(url) = args.database.or(file.database) {
-        config.data_dir = sqlite_dir(&url)?;
+        config.database = database(&url, &mut config.data_dir)?;
+    }
+    if let Some(size) = args.database_pool_size.or(file.database_pool_size) {
+        match &mut config.database {
+            Database::Postgres { pool_size, .. } => *pool_size = size.max(1),
+            _ => return Err("--database-pool-size needs --database postgres://…".into()),
+        }
     }
     if let Some(url) = args.redis.or(file.redis) {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -240,6 +252,16 @@ fn build_config(args: ServeArgs) -> Result<(ServerConfig, LogFormat), String> {
     Ok((config, log_format))
 }
 
+/// The store of a `--database` URL: `postgres://`/`postgresql://` select PostgreSQL, a
+/// `sqlite:` URL sets the data directory; other schemes are refused.
+fn database(url: &str, data_dir: &mut PathBuf) -> Result<Database, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Database::postgres(url));
+    }
+    *data_dir = sqlite_dir(url)?;
+    Ok(Database::Sqlite)
+}
+
 /// The data directory of a `sqlite:` URL; other schemes are refused.
 fn sqlite_dir(url: &str) -> Result<PathBuf, String> {
     let path = url
@@ -248,7 +270,7 @@ fn sqlite_dir(url: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| {
             let scheme = url.split(':').next().unwrap_or(url);
             format!(
-                "--database {scheme}: URLs are not supported yet in this build; use sqlite:DIR or --data-dir"
+                "--database {scheme}: unknown scheme; use sqlite:DIR or postgres://user@host:port/dbname"
             )
         })?;
     if path.is_empty() {
@@ -391,12 +413,56 @@ mod tests {
 
     #[test]
     fn unsupported_backends_are_refused_clearly() {
-        let err = build_config(parse(&["--redis", "redis://localhost"])).unwrap_err();
-        assert!(err.contains("not supported yet in this build"), "{err}");
-        let err = build_config(parse(&["--database", "postgres://x/y"])).unwrap_err();
-        assert!(err.contains("not supported yet in this build"), "{err}");
+        let err = build_config(parse(&["--redis", "localhost:6379"])).unwrap_err();
+        assert!(err.contains("wants a redis:// URL"), "{err}");
+        let (config, _) = build_config(parse(&["--redis", "redis://localhost"])).unwrap();
+        assert_eq!(config.redis_url.as_deref(), Some("redis://localhost"));
+        let err = build_config(parse(&["--database", "mysql://x/y"])).unwrap_err();
+        assert!(err.contains("unknown scheme"), "{err}");
         let (config, _) = build_config(parse(&["--database", "sqlite:/tmp/x"])).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.database, Database::Sqlite);
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres() {
+        for url in ["postgres://u@h/d", "postgresql://u:pw@h:5433/d"] {
+            let (config, _) = build_config(parse(&["--database", url])).unwrap();
+            assert_eq!(config.database, Database::postgres(url));
+            assert_eq!(config.data_dir, PathBuf::from("./cerebrum-data"));
+        }
+        let (config, _) = build_config(parse(&[
+            "--database",
+            "postgres://u@h/d",
+            "--database-pool-size",
+            "9",
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.database,
+            Database::Postgres {
+                url: "postgres://u@h/d".into(),
+                pool_size: 9
+            }
+        );
+        let err = build_config(parse(&["--database-pool-size", "9"])).unwrap_err();
+        assert!(err.contains("needs --database postgres"), "{err}");
+        // The config file key works too.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "database = \"postgres://f@h/d\"\ndatabase-pool-size = 2\n",
+        )
+        .unwrap();
+        let (config, _) = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            config.database,
+            Database::Postgres {
+                url: "postgres://f@h/d".into(),
+                pool_size: 2
+            }
+        );
     }
 
     #[test]

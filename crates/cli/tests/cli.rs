@@ -69,20 +69,59 @@ async fn serve_prints_the_listening_line_serves_and_exits_0_on_sigterm() {
 }
 
 #[test]
-fn serve_refuses_redis_and_postgres_clearly() {
-    for args in [
-        ["--redis", "redis://127.0.0.1:6379"],
-        ["--database", "postgres://db/x"],
-    ] {
-        let output = Command::new(BIN).arg("serve").args(args).output().unwrap();
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains("not supported yet in this build"),
-            "{stderr}"
-        );
-        assert!(output.stdout.is_empty());
-    }
+fn serve_refuses_a_redis_url_that_is_not_one() {
+    let output = Command::new(BIN)
+        .args(["serve", "--redis", "http://127.0.0.1:6379"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("wants a redis:// URL"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn serve_with_an_unreachable_postgres_fails_clearly() {
+    let port = cerebrum_testkit::free_port().unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--database"])
+        .arg(format!("postgres://ada:hunter2@127.0.0.1:{port}/cerebrum"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn serve_with_postgres_prints_the_listening_line_and_stores_there() {
+    let Some(cluster) = cerebrum_testkit::postgres::PostgresCluster::start().unwrap() else {
+        return;
+    };
+    let url = cluster.fresh_database().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--database", &url])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = BufReader::new(stdout).lines().next();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = child.wait().unwrap();
+    let line = line.unwrap().unwrap();
+    assert!(line.starts_with("listening on ws://127.0.0.1:"), "{line}");
+    assert!(exit.success(), "{exit:?}");
+    // The schema is in PostgreSQL, and no SQLite file was made in the working directory.
+    let store = cerebrum_server::postgres::PostgresStore::connect(&url).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 1);
+    assert!(!dir.path().join("cerebrum-data").exists());
 }
 
 #[test]

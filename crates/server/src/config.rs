@@ -15,6 +15,85 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Where the durable state lives ([`ServerConfig::database`]).
+#[derive(Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Database {
+    /// SQLite in [`ServerConfig::data_dir`] (the default).
+    #[default]
+    Sqlite,
+    /// PostgreSQL, shared by several server nodes.
+    Postgres {
+        /// `postgres://user[:password]@host[:port]/dbname` (or `postgresql://…`).
+        url: String,
+        /// Connections of the pool (at least 1).
+        pool_size: usize,
+    },
+}
+
+impl Database {
+    /// PostgreSQL at `url` with the default pool size
+    /// ([`crate::postgres::DEFAULT_POOL_SIZE`]).
+    ///
+    /// ```
+    /// use cerebrum_server::Database;
+    /// let db = Database::postgres("postgres://cerebrum:secret@db:5432/cerebrum");
+    /// assert_eq!(format!("{db:?}"), "Postgres { url: \"postgres://cerebrum:***@db:5432/cerebrum\", pool_size: 4 }");
+    /// ```
+    #[must_use]
+    pub fn postgres(url: impl Into<String>) -> Self {
+        Self::Postgres {
+            url: url.into(),
+            pool_size: crate::postgres::DEFAULT_POOL_SIZE,
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite => f.write_str("Sqlite"),
+            Self::Postgres { url, pool_size } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_password(url))
+                .field("pool_size", pool_size)
+                .finish(),
+        }
+    }
+}
+
+/// `url` with the password of its `user:password@` part and of a `password=` query parameter
+/// replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("password", _)) => "password=***",
+                    _ => pair,
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("{path}?{query}")
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 /// Everything [`crate::Server::bind`] needs. Start from [`ServerConfig::default`] and change
 /// fields.
 ///
@@ -34,6 +113,8 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Directory of the SQLite database (`./cerebrum-data`).
     pub data_dir: PathBuf,
+    /// The store: SQLite in `data_dir` (default) or PostgreSQL.
+    pub database: Database,
     /// JWT key: auth is on when set.
     pub jwt: Option<JwtKey>,
     /// Bearer token of the admin API; the admin API is off when unset.
@@ -97,6 +178,7 @@ impl Default for ServerConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./cerebrum-data"),
+            database: Database::Sqlite,
             jwt: None,
             admin_token: None,
             allowed_origins: Vec::new(),
@@ -187,6 +269,7 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("addr", &self.addr)
             .field("data_dir", &self.data_dir)
+            .field("database", &self.database)
             .field("auth", &self.jwt.as_ref().map(JwtKey::algorithm_name))
             .field("admin_api", &self.admin_token.is_some())
             .field("allowed_origins", &self.allowed_origins)
@@ -198,5 +281,30 @@ impl std::fmt::Debug for ServerConfig {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("presence_grace", &self.presence_grace)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        assert_eq!(
+            redact_password("postgres://u:p@ss@h:1/d?x=y"),
+            "postgres://u:***@h:1/d?x=y"
+        );
+        assert_eq!(redact_password("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_password("postgresql://h"), "postgresql://h");
+        assert_eq!(redact_password("not a url"), "not a url");
+        assert_eq!(
+            redact_password("postgres://u@h/d?sslmode=disable&password=pw&x=1"),
+            "postgres://u@h/d?sslmode=disable&password=***&x=1"
+        );
+        let config = ServerConfig {
+            database: Database::postgres("postgres://u:secret@h/d"),
+            ..ServerConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("secret"));
     }
 }

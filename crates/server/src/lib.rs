@@ -35,6 +35,7 @@ pub mod hub;
 pub mod metrics;
 pub mod outbox;
 pub mod permissions;
+pub mod postgres;
 pub mod ratelimit;
 pub mod redis_broker;
 mod server;
@@ -45,5 +46,5 @@ pub mod store;
 pub mod study;
 mod tls;
 
-pub use config::{ServerConfig, TlsFiles};
+pub use config::{Database, ServerConfig, TlsFiles};
 pub use server::{RunningServer, Server, ServerError, ShutdownHandle};

@@ -17,8 +17,10 @@ use crate::ServerConfig;
 use crate::auth::AuthError;
 use crate::broker::{Broker, BrokerEvent, MemoryBroker};
 use crate::clock::Now;
+use crate::config::Database;
 use crate::context::Context;
 use crate::outbox::lock;
+use crate::postgres::PostgresStore;
 use crate::redis_broker::{RedisBroker, RedisConfig};
 use crate::sqlite::SqliteStore;
 use crate::status::{Checks, dir_writable};
@@ -191,7 +193,9 @@ impl App {
     async fn check_status(&self, force: bool) {
         let data_dir = self.ctx.config.data_dir.clone();
         let database = self.blocking(|store| store.ping()).await.is_ok();
-        let storage = tokio::task::spawn_blocking(move || dir_writable(&data_dir))
+        // PostgreSQL keeps nothing on the local disk.
+        let local = self.ctx.config.database == Database::Sqlite;
+        let storage = tokio::task::spawn_blocking(move || !local || dir_writable(&data_dir))
             .await
             .unwrap_or(false);
         let checks = Checks {
@@ -350,6 +354,23 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     socket.listen(1024).map_err(bind)
 }
 
+/// Opens the store of [`ServerConfig::database`] on a blocking thread.
+async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
+    let data_dir = config.data_dir.clone();
+    let database = config.database.clone();
+    tokio::task::spawn_blocking(move || -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match database {
+            Database::Postgres { url, pool_size } => {
+                Arc::new(PostgresStore::connect_with_pool(&url, pool_size)?)
+            }
+            Database::Sqlite => Arc::new(SqliteStore::open(&data_dir)?),
+        })
+    })
+    .await
+    .map_err(|err| ServerError::Io(std::io::Error::other(err.to_string())))?
+    .map_err(ServerError::Store)
+}
+
 impl Server {
     /// Opens the store, binds the address and starts serving; returns once connections are
     /// accepted.
@@ -366,12 +387,7 @@ impl Server {
     /// # }
     /// ```
     pub async fn bind(config: ServerConfig) -> Result<RunningServer, ServerError> {
-        let data_dir = config.data_dir.clone();
-        let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir))
-                .await
-                .map_err(|err| ServerError::Io(std::io::Error::other(err.to_string())))??,
-        );
+        let store = open_store(&config).await?;
         let broker: Arc<dyn Broker> = match &config.redis_url {
             Some(url) => {
                 let mut redis = RedisConfig::new(url);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use cerebrum_protocol::Notification;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::outbox::lock;
 use crate::store::{Store, StoreError, StudyRecord, utc_day};
@@ -71,11 +71,12 @@ impl SqliteStore {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let mut conn = Connection::open(data_dir.join(DB_FILE)).map_err(db)?;
+        // First, so that the set-up below waits for other processes opening the same file.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -84,7 +85,12 @@ impl SqliteStore {
             );",
         )
         .map_err(db)?;
-        let current: i64 = conn
+        // One write transaction that reads the version and applies what is missing: stores
+        // opened at once on the same file migrate one after the other, each migration once.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let current: i64 = tx
             .query_row(
                 "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
                 [],
@@ -93,16 +99,15 @@ impl SqliteStore {
             .map_err(db)?;
         for (version, sql) in MIGRATIONS {
             if *version > current {
-                let tx = conn.transaction().map_err(db)?;
                 tx.execute_batch(sql).map_err(db)?;
                 tx.execute(
                     "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
                     params![version, now_ms()],
                 )
                 .map_err(db)?;
-                tx.commit().map_err(db)?;
             }
         }
+        tx.commit().map_err(db)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -292,70 +297,4 @@ impl Store for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cerebrum_protocol::{NotificationKind, Priority};
-
-    const DAY: u64 = 86_400_000;
-
-    #[test]
-    fn sessions_add_exact_hours_and_streaks_count_consecutive_days() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
-        let day0 = 20_000 * DAY + 3_600_000;
-        store.record_session("u", 1800.0, day0).unwrap();
-        store.record_session("u", 900.0, day0 + DAY).unwrap();
-        store.record_session("u", 900.0, day0 + 2 * DAY).unwrap();
-        let record = store.study_record("u", day0 + 2 * DAY).unwrap();
-        assert_eq!(record.total_hours, 1.0);
-        assert_eq!(record.today_hours, 0.25);
-        assert_eq!(record.last_session_secs, 900.0);
-        assert_eq!(record.streak, 3);
-        assert_eq!(record.to_metrics("u", 2.0).progress, 12.5);
-        // Yesterday still counts; two days later the streak is broken.
-        assert_eq!(store.study_record("u", day0 + 3 * DAY).unwrap().streak, 3);
-        assert_eq!(store.study_record("u", day0 + 4 * DAY).unwrap().streak, 0);
-        drop(store);
-        // Reopening keeps everything and does not re-run migrations.
-        let store = SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(
-            store.study_record("u", day0 + 2 * DAY).unwrap().total_hours,
-            1.0
-        );
-    }
-
-    #[test]
-    fn notifications_are_pending_until_acknowledged() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let note = |id: &str| Notification {
-            id: id.into(),
-            title: "t".into(),
-            message: "m".into(),
-            kind: NotificationKind::Info,
-            priority: Priority::Low,
-            action_url: None,
-            action_text: None,
-        };
-        store.save_notification(&note("a"), Some("u"), 1).unwrap();
-        store.save_notification(&note("b"), None, 2).unwrap();
-        store.save_notification(&note("c"), Some("v"), 3).unwrap();
-        let ids = |user| {
-            store
-                .pending_notifications(user)
-                .unwrap()
-                .into_iter()
-                .map(|n| n.id)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(ids("u"), vec!["a", "b"]);
-        assert!(store.ack_notification("u", "a", 4).unwrap());
-        assert!(!store.ack_notification("u", "c", 4).unwrap());
-        assert_eq!(ids("u"), vec!["b"]);
-        assert_eq!(ids("v"), vec!["b", "c"]);
-        store.ping().unwrap();
-        store.flush().unwrap();
-    }
-}
+// The tests are in `tests/store_suite.rs`, shared with the PostgreSQL store.

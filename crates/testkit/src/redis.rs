@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{engines_required, find_binary, free_port};
+use crate::{TestkitError, engine_missing, find_binary, free_port};
+
+/// The engine's name in skip lines and errors.
+pub const ENGINE: &str = "Redis";
 
 /// A `redis-server` child process listening on `127.0.0.1:PORT`.
 ///
@@ -25,21 +28,16 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one; `Ok(None)` (after a loud `SKIPPED:` line) when `redis-server` is not
     /// installed and engines are not required.
-    pub fn start() -> Result<Option<Self>, String> {
+    pub fn start() -> Result<Option<Self>, TestkitError> {
         let Some(binary) = find_binary("redis-server", &[PathBuf::from("/usr/bin")]) else {
-            if engines_required() {
-                return Err(
-                    "redis-server not found and CEREBRUM_REQUIRE_ENGINES=1 (install redis-server)"
-                        .into(),
-                );
-            }
-            eprintln!(
-                "SKIPPED: Redis tests — redis-server not found (install redis-server to run them)"
-            );
+            engine_missing(
+                ENGINE,
+                "redis-server not found (install redis-server to run them)",
+            )?;
             return Ok(None);
         };
-        let port = free_port().map_err(|e| format!("free port: {e}"))?;
-        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let port = free_port().map_err(|e| TestkitError::io("free port", e))?;
+        let dir = tempfile::tempdir().map_err(|e| TestkitError::io("temp dir", e))?;
         let mut server = Self {
             binary,
             port,
@@ -50,7 +48,7 @@ impl RedisServer {
         Ok(Some(server))
     }
 
-    fn launch(&mut self) -> Result<(), String> {
+    fn launch(&mut self) -> Result<(), TestkitError> {
         let child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
@@ -61,7 +59,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
+            .map_err(|e| TestkitError::io(format!("cannot start {}", self.binary.display()), e))?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -70,10 +68,10 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!(
-            "redis-server on port {} did not answer PING",
-            self.port
-        ))
+        Err(TestkitError::Command {
+            command: format!("redis-server --port {}", self.port),
+            detail: "did not answer PING within 10 s".into(),
+        })
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -97,7 +95,7 @@ impl RedisServer {
     }
 
     /// Starts it again on the same port (after [`RedisServer::stop`]).
-    pub fn restart(&mut self) -> Result<(), String> {
+    pub fn restart(&mut self) -> Result<(), TestkitError> {
         self.stop();
         self.launch()
     }
