@@ -17,7 +17,7 @@ use crate::broker::{BrokerError, BrokerEvent, Delivery};
 /// Subscriptions per pipeline when (re)subscribing many channels at once.
 const BATCH: usize = 512;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// A request to the pub/sub task.
 #[derive(Debug)]
