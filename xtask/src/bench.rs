@@ -744,7 +744,7 @@ fn progress(spec: &ScenarioSpec, result: &RunResult) -> String {
 }
 
 /// `cargo build --release -p cerebrum-cli`; the path of the `cerebrum` binary.
-fn build_ours(root: &Path, target: &Path) -> Result<PathBuf, Error> {
+pub(crate) fn build_ours(root: &Path, target: &Path) -> Result<PathBuf, Error> {
     let mut command = Command::new(process::cargo());
     command
         .current_dir(root)
@@ -864,7 +864,7 @@ pub(crate) struct Meta {
 }
 
 /// The machine line: `nproc`, the CPU model, the memory and `uname -sr`.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = first_line(&mut Command::new("nproc")).unwrap_or_else(|| "?".to_owned());
     let model = fs::read_to_string("/proc/cpuinfo")
         .ok()

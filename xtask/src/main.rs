@@ -16,6 +16,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod bench_cluster;
 mod bench_report;
 mod changelog;
 mod ci;
@@ -63,6 +64,12 @@ Commands:
                                       --runs N: runs per server (default 3, 1 to 100);
                                       a scenario that fails is recorded as \"failed: reason\",
                                       the run goes on, and the exit code is then 1
+  bench-cluster [--runs N] [--quick] [--out FILE]
+                                      fan-out (1 000 subscribers x 1 000 msg/s, 10 s; --quick:
+                                      100 x 100, 2 s) with 1, 2 and 3 `cerebrum serve --redis`
+                                      nodes on a private redis-server against one in-memory
+                                      node; writes the table between <!-- cluster:begin -->
+                                      and <!-- cluster:end --> of FILE (needs redis-server)
   help                                print this help
 
 Options:
@@ -96,6 +103,13 @@ enum Cli {
         /// The bench arguments.
         args: BenchArgs,
     },
+    /// Run the multi-node fan-out benchmark.
+    BenchCluster {
+        /// `--root`, if given.
+        root: Option<PathBuf>,
+        /// Its arguments.
+        args: bench_cluster::ClusterArgs,
+    },
 }
 
 /// A usage error.
@@ -115,7 +129,8 @@ fn parse(args: &[String]) -> Result<Cli, Error> {
     let mut positional = Vec::new();
     let mut iter = rest.iter();
     let is_release = command == "release";
-    let is_bench = command == "bench";
+    let is_cluster = command == "bench-cluster";
+    let is_bench = command == "bench" || is_cluster;
     let mut options_done = false;
     while let Some(arg) = iter.next() {
         if options_done || !arg.starts_with('-') || arg == "-" {
@@ -187,6 +202,20 @@ fn parse(args: &[String]) -> Result<Cli, Error> {
             }),
             [extra, ..] => Err(usage(format!("`bench` takes no arguments, got `{extra}`"))),
         },
+        "bench-cluster" => match positional.as_slice() {
+            [] if bench_args.peers => Err(usage("`bench-cluster` has no --peers")),
+            [] => Ok(Cli::BenchCluster {
+                root,
+                args: bench_cluster::ClusterArgs {
+                    runs: bench_args.runs,
+                    quick: bench_args.quick,
+                    out: bench_args.out,
+                },
+            }),
+            [extra, ..] => Err(usage(format!(
+                "`bench-cluster` takes no arguments, got `{extra}`"
+            ))),
+        },
         other => Err(usage(format!("unknown subcommand `{other}`"))),
     }
 }
@@ -233,6 +262,16 @@ fn run(args: &[String]) -> Result<(), Error> {
                 .collect::<Vec<_>>()
                 .join(" ");
             bench::run(&resolve_root(root)?, &bench_args, &typed)
+        }
+        Cli::BenchCluster {
+            root,
+            args: cluster,
+        } => {
+            let typed = std::iter::once("cargo xtask")
+                .chain(args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
+            bench_cluster::run(&resolve_root(root)?, &cluster, &typed)
         }
     }
 }

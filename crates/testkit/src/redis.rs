@@ -86,6 +86,12 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's process id while it runs.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server (its data is lost: no persistence).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
