@@ -378,14 +378,17 @@ async fn nodes_report_degraded_while_redis_is_down_and_recover_after_its_restart
     let Some(mut engines) = Engines::start() else {
         return;
     };
-    let nodes = engines.nodes(2);
+    let nodes = engines.nodes(3);
     let redis = &mut engines.redis;
     let mut a = Client::open(&nodes[0].ws).await;
     let mut b = Client::open(&nodes[1].ws).await;
-    a.subscribe("chat:ops", None).await;
-    b.subscribe("chat:ops", None).await;
+    let mut c = Client::open(&nodes[2].ws).await;
+    for client in [&mut a, &mut b, &mut c] {
+        client.subscribe("chat:ops", None).await;
+    }
     a.send(chat("chat:ops", "before")).await;
     assert_eq!(b.next_of("chat.msg").await["offset"], 1);
+    assert_eq!(c.next_of("chat.msg").await["offset"], 1);
 
     redis.stop();
     // Status checks run every 2 s; reconnecting backs off up to 2 s: generous waits for a
@@ -418,6 +421,9 @@ async fn nodes_report_degraded_while_redis_is_down_and_recover_after_its_restart
         }
         assert!(Instant::now() < deadline, "deliveries did not resume");
     }
+    // The third node gets them too (whatever was sent while resuming, "after" at last).
+    c.next_where("chat.msg", |m| m["payload"]["text"] == "after")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,14 +431,17 @@ async fn publications_made_while_a_nodes_pubsub_link_is_cut_are_caught_up_from_h
     let Some(engines) = Engines::start() else {
         return;
     };
-    let nodes = engines.nodes(2);
+    let nodes = engines.nodes(3);
     let redis = &engines.redis;
     let mut a = Client::open(&nodes[0].ws).await;
     let mut b = Client::open(&nodes[1].ws).await;
-    a.subscribe("chat:cut", None).await;
-    b.subscribe("chat:cut", None).await;
+    let mut c = Client::open(&nodes[2].ws).await;
+    for client in [&mut a, &mut b, &mut c] {
+        client.subscribe("chat:cut", None).await;
+    }
     a.send(chat("chat:cut", "0")).await;
     assert_eq!(b.next_of("chat.msg").await["offset"], 1);
+    assert_eq!(c.next_of("chat.msg").await["offset"], 1);
 
     // Cut every pub/sub link (Redis keeps its data), then publish at once.
     let mut admin = StdTcpStream::connect(("127.0.0.1", redis.port())).unwrap();
@@ -442,6 +451,8 @@ async fn publications_made_while_a_nodes_pubsub_link_is_cut_are_caught_up_from_h
     for i in 1..=20 {
         a.send(chat("chat:cut", &i.to_string())).await;
     }
-    let offsets = b.offsets_within(Duration::from_secs(3)).await;
-    assert_eq!(offsets, (2..=21).collect::<Vec<u64>>());
+    for client in [&mut b, &mut c] {
+        let offsets = client.offsets_within(Duration::from_secs(3)).await;
+        assert_eq!(offsets, (2..=21).collect::<Vec<u64>>());
+    }
 }

@@ -15,6 +15,17 @@ use crate::broker::{Broker, BrokerError, Delivery, MemoryBroker};
 use crate::clock::Now;
 use crate::outbox::{Outbox, lock};
 
+/// The `subscribed` payload of a replay.
+fn subscribed_payload(channel: &str, replay: &crate::broker::Replay) -> Subscribed {
+    Subscribed {
+        channel: channel.to_owned(),
+        offset: replay.offset,
+        epoch: replay.epoch.to_string(),
+        recovered: replay.recovered,
+        missed: replay.publications.len() as u64,
+    }
+}
+
 /// A connection's id within this server.
 pub type ConnId = u64;
 
@@ -26,6 +37,9 @@ struct Subscribers {
     conns: HashMap<ConnId, (Arc<Outbox>, u64)>,
     /// The epoch those offsets belong to (remote brokers only).
     epoch: Option<Arc<str>>,
+    /// Connections subscribing through a remote broker, between their registration and their
+    /// replay: what is delivered meanwhile is kept for them (offset, frame).
+    pending: HashMap<ConnId, Vec<(u64, Utf8Bytes)>>,
 }
 
 impl Subscribers {
@@ -137,37 +151,81 @@ impl Hub {
         since: Option<&StreamPosition>,
         now: Now,
     ) -> Result<Subscribed, BrokerError> {
-        let mut shard = lock(self.shard(channel));
-        let remote = self.is_remote(channel);
-        let watched = remote && !shard.contains_key(channel);
-        if watched {
-            self.broker.watch(channel)?;
+        if self.is_remote(channel) {
+            return self.subscribe_remote(conn, outbox, channel, since, now);
         }
-        let replay = match self.broker_for(channel).replay(channel, since, now.mono) {
-            Ok(replay) => replay,
-            Err(err) => {
-                if watched {
-                    self.broker.unwatch(channel);
-                }
-                return Err(err);
-            }
-        };
-        let subscribed = Subscribed {
-            channel: channel.to_owned(),
-            offset: replay.offset,
-            epoch: replay.epoch.to_string(),
-            recovered: replay.recovered,
-            missed: replay.publications.len() as u64,
-        };
+        let mut shard = lock(self.shard(channel));
+        let replay = self.broker_for(channel).replay(channel, since, now.mono)?;
+        let subscribed = subscribed_payload(channel, &replay);
         let frame = Envelope::from_payload(&subscribed)?.stamped(&self.ids, now.unix_ms);
         outbox.push(Utf8Bytes::from(encode(&frame)), now.mono);
         for publication in &replay.publications {
             outbox.push(publication.text.clone(), now.mono);
         }
-        let subscribers = self.insert(&mut shard, conn, outbox, channel, replay.offset);
-        if remote {
-            subscribers.set_epoch(&replay.epoch);
+        self.insert(&mut shard, conn, outbox, channel, replay.offset);
+        Ok(subscribed)
+    }
+
+    /// [`Hub::subscribe`] through a remote broker. No broker call holds a hub lock (they wait
+    /// on the network); instead the connection is registered as pending first, so that what is
+    /// delivered while the broker subscribes and replays is kept and queued after the replay,
+    /// without gap or duplicate.
+    fn subscribe_remote(
+        &self,
+        conn: ConnId,
+        outbox: &Arc<Outbox>,
+        channel: &str,
+        since: Option<&StreamPosition>,
+        now: Now,
+    ) -> Result<Subscribed, BrokerError> {
+        // A connection subscribing again starts over: its old place becomes pending (it keeps
+        // its share of the broker's subscription count).
+        let mut counted = {
+            let mut shard = lock(self.shard(channel));
+            let subscribers = self.entry(&mut shard, channel);
+            subscribers.pending.insert(conn, Vec::new());
+            subscribers.conns.remove(&conn).is_some()
+        };
+        let prepared = (|| {
+            if !counted {
+                self.broker.watch(channel)?;
+                counted = true;
+            }
+            let replay = self.broker.replay(channel, since, now.mono)?;
+            let subscribed = subscribed_payload(channel, &replay);
+            let frame = Envelope::from_payload(&subscribed)?.stamped(&self.ids, now.unix_ms);
+            Ok::<_, BrokerError>((replay, subscribed, frame))
+        })();
+        let mut shard = lock(self.shard(channel));
+        let subscribers = self.entry(&mut shard, channel);
+        let buffered = subscribers.pending.remove(&conn).unwrap_or_default();
+        let (replay, subscribed, frame) = match prepared {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                if subscribers.conns.is_empty() && subscribers.pending.is_empty() {
+                    shard.remove(channel);
+                    self.channels.fetch_sub(1, Ordering::Relaxed);
+                }
+                drop(shard);
+                if counted {
+                    self.broker.unwatch(channel);
+                }
+                return Err(err);
+            }
+        };
+        outbox.push(Utf8Bytes::from(encode(&frame)), now.mono);
+        let mut after = replay.offset;
+        for publication in &replay.publications {
+            outbox.push(publication.text.clone(), now.mono);
         }
+        for (offset, text) in buffered {
+            if offset > after {
+                outbox.push(text, now.mono);
+                after = offset;
+            }
+        }
+        subscribers.set_epoch(&replay.epoch);
+        subscribers.conns.insert(conn, (outbox.clone(), after));
         Ok(subscribed)
     }
 
@@ -179,28 +237,38 @@ impl Hub {
         outbox: &Arc<Outbox>,
         channel: &str,
     ) -> Result<(), BrokerError> {
-        let mut shard = lock(self.shard(channel));
-        if self.is_remote(channel) && !shard.contains_key(channel) {
+        if self.is_remote(channel) && !self.is_subscribed(conn, channel) {
+            // Outside the hub's lock: the broker waits on the network.
             self.broker.watch(channel)?;
         }
+        let mut shard = lock(self.shard(channel));
         self.insert(&mut shard, conn, outbox, channel, 0);
         Ok(())
     }
 
-    fn insert<'a>(
+    /// The channel's entry, created (and counted) when absent.
+    fn entry<'a>(
         &self,
         shard: &'a mut HashMap<String, Subscribers>,
+        channel: &str,
+    ) -> &'a mut Subscribers {
+        shard.entry(channel.to_owned()).or_insert_with(|| {
+            self.channels.fetch_add(1, Ordering::Relaxed);
+            Subscribers::default()
+        })
+    }
+
+    fn insert(
+        &self,
+        shard: &mut HashMap<String, Subscribers>,
         conn: ConnId,
         outbox: &Arc<Outbox>,
         channel: &str,
         after: u64,
-    ) -> &'a mut Subscribers {
-        let subscribers = shard.entry(channel.to_owned()).or_insert_with(|| {
-            self.channels.fetch_add(1, Ordering::Relaxed);
-            Subscribers::default()
-        });
-        subscribers.conns.insert(conn, (outbox.clone(), after));
-        subscribers
+    ) {
+        self.entry(shard, channel)
+            .conns
+            .insert(conn, (outbox.clone(), after));
     }
 
     /// Removes `conn` from `channel`; `false` when it was not subscribed.
@@ -210,12 +278,13 @@ impl Hub {
             return false;
         };
         let removed = subscribers.conns.remove(&conn).is_some();
-        if subscribers.conns.is_empty() {
+        if subscribers.conns.is_empty() && subscribers.pending.is_empty() {
             shard.remove(channel);
             self.channels.fetch_sub(1, Ordering::Relaxed);
-            if self.is_remote(channel) {
-                self.broker.unwatch(channel);
-            }
+        }
+        if removed && self.is_remote(channel) {
+            // One unwatch per watch: the broker counts its channels' local subscribers.
+            self.broker.unwatch(channel);
         }
         removed
     }
@@ -261,6 +330,9 @@ impl Hub {
                 outbox.push(delivery.text.clone(), now);
                 *after = delivery.offset;
             }
+        }
+        for kept in subscribers.pending.values_mut() {
+            kept.push((delivery.offset, delivery.text.clone()));
         }
     }
 
@@ -424,5 +496,132 @@ mod tests {
         assert!(slow.is_slow());
         assert_eq!(fast.len(), 10);
         assert!(!fast.is_slow());
+    }
+
+    /// A remote broker over a memory broker: publications come back only through `deliver`,
+    /// and a publication "arrives" while a subscriber's replay is read.
+    struct Remote {
+        inner: MemoryBroker,
+        hub: std::sync::OnceLock<std::sync::Weak<Hub>>,
+        watches: std::sync::atomic::AtomicI64,
+        during_replay: Mutex<Option<Envelope>>,
+    }
+
+    impl Broker for Remote {
+        fn append(
+            &self,
+            channel: &str,
+            envelope: Envelope,
+            now: Instant,
+        ) -> Result<crate::broker::Publication, BrokerError> {
+            let publication = self.inner.append(channel, envelope, now)?;
+            let epoch = self.inner.replay(channel, None, now)?.epoch;
+            if let Some(hub) = self.hub.get().and_then(std::sync::Weak::upgrade) {
+                hub.deliver(&Delivery {
+                    channel: channel.to_owned(),
+                    epoch,
+                    offset: publication.offset,
+                    text: publication.text.clone(),
+                });
+            }
+            Ok(publication)
+        }
+        fn replay(
+            &self,
+            channel: &str,
+            since: Option<&StreamPosition>,
+            now: Instant,
+        ) -> Result<crate::broker::Replay, BrokerError> {
+            let replay = self.inner.replay(channel, since, now);
+            // Published (and delivered) after the replay was read: must come after it.
+            let late = lock(&self.during_replay).take();
+            if let Some(envelope) = late {
+                self.append(channel, envelope, now)?;
+            }
+            replay
+        }
+        fn presence_join(
+            &self,
+            _: &str,
+            _: cerebrum_protocol::Participant,
+        ) -> Result<(), BrokerError> {
+            Ok(())
+        }
+        fn presence_leave(&self, _: &str, _: &str) -> Result<(), BrokerError> {
+            Ok(())
+        }
+        fn presence(&self, _: &str) -> Result<Vec<cerebrum_protocol::Participant>, BrokerError> {
+            Ok(Vec::new())
+        }
+        fn sweep(&self, _: Instant, _: &dyn Fn(&str) -> bool) {}
+        fn is_healthy(&self) -> bool {
+            true
+        }
+        fn is_remote(&self) -> bool {
+            true
+        }
+        fn watch(&self, _: &str) -> Result<(), BrokerError> {
+            self.watches.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        fn unwatch(&self, _: &str) {
+            self.watches.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_remote_subscription_gets_replay_then_what_arrived_meanwhile_once_each_in_order() {
+        let remote = Arc::new(Remote {
+            inner: MemoryBroker::new(100, Duration::from_secs(300)),
+            hub: std::sync::OnceLock::new(),
+            watches: std::sync::atomic::AtomicI64::new(0),
+            during_replay: Mutex::new(None),
+        });
+        let hub = Arc::new(Hub::new(
+            remote.clone(),
+            Arc::new(MessageIdGenerator::with_node(1)),
+        ));
+        remote.hub.set(Arc::downgrade(&hub)).unwrap();
+        let now = Now::current();
+        let early = Outbox::new(64);
+        hub.subscribe(1, &early, "c", None, now).unwrap();
+        for i in 0..3 {
+            hub.publish("c", Envelope::from_value("x", &i).unwrap(), now)
+                .unwrap();
+        }
+        let epoch = hub
+            .broker()
+            .replay("c", None, now.mono)
+            .unwrap()
+            .epoch
+            .to_string();
+        *lock(&remote.during_replay) = Some(Envelope::from_value("x", &3).unwrap());
+        let late = Outbox::new(64);
+        let since = StreamPosition { offset: 1, epoch };
+        let sub = hub.subscribe(2, &late, "c", Some(&since), now).unwrap();
+        assert_eq!((sub.recovered, sub.missed, sub.offset), (true, 2, 3));
+        hub.publish("c", Envelope::from_value("x", &4).unwrap(), now)
+            .unwrap();
+        let frames = texts(&late);
+        assert!(frames[0].contains(r#""type":"subscribed""#));
+        let offsets: Vec<u64> = frames[1..]
+            .iter()
+            .map(|t| cerebrum_protocol::decode(t).unwrap().offset().unwrap())
+            .collect();
+        assert_eq!(offsets, vec![2, 3, 4, 5]);
+        let early_offsets: Vec<u64> = texts(&early)[1..]
+            .iter()
+            .map(|t| cerebrum_protocol::decode(t).unwrap().offset().unwrap())
+            .collect();
+        assert_eq!(early_offsets, vec![1, 2, 3, 4, 5]);
+        // One watch per local subscriber, one unwatch per leave.
+        assert_eq!(remote.watches.load(Ordering::Relaxed), 2);
+        // Subscribing again keeps one count.
+        hub.subscribe(2, &late, "c", None, now).unwrap();
+        assert_eq!(remote.watches.load(Ordering::Relaxed), 2);
+        assert!(hub.unsubscribe(1, "c"));
+        assert!(hub.unsubscribe(2, "c"));
+        assert_eq!(remote.watches.load(Ordering::Relaxed), 0);
+        assert_eq!(hub.channel_count(), 0);
     }
 }

@@ -1,7 +1,8 @@
-//! The node's one pub/sub link to Redis: one subscription per channel with local subscribers,
-//! (un)subscribes batched into one pipeline, reconnection with backoff and re-subscription.
+//! The node's one pub/sub link to Redis: one subscription per channel with local subscribers
+//! (counted: the hub watches once per local subscriber), (un)subscribes batched into one
+//! pipeline, reconnection with backoff and re-subscription.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -34,7 +35,8 @@ pub(crate) async fn run(
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
     deliveries: mpsc::UnboundedSender<BrokerEvent>,
 ) {
-    let mut watched: HashSet<String> = HashSet::new();
+    // Local subscribers per watched channel.
+    let mut watched: HashMap<String, usize> = HashMap::new();
     let mut backoff = MIN_BACKOFF;
     let mut was_up = false;
     let mut ever_up = false;
@@ -63,7 +65,7 @@ pub(crate) async fn run(
                 continue;
             }
         };
-        let all: Vec<String> = watched.iter().cloned().collect();
+        let all: Vec<String> = watched.keys().cloned().collect();
         if let Err(err) = subscribe(&mut conn, inner.sharded, &all, true).await {
             tracing::warn!(%err, "could not re-subscribe to Redis channels; reconnecting");
             if !wait_or_refuse(&mut ctl, &mut watched, backoff).await {
@@ -113,11 +115,11 @@ pub(crate) async fn run(
     }
 }
 
-/// While the link is down: waits `delay`, answering watch requests with `Unavailable` (their
-/// channels are still subscribed once the link is back). `false` when the broker is gone.
+/// While the link is down: waits `delay`, refusing watch requests with `Unavailable` (the hub
+/// then does not count them) and counting unwatches. `false` when the broker is gone.
 async fn wait_or_refuse(
     ctl: &mut mpsc::UnboundedReceiver<Ctl>,
-    watched: &mut HashSet<String>,
+    watched: &mut HashMap<String, usize>,
     delay: Duration,
 ) -> bool {
     let sleep = tokio::time::sleep(delay);
@@ -127,15 +129,29 @@ async fn wait_or_refuse(
             () = &mut sleep => return true,
             request = ctl.recv() => match request {
                 None => return false,
-                Some(Ctl::Watch(channel, done)) => {
-                    watched.insert(channel);
+                Some(Ctl::Watch(_, done)) => {
                     let _ = done.send(Err(BrokerError::Unavailable));
                 }
                 Some(Ctl::Unwatch(channel)) => {
-                    watched.remove(&channel);
+                    release(watched, &channel);
                 }
             },
         }
+    }
+}
+
+/// One local subscriber fewer; `true` when it was the channel's last.
+fn release(watched: &mut HashMap<String, usize>, channel: &str) -> bool {
+    match watched.get_mut(channel) {
+        Some(count) if *count > 1 => {
+            *count -= 1;
+            false
+        }
+        Some(_) => {
+            watched.remove(channel);
+            true
+        }
+        None => false,
     }
 }
 
@@ -143,57 +159,59 @@ async fn wait_or_refuse(
 async fn apply(
     conn: &mut MultiplexedConnection,
     sharded: bool,
-    watched: &mut HashSet<String>,
+    watched: &mut HashMap<String, usize>,
     batch: Vec<Ctl>,
 ) -> bool {
-    let mut added = Vec::new();
-    let mut removed = Vec::new();
+    // Whether each touched channel was subscribed before the batch.
+    let mut touched: HashMap<String, bool> = HashMap::new();
     let mut waiting = Vec::new();
     for request in batch {
         match request {
             Ctl::Watch(channel, done) => {
-                removed.retain(|c| c != &channel);
-                if watched.insert(channel.clone()) {
-                    added.push(channel);
-                }
-                waiting.push(done);
+                touched
+                    .entry(channel.clone())
+                    .or_insert_with(|| watched.contains_key(&channel));
+                *watched.entry(channel.clone()).or_insert(0) += 1;
+                waiting.push((channel, done));
             }
             Ctl::Unwatch(channel) => {
-                added.retain(|c| c != &channel);
-                if watched.remove(&channel) {
-                    removed.push(channel);
-                }
+                touched
+                    .entry(channel.clone())
+                    .or_insert_with(|| watched.contains_key(&channel));
+                release(watched, &channel);
             }
         }
     }
-    let mut ok = true;
-    if let Err(err) = subscribe(conn, sharded, &removed, false).await {
-        tracing::warn!(%err, "Redis unsubscribe failed");
-        ok = false;
-    }
-    let subscribed = if ok {
-        subscribe(conn, sharded, &added, true).await
-    } else {
-        Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "pub/sub link broken",
-        )))
-    };
-    let answer = match &subscribed {
-        Ok(()) => Ok(()),
-        Err(err) => {
-            tracing::warn!(%err, "Redis subscribe failed");
-            ok = false;
-            Err(BrokerError::Unavailable)
+    let mut added = Vec::new();
+    let mut removed = Vec::new();
+    for (channel, was) in touched {
+        match (was, watched.contains_key(&channel)) {
+            (false, true) => added.push(channel),
+            (true, false) => removed.push(channel),
+            _ => {}
         }
-    };
-    for done in waiting {
-        let _ = done.send(match &answer {
-            Ok(()) => Ok(()),
-            Err(_) => Err(BrokerError::Unavailable),
-        });
     }
-    ok
+    let result = match subscribe(conn, sharded, &removed, false).await {
+        Ok(()) => subscribe(conn, sharded, &added, true).await,
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(()) => {
+            for (_, done) in waiting {
+                let _ = done.send(Ok(()));
+            }
+            true
+        }
+        Err(err) => {
+            tracing::warn!(%err, "Redis (un)subscribe failed; reconnecting");
+            // The refused watches are not counted; the link is rebuilt from what remains.
+            for (channel, done) in waiting {
+                release(watched, &channel);
+                let _ = done.send(Err(BrokerError::Unavailable));
+            }
+            false
+        }
+    }
 }
 
 /// (Un)subscribes `channels`: a pipeline of one-channel commands, so that each gets exactly
