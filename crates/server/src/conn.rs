@@ -1,6 +1,7 @@
 //! One task per WebSocket connection: reads frames into the [`Session`], writes what its
 //! outbox holds in batches (feed every queued frame, flush once), and carries out effects.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -67,7 +68,6 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
     let idle_timer =
         tokio::time::sleep_until(tokio::time::Instant::from_std(session.poll_timeout()));
     tokio::pin!(idle_timer);
-    let mut batch: Vec<Frame> = Vec::new();
     let mut first_batch = true;
     tracing::debug!(connection = session.connection_id(), "connection opened");
     let end = loop {
@@ -79,12 +79,14 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
         if outbox.is_slow() {
             break End::Slow;
         }
-        if !outbox.is_empty() {
+        // The queue itself is taken (one lock, no copy into a second buffer); its memory goes
+        // with it (and it lives only in this branch, not across the wait below).
+        if let Some(batch) = Some(outbox.take_all()).filter(|b| !b.is_empty()) {
             // The first batch (`welcome`, `system_status`) goes out frame by frame: tungstenite
             // keeps its write buffer at the largest size it ever held, so writing these two
             // together would leave every idle connection holding both (~0.5 kB).
             let frame_by_frame = std::mem::take(&mut first_batch);
-            match write_batch(&app, &mut ws, &outbox, &mut batch, frame_by_frame).await {
+            match write_batch(&app, &mut ws, &outbox, batch, frame_by_frame).await {
                 Ok(()) => continue,
                 Err(end) => break end,
             }
@@ -128,7 +130,7 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
             break End::Close(close_code::INTERNAL, "internal error");
         }
     };
-    Box::pin(finish(&app, ws, &outbox, batch, end, &mut session)).await;
+    Box::pin(finish(&app, ws, &outbox, end, &mut session)).await;
     drop(guard);
 }
 
@@ -137,7 +139,6 @@ async fn finish(
     app: &Arc<App>,
     mut ws: WebSocket,
     outbox: &Arc<Outbox>,
-    mut batch: Vec<Frame>,
     end: End,
     session: &mut Session,
 ) {
@@ -150,7 +151,7 @@ async fn finish(
         End::Close(code, reason) => {
             // The frames queued before the close (an error, say) go first.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                let _ = write_batch(app, &mut ws, outbox, &mut batch, false).await;
+                let _ = write_batch(app, &mut ws, outbox, outbox.take_all(), false).await;
                 send_close(&mut ws, code, reason).await;
                 while let Some(Ok(_)) = ws.recv().await {}
             })
@@ -162,7 +163,6 @@ async fn finish(
                 .slow_consumer_closes
                 .fetch_add(1, Ordering::Relaxed);
             outbox.close();
-            batch.clear();
             let mut drop_all = Vec::new();
             outbox.drain_into(&mut drop_all);
             let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, async {
@@ -211,16 +211,15 @@ async fn write_batch(
     app: &App,
     ws: &mut WebSocket,
     outbox: &Arc<Outbox>,
-    batch: &mut Vec<Frame>,
+    batch: VecDeque<Frame>,
     frame_by_frame: bool,
 ) -> Result<(), End> {
-    outbox.drain_into(batch);
     if batch.is_empty() {
         return Ok(());
     }
-    record_sent(app, batch);
+    record_sent(app, &batch);
     let write = async {
-        for frame in batch.drain(..) {
+        for frame in batch {
             ws.feed(Message::Text(frame.text)).await?;
             if frame_by_frame {
                 ws.flush().await?;
@@ -228,7 +227,6 @@ async fn write_batch(
         }
         ws.flush().await
     };
-    // The batch buffer is released after each write, like the outbox's.
     let slow = async {
         loop {
             outbox.notified().await;
@@ -237,17 +235,15 @@ async fn write_batch(
             }
         }
     };
-    let result = tokio::select! {
+    tokio::select! {
         written = write => written.map_err(|_| End::Gone),
         () = slow => Err(End::Slow),
-    };
-    *batch = Vec::new();
-    result
+    }
 }
 
 /// Counts a batch in the metrics (apart from `write_batch`, whose future every connection
 /// holds: nothing of this stays in it).
-fn record_sent(app: &App, batch: &[Frame]) {
+fn record_sent(app: &App, batch: &VecDeque<Frame>) {
     let now = Instant::now();
     let mut sent = SentBatch::default();
     for frame in batch {
