@@ -87,6 +87,10 @@ pub(crate) struct Sizes {
     pub(crate) ping_secs: u32,
     /// Payload bytes of `fanout` and `rooms`.
     pub(crate) payload: usize,
+    /// `storm`: facade clients through the restart (ours only).
+    pub(crate) storm_clients: usize,
+    /// `storm`: channels they subscribe to.
+    pub(crate) storm_channels: usize,
 }
 
 /// The targets of issue 7.
@@ -105,6 +109,8 @@ pub(crate) const FULL: Sizes = Sizes {
     ping_rate: 10,
     ping_secs: 10,
     payload: 64,
+    storm_clients: 10_000,
+    storm_channels: 100,
 };
 
 /// `--quick`: a smoke run of every scenario.
@@ -123,6 +129,8 @@ pub(crate) const QUICK: Sizes = Sizes {
     ping_rate: 10,
     ping_secs: 2,
     payload: 64,
+    storm_clients: 200,
+    storm_channels: 10,
 };
 
 /// The figures of `conns` in the tables.
@@ -221,6 +229,75 @@ const PING_ROWS: &[Row] = &[
         goals: &[("rust-raw", Goal::AtMost(1.2))],
     },
 ];
+
+/// The figures of `storm` in the tables.
+const STORM_ROWS: &[Row] = &[
+    Row {
+        key: "back",
+        label: "clients back and re-subscribed",
+        goals: &[],
+    },
+    Row {
+        key: "back_secs",
+        label: "s from the restarted server's `listening on` to the last client back",
+        goals: &[],
+    },
+    Row {
+        key: "back_p50_secs",
+        label: "s to a client back, p50",
+        goals: &[],
+    },
+    Row {
+        key: "restart_secs",
+        label: "s from SIGTERM to `listening on` again",
+        goals: &[],
+    },
+    Row {
+        key: "recovered",
+        label: "re-subscriptions with history recovered",
+        goals: &[],
+    },
+    Row {
+        key: "missed",
+        label: "publications missed (before + after)",
+        goals: &[],
+    },
+    Row {
+        key: "out_of_order",
+        label: "publications out of order",
+        goals: &[],
+    },
+    Row {
+        key: "connect_secs",
+        label: "s to connect and subscribe every client",
+        goals: &[],
+    },
+];
+
+/// The `storm` scenario: against ours only (the peers do not resume); the load generator
+/// starts and restarts the server itself.
+pub(crate) fn storm_spec(s: &Sizes) -> ScenarioSpec {
+    ScenarioSpec {
+        name: "storm",
+        title: format!(
+            "storm: {} facade clients (fleet preset) over {} channels through a server restart (ours only)",
+            grouped(s.storm_clients),
+            s.storm_channels
+        ),
+        args: vec![
+            "--clients".to_owned(),
+            s.storm_clients.to_string(),
+            "--channels".to_owned(),
+            s.storm_channels.to_string(),
+            "--before".to_owned(),
+            "5".to_owned(),
+            "--after".to_owned(),
+            "5".to_owned(),
+        ],
+        rows: STORM_ROWS,
+        budget: Duration::from_secs(240 + s.storm_clients as u64 / 50),
+    }
+}
 
 /// One scenario as run against every server.
 #[derive(Debug, Clone, PartialEq)]
@@ -724,6 +801,69 @@ fn run_scenario(cerebrum: &Path, running: &mut Running, spec: &ScenarioSpec) -> 
     parse_bench_stdout(&stdout, spec.name)
 }
 
+/// Runs `storm` with a server of ours that the load generator starts and restarts itself.
+fn run_storm(cerebrum: &Path, target: &Path, run: usize, spec: &ScenarioSpec) -> RunResult {
+    let port = free_port()?;
+    let dir = target.join("bench-data").join(format!("storm-run{run}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let server_cmd = format!(
+        "'{}' serve --addr 127.0.0.1:{port} --rate-limit 0 --data-dir '{}'",
+        cerebrum.display(),
+        dir.display()
+    );
+    let mut command = Command::new(cerebrum);
+    command
+        .args([
+            "bench",
+            "--url",
+            &format!("ws://127.0.0.1:{port}/ws"),
+            spec.name,
+        ])
+        .args(&spec.args)
+        .arg("--server-cmd")
+        .arg(server_cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("could not start the load generator: {e}"))?;
+    let stdout = collect(child.stdout.take());
+    let stderr = collect(child.stderr.take());
+    let deadline = Instant::now() + spec.budget;
+    let status: Option<ExitStatus> = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let _ = fs::remove_dir_all(&dir);
+    match status {
+        None => Err(format!(
+            "the load generator timed out after {} s",
+            spec.budget.as_secs()
+        )),
+        Some(status) if !status.success() => Err(format!(
+            "load generator {status}: {}",
+            stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message")
+                .trim()
+        )),
+        Some(_) => parse_bench_stdout(&stdout, spec.name),
+    }
+}
+
 /// A progress line for one scenario run.
 fn progress(spec: &ScenarioSpec, result: &RunResult) -> String {
     match result {
@@ -944,9 +1084,17 @@ pub(crate) fn render_section(
     }
     let _ = writeln!(out, "- Took: {}", meta.took);
     for (spec, table) in tables {
+        let (pid, server) = if spec.name == "storm" {
+            (
+                "",
+                " --server-cmd \"cerebrum serve --addr ADDR --rate-limit 0 --data-dir DIR\"",
+            )
+        } else {
+            ("--pid PID ", "")
+        };
         let _ = write!(
             out,
-            "\n### {}\n\n`cerebrum bench --url URL --pid PID {} {}`\n\n{table}",
+            "\n### {}\n\n`cerebrum bench --url URL {pid}{} {}{server}`\n\n{table}",
             spec.title,
             spec.name,
             spec.args.join(" ")
@@ -1041,6 +1189,31 @@ pub(crate) fn run(root: &Path, args: &BenchArgs, command: &str) -> Result<(), Er
             });
         }
     }
+
+    // The storm: ours only, its server started and restarted by the load generator.
+    let storm = storm_spec(if args.quick { &QUICK } else { &FULL });
+    let mut storm_runs = Vec::new();
+    for run in 1..=args.runs {
+        let label = format!("==> bench {} run {run}/{}", report::OURS, args.runs);
+        let begun = Instant::now();
+        let result = match &launches[0] {
+            Ok(_) => run_storm(&cerebrum, &target, run, &storm),
+            Err((_, why)) => Err(format!("build: {why}")),
+        };
+        println!(
+            "{label} storm ({}): {}",
+            format_duration(begun.elapsed()),
+            progress(&storm, &result)
+        );
+        storm_runs.push(result);
+    }
+    let storm_columns = vec![Column {
+        server: report::OURS.to_owned(),
+        runs: storm_runs,
+    }];
+    columns.push(storm_columns);
+    let mut specs = specs;
+    specs.push(storm);
 
     let failed = columns
         .iter()

@@ -32,6 +32,9 @@ pub enum BenchError {
     /// The server closed a connection the scenario needed.
     #[error("the server closed a connection: {0}")]
     Closed(String),
+    /// The server under test could not be started or stopped (`storm`).
+    #[error("server: {0}")]
+    Server(String),
     /// Too many connections failed to open.
     #[error("{failed} of {wanted} connections failed to open (first error: {first})")]
     Connections {

@@ -34,6 +34,7 @@ mod link;
 mod process;
 mod report;
 mod scenario;
+mod storm;
 mod target;
 
 pub use error::BenchError;
@@ -41,4 +42,5 @@ pub use latency::LatencySummary;
 pub use process::{ProcessSample, raise_open_files_limit};
 pub use report::{Report, Value};
 pub use scenario::{ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, Scenario, run};
+pub use storm::{CommandRestarter, Restarter, StormOptions, run_storm};
 pub use target::Target;

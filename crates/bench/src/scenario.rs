@@ -12,7 +12,10 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::link::{Ws, frame_type, micros_since, open, ping, publication, sent_at, subscribe};
-use crate::{BenchError, LatencySummary, ProcessSample, Report, Target, Value};
+use crate::{
+    BenchError, CommandRestarter, LatencySummary, ProcessSample, Report, StormOptions, Target,
+    Value, run_storm,
+};
 
 /// How long a handshake plus subscription may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +36,8 @@ pub enum Scenario {
     Rooms(RoomsOptions),
     /// Ping round trips under many connections.
     Ping(PingOptions),
+    /// Facade clients through a server restart (the server started by the scenario).
+    Storm(StormOptions),
 }
 
 /// Options of [`Scenario::Conns`].
@@ -135,6 +140,17 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report, BenchEr
         Scenario::Fanout(options) => fanout(target, options).await,
         Scenario::Rooms(options) => rooms(target, options).await,
         Scenario::Ping(options) => ping_scenario(target, options).await,
+        Scenario::Storm(options) => {
+            let Some(command) = &options.server_cmd else {
+                return Err(BenchError::InvalidOption {
+                    option: "server_cmd",
+                    reason: "the storm restarts the server: give the command that starts it"
+                        .to_owned(),
+                });
+            };
+            let mut restarter = CommandRestarter::new(command.clone());
+            run_storm(target, options, &mut restarter).await
+        }
     }
 }
 

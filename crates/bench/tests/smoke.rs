@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use cerebrum_bench::{
-    ConnsOptions, FanoutOptions, PingOptions, Report, RoomsOptions, Scenario, Target, Value, run,
+    BenchError, ConnsOptions, FanoutOptions, PingOptions, Report, Restarter, RoomsOptions,
+    Scenario, StormOptions, Target, Value, run, run_storm,
 };
 use cerebrum_server::{RunningServer, Server, ServerConfig};
+use futures_util::future::BoxFuture;
 
 async fn server(dir: &tempfile::TempDir) -> RunningServer {
     let mut config = ServerConfig::default();
@@ -108,4 +110,68 @@ fn refuses_targets_off_loopback_and_bad_options() {
         ..FanoutOptions::default()
     });
     assert!(runtime.block_on(run(&target, &bad)).is_err());
+}
+
+/// Restarts an in-process server on the same port (the CLI's `--server-cmd` does it with a
+/// process).
+struct InProcess {
+    dir: tempfile::TempDir,
+    addr: std::net::SocketAddr,
+    server: Option<RunningServer>,
+}
+
+impl Restarter for InProcess {
+    fn start(&mut self) -> BoxFuture<'_, Result<(), BenchError>> {
+        Box::pin(async move {
+            let mut config = ServerConfig::default();
+            config.addr = self.addr;
+            config.data_dir = self.dir.path().to_path_buf();
+            config.rate_limit_per_sec = 0.0;
+            let server = Server::bind(config)
+                .await
+                .map_err(|e| BenchError::Server(e.to_string()))?;
+            self.server = Some(server);
+            Ok(())
+        })
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, Result<(), BenchError>> {
+        Box::pin(async move {
+            if let Some(server) = self.server.take() {
+                server
+                    .shutdown()
+                    .await
+                    .map_err(|e| BenchError::Server(e.to_string()))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_brings_every_client_back_with_nothing_missed() {
+    // A free port, then the server bound to it by the scenario (and again after the restart).
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut restarter = InProcess {
+        dir: tempfile::tempdir().unwrap(),
+        addr,
+        server: None,
+    };
+    let target = Target::new(&format!("ws://{addr}/ws")).unwrap();
+    let options = StormOptions {
+        clients: 20,
+        channels: 3,
+        before: 3,
+        after: 3,
+        server_cmd: None,
+    };
+    let report = run_storm(&target, &options, &mut restarter).await.unwrap();
+    assert_eq!(int(&report, "back"), 20, "{}", report.table());
+    assert_eq!(int(&report, "missed"), 0, "{}", report.table());
+    assert_eq!(int(&report, "out_of_order"), 0, "{}", report.table());
+    // The in-memory broker's history does not survive the restart.
+    assert_eq!(int(&report, "recovered"), 0, "{}", report.table());
 }

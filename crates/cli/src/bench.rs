@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use cerebrum_bench::{
-    ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, Scenario, Target,
+    ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, Scenario, StormOptions, Target,
     raise_open_files_limit, run,
 };
 use clap::{Args, Subcommand};
@@ -92,6 +92,27 @@ enum ScenarioArgs {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+    /// N facade clients (fleet reconnect preset) through a server restart: time until all are
+    /// back and re-subscribed, publications before and after delivered in order.
+    Storm {
+        /// Clients.
+        #[arg(long, default_value_t = 1_000)]
+        clients: usize,
+        /// Channels to spread them over.
+        #[arg(long, default_value_t = 10)]
+        channels: usize,
+        /// Publications on every channel before the restart.
+        #[arg(long, default_value_t = 5)]
+        before: u64,
+        /// Publications on every channel once every client is back.
+        #[arg(long, default_value_t = 5)]
+        after: u64,
+        /// The shell command that starts the server on the port of --url (the scenario starts
+        /// it, stops it with SIGTERM, starts it again, and stops it at the end); it must print
+        /// a line with `listening on`.
+        #[arg(long)]
+        server_cmd: String,
+    },
 }
 
 impl ScenarioArgs {
@@ -138,6 +159,19 @@ impl ScenarioArgs {
                 connections,
                 rate,
                 seconds,
+            }),
+            Self::Storm {
+                clients,
+                channels,
+                before,
+                after,
+                ref server_cmd,
+            } => Scenario::Storm(StormOptions {
+                clients,
+                channels,
+                before,
+                after,
+                server_cmd: Some(server_cmd.clone()),
             }),
         }
     }

@@ -128,8 +128,8 @@ impl MessageIdGenerator {
             let shift = 5 * (25 - i);
             *slot = CROCKFORD[((value >> shift) & 0x1f) as usize];
         }
-        // The alphabet is ASCII, so every byte is a char.
-        MessageId(text.iter().map(|&b| char::from(b)).collect())
+        // The alphabet is ASCII, so the bytes are UTF-8 (copied at once, not char by char).
+        MessageId(String::from_utf8(text.to_vec()).unwrap_or_default())
     }
 }
 

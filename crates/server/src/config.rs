@@ -204,7 +204,7 @@ impl Default for ServerConfig {
             status_interval: Duration::from_secs(30),
             status_check_interval: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(10),
-            read_buffer_size: 4096,
+            read_buffer_size: 256,
             max_frame_bytes: cerebrum_protocol::MAX_FRAME_BYTES,
         }
     }

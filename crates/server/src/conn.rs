@@ -1,9 +1,10 @@
 //! One task per WebSocket connection: reads frames into the [`Session`], writes what its
 //! outbox holds in batches (feed every queued frame, flush once), and carries out effects.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use cerebrum_protocol::{Envelope, MessageId, encode};
@@ -11,6 +12,7 @@ use futures_util::SinkExt;
 use tokio_tungstenite_error::is_capacity;
 
 use crate::clock::Now;
+use crate::metrics::SentBatch;
 use crate::outbox::{Frame, Outbox};
 use crate::server::App;
 use crate::session::{Effect, Session, close_code};
@@ -41,36 +43,57 @@ enum End {
 }
 
 /// Runs one connection to its end.
+///
+/// The returned future is what an idle connection holds for its whole life, so it is kept
+/// small: the rare paths (effects that reach the store, the closing handshake) run in futures
+/// boxed only when they happen.
 pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<String>) {
     let app = guard.app.clone();
-    let ctx = app.ctx.clone();
-    let outbox = Outbox::new(ctx.config.outbound_queue);
+    let outbox = Outbox::new(app.ctx.config.outbound_queue);
     let mut session = Session::new(
-        ctx.clone(),
+        app.ctx.clone(),
         outbox.clone(),
         token.as_deref(),
         Now::current(),
     );
+    drop(token);
     let mut shutdown = app.shutdown_rx();
-    let mut batch: Vec<Frame> = Vec::new();
+    let mut shutting_down = *shutdown.borrow_and_update();
+    // One registration with the shutdown signal for the connection's life (not one per wake-up).
+    let shutdown_signal = shutdown.changed();
+    tokio::pin!(shutdown_signal);
+    // The idle timer is re-armed only when it fires: the session's deadline only moves later
+    // (each inbound frame pushes it), so resetting a timer on every frame would be wasted work
+    // on the timer wheel.
+    let idle_timer =
+        tokio::time::sleep_until(tokio::time::Instant::from_std(session.poll_timeout()));
+    tokio::pin!(idle_timer);
+    let mut first_batch = true;
     tracing::debug!(connection = session.connection_id(), "connection opened");
     let end = loop {
-        if let Some(end) = carry_out(&app, &mut session).await {
+        if session.has_effects()
+            && let Some(end) = Box::pin(carry_out(&app, &mut session)).await
+        {
             break end;
         }
         if outbox.is_slow() {
             break End::Slow;
         }
-        if !outbox.is_empty() {
-            match write_batch(&app, &mut ws, &outbox, &mut batch).await {
+        // The queue itself is taken (one lock, no copy into a second buffer); its memory goes
+        // with it (and it lives only in this branch, not across the wait below).
+        if let Some(batch) = Some(outbox.take_all()).filter(|b| !b.is_empty()) {
+            // The first batch (`welcome`, `system_status`) goes out frame by frame: tungstenite
+            // keeps its write buffer at the largest size it ever held, so writing these two
+            // together would leave every idle connection holding both (~0.5 kB).
+            let frame_by_frame = std::mem::take(&mut first_batch);
+            match write_batch(&app, &mut ws, &outbox, batch, frame_by_frame).await {
                 Ok(()) => continue,
                 Err(end) => break end,
             }
         }
-        if *shutdown.borrow() {
+        if shutting_down {
             break End::Close(close_code::GOING_AWAY, "server shutting down");
         }
-        let deadline = tokio::time::Instant::from_std(session.poll_timeout());
         let fed = tokio::select! {
             inbound = ws.recv() => match inbound {
                 Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), Now::current())),
@@ -88,13 +111,37 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
                 }
             },
             () = outbox.notified() => true,
-            () = tokio::time::sleep_until(deadline) => guarded(|| session.handle_timeout(Now::current())),
-            _ = shutdown.changed() => true,
+            () = &mut idle_timer => {
+                let now = Now::current();
+                let due = session.poll_timeout();
+                if now.mono >= due {
+                    guarded(|| session.handle_timeout(now))
+                } else {
+                    idle_timer.as_mut().reset(tokio::time::Instant::from_std(due));
+                    true
+                }
+            }
+            _ = &mut shutdown_signal, if !shutting_down => {
+                shutting_down = true;
+                true
+            }
         };
         if !fed {
             break End::Close(close_code::INTERNAL, "internal error");
         }
     };
+    Box::pin(finish(&app, ws, &outbox, end, &mut session)).await;
+    drop(guard);
+}
+
+/// Ends a connection: the close handshake its end calls for, then the session's disconnect.
+async fn finish(
+    app: &Arc<App>,
+    mut ws: WebSocket,
+    outbox: &Arc<Outbox>,
+    end: End,
+    session: &mut Session,
+) {
     let end_name = match &end {
         End::Close(_, reason) => *reason,
         End::Slow => "slow consumer",
@@ -104,18 +151,18 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
         End::Close(code, reason) => {
             // The frames queued before the close (an error, say) go first.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                let _ = write_batch(&app, &mut ws, &outbox, &mut batch).await;
+                let _ = write_batch(app, &mut ws, outbox, outbox.take_all(), false).await;
                 send_close(&mut ws, code, reason).await;
                 while let Some(Ok(_)) = ws.recv().await {}
             })
             .await;
         }
         End::Slow => {
-            ctx.metrics
+            app.ctx
+                .metrics
                 .slow_consumer_closes
                 .fetch_add(1, Ordering::Relaxed);
             outbox.close();
-            batch.clear();
             let mut drop_all = Vec::new();
             outbox.drain_into(&mut drop_all);
             let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, async {
@@ -135,7 +182,6 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
         "connection closed"
     );
     session.disconnect(Now::current());
-    drop(guard);
 }
 
 /// Runs a session call; `false` if it panicked (a bug: the connection closes 1011, the server
@@ -165,25 +211,22 @@ async fn write_batch(
     app: &App,
     ws: &mut WebSocket,
     outbox: &Arc<Outbox>,
-    batch: &mut Vec<Frame>,
+    batch: VecDeque<Frame>,
+    frame_by_frame: bool,
 ) -> Result<(), End> {
-    outbox.drain_into(batch);
     if batch.is_empty() {
         return Ok(());
     }
-    let metrics = &app.ctx.metrics;
+    record_sent(app, &batch);
     let write = async {
-        for frame in batch.drain(..) {
-            metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
-            metrics
-                .bytes_sent
-                .fetch_add(frame.text.len() as u64, Ordering::Relaxed);
-            metrics.observe_latency(frame.queued_at.elapsed());
+        for frame in batch {
             ws.feed(Message::Text(frame.text)).await?;
+            if frame_by_frame {
+                ws.flush().await?;
+            }
         }
         ws.flush().await
     };
-    // The batch buffer is released after each write, like the outbox's.
     let slow = async {
         loop {
             outbox.notified().await;
@@ -192,12 +235,24 @@ async fn write_batch(
             }
         }
     };
-    let result = tokio::select! {
+    tokio::select! {
         written = write => written.map_err(|_| End::Gone),
         () = slow => Err(End::Slow),
-    };
-    *batch = Vec::new();
-    result
+    }
+}
+
+/// Counts a batch in the metrics (apart from `write_batch`, whose future every connection
+/// holds: nothing of this stays in it).
+fn record_sent(app: &App, batch: &VecDeque<Frame>) {
+    let now = Instant::now();
+    let mut sent = SentBatch::default();
+    for frame in batch {
+        sent.frame(
+            frame.text.len(),
+            now.saturating_duration_since(frame.queued_at),
+        );
+    }
+    app.ctx.metrics.record_sent(&sent);
 }
 
 /// Carries out the session's effects; `Some` when the connection must end.

@@ -94,6 +94,13 @@ impl Outbox {
         out.extend(frames);
     }
 
+    /// Takes every queued frame at once (the queue's buffer goes with them: an idle connection
+    /// holds no memory here).
+    #[must_use]
+    pub fn take_all(&self) -> VecDeque<Frame> {
+        std::mem::take(&mut lock(&self.inner).frames)
+    }
+
     /// Number of frames waiting.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -5,7 +5,6 @@
 //! [`Session::poll_effect`] after every call, and writes what the session queued in its
 //! [`Outbox`]. Nothing here touches a socket or a clock, so tests drive it directly.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -131,13 +130,15 @@ pub struct Session {
     connection_id: String,
     outbox: Arc<Outbox>,
     state: State,
-    claims: Option<Claims>,
+    /// Boxed: most connections have none (auth off) and an idle connection pays every byte.
+    claims: Option<Box<Claims>>,
     user: Option<String>,
     counted_user: Option<String>,
     bucket: TokenBucket,
-    abuse: AbuseCounter,
+    /// Created on the first rate-limited frame.
+    abuse: Option<Box<AbuseCounter>>,
     last_inbound: Instant,
-    channels: BTreeSet<String>,
+    channels: ChannelSet,
     effects: std::collections::VecDeque<Effect>,
 }
 
@@ -169,7 +170,6 @@ impl Session {
             ctx.config.rate_burst,
             now.mono,
         );
-        let abuse = AbuseCounter::new(ctx.config.abuse_limit, ctx.config.abuse_window);
         let deadline = now.mono + ctx.config.auth_timeout;
         let mut session = Self {
             ctx,
@@ -181,9 +181,9 @@ impl Session {
             user: None,
             counted_user: None,
             bucket,
-            abuse,
+            abuse: None,
             last_inbound: now.mono,
-            channels: BTreeSet::new(),
+            channels: ChannelSet::default(),
             effects: std::collections::VecDeque::new(),
         };
         if !session.ctx.auth_enabled() {
@@ -216,6 +216,12 @@ impl Session {
     #[must_use]
     pub fn is_ready(&self) -> bool {
         self.state == State::Ready
+    }
+
+    /// Whether [`Session::poll_effect`] has an effect to hand out.
+    #[must_use]
+    pub fn has_effects(&self) -> bool {
+        !self.effects.is_empty()
     }
 
     /// The next effect to carry out, in order.
@@ -304,7 +310,12 @@ impl Session {
             return;
         }
         let wants_ack = envelope.ack() && ref_id.is_some();
-        let dedupe_key = self.dedupe_key();
+        // Only frames that ask for an ack are deduplicated (no key to build for the others).
+        let dedupe_key = if wants_ack {
+            self.dedupe_key()
+        } else {
+            String::new()
+        };
         if wants_ack
             && let Some(id) = &ref_id
             && !self.ctx.first_time(&dedupe_key, id.as_str(), now.mono)
@@ -335,7 +346,7 @@ impl Session {
     pub fn disconnect(&mut self, now: Now) {
         self.state = State::Closing;
         self.outbox.close();
-        for channel in std::mem::take(&mut self.channels) {
+        for channel in std::mem::take(&mut self.channels).0 {
             self.ctx.hub.unsubscribe(self.conn, &channel);
         }
         lock(&self.ctx.study).disconnect(self.conn, now.mono);
@@ -401,7 +412,11 @@ impl Session {
             ref_id.cloned(),
             now,
         );
-        if self.abuse.hit(now.mono) {
+        let config = &self.ctx.config;
+        let abuse = self.abuse.get_or_insert_with(|| {
+            Box::new(AbuseCounter::new(config.abuse_limit, config.abuse_window))
+        });
+        if abuse.hit(now.mono) {
             self.close(close_code::POLICY, "rate limit exceeded repeatedly");
         }
         false
@@ -436,10 +451,10 @@ impl Session {
                         return;
                     }
                     self.counted_user = Some(claims.sub.clone());
-                    self.claims = Some(claims);
+                    self.claims = Some(Box::new(claims));
                     self.welcome(now);
                 } else if self.claims.as_ref().is_some_and(|c| c.sub == claims.sub) {
-                    self.claims = Some(claims);
+                    self.claims = Some(Box::new(claims));
                     if let Some(id) = ref_id {
                         self.send_ack(id, now);
                     }
@@ -496,7 +511,7 @@ impl Session {
             .subscribe_silently(self.conn, &self.outbox, channel)
         {
             Ok(()) => {
-                self.channels.insert(channel.to_owned());
+                self.channels.insert(channel);
             }
             Err(err) => {
                 tracing::warn!(%err, channel, "could not subscribe to an automatic channel")
@@ -526,7 +541,7 @@ impl Session {
     fn principal(&self) -> Principal<'_> {
         Principal {
             auth_on: self.ctx.auth_enabled(),
-            claims: self.claims.as_ref(),
+            claims: self.claims.as_deref(),
             user: self.user.as_deref(),
         }
     }
@@ -654,7 +669,7 @@ impl Session {
             .hub
             .subscribe_silently(self.conn, &self.outbox, &channel)
             .map_err(|_| internal())?;
-        self.channels.insert(channel.clone());
+        self.channels.insert(&channel);
         self.ctx.publish_session_update(&channel, &start.topic, now);
         self.effects.push_back(Effect::StudyStarted {
             user_id: start.user_id.clone(),
@@ -711,7 +726,7 @@ impl Session {
                 now,
             )
             .map_err(|_| internal())?;
-        self.channels.insert(channel.to_owned());
+        self.channels.insert(channel);
         Ok(())
     }
 
@@ -796,6 +811,33 @@ impl Session {
         if let Some(frame) = self.ctx.frame(&payload, now) {
             self.push(frame, now);
         }
+    }
+}
+
+/// The channels of one connection: a sorted vector (a connection has a handful; a `BTreeSet`
+/// would cost a 288-byte node per idle connection).
+#[derive(Debug, Default)]
+struct ChannelSet(Vec<Box<str>>);
+
+impl ChannelSet {
+    fn insert(&mut self, channel: &str) {
+        if let Err(at) = self.0.binary_search_by(|c| (**c).cmp(channel)) {
+            self.0.insert(at, channel.into());
+        }
+    }
+
+    fn remove(&mut self, channel: &str) -> bool {
+        match self.0.binary_search_by(|c| (**c).cmp(channel)) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn contains(&self, channel: &str) -> bool {
+        self.0.binary_search_by(|c| (**c).cmp(channel)).is_ok()
     }
 }
 
