@@ -68,6 +68,12 @@ pub trait Broker: Send + Sync + 'static {
         now: Instant,
     ) -> Result<Publication, BrokerError>;
 
+    /// [`Broker::append`] for async callers: a remote broker waits on the network without
+    /// blocking the caller's thread. The default runs [`Broker::append`] at once.
+    fn append_async(&self, channel: &str, envelope: Envelope, now: Instant) -> AppendFuture {
+        Box::pin(std::future::ready(self.append(channel, envelope, now)))
+    }
+
     /// The channel's position, and the publications after `since` when history reaches back
     /// that far in the same epoch (`recovered`), in offset order.
     fn replay(
@@ -164,6 +170,10 @@ pub struct Delivery {
     /// The encoded frame, shared by every local subscriber.
     pub text: Utf8Bytes,
 }
+
+/// The future of [`Broker::append_async`].
+pub type AppendFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<Publication, BrokerError>> + Send>>;
 
 /// What a remote broker tells the hub.
 #[derive(Debug, Clone)]

@@ -2,13 +2,16 @@
 //! outbox holds in batches (feed every queued frame, flush once), and carries out effects.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use cerebrum_protocol::{Envelope, MessageId, encode};
-use futures_util::SinkExt;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite_error::is_capacity;
 
 use crate::clock::Now;
@@ -69,10 +72,12 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
         tokio::time::sleep_until(tokio::time::Instant::from_std(session.poll_timeout()));
     tokio::pin!(idle_timer);
     let mut first_batch = true;
+    // Publications on a remote broker on their way (allocated on the first one).
+    let mut in_flight: Option<Box<InFlight>> = None;
     tracing::debug!(connection = session.connection_id(), "connection opened");
     let end = loop {
         if session.has_effects()
-            && let Some(end) = Box::pin(carry_out(&app, &mut session)).await
+            && let Some(end) = Box::pin(carry_out(&app, &mut session, &mut in_flight)).await
         {
             break end;
         }
@@ -111,6 +116,13 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
                 }
             },
             () = outbox.notified() => true,
+            published = next_published(&mut in_flight) => {
+                published.answer(&mut session);
+                if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
+                    in_flight = None;
+                }
+                true
+            }
             () = &mut idle_timer => {
                 let now = Now::current();
                 let due = session.poll_timeout();
@@ -255,11 +267,77 @@ fn record_sent(app: &App, batch: &VecDeque<Frame>) {
     app.ctx.metrics.record_sent(&sent);
 }
 
+/// A publication a remote broker has taken (or refused).
+struct Published {
+    channel: String,
+    ack: Option<MessageId>,
+    result: Result<u64, crate::broker::BrokerError>,
+}
+
+impl Published {
+    /// Acks the frame, or answers `internal`.
+    fn answer(self, session: &mut Session) {
+        match self.result {
+            Ok(_) => {
+                if let Some(id) = self.ack {
+                    session.send_ack(id, Now::current());
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%err, channel = self.channel, "could not publish");
+                session.send_internal_error(self.ack, Now::current());
+            }
+        }
+    }
+}
+
+/// A connection's publications in flight to a remote broker, answered in the order they were
+/// sent (and submitted to the broker in that order: each is first polled in push order, and
+/// the broker's one multiplexed connection keeps it), so a connection publishing fast pays one
+/// round trip per batch, not per publication.
+type InFlight = FuturesOrdered<Pin<Box<dyn Future<Output = Published> + Send>>>;
+
+/// The next answered publication; pending for ever when none is in flight.
+async fn next_published(in_flight: &mut Option<Box<InFlight>>) -> Published {
+    match in_flight.as_mut() {
+        Some(queue) if !queue.is_empty() => match queue.next().await {
+            Some(published) => published,
+            None => std::future::pending().await,
+        },
+        _ => std::future::pending().await,
+    }
+}
+
 /// Carries out the session's effects; `Some` when the connection must end.
-async fn carry_out(app: &Arc<App>, session: &mut Session) -> Option<End> {
+async fn carry_out(
+    app: &Arc<App>,
+    session: &mut Session,
+    in_flight: &mut Option<Box<InFlight>>,
+) -> Option<End> {
     while let Some(effect) = session.poll_effect() {
         match effect {
             Effect::Close { code, reason } => return Some(End::Close(code, reason)),
+            Effect::Publish {
+                channel,
+                envelope,
+                ack,
+            } => {
+                let ctx = app.ctx.clone();
+                let publish = async move {
+                    let result = ctx
+                        .hub
+                        .publish_async(&channel, *envelope, Now::current())
+                        .await;
+                    Published {
+                        channel,
+                        ack,
+                        result,
+                    }
+                };
+                in_flight
+                    .get_or_insert_with(|| Box::new(FuturesOrdered::new()))
+                    .push_back(Box::pin(publish));
+            }
             Effect::FinishStudy {
                 user_id,
                 finished,

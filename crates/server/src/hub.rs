@@ -127,8 +127,10 @@ impl Hub {
         &self.shards[(self.hasher.hash_one(channel) as usize) % self.shards.len()]
     }
 
-    /// Whether `channel` goes through the remote broker.
-    fn is_remote(&self, channel: &str) -> bool {
+    /// Whether `channel` goes through a remote broker (whose calls wait on the network: async
+    /// callers use [`Hub::publish_async`]).
+    #[must_use]
+    pub fn is_remote(&self, channel: &str) -> bool {
         channel != SYSTEM_CHANNEL && self.broker.is_remote()
     }
 
@@ -314,6 +316,24 @@ impl Hub {
             }
         }
         Ok(publication.offset)
+    }
+
+    /// [`Hub::publish`] without blocking the caller's thread on a remote broker's network round
+    /// trip.
+    pub async fn publish_async(
+        &self,
+        channel: &str,
+        envelope: Envelope,
+        now: Now,
+    ) -> Result<u64, BrokerError> {
+        if self.is_remote(channel) {
+            let publication = self
+                .broker
+                .append_async(channel, envelope, now.mono)
+                .await?;
+            return Ok(publication.offset);
+        }
+        self.publish(channel, envelope, now)
     }
 
     /// Queues a publication a remote broker received to the channel's local subscribers that

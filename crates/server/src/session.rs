@@ -71,6 +71,16 @@ pub enum Effect {
         /// The topic being studied.
         topic: String,
     },
+    /// Publish on a channel of a remote broker (the broker call waits on the network), then
+    /// send `ack` for `ack` when set, or `internal` when the broker failed.
+    Publish {
+        /// The channel.
+        channel: String,
+        /// The publication, stamped.
+        envelope: Box<Envelope>,
+        /// The frame to acknowledge once the broker took it.
+        ack: Option<MessageId>,
+    },
     /// Send the user's pending notifications to this connection.
     DeliverPending {
         /// The user.
@@ -621,8 +631,7 @@ impl Session {
             _ => match envelope.channel() {
                 Some(channel) => {
                     let channel = channel.to_owned();
-                    self.publish(&channel, envelope, now).map_err(with_ref)?;
-                    Ok(Outcome::Done)
+                    self.publish(&channel, envelope, ack, now).map_err(with_ref)
                 }
                 None => Err(with_ref(error(
                     ErrorCode::UnknownType,
@@ -757,8 +766,9 @@ impl Session {
         &mut self,
         channel: &str,
         envelope: &Envelope,
+        ack: Option<MessageId>,
         now: Now,
-    ) -> Result<(), ErrorPayload> {
+    ) -> Result<Outcome, ErrorPayload> {
         if !self.principal().may_publish(channel) {
             return Err(error(
                 ErrorCode::Forbidden,
@@ -789,11 +799,21 @@ impl Session {
         if publication.message_id().is_none() {
             publication = publication.with_message_id(self.ctx.ids.next(now.unix_ms));
         }
+        if self.ctx.hub.is_remote(channel) {
+            // Through the network: the owner awaits the broker, then acks (or answers
+            // `internal`), before it reads the connection's next frame.
+            self.effects.push_back(Effect::Publish {
+                channel: channel.to_owned(),
+                envelope: Box::new(publication),
+                ack,
+            });
+            return Ok(Outcome::Deferred);
+        }
         self.ctx
             .hub
             .publish(channel, publication, now)
             .map_err(|_| internal())?;
-        Ok(())
+        Ok(Outcome::Done)
     }
 
     fn protocol_error(&mut self, err: &ProtocolError, ref_id: Option<MessageId>, now: Now) {

@@ -305,19 +305,29 @@ impl Inner {
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, BrokerError> {
         let timeout = self.config.op_timeout;
-        let run = || {
-            self.handle
-                .block_on(async move { tokio::time::timeout(timeout, call).await })
-        };
-        let outcome = match Handle::try_current() {
+        let outcome = self.wait(async move {
+            Ok(tokio::time::timeout(timeout, call)
+                .await
+                .unwrap_or_else(|_| Err(timed_out())))
+        })?;
+        self.settle(what, outcome)
+    }
+
+    /// Drives `future` to completion from synchronous code: on a multi-thread runtime's worker
+    /// the worker's other tasks move to another thread meanwhile (`block_in_place`).
+    fn wait<T>(
+        &self,
+        future: impl Future<Output = Result<T, BrokerError>>,
+    ) -> Result<T, BrokerError> {
+        let run = || self.handle.block_on(future);
+        match Handle::try_current() {
             Ok(current) if current.runtime_flavor() == RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(run)
             }
             // A current-thread runtime cannot be blocked on: refuse rather than panic.
-            Ok(_) => return Err(BrokerError::Unavailable),
+            Ok(_) => Err(BrokerError::Unavailable),
             Err(_) => run(),
-        };
-        self.settle(what, outcome.unwrap_or_else(|_| Err(timed_out())))
+        }
     }
 
     /// Records the health a call showed.
@@ -409,6 +419,44 @@ fn timed_out() -> redis::RedisError {
     (redis::ErrorKind::Io, "Redis call timed out").into()
 }
 
+/// Gives `envelope` the channel's next offset, keeps it in the history and publishes it to
+/// every node, in one script.
+async fn append(
+    inner: Arc<Inner>,
+    channel: String,
+    envelope: Envelope,
+    now: Instant,
+) -> Result<Publication, BrokerError> {
+    let envelope = envelope.with_channel(&channel)?.with_offset(OFFSET_MARK);
+    let text = encode(&envelope);
+    let (head, tail) = frame_parts(&text).ok_or(BrokerError::Unavailable)?;
+    let publish = if inner.sharded { "SPUBLISH" } else { "PUBLISH" };
+    let mut invocation = inner.scripts.append.prepare_invoke();
+    invocation
+        .key(meta_key(&channel))
+        .key(hist_key(&channel))
+        .arg(head)
+        .arg(tail)
+        .arg(inner.config.history_size)
+        .arg(millis(inner.config.history_ttl))
+        .arg(channel_key(&channel))
+        .arg(new_epoch())
+        .arg(publish)
+        .arg(unix_ms());
+    let mut conn = inner.conn();
+    let result: redis::RedisResult<(u64, String)> =
+        tokio::time::timeout(inner.config.op_timeout, invocation.invoke_async(&mut conn))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
+    let (offset, _epoch) = inner.settle("append", result)?;
+    Ok(Publication {
+        channel: Arc::from(channel.as_str()),
+        offset,
+        text: Utf8Bytes::from(format!("{head}{offset}{tail}")),
+        at: now,
+    })
+}
+
 /// Splits the encoded frame around the offset mark: the script writes the offset between.
 fn frame_parts(text: &str) -> Option<(&str, &str)> {
     let key = ",\"offset\":";
@@ -424,36 +472,22 @@ impl Broker for RedisBroker {
         envelope: Envelope,
         now: Instant,
     ) -> Result<Publication, BrokerError> {
-        let inner = &self.inner;
-        let envelope = envelope.with_channel(channel)?.with_offset(OFFSET_MARK);
-        let text = encode(&envelope);
-        let (head, tail) = frame_parts(&text).ok_or(BrokerError::Unavailable)?;
-        let publish = if inner.sharded { "SPUBLISH" } else { "PUBLISH" };
-        let mut invocation = inner.scripts.append.prepare_invoke();
-        invocation
-            .key(meta_key(channel))
-            .key(hist_key(channel))
-            .arg(head)
-            .arg(tail)
-            .arg(inner.config.history_size)
-            .arg(millis(inner.config.history_ttl))
-            .arg(channel_key(channel))
-            .arg(new_epoch())
-            .arg(publish)
-            .arg(unix_ms());
-        let mut conn = inner.conn();
-        let (offset, _epoch): (u64, String) =
-            inner.block(
-                "append",
-                async move { invocation.invoke_async(&mut conn).await },
-            )?;
-        let text = format!("{head}{offset}{tail}");
-        Ok(Publication {
-            channel: Arc::from(channel),
-            offset,
-            text: Utf8Bytes::from(text),
-            at: now,
-        })
+        let append = append(self.inner.clone(), channel.to_owned(), envelope, now);
+        self.inner.wait(append)
+    }
+
+    fn append_async(
+        &self,
+        channel: &str,
+        envelope: Envelope,
+        now: Instant,
+    ) -> crate::broker::AppendFuture {
+        Box::pin(append(
+            self.inner.clone(),
+            channel.to_owned(),
+            envelope,
+            now,
+        ))
     }
 
     fn replay(
