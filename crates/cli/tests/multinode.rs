@@ -260,6 +260,21 @@ async fn three_nodes_share_publications_presence_notifications_and_metrics() {
         assert_ne!(first["payload"], second["payload"]);
     }
 
+    // A publication that asks for an ack is acked once Redis has it, and delivered everywhere.
+    let mut acked = chat("chat:lobby", "acked");
+    acked["messageId"] = json!("m-acked-1");
+    acked["ack"] = json!(true);
+    c.send(acked).await;
+    let ack = c.next_of("ack").await;
+    assert_eq!(ack["payload"]["messageId"], "m-acked-1");
+    // (The publisher's own copy may come before or after its ack: not checked.)
+    for client in [&mut a, &mut b] {
+        let frame = client
+            .next_where("chat.msg", |m| m["payload"]["text"] == "acked")
+            .await;
+        assert_eq!(frame["offset"], 3);
+    }
+
     // Presence: a classmate on another node joins the same topic.
     a.send(json!({ "type": "study_session_start", "payload": { "userId": "ana", "topic": "Genetics" } }))
         .await;
