@@ -242,7 +242,8 @@ async fn redis_down_fails_fast_and_the_broker_recovers_after_a_restart() {
         matches!(failed, Err(BrokerError::Unavailable)),
         "{failed:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Refused within the call timeout (2 s), not after TCP's own minutes: a generous bound.
+    assert!(started.elapsed() < Duration::from_secs(15));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!broker.is_healthy());
     redis.restart().unwrap();
