@@ -220,6 +220,14 @@ fn parse(args: &[String]) -> Result<Cli, Error> {
     }
 }
 
+/// The command line as typed, for the documents the benchmarks write.
+fn typed_command(args: &[String]) -> String {
+    std::iter::once("cargo xtask")
+        .chain(args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The workspace root: `--root`, else `$XTASK_ROOT`, else the parent of this
 /// crate's directory (as `cargo run` reports it at run time).
 fn resolve_root(root: Option<PathBuf>) -> Result<PathBuf, Error> {
@@ -257,20 +265,14 @@ fn run(args: &[String]) -> Result<(), Error> {
             root,
             args: bench_args,
         } => {
-            let typed = std::iter::once("cargo xtask")
-                .chain(args.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let typed = typed_command(args);
             bench::run(&resolve_root(root)?, &bench_args, &typed)
         }
         Cli::BenchCluster {
             root,
             args: cluster,
         } => {
-            let typed = std::iter::once("cargo xtask")
-                .chain(args.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let typed = typed_command(args);
             bench_cluster::run(&resolve_root(root)?, &cluster, &typed)
         }
     }

@@ -451,6 +451,13 @@ mod tests {
             .collect()
     }
 
+    fn offsets_of(frames: &[String]) -> Vec<u64> {
+        frames
+            .iter()
+            .map(|t| cerebrum_protocol::decode(t).unwrap().offset().unwrap())
+            .collect()
+    }
+
     #[test]
     fn publication_bytes_are_shared_by_every_subscriber() {
         let hub = hub();
@@ -494,10 +501,7 @@ mod tests {
             .unwrap();
         let frames = texts(&resumed);
         assert!(frames[0].contains(r#""type":"subscribed""#));
-        let offsets: Vec<u64> = frames[1..]
-            .iter()
-            .map(|t| cerebrum_protocol::decode(t).unwrap().offset().unwrap())
-            .collect();
+        let offsets = offsets_of(&frames[1..]);
         assert_eq!(offsets, vec![3, 4, 5, 6]);
     }
 
@@ -624,15 +628,9 @@ mod tests {
             .unwrap();
         let frames = texts(&late);
         assert!(frames[0].contains(r#""type":"subscribed""#));
-        let offsets: Vec<u64> = frames[1..]
-            .iter()
-            .map(|t| cerebrum_protocol::decode(t).unwrap().offset().unwrap())
-            .collect();
+        let offsets = offsets_of(&frames[1..]);
         assert_eq!(offsets, vec![2, 3, 4, 5]);
-        let early_offsets: Vec<u64> = texts(&early)[1..]
-            .iter()
-            .map(|t| cerebrum_protocol::decode(t).unwrap().offset().unwrap())
-            .collect();
+        let early_offsets = offsets_of(&texts(&early)[1..]);
         assert_eq!(early_offsets, vec![1, 2, 3, 4, 5]);
         // One watch per local subscriber, one unwatch per leave.
         assert_eq!(remote.watches.load(Ordering::Relaxed), 2);

@@ -270,30 +270,12 @@ fn record(
         .map(|row| Ok((row.try_get::<_, i64>(0)?, row.try_get::<_, f64>(1)?)))
         .collect::<Result<Vec<_>, ::postgres::Error>>()
         .map_err(|err| corrupt(&err))?;
-    let today_hours = days
-        .iter()
-        .find(|(day, _)| *day == today)
-        .map_or(0.0, |(_, h)| *h);
-    let mut streak = 0u32;
-    if let Some((first, _)) = days.first()
-        && (*first == today || *first == today - 1)
-    {
-        let mut expected = *first;
-        for (day, _) in &days {
-            if *day == expected {
-                streak += 1;
-                expected -= 1;
-            } else {
-                break;
-            }
-        }
-    }
-    Ok(StudyRecord {
+    Ok(StudyRecord::from_days(
         total_hours,
-        today_hours,
         last_session_secs,
-        streak,
-    })
+        &days,
+        today,
+    ))
 }
 
 fn payloads(rows: &[Row]) -> Result<Vec<Notification>, StoreError> {

@@ -150,30 +150,12 @@ fn record(conn: &Connection, user_id: &str, now_ms: u64) -> Result<StudyRecord, 
         .map_err(db)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(db)?;
-    let today_hours = days
-        .iter()
-        .find(|(day, _)| *day == today)
-        .map_or(0.0, |(_, h)| *h);
-    let mut streak = 0u32;
-    if let Some((first, _)) = days.first()
-        && (*first == today || *first == today - 1)
-    {
-        let mut expected = *first;
-        for (day, _) in &days {
-            if *day == expected {
-                streak += 1;
-                expected -= 1;
-            } else {
-                break;
-            }
-        }
-    }
-    Ok(StudyRecord {
+    Ok(StudyRecord::from_days(
         total_hours,
-        today_hours,
         last_session_secs,
-        streak,
-    })
+        &days,
+        today,
+    ))
 }
 
 impl Store for SqliteStore {

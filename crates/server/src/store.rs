@@ -63,6 +63,51 @@ impl StudyRecord {
     }
 }
 
+impl StudyRecord {
+    /// The record from its stored parts: `days` holds (UTC day, hours) pairs, newest first;
+    /// today's hours are those of `today`, and the streak counts consecutive days back from
+    /// today or yesterday (the same rule for every store).
+    ///
+    /// ```
+    /// use cerebrum_server::store::StudyRecord;
+    /// let record = StudyRecord::from_days(5.0, 600.0, &[(100, 1.0), (99, 2.0), (97, 2.0)], 100);
+    /// assert_eq!((record.today_hours, record.streak), (1.0, 2));
+    /// assert_eq!(StudyRecord::from_days(5.0, 600.0, &[(98, 1.0)], 100).streak, 0);
+    /// ```
+    #[must_use]
+    pub fn from_days(
+        total_hours: f64,
+        last_session_secs: f64,
+        days: &[(i64, f64)],
+        today: i64,
+    ) -> Self {
+        let today_hours = days
+            .iter()
+            .find(|(day, _)| *day == today)
+            .map_or(0.0, |(_, h)| *h);
+        let mut streak = 0u32;
+        if let Some((first, _)) = days.first()
+            && (*first == today || *first == today - 1)
+        {
+            let mut expected = *first;
+            for (day, _) in days {
+                if *day == expected {
+                    streak += 1;
+                    expected -= 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        Self {
+            total_hours,
+            today_hours,
+            last_session_secs,
+            streak,
+        }
+    }
+}
+
 /// The UTC day number (days since the Unix epoch) of `unix_ms`.
 #[must_use]
 pub fn utc_day(unix_ms: u64) -> i64 {
