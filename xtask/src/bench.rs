@@ -495,14 +495,16 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// How to start a built server.
 #[derive(Debug, Clone)]
-struct Launch {
-    server: Server,
-    program: PathBuf,
-    args: Vec<OsString>,
+pub(crate) struct Launch {
+    pub(crate) server: Server,
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<OsString>,
+    /// Flags appended after `cerebrum serve`'s own (ours only), e.g. `--redis URL`.
+    pub(crate) serve_args: Vec<OsString>,
 }
 
 /// A started server; stopped when dropped.
-struct Running {
+pub(crate) struct Running {
     server: Server,
     child: Child,
     url: String,
@@ -514,9 +516,15 @@ struct Running {
 impl Launch {
     /// Starts the server for run `run` and waits until it accepts connections.
     fn start(&self, target: &Path, run: usize) -> Result<Running, String> {
+        self.start_named(target, &format!("{}-run{run}", self.server.name()))
+    }
+
+    /// Starts the server with its log and data directory named `name` (unique per running
+    /// server) and waits until it accepts connections.
+    pub(crate) fn start_named(&self, target: &Path, name: &str) -> Result<Running, String> {
         let logs = target.join("bench-logs");
         fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-        let log = logs.join(format!("{}-run{run}.log", self.server.name()));
+        let log = logs.join(format!("{name}.log"));
         let log_file =
             fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         // Raise the open-files limit to the hard limit, keeping the pid (`exec`).
@@ -531,7 +539,7 @@ impl Launch {
             .stderr(log_file);
         let (data_dir, port) = match self.server {
             Server::Ours => {
-                let dir = target.join("bench-data").join(format!("ours-run{run}"));
+                let dir = target.join("bench-data").join(name);
                 let _ = fs::remove_dir_all(&dir);
                 fs::create_dir_all(&dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -539,6 +547,7 @@ impl Launch {
                     .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0"])
                     .arg("--data-dir")
                     .arg(&dir)
+                    .args(&self.serve_args)
                     .stdout(Stdio::piped());
                 (Some(dir), None)
             }
@@ -594,7 +603,12 @@ fn last_log_line(path: &Path) -> String {
 }
 
 impl Running {
-    fn pid(&self) -> u32 {
+    /// The server's WebSocket URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -949,6 +963,7 @@ fn build_node_ws(shared: &Path, target: &Path) -> Result<Launch, String> {
         server: Server::NodeWs,
         program: PathBuf::from("node"),
         args: vec![dest.join("server.js").into_os_string()],
+        serve_args: Vec::new(),
     })
 }
 
@@ -970,6 +985,7 @@ fn build_rust_raw(shared: &Path, target: &Path) -> Result<Launch, String> {
             server: Server::RustRaw,
             program: binary,
             args: Vec::new(),
+            serve_args: Vec::new(),
         })
     } else {
         Err(format!("built, but there is no {}", binary.display()))
@@ -1133,6 +1149,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs, command: &str) -> Result<(), Er
         server: Server::Ours,
         program: cerebrum.clone(),
         args: Vec::new(),
+        serve_args: Vec::new(),
     })];
     if args.peers {
         launches.push(build_node_ws(&shared, &target).map_err(|e| (Server::NodeWs, e)));
@@ -1431,6 +1448,7 @@ mod tests {
             server: Server::RustRaw,
             program: PathBuf::from("false"),
             args: Vec::new(),
+            serve_args: Vec::new(),
         };
         let target = std::env::temp_dir().join(format!("xtask-bench-early-{}", std::process::id()));
         let err = launch.start(&target, 1).err().unwrap();

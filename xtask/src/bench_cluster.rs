@@ -5,9 +5,8 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cerebrum_testkit::redis::RedisServer;
@@ -54,64 +53,6 @@ impl Layout {
             (true, 1) => "1 node on Redis".to_owned(),
             (true, n) => format!("{n} nodes on Redis"),
         }
-    }
-}
-
-/// A started `cerebrum serve`.
-struct Node {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Node {
-    fn start(cerebrum: &Path, redis: Option<&str>, log: &Path) -> Result<Self, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-        let log_file = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg("ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; exec \"$@\"")
-            .arg("sh")
-            .arg(cerebrum)
-            .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0"])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(redis.map(|url| ["--redis", url]).into_iter().flatten())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file);
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", cerebrum.display()))?;
-        let mut line = String::new();
-        let read = child
-            .stdout
-            .take()
-            .map(|out| BufReader::new(out).read_line(&mut line));
-        let Some(url) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            return Err(format!(
-                "the server did not print its listening line ({read:?}); see {}",
-                log.display()
-            ));
-        };
-        Ok(Self {
-            child,
-            url,
-            _dir: dir,
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -162,28 +103,35 @@ fn run_once(
     layout: Layout,
     redis: Option<&RedisServer>,
     quick: bool,
-    logs: &Path,
+    target: &Path,
     run: usize,
 ) -> Result<Figures, String> {
-    let url = redis.map(RedisServer::url);
+    let launch = bench::Launch {
+        server: bench::Server::Ours,
+        program: cerebrum.to_owned(),
+        args: Vec::new(),
+        serve_args: redis
+            .map(|r| vec!["--redis".into(), r.url().into()])
+            .unwrap_or_default(),
+    };
     let mut nodes = Vec::new();
     for n in 0..layout.nodes {
-        let log = logs.join(format!(
-            "cluster-{}-{}n-run{run}-node{n}.log",
+        let name = format!(
+            "cluster-{}-{}n-run{run}-node{n}",
             if layout.redis { "redis" } else { "memory" },
             layout.nodes
-        ));
-        nodes.push(Node::start(cerebrum, url.as_deref(), &log)?);
+        );
+        nodes.push(launch.start_named(target, &name)?);
     }
-    let mut pids: Vec<u32> = nodes.iter().map(Node::pid).collect();
+    let mut pids: Vec<u32> = nodes.iter().map(bench::Running::pid).collect();
     if let Some(redis_pid) = redis.and_then(|r| r.pid()) {
         pids.push(redis_pid);
     }
     let before: f64 = pids.iter().filter_map(|p| cpu_seconds(*p)).sum();
     let mut command = Command::new(cerebrum);
-    command.args(["bench", "--url", &nodes[0].url]);
+    command.args(["bench", "--url", nodes[0].url()]);
     for node in &nodes[1..] {
-        command.args(["--node", &node.url]);
+        command.args(["--node", node.url()]);
     }
     command.args(fanout_args(quick));
     let output = command
@@ -237,8 +185,6 @@ pub(crate) fn run(root: &Path, args: &ClusterArgs, command_line: &str) -> Result
             "redis-server is needed (apt-get install redis-server)".into(),
         ));
     };
-    let logs = target.join("bench-logs");
-    fs::create_dir_all(&logs).map_err(|e| Error::Failed(format!("{}: {e}", logs.display())))?;
     let layouts = [
         Layout {
             nodes: 1,
@@ -263,7 +209,7 @@ pub(crate) fn run(root: &Path, args: &ClusterArgs, command_line: &str) -> Result
         let mut figures = Vec::new();
         for run in 1..=args.runs {
             let redis = layout.redis.then_some(&redis);
-            match run_once(&cerebrum, layout, redis, args.quick, &logs, run) {
+            match run_once(&cerebrum, layout, redis, args.quick, &target, run) {
                 Ok(f) => {
                     println!(
                         "==> bench-cluster: {} run {run}: {:.0} deliveries/s, lost {}, p99 {:.2} ms",

@@ -17,7 +17,7 @@ use ::postgres::{Client, Config, GenericClient, NoTls, Row};
 use cerebrum_protocol::Notification;
 
 use crate::outbox::lock;
-use crate::store::{Store, StoreError, StudyRecord, utc_day};
+use crate::store::{Store, StoreError, StudyRecord, session_length, utc_day};
 
 /// Connections of the pool by default.
 pub const DEFAULT_POOL_SIZE: usize = 4;
@@ -294,12 +294,7 @@ impl Store for PostgresStore {
         duration_secs: f64,
         ended_ms: u64,
     ) -> Result<StudyRecord, StoreError> {
-        let duration_secs = if duration_secs.is_finite() {
-            duration_secs.max(0.0)
-        } else {
-            0.0
-        };
-        let hours = duration_secs / 3600.0;
+        let (duration_secs, hours) = session_length(duration_secs);
         self.pool.with(|client| {
             let mut tx = client.transaction().map_err(|err| db(&err))?;
             tx.execute(

@@ -8,7 +8,7 @@ use cerebrum_protocol::Notification;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::outbox::lock;
-use crate::store::{Store, StoreError, StudyRecord, utc_day};
+use crate::store::{Store, StoreError, StudyRecord, session_length, utc_day};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "cerebrum.sqlite3";
@@ -165,12 +165,7 @@ impl Store for SqliteStore {
         duration_secs: f64,
         ended_ms: u64,
     ) -> Result<StudyRecord, StoreError> {
-        let duration_secs = if duration_secs.is_finite() {
-            duration_secs.max(0.0)
-        } else {
-            0.0
-        };
-        let hours = duration_secs / 3600.0;
+        let (duration_secs, hours) = session_length(duration_secs);
         let mut conn = lock(&self.conn);
         let tx = conn.transaction().map_err(db)?;
         let ended = i64::try_from(ended_ms).unwrap_or(i64::MAX);

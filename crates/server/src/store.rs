@@ -108,6 +108,25 @@ impl StudyRecord {
     }
 }
 
+/// A finished session's length as stored: negative or non-finite durations count as 0 (the
+/// same rule for every store). Returns the seconds and the hours.
+///
+/// ```
+/// use cerebrum_server::store::session_length;
+/// assert_eq!(session_length(5400.0), (5400.0, 1.5));
+/// assert_eq!(session_length(f64::NAN), (0.0, 0.0));
+/// assert_eq!(session_length(-3.0), (0.0, 0.0));
+/// ```
+#[must_use]
+pub fn session_length(duration_secs: f64) -> (f64, f64) {
+    let secs = if duration_secs.is_finite() {
+        duration_secs.max(0.0)
+    } else {
+        0.0
+    };
+    (secs, secs / 3600.0)
+}
+
 /// The UTC day number (days since the Unix epoch) of `unix_ms`.
 #[must_use]
 pub fn utc_day(unix_ms: u64) -> i64 {
