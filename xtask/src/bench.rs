@@ -753,6 +753,36 @@ fn collect<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Stri
     })
 }
 
+/// Runs the load generator (stdout and stderr piped) for at most `budget`: its exit status
+/// (`None` when it was killed at the deadline), stdout and stderr.
+fn run_within(
+    command: &mut Command,
+    budget: Duration,
+) -> Result<(Option<ExitStatus>, String, String), String> {
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("could not start the load generator: {e}"))?;
+    let stdout = collect(child.stdout.take());
+    let stderr = collect(child.stderr.take());
+    let deadline = Instant::now() + budget;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    Ok((
+        status,
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    ))
+}
+
 /// The load generator's command line for `spec` against `url`, `pid`.
 fn bench_command(cerebrum: &Path, url: &str, pid: u32, spec: &ScenarioSpec) -> Command {
     let mut command = Command::new(cerebrum);
@@ -768,28 +798,11 @@ fn run_scenario(cerebrum: &Path, running: &mut Running, spec: &ScenarioSpec) -> 
         return Err(format!("before the scenario: {why}"));
     }
     let mut command = bench_command(cerebrum, &running.url, running.pid(), spec);
-    let mut child = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not start the load generator: {e}"))?;
-    let stdout = collect(child.stdout.take());
-    let stderr = collect(child.stderr.take());
-    let deadline = Instant::now() + spec.budget;
-    let status: Option<ExitStatus> = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
+        .stderr(Stdio::piped());
+    let (status, stdout, stderr) = run_within(&mut command, spec.budget)?;
     let server_gone = running.exited();
     let Some(status) = status else {
         return Err(format!(
@@ -840,25 +853,7 @@ fn run_storm(cerebrum: &Path, target: &Path, run: usize, spec: &ScenarioSpec) ->
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("could not start the load generator: {e}"))?;
-    let stdout = collect(child.stdout.take());
-    let stderr = collect(child.stderr.take());
-    let deadline = Instant::now() + spec.budget;
-    let status: Option<ExitStatus> = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
+    let (status, stdout, stderr) = run_within(&mut command, spec.budget)?;
     let _ = fs::remove_dir_all(&dir);
     match status {
         None => Err(format!(
