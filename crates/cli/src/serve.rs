@@ -335,38 +335,64 @@ async fn serve(config: ServerConfig) -> Result<(), cerebrum_server::ServerError>
         tracing::info!("the admin API (/api/*) is off: set --admin-token to enable it");
     }
     tracing::info!(?config, "starting");
+    // The handlers are in place before the `listening on` line: a SIGTERM sent as soon as that
+    // line is read must drain and exit 0, not kill the process.
+    let signals = Signals::register();
     let server = Server::bind(config).await?;
     println!("listening on {}", server.ws_url());
     let _ = std::io::stdout().flush();
     tracing::info!(url = %server.ws_url(), "accepting connections");
     let handle = server.shutdown_handle();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down: closing connections (1001), draining up to 10 s");
         handle.shutdown();
     });
     server.wait().await
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, registered up front.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                streams: signal(SignalKind::interrupt())
+                    .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                    .ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            match self.streams {
+                Some((mut int, mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
