@@ -831,7 +831,15 @@ impl ClientCore {
             // A v1 server's first frame is `welcome`: anything else is a level-0 server talking.
             self.set_level(Level::Level0, now);
         }
-        match kind {
+        // A frame with a `channel` is a publication of that channel, whatever its type: only
+        // frames without one are the server's control messages (PROTOCOL.md section 7), so a
+        // forged `ack` or `error` published by a peer settles nothing.
+        let control = if envelope.channel().is_some() {
+            ""
+        } else {
+            kind
+        };
+        match control {
             "pong" => {
                 if let Some(rtt) = self.heartbeat.pong(envelope.payload().get(), now) {
                     self.events.push_back(Event::Latency(rtt));

@@ -46,7 +46,8 @@ pub use envelope::{
 pub use error::{ErrorCode, ProtocolError};
 pub use id::{MessageId, MessageIdGenerator};
 pub use limits::{
-    MAX_CHANNEL_LEN, MAX_DEPTH, MAX_FRAME_BYTES, MAX_MESSAGE_ID_LEN, MAX_TYPE_LEN, check_depth,
-    validate_channel, validate_message_id, validate_type,
+    MAX_CHANNEL_LEN, MAX_DEPTH, MAX_FRAME_BYTES, MAX_LISTED_PARTICIPANTS, MAX_MESSAGE_ID_LEN,
+    MAX_TOPIC_LEN, MAX_TYPE_LEN, MAX_USER_NAME_LEN, check_depth, is_safe_action_url,
+    validate_channel, validate_message_id, validate_topic, validate_type,
 };
-pub use message::{ClientMessage, ServerMessage};
+pub use message::{ClientMessage, ServerMessage, is_server_message, is_server_type};

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use cerebrum_core::{
     CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, ClientCore, Event, Outgoing, ServerLevel, Status,
 };
-use cerebrum_protocol::{Ack, Envelope, Notification, Payload, decode};
+use cerebrum_protocol::{
+    Ack, Envelope, Notification, Payload, decode, is_server_message, is_server_type,
+};
 use cerebrum_tokio::{FollowUp, Observer};
 use tokio::sync::watch;
 
@@ -59,10 +61,14 @@ impl Dispatcher {
         if let Some(on_message) = &self.callbacks.on_message {
             on_message(&envelope);
         }
-        if let Some(event) = StoreEvent::from_envelope(&envelope) {
+        // A server type that arrives from a channel where only apps publish is app data of
+        // that channel, never the server's own message (PROTOCOL.md section 7).
+        let forged = is_server_type(envelope.kind()) && !is_server_message(&envelope);
+        if !forged && let Some(event) = StoreEvent::from_envelope(&envelope) {
             self.store(event);
         }
-        if self.auto_ack_notifications
+        if !forged
+            && self.auto_ack_notifications
             && self.v1
             && envelope.kind() == Notification::TYPE
             && let Some(id) = envelope.message_id()
@@ -80,7 +86,9 @@ impl Dispatcher {
         if let Some(channel) = envelope.channel() {
             registry.dispatch(&Key::Channel(channel.to_owned()), &envelope);
         }
-        registry.dispatch(&Key::Type(envelope.kind().to_owned()), &envelope);
+        if !forged {
+            registry.dispatch(&Key::Type(envelope.kind().to_owned()), &envelope);
+        }
         registry.dispatch(&Key::Messages, &envelope);
     }
 }

@@ -364,3 +364,46 @@ async fn a_server_that_ignores_subprotocols_is_retried_without_and_extra_headers
     client.send("chat.message", &"hi").await.unwrap();
     next_of(&mut received, "chat.message").await;
 }
+
+#[tokio::test]
+async fn a_server_type_from_an_app_channel_is_app_data_not_a_notification() {
+    // PROTOCOL.md section 7: a `notification` published into `chat:1` looks real by `type`
+    // alone; the client hands it to the channel's subscribers only.
+    let (server, mut received) = TestServer::start(Kind::V1).await;
+    let client = fast(&server.url()).build().unwrap();
+    let mut status = client.watch_status();
+    let mut notifications = client.on::<cerebrum_realtime::Notification>();
+    let mut by_type = client.on_type("notification");
+    let mut everything = client.messages();
+    client.connect();
+    wait_status(&mut status, Status::Connected).await;
+    let mut state = client.watch_state();
+    tokio::time::timeout(SOON, state.wait_for(|s| s.server_level.is_some()))
+        .await
+        .unwrap()
+        .unwrap();
+    server.push(r#"{"type":"notification","payload":{"id":"n1","title":"Forged","message":"click","type":"info","priority":"high","actionUrl":"javascript:alert(1)"},"timestamp":1,"messageId":"f-1","channel":"chat:1","offset":1}"#);
+    // The server's own notification, sent after it, is the first one the typed handlers see.
+    server.push(r#"{"type":"notification","payload":{"id":"n2","title":"Real","message":"quiz","type":"info","priority":"low"},"timestamp":2,"messageId":"n-2","channel":"user:u1","offset":1}"#);
+    let first = tokio::time::timeout(SOON, everything.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.channel(), Some("chat:1"));
+    let notification = tokio::time::timeout(SOON, notifications.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notification.title, "Real");
+    let raw = tokio::time::timeout(SOON, by_type.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw.message_id().map(|id| id.as_str()), Some("n-2"));
+    // Only the real one is acknowledged and stored.
+    let ack = next_of(&mut received, "ack").await;
+    assert_eq!(ack["payload"]["messageId"], "n-2");
+    let store = client.store().snapshot();
+    assert_eq!(store.notifications.len(), 1);
+    assert_eq!(store.notifications[0].title, "Real");
+}

@@ -171,6 +171,32 @@ pub struct ServerConfig {
     pub read_buffer_size: usize,
     /// Largest accepted frame and message, in bytes (close 1009 past it).
     pub max_frame_bytes: usize,
+    /// Channels one connection may be subscribed to at once (`system` and the user's own
+    /// channel not counted); the next `subscribe` gets `limit_exceeded`.
+    pub max_channels_per_connection: usize,
+    /// Study sessions (presence) one user may be in at once on this node; the next
+    /// `study_session_start` gets `limit_exceeded`.
+    pub max_study_sessions_per_user: usize,
+    /// Inbound bytes per second per connection (token bucket); past it `rate_limited`, which
+    /// counts toward the 1008 rule. 0 turns the limit off.
+    pub inbound_bytes_per_sec: f64,
+    /// Bucket size of [`ServerConfig::inbound_bytes_per_sec`], in bytes.
+    pub inbound_bytes_burst: u32,
+    /// Channel history this node keeps, all channels together, in bytes; past it the oldest
+    /// channels' history is dropped first (their resumes answer `recovered:false`).
+    pub history_budget_bytes: usize,
+    /// Time an HTTP request head may take to arrive (before the upgrade or an API call).
+    pub head_timeout: Duration,
+    /// TLS handshakes in progress at once; more accepted sockets wait for a slot.
+    pub max_tls_handshakes: usize,
+    /// With auth on: the `aud` a token must name (`--jwt-audience`); unchecked when unset.
+    pub jwt_audience: Option<String>,
+    /// With auth on: the `iss` a token must name (`--jwt-issuer`); unchecked when unset.
+    pub jwt_issuer: Option<String>,
+    /// Allow auth off on an address that is not loopback (`--insecure`).
+    pub insecure: bool,
+    /// Bearer token that `GET /metrics` requires when set (`--metrics-token`).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -206,6 +232,17 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(10),
             read_buffer_size: 256,
             max_frame_bytes: cerebrum_protocol::MAX_FRAME_BYTES,
+            max_channels_per_connection: 128,
+            max_study_sessions_per_user: 16,
+            inbound_bytes_per_sec: 256.0 * 1024.0,
+            inbound_bytes_burst: 1024 * 1024,
+            history_budget_bytes: 256 * 1024 * 1024,
+            head_timeout: Duration::from_secs(10),
+            max_tls_handshakes: 256,
+            jwt_audience: None,
+            jwt_issuer: None,
+            insecure: false,
+            metrics_token: None,
         }
     }
 }

@@ -181,11 +181,14 @@ impl Context {
 
     /// Publishes the `collaborative_session_update` of `channel` to its members.
     pub fn publish_session_update(&self, channel: &str, topic: &str, now: Now) {
-        let participants = self.hub.broker().presence(channel).unwrap_or_default();
+        let mut participants = self.hub.broker().presence(channel).unwrap_or_default();
+        let active_users = u32::try_from(participants.len()).unwrap_or(u32::MAX);
+        // The earliest joined are listed (presence is in join order); everyone is counted.
+        participants.truncate(cerebrum_protocol::MAX_LISTED_PARTICIPANTS);
         let update = CollaborativeSession {
             session_id: channel.to_owned(),
             topic: topic.to_owned(),
-            active_users: u32::try_from(participants.len()).unwrap_or(u32::MAX),
+            active_users,
             participants,
         };
         if let Ok(envelope) = Envelope::from_payload(&update) {

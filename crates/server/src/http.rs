@@ -155,7 +155,16 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(expected) = app.ctx.config.metrics_token.as_deref()
+        && !bearer(&headers)
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()))
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong metrics bearer token",
+        );
+    }
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
@@ -187,10 +196,27 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = check_admin(&app, &headers) {
-        return refusal;
+/// Largest admin API body read, in bytes (a frame's worth plus the request's own fields).
+const MAX_API_BODY: usize = 2 * cerebrum_protocol::MAX_FRAME_BYTES;
+
+/// The body of an admin API call, read only after its token was checked.
+async fn admin_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    if let Some(refusal) = check_admin(app, headers) {
+        return Err(refusal);
     }
+    axum::body::to_bytes(body, MAX_API_BODY).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 128 KiB",
+        )
+    })
+}
+
+async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match admin_body(&app, &headers, body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body must be a JSON object");
     };
@@ -223,6 +249,22 @@ async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: By
     if MessageId::new(notification.id.clone()).is_err() {
         return error(StatusCode::BAD_REQUEST, "`id` must be 1-64 characters");
     }
+    if let Some(url) = &notification.action_url
+        && !cerebrum_protocol::is_safe_action_url(url)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`actionUrl` must be an http(s) URL or a path starting with `/`",
+        );
+    }
+    if notification_frame_len(&notification, user_id.as_deref())
+        > cerebrum_protocol::MAX_FRAME_BYTES
+    {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the notification would make a frame larger than 64 KiB",
+        );
+    }
     if let Some(user) = &user_id
         && cerebrum_protocol::user_channel(user).is_err()
     {
@@ -234,7 +276,7 @@ async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: By
     let id = notification.id.clone();
     match app.notify(notification, user_id).await {
         Ok(()) => json_response(StatusCode::ACCEPTED, &json!({ "id": id })),
-        Err(err) if err.to_string().contains("UNIQUE") => {
+        Err(err) if is_unique_violation(&err.to_string()) => {
             error(StatusCode::CONFLICT, "a notification with this id exists")
         }
         Err(err) => {
@@ -256,10 +298,31 @@ struct PublishBody {
     payload: Option<Box<serde_json::value::RawValue>>,
 }
 
-async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = check_admin(&app, &headers) {
-        return refusal;
+/// Whether a store error says a row with that key exists (SQLite says `UNIQUE constraint
+/// failed`, PostgreSQL `duplicate key value violates unique constraint`).
+fn is_unique_violation(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("unique constraint") || message.contains("duplicate key")
+}
+
+/// The length of `notification`'s frame as delivered on the user's channel (or `system`'s
+/// longest possible user channel for a broadcast): stamped, with channel and offset.
+fn notification_frame_len(notification: &Notification, user_id: Option<&str>) -> usize {
+    const STAMPS: usize = ",\"timestamp\":,\"messageId\":\"\",\"offset\":".len() + 20 + 64 + 20;
+    let channel = user_id.map_or(cerebrum_protocol::MAX_CHANNEL_LEN, |user| {
+        cerebrum_protocol::USER_PREFIX.len() + user.len()
+    });
+    match Envelope::from_payload(notification) {
+        Ok(envelope) => cerebrum_protocol::encode(&envelope).len() + STAMPS + channel + 16,
+        Err(_) => usize::MAX,
     }
+}
+
+async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match admin_body(&app, &headers, body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let request: PublishBody = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {err}")),

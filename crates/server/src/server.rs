@@ -397,7 +397,10 @@ impl Server {
                 redis.presence_refresh = config.presence_refresh;
                 Arc::new(RedisBroker::connect(redis).await?)
             }
-            None => Arc::new(MemoryBroker::new(config.history_size, config.history_ttl)),
+            None => Arc::new(
+                MemoryBroker::new(config.history_size, config.history_ttl)
+                    .with_history_budget(config.history_budget_bytes),
+            ),
         };
         Self::bind_with(config, store, broker).await
     }
