@@ -53,6 +53,18 @@ pub(crate) struct ServeArgs {
     /// RS256 or EdDSA public key (PEM file): turns auth on.
     #[arg(long, env = "CEREBRUM_JWT_PUBLIC_KEY")]
     jwt_public_key: Option<PathBuf>,
+    /// The `aud` every token must name (unchecked when unset).
+    #[arg(long, env = "CEREBRUM_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// The `iss` every token must carry (unchecked when unset).
+    #[arg(long, env = "CEREBRUM_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Serve with auth off on an address that is not loopback (refused without this flag).
+    #[arg(long, env = "CEREBRUM_INSECURE")]
+    insecure: bool,
+    /// Bearer token that `GET /metrics` requires (open without it).
+    #[arg(long, env = "CEREBRUM_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// Bearer token of the admin API (`/api/*`); the admin API is off without it.
     #[arg(long, env = "CEREBRUM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -102,6 +114,27 @@ struct FileConfig {
     jwt_secret: Option<String>,
     #[serde(alias = "jwt_public_key")]
     jwt_public_key: Option<PathBuf>,
+    #[serde(alias = "jwt_audience")]
+    jwt_audience: Option<String>,
+    #[serde(alias = "jwt_issuer")]
+    jwt_issuer: Option<String>,
+    insecure: Option<bool>,
+    #[serde(alias = "metrics_token")]
+    metrics_token: Option<String>,
+    #[serde(alias = "max_channels_per_connection")]
+    max_channels_per_connection: Option<usize>,
+    #[serde(alias = "max_study_sessions_per_user")]
+    max_study_sessions_per_user: Option<usize>,
+    #[serde(alias = "inbound_bytes_per_sec")]
+    inbound_bytes_per_sec: Option<f64>,
+    #[serde(alias = "inbound_bytes_burst")]
+    inbound_bytes_burst: Option<u32>,
+    #[serde(alias = "history_budget_bytes")]
+    history_budget_bytes: Option<usize>,
+    #[serde(alias = "head_timeout_secs")]
+    head_timeout_secs: Option<u64>,
+    #[serde(alias = "max_tls_handshakes")]
+    max_tls_handshakes: Option<usize>,
     #[serde(alias = "admin_token")]
     admin_token: Option<String>,
     #[serde(alias = "allowed_origins", alias = "allowed-origin")]
@@ -195,6 +228,34 @@ fn build_config(args: ServeArgs) -> Result<(ServerConfig, LogFormat), String> {
         }
         (None, None) => None,
     };
+    config.jwt_audience = args.jwt_audience.or(file.jwt_audience);
+    config.jwt_issuer = args.jwt_issuer.or(file.jwt_issuer);
+    config.insecure = args.insecure || file.insecure.unwrap_or(false);
+    config.metrics_token = args
+        .metrics_token
+        .or(file.metrics_token)
+        .filter(|t| !t.is_empty());
+    if let Some(max) = file.max_channels_per_connection {
+        config.max_channels_per_connection = max;
+    }
+    if let Some(max) = file.max_study_sessions_per_user {
+        config.max_study_sessions_per_user = max;
+    }
+    if let Some(rate) = file.inbound_bytes_per_sec {
+        config.inbound_bytes_per_sec = rate;
+    }
+    if let Some(burst) = file.inbound_bytes_burst {
+        config.inbound_bytes_burst = burst;
+    }
+    if let Some(bytes) = file.history_budget_bytes {
+        config.history_budget_bytes = bytes;
+    }
+    if let Some(secs) = file.head_timeout_secs {
+        config.head_timeout = Duration::from_secs(secs);
+    }
+    if let Some(max) = file.max_tls_handshakes {
+        config.max_tls_handshakes = max;
+    }
     config.admin_token = args
         .admin_token
         .or(file.admin_token)
@@ -213,9 +274,6 @@ fn build_config(args: ServeArgs) -> Result<(ServerConfig, LogFormat), String> {
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
     if let Some(rate) = args.rate_limit.or(file.rate_limit) {
-        if !rate.is_finite() || rate < 0.0 {
-            return Err("--rate-limit must be a number ≥ 0".into());
-        }
         config.rate_limit_per_sec = rate;
     }
     if let Some(burst) = args.rate_burst.or(file.rate_burst) {
@@ -249,6 +307,7 @@ fn build_config(args: ServeArgs) -> Result<(ServerConfig, LogFormat), String> {
         .log_format
         .or(file.log_format)
         .unwrap_or(LogFormat::Pretty);
+    config.validate().map_err(|err| err.to_string())?;
     Ok((config, log_format))
 }
 
@@ -489,6 +548,35 @@ mod tests {
                 pool_size: 2
             }
         );
+    }
+
+    #[test]
+    fn auth_off_on_a_public_address_needs_insecure_and_short_secrets_are_refused() {
+        let err = build_config(parse(&["--addr", "0.0.0.0:8080"])).unwrap_err();
+        assert!(err.contains("not a loopback address"), "{err}");
+        assert!(err.contains("--insecure"), "{err}");
+        let (config, _) = build_config(parse(&["--addr", "0.0.0.0:8080", "--insecure"])).unwrap();
+        assert!(config.insecure);
+        let (config, _) = build_config(parse(&[
+            "--addr",
+            "0.0.0.0:8080",
+            "--jwt-secret",
+            "0123456789abcdef0123456789abcdef",
+            "--jwt-audience",
+            "cerebrum",
+            "--jwt-issuer",
+            "https://auth.test",
+            "--metrics-token",
+            "m",
+        ]))
+        .unwrap();
+        assert_eq!(config.jwt_audience.as_deref(), Some("cerebrum"));
+        assert_eq!(config.jwt_issuer.as_deref(), Some("https://auth.test"));
+        assert_eq!(config.metrics_token.as_deref(), Some("m"));
+        let err = build_config(parse(&["--jwt-secret", "short"])).unwrap_err();
+        assert!(err.contains("at least 32 bytes"), "{err}");
+        let err = build_config(parse(&["--rate-limit=-1"])).unwrap_err();
+        assert!(err.contains("rate-limit"), "{err}");
     }
 
     #[test]

@@ -69,7 +69,17 @@ pub enum AuthError {
     /// Signing failed.
     #[error("could not sign the token")]
     Signing,
+    /// An HS256 secret shorter than [`MIN_HS256_SECRET_BYTES`]: guessable offline from one
+    /// token.
+    #[error(
+        "the HS256 secret must be at least 32 bytes long (it has {0}); generate one with `openssl rand -hex 32`"
+    )]
+    WeakSecret(usize),
 }
+
+/// Shortest HS256 secret a server accepts, in bytes (RFC 7518 section 3.2: a key of at least
+/// the hash's size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// The claims the server reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +94,9 @@ pub struct Claims {
     /// Channel globs the user may subscribe and publish to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<String>>,
+    /// Not before, seconds since the Unix epoch: the token is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 impl Claims {
@@ -127,8 +140,38 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
         validation.validate_aud = false;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(Self { key, validation })
+    }
+
+    /// Also requires the token's `aud` to name `audience` and its `iss` to be `issuer`, where
+    /// given (`--jwt-audience`, `--jwt-issuer`); a token without the claim is refused.
+    ///
+    /// ```
+    /// use cerebrum_server::auth::{JwtKey, Verifier};
+    /// let verifier = Verifier::new(&JwtKey::hs256("a-secret-of-at-least-32-bytes!!!"))?
+    ///     .with_audience_and_issuer(Some("cerebrum"), Some("https://auth.example.org"));
+    /// # let _ = verifier;
+    /// # Ok::<(), cerebrum_server::auth::AuthError>(())
+    /// ```
+    #[must_use]
+    pub fn with_audience_and_issuer(
+        mut self,
+        audience: Option<&str>,
+        issuer: Option<&str>,
+    ) -> Self {
+        let mut required = vec!["exp", "sub"];
+        if let Some(audience) = audience {
+            self.validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        if let Some(issuer) = issuer {
+            self.validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        self.validation.set_required_spec_claims(&required);
+        self
     }
 
     /// Checks the signature, the algorithm and `exp`; returns the claims.
@@ -166,6 +209,7 @@ pub fn mint_hs256(
         name: name.map(str::to_owned),
         exp: crate::clock::unix_ms() / 1000 + ttl_secs,
         channels,
+        nbf: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -219,6 +263,7 @@ mod tests {
     fn expired_and_foreign_algorithm_tokens_are_refused() {
         let verifier = Verifier::new(&JwtKey::hs256("s")).unwrap();
         let claims = Claims {
+            nbf: None,
             sub: "u".into(),
             name: None,
             exp: 1,
@@ -245,8 +290,75 @@ mod tests {
     }
 
     #[test]
+    fn audience_issuer_and_not_before_are_checked() {
+        #[derive(Serialize)]
+        struct Raw<'a> {
+            sub: &'a str,
+            exp: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            nbf: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            aud: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            iss: Option<&'a str>,
+        }
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let now = crate::clock::unix_ms() / 1000;
+        let sign = |raw: &Raw<'_>| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                raw,
+                &EncodingKey::from_secret(secret),
+            )
+            .unwrap()
+        };
+        let base = Raw {
+            sub: "ada",
+            exp: now + 600,
+            nbf: None,
+            aud: Some("cerebrum"),
+            iss: Some("https://auth.test"),
+        };
+        let plain = Verifier::new(&JwtKey::hs256(secret.to_vec())).unwrap();
+        let strict = Verifier::new(&JwtKey::hs256(secret.to_vec()))
+            .unwrap()
+            .with_audience_and_issuer(Some("cerebrum"), Some("https://auth.test"));
+        assert!(strict.verify(&sign(&base)).is_ok());
+        assert!(
+            plain.verify(&sign(&base)).is_ok(),
+            "unchecked without the flags"
+        );
+        for wrong in [
+            Raw {
+                aud: Some("other"),
+                ..base
+            },
+            Raw { aud: None, ..base },
+            Raw {
+                iss: Some("https://evil.test"),
+                ..base
+            },
+            Raw { iss: None, ..base },
+        ] {
+            assert_eq!(strict.verify(&sign(&wrong)), Err(AuthError::Invalid));
+        }
+        let early = Raw {
+            nbf: Some(now + 300),
+            ..base
+        };
+        assert_eq!(strict.verify(&sign(&early)), Err(AuthError::Invalid));
+        assert_eq!(plain.verify(&sign(&early)), Err(AuthError::Invalid));
+        let started = Raw {
+            nbf: Some(now.saturating_sub(5)),
+            ..base
+        };
+        assert!(strict.verify(&sign(&started)).is_ok());
+    }
+
+    #[test]
     fn channel_claims_are_globs() {
         let claims = Claims {
+            nbf: None,
             sub: "u".into(),
             name: None,
             exp: 0,
@@ -269,6 +381,7 @@ mod tests {
         assert_eq!(key.algorithm_name(), "EdDSA");
         let verifier = Verifier::new(&key).unwrap();
         let claims = Claims {
+            nbf: None,
             sub: "ada".into(),
             name: Some("Ada".into()),
             exp: crate::clock::unix_ms() / 1000 + 600,

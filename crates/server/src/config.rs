@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::auth::JwtKey;
+use crate::auth::{AuthError, JwtKey};
 
 /// Files of a TLS certificate chain and its private key (PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +247,102 @@ impl Default for ServerConfig {
     }
 }
 
+/// A rule of the configuration that is broken ([`ServerConfig::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Auth is off on an address other hosts can reach.
+    #[error(
+        "auth is off and {0} is not a loopback address: anyone who reaches it could act as any \
+         user. Give --jwt-secret or --jwt-public-key, or --insecure to serve without auth anyway"
+    )]
+    InsecureAddress(SocketAddr),
+    /// The HS256 secret is too short.
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    /// A number out of its range.
+    #[error("{setting} {reason}")]
+    OutOfRange {
+        /// The setting, as its flag or file key.
+        setting: &'static str,
+        /// What the value must be.
+        reason: &'static str,
+    },
+}
+
 impl ServerConfig {
+    /// Checks the rules no type expresses: an HS256 secret of at least 32 bytes, no auth-off
+    /// server on a non-loopback address unless [`ServerConfig::insecure`], numbers in range.
+    /// [`crate::Server::bind`] calls it.
+    ///
+    /// ```
+    /// use cerebrum_server::{auth::JwtKey, ServerConfig};
+    ///
+    /// let mut config = ServerConfig::default();
+    /// assert!(config.validate().is_ok());
+    /// config.addr = "0.0.0.0:8080".parse()?;
+    /// assert!(config.validate().unwrap_err().to_string().contains("--insecure"));
+    /// config.insecure = true;
+    /// assert!(config.validate().is_ok());
+    /// config.jwt = Some(JwtKey::hs256("short"));
+    /// assert!(config.validate().unwrap_err().to_string().contains("32 bytes"));
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(JwtKey::Hs256(secret)) = &self.jwt
+            && secret.len() < crate::auth::MIN_HS256_SECRET_BYTES
+        {
+            return Err(AuthError::WeakSecret(secret.len()).into());
+        }
+        if self.jwt.is_none() && !self.addr.ip().is_loopback() && !self.insecure {
+            return Err(ConfigError::InsecureAddress(self.addr));
+        }
+        let range = |ok: bool, setting, reason| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange { setting, reason })
+            }
+        };
+        range(
+            self.rate_limit_per_sec.is_finite() && self.rate_limit_per_sec >= 0.0,
+            "rate-limit",
+            "must be a number ≥ 0",
+        )?;
+        range(
+            self.inbound_bytes_per_sec.is_finite() && self.inbound_bytes_per_sec >= 0.0,
+            "inbound-bytes-per-sec",
+            "must be a number ≥ 0",
+        )?;
+        range(
+            self.daily_goal_hours.is_finite() && self.daily_goal_hours > 0.0,
+            "daily-goal-hours",
+            "must be a number > 0",
+        )?;
+        range(self.outbound_queue >= 1, "outbound-queue", "must be ≥ 1")?;
+        range(
+            self.max_channels_per_connection >= 1,
+            "max-channels-per-connection",
+            "must be ≥ 1",
+        )?;
+        range(
+            self.max_study_sessions_per_user >= 1,
+            "max-study-sessions-per-user",
+            "must be ≥ 1",
+        )?;
+        range(
+            !self.head_timeout.is_zero(),
+            "head-timeout-secs",
+            "must be > 0",
+        )?;
+        range(
+            self.max_tls_handshakes >= 1,
+            "max-tls-handshakes",
+            "must be ≥ 1",
+        )?;
+        Ok(())
+    }
+
     /// The defaults, listening on `addr` with the database in `data_dir`.
     ///
     /// ```

@@ -68,7 +68,17 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// The shared state of a server with `config` over `broker`.
     pub fn new(config: ServerConfig, broker: Arc<dyn Broker>) -> Result<Arc<Self>, AuthError> {
-        let verifier = config.jwt.as_ref().map(Verifier::new).transpose()?;
+        let verifier = config
+            .jwt
+            .as_ref()
+            .map(Verifier::new)
+            .transpose()?
+            .map(|verifier| {
+                verifier.with_audience_and_issuer(
+                    config.jwt_audience.as_deref(),
+                    config.jwt_issuer.as_deref(),
+                )
+            });
         let ids = Arc::new(MessageIdGenerator::new());
         let started = Instant::now();
         let checks = Checks {

@@ -85,6 +85,25 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not found")
 }
 
+/// Whether a browser `Origin` is a page of this machine: `http(s)://localhost`,
+/// `127.0.0.0/8` or `[::1]`, any port.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The token of `?token=` or `Authorization: Bearer`.
 fn token_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     let from_query = uri.query().and_then(|query| {
@@ -113,12 +132,15 @@ async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let config = &app.ctx.config;
-    if !config.allowed_origins.is_empty()
-        && let Some(origin) = headers.get(header::ORIGIN)
-    {
-        let allowed = origin
-            .to_str()
-            .is_ok_and(|o| config.allowed_origins.iter().any(|a| a == o));
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let allowed = if !config.allowed_origins.is_empty() {
+            config.allowed_origins.iter().any(|a| a == origin)
+        } else {
+            // With auth off any page could act as any user of a developer's local server:
+            // only pages served from this machine may connect, unless an allow-list says more.
+            app.ctx.auth_enabled() || is_loopback_origin(origin)
+        };
         if !allowed {
             return error(StatusCode::FORBIDDEN, "origin not allowed");
         }
@@ -353,5 +375,33 @@ async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
     match app.ctx.hub.publish(&request.channel, envelope, now) {
         Ok(offset) => json_response(StatusCode::ACCEPTED, &json!({ "offset": offset })),
         Err(err) => error(StatusCode::BAD_REQUEST, &err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::is_loopback_origin;
+
+    #[test]
+    fn loopback_origins() {
+        for ok in [
+            "http://localhost:5173",
+            "http://127.0.0.1:8080",
+            "https://localhost",
+            "http://[::1]:3000",
+            "http://127.1.2.3",
+        ] {
+            assert!(is_loopback_origin(ok), "{ok}");
+        }
+        for bad in [
+            "https://evil.example",
+            "http://localhost.evil.example",
+            "http://10.0.0.1:8080",
+            "null",
+            "file://",
+            "",
+        ] {
+            assert!(!is_loopback_origin(bad), "{bad}");
+        }
     }
 }

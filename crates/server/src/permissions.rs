@@ -63,6 +63,7 @@ mod tests {
     #[test]
     fn the_permissions_table() {
         let claims = Claims {
+            nbf: None,
             sub: "ada".into(),
             name: None,
             exp: 0,
