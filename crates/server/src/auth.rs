@@ -164,6 +164,7 @@ impl Verifier {
         let mut required = vec!["exp", "sub"];
         if let Some(audience) = audience {
             self.validation.set_audience(&[audience]);
+            self.validation.validate_aud = true;
             required.push("aud");
         }
         if let Some(issuer) = issuer {
@@ -328,7 +329,7 @@ mod tests {
             plain.verify(&sign(&base)).is_ok(),
             "unchecked without the flags"
         );
-        for wrong in [
+        for (i, wrong) in [
             Raw {
                 aud: Some("other"),
                 ..base
@@ -339,8 +340,15 @@ mod tests {
                 ..base
             },
             Raw { iss: None, ..base },
-        ] {
-            assert_eq!(strict.verify(&sign(&wrong)), Err(AuthError::Invalid));
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(
+                strict.verify(&sign(wrong)),
+                Err(AuthError::Invalid),
+                "case {i}"
+            );
         }
         let early = Raw {
             nbf: Some(now + 300),
