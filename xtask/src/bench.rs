@@ -18,15 +18,20 @@ use crate::bench_report::{self as report, Column, Goal, Row, RunResult};
 use crate::process::{self, Error};
 
 /// The arguments of `cargo xtask bench`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Also build and measure the two peers.
+    /// Also build and run the Node `ws` and tokio-tungstenite peers of ../shared/bench-peers
+    /// (into TARGET/bench-peers), with ratios ours/peer.
+    #[arg(long)]
     pub(crate) peers: bool,
-    /// Runs per server (each with a fresh server).
+    /// Runs per server, each with a fresh server (1 to 100).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RUNS, value_parser = parse_runs)]
     pub(crate) runs: usize,
-    /// The small sizes.
+    /// Small sizes: ~30 s per server once built.
+    #[arg(long)]
     pub(crate) quick: bool,
     /// The document to write (relative to the workspace root unless absolute).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_OUT)]
     pub(crate) out: PathBuf,
 }
 

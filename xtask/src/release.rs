@@ -21,13 +21,16 @@ use crate::process::{self, Error};
 use crate::{changelog, manifest, workspace};
 
 /// The parsed arguments of `release`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct ReleaseArgs {
-    /// The version to release (already validated).
+    /// The version to release: x.y.z or x.y.z-pre.
+    #[arg(value_name = "VERSION", value_parser = crate::version::release_version)]
     pub(crate) version: String,
     /// Package only, then restore every file.
+    #[arg(long, conflicts_with = "publish")]
     pub(crate) dry_run: bool,
     /// Also `cargo publish --workspace` after tagging.
+    #[arg(long)]
     pub(crate) publish: bool,
 }
 

@@ -559,13 +559,16 @@ fn usage_errors_exit_with_2_and_help_with_0() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: cargo xtask"));
 
     for (args, why) in [
-        (&["frobnicate"][..], "unknown subcommand `frobnicate`"),
-        (&[][..], "no command given"),
+        (&["frobnicate"][..], "unrecognized subcommand 'frobnicate'"),
+        (&[][..], "Commands:"),
         (
             &["release", "--dry-run", "0.2"][..],
             "not a valid release version",
         ),
-        (&["release", "--dry-run"][..], "needs a VERSION"),
+        (
+            &["release", "--dry-run"][..],
+            "required arguments were not provided:\n  <VERSION>",
+        ),
     ] {
         let out = xtask().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}\n{}", show(&out));
