@@ -17,9 +17,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
 pub struct SentBatch {
     frames: u64,
     bytes: u64,
-    latencies: u64,
     sum_nanos: u64,
-    buckets: [u64; LATENCY_BUCKETS.len()],
+    /// Per bucket, and last the latencies above every bound (the `+Inf`-only bucket).
+    buckets: [u64; LATENCY_BUCKETS.len() + 1],
 }
 
 impl SentBatch {
@@ -32,10 +32,11 @@ impl SentBatch {
 
     fn latency(&mut self, latency: Duration) {
         let secs = latency.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| secs <= *bound) {
-            self.buckets[i] += 1;
-        }
-        self.latencies += 1;
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i] += 1;
         self.sum_nanos = self
             .sum_nanos
             .saturating_add(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
@@ -60,9 +61,10 @@ pub struct Metrics {
     /// Connections closed with 4008.
     pub slow_consumer_closes: AtomicU64,
     errors: [AtomicU64; ErrorCode::KNOWN.len()],
-    /// Latencies per bucket (not cumulative: a latency counts in its own bucket only).
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
+    /// Latencies per bucket (not cumulative: a latency counts in its own bucket only), the
+    /// last one for latencies above every bound. There is no count apart: the count is the sum
+    /// of the buckets as read, so `+Inf` and `_count` always agree with the finite buckets.
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_nanos: AtomicU64,
 }
 
@@ -108,8 +110,6 @@ impl Metrics {
                 bucket.fetch_add(n, Ordering::Relaxed);
             }
         }
-        self.latency_count
-            .fetch_add(batch.latencies, Ordering::Relaxed);
         self.latency_sum_nanos
             .fetch_add(batch.sum_nanos, Ordering::Relaxed);
     }
@@ -189,7 +189,9 @@ impl Metrics {
             out,
             "# HELP cerebrum_delivery_latency_seconds Time from queueing a frame to writing it.\n# TYPE cerebrum_delivery_latency_seconds histogram"
         );
-        // The buckets count apart; Prometheus wants them cumulative.
+        // One read of each bucket; Prometheus wants them cumulative, and `+Inf` (= `_count`)
+        // is the total of the same reads, so under concurrent writes it is never below a
+        // finite bucket (a count kept apart and read after the buckets could be).
         let mut cumulative = 0;
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
             cumulative += load(bucket);
@@ -198,7 +200,7 @@ impl Metrics {
                 "cerebrum_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
-        let count = load(&self.latency_count);
+        let count = cumulative + self.latency_buckets.last().map_or(0, load);
         let _ = writeln!(
             out,
             "cerebrum_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}\ncerebrum_delivery_latency_seconds_sum {}\ncerebrum_delivery_latency_seconds_count {count}",
@@ -227,5 +229,63 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }
+        metrics.observe_latency(Duration::from_secs(3));
+        let text = metrics.render(0);
+        assert!(text.contains("cerebrum_delivery_latency_seconds_bucket{le=\"1\"} 1\n"));
+        assert!(text.contains("cerebrum_delivery_latency_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("cerebrum_delivery_latency_seconds_count 2\n"));
+    }
+
+    /// The histogram's samples of an exposition: the cumulative buckets in order (`+Inf` last)
+    /// and `_count`.
+    fn histogram(text: &str) -> (Vec<u64>, u64) {
+        let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse().ok());
+        let buckets = text
+            .lines()
+            .filter(|l| l.starts_with("cerebrum_delivery_latency_seconds_bucket"))
+            .filter_map(value)
+            .collect();
+        let count = text
+            .lines()
+            .find(|l| l.starts_with("cerebrum_delivery_latency_seconds_count "))
+            .and_then(value)
+            .unwrap_or(u64::MAX);
+        (buckets, count)
+    }
+
+    #[test]
+    fn the_histogram_is_consistent_under_concurrent_writes() {
+        let metrics = std::sync::Arc::new(Metrics::default());
+        let writers: Vec<_> = (0..3u64)
+            .map(|w| {
+                let metrics = std::sync::Arc::clone(&metrics);
+                std::thread::spawn(move || {
+                    for i in 0..20_000u64 {
+                        let mut batch = SentBatch::default();
+                        // Latencies spread over every bucket, +Inf-only ones included.
+                        for k in 0..4 {
+                            let micros = (i * 7 + k * 131 + w * 17) % 2_000_000;
+                            batch.frame(10, Duration::from_micros(micros));
+                        }
+                        metrics.record_sent(&batch);
+                    }
+                })
+            })
+            .collect();
+        let mut renders = 0u64;
+        while renders < 1_000 || writers.iter().any(|w| !w.is_finished()) {
+            let (buckets, count) = histogram(&metrics.render(0));
+            assert_eq!(buckets.len(), LATENCY_BUCKETS.len() + 1);
+            assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+            assert_eq!(buckets.last(), Some(&count), "+Inf and _count differ");
+            renders += 1;
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let (buckets, count) = histogram(&metrics.render(0));
+        assert_eq!(count, 3 * 20_000 * 4);
+        assert_eq!(buckets.last(), Some(&count));
+        assert_eq!(metrics.frames_sent.load(Ordering::Relaxed), count);
     }
 }
