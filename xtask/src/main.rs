@@ -16,7 +16,6 @@ mod ci;
 mod manifest;
 mod process;
 mod release;
-mod toml_lines;
 mod version;
 mod workspace;
 

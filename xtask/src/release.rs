@@ -12,6 +12,18 @@
 //!    --workspace` on the clean release commit (on failure the commit is undone
 //!    and the files restored), `git tag vVERSION`, and `cargo publish
 //!    --workspace` only with `--publish`.
+//!
+//! Why not cargo-release or release-plz behind it: both are sound, but each is a separate
+//! binary with a large dependency tree (git2/gix, a crates.io client, and for release-plz a
+//! GitHub client) that CI and every contributor would have to install, and their models differ
+//! from ours: release-plz writes the changelog from conventional commits and releases from a
+//! pull request, where we keep a hand-written `CHANGELOG.md` that must already hold the
+//! section; cargo-release bumps versions per crate with its own config. What remains here is
+//! small (a `toml_edit` rewrite planned by [`crate::manifest`], the workspace from `cargo
+//! metadata`, then `cargo update`, `cargo package`/`publish` and two git calls), keeps one
+//! version for the whole workspace, restores every byte on failure, and is tested end to end
+//! in `xtask/tests/release.rs`. If the project moves to per-crate versions or automated
+//! release pull requests, release-plz is the one to adopt.
 
 use std::fs;
 use std::path::{Path, PathBuf};
