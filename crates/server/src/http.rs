@@ -158,7 +158,7 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     respond(
         StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
+        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         app.ctx.metrics.render(app.ctx.hub.channel_count()),
     )
 }

@@ -1,10 +1,14 @@
-//! Counters and gauges of `GET /metrics`, in Prometheus text exposition.
+//! Counters and gauges of `GET /metrics`: plain atomics written in batches by the connections,
+//! read once per scrape and encoded in the Prometheus text format by `prometheus-client`.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cerebrum_protocol::ErrorCode;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the delivery-latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -114,105 +118,245 @@ impl Metrics {
             .fetch_add(batch.sum_nanos, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition, with `channels` as the current channel count.
+    /// The Prometheus text exposition (format 0.0.4), with `channels` as the current channel
+    /// count.
     #[must_use]
     pub fn render(&self, channels: usize) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.snapshot(channels)));
         let mut out = String::with_capacity(4096);
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        metric(
-            "cerebrum_connections",
-            "gauge",
-            "Open WebSocket connections.",
-            load(&self.connections),
-        );
-        metric(
-            "cerebrum_frames_received_total",
-            "counter",
-            "WebSocket frames received.",
-            load(&self.frames_received),
-        );
-        metric(
-            "cerebrum_frames_sent_total",
-            "counter",
-            "WebSocket frames sent.",
-            load(&self.frames_sent),
-        );
-        metric(
-            "cerebrum_bytes_received_total",
-            "counter",
-            "Bytes received in WebSocket frames.",
-            load(&self.bytes_received),
-        );
-        metric(
-            "cerebrum_bytes_sent_total",
-            "counter",
-            "Bytes sent in WebSocket frames.",
-            load(&self.bytes_sent),
-        );
-        metric(
-            "cerebrum_rate_limited_total",
-            "counter",
-            "Frames refused by the per-connection rate limit.",
-            load(&self.rate_limited),
-        );
-        metric(
-            "cerebrum_slow_consumer_closes_total",
-            "counter",
-            "Connections closed because their outbound queue was full.",
-            load(&self.slow_consumer_closes),
-        );
-        metric(
-            "cerebrum_channels",
-            "gauge",
-            "Channels with at least one subscriber.",
-            channels as u64,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP cerebrum_errors_total Error frames sent, by code.\n# TYPE cerebrum_errors_total counter"
-        );
-        for (code, count) in ErrorCode::KNOWN.iter().zip(&self.errors) {
-            let _ = writeln!(
-                out,
-                "cerebrum_errors_total{{code=\"{}\"}} {}",
-                code.as_str(),
-                load(count)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP cerebrum_delivery_latency_seconds Time from queueing a frame to writing it.\n# TYPE cerebrum_delivery_latency_seconds histogram"
-        );
-        // One read of each bucket; Prometheus wants them cumulative, and `+Inf` (= `_count`)
-        // is the total of the same reads, so under concurrent writes it is never below a
-        // finite bucket (a count kept apart and read after the buckets could be).
-        let mut cumulative = 0;
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            cumulative += load(bucket);
-            let _ = writeln!(
-                out,
-                "cerebrum_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let count = cumulative + self.latency_buckets.last().map_or(0, load);
-        let _ = writeln!(
-            out,
-            "cerebrum_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}\ncerebrum_delivery_latency_seconds_sum {}\ncerebrum_delivery_latency_seconds_count {count}",
-            load(&self.latency_sum_nanos) as f64 / 1e9
-        );
+        // Writing into a `String` does not fail.
+        let _ = prometheus_text::encode(&mut out, &registry);
         out
+    }
+
+    /// One read of every metric. The histogram's buckets are each read once, and `+Inf` and
+    /// `_count` are the total of those same reads, so under concurrent writes `+Inf` is never
+    /// below a finite bucket (a count kept apart and read after the buckets could be).
+    fn snapshot(&self, channels: usize) -> Snapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let latency_buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.latency_buckets.iter().map(load))
+            .collect();
+        Snapshot {
+            scalars: [
+                (
+                    "cerebrum_connections",
+                    "Open WebSocket connections.",
+                    MetricType::Gauge,
+                    load(&self.connections),
+                ),
+                (
+                    "cerebrum_frames_received",
+                    "WebSocket frames received.",
+                    MetricType::Counter,
+                    load(&self.frames_received),
+                ),
+                (
+                    "cerebrum_frames_sent",
+                    "WebSocket frames sent.",
+                    MetricType::Counter,
+                    load(&self.frames_sent),
+                ),
+                (
+                    "cerebrum_bytes_received",
+                    "Bytes received in WebSocket frames.",
+                    MetricType::Counter,
+                    load(&self.bytes_received),
+                ),
+                (
+                    "cerebrum_bytes_sent",
+                    "Bytes sent in WebSocket frames.",
+                    MetricType::Counter,
+                    load(&self.bytes_sent),
+                ),
+                (
+                    "cerebrum_rate_limited",
+                    "Frames refused by the per-connection rate limit.",
+                    MetricType::Counter,
+                    load(&self.rate_limited),
+                ),
+                (
+                    "cerebrum_slow_consumer_closes",
+                    "Connections closed because their outbound queue was full.",
+                    MetricType::Counter,
+                    load(&self.slow_consumer_closes),
+                ),
+                (
+                    "cerebrum_channels",
+                    "Channels with at least one subscriber.",
+                    MetricType::Gauge,
+                    channels as u64,
+                ),
+            ],
+            errors: ErrorCode::KNOWN
+                .iter()
+                .zip(&self.errors)
+                .map(|(code, count)| (code.as_str().to_owned(), load(count)))
+                .collect(),
+            latency_count: latency_buckets.iter().map(|(_, n)| n).sum(),
+            latency_buckets,
+            latency_sum_seconds: load(&self.latency_sum_nanos) as f64 / 1e9,
+        }
+    }
+}
+
+/// A read of [`Metrics`], encoded by `prometheus-client`.
+///
+/// Only its encoder is used: its `Counter`s would do (`inc_by`), but its `Histogram` takes a
+/// lock per observation and has no batch API, which would undo the measured batching of
+/// [`SentBatch`]; and `Metrics`' public atomics are written by the connections directly.
+#[derive(Debug)]
+struct Snapshot {
+    /// Gauges and counters without labels: name (counters without `_total`), help, type, value.
+    scalars: [(&'static str, &'static str, MetricType, u64); 8],
+    /// `cerebrum_errors_total` per `code`.
+    errors: Vec<(String, u64)>,
+    /// The latency buckets, not cumulative, the last one `+Inf`.
+    latency_buckets: Vec<(f64, u64)>,
+    /// The total of `latency_buckets`.
+    latency_count: u64,
+    /// The sum of the latencies.
+    latency_sum_seconds: f64,
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        for (name, help, kind, value) in &self.scalars {
+            let mut metric = encoder.encode_descriptor(name, help, None, *kind)?;
+            match kind {
+                MetricType::Counter => metric.encode_counter::<NoLabelSet, _, u64>(value, None)?,
+                _ => metric.encode_gauge(value)?,
+            }
+        }
+        let mut errors = encoder.encode_descriptor(
+            "cerebrum_errors",
+            "Error frames sent, by code.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (code, count) in &self.errors {
+            errors
+                .encode_family(&[("code", code.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(count, None)?;
+        }
+        encoder
+            .encode_descriptor(
+                "cerebrum_delivery_latency_seconds",
+                "Time from queueing a frame to writing it.",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(
+                self.latency_sum_seconds,
+                self.latency_count,
+                &self.latency_buckets,
+                None,
+            )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exposition_is_what_it_was_before_prometheus_client() {
+        let metrics = Metrics::default();
+        metrics.connections.store(2, Ordering::Relaxed);
+        metrics.frames_received.store(5, Ordering::Relaxed);
+        metrics.bytes_received.store(500, Ordering::Relaxed);
+        metrics.rate_limited.store(1, Ordering::Relaxed);
+        metrics.slow_consumer_closes.store(1, Ordering::Relaxed);
+        metrics.error(&ErrorCode::Forbidden);
+        let mut batch = SentBatch::default();
+        batch.frame(100, Duration::from_micros(300));
+        batch.frame(100, Duration::from_millis(2));
+        batch.frame(100, Duration::from_secs(2));
+        metrics.record_sent(&batch);
+        let text = metrics.render(4);
+        let mut expected = String::new();
+        for (name, kind, help, value) in [
+            (
+                "cerebrum_connections",
+                "gauge",
+                "Open WebSocket connections.",
+                2,
+            ),
+            (
+                "cerebrum_frames_received_total",
+                "counter",
+                "WebSocket frames received.",
+                5,
+            ),
+            (
+                "cerebrum_frames_sent_total",
+                "counter",
+                "WebSocket frames sent.",
+                3,
+            ),
+            (
+                "cerebrum_bytes_received_total",
+                "counter",
+                "Bytes received in WebSocket frames.",
+                500,
+            ),
+            (
+                "cerebrum_bytes_sent_total",
+                "counter",
+                "Bytes sent in WebSocket frames.",
+                300,
+            ),
+            (
+                "cerebrum_rate_limited_total",
+                "counter",
+                "Frames refused by the per-connection rate limit.",
+                1,
+            ),
+            (
+                "cerebrum_slow_consumer_closes_total",
+                "counter",
+                "Connections closed because their outbound queue was full.",
+                1,
+            ),
+            (
+                "cerebrum_channels",
+                "gauge",
+                "Channels with at least one subscriber.",
+                4,
+            ),
+        ] {
+            expected += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+        }
+        expected += "# HELP cerebrum_errors_total Error frames sent, by code.\n# TYPE cerebrum_errors_total counter\n";
+        for code in ErrorCode::KNOWN {
+            let n = u64::from(code == ErrorCode::Forbidden);
+            expected += &format!("cerebrum_errors_total{{code=\"{}\"}} {n}\n", code.as_str());
+        }
+        expected += "# HELP cerebrum_delivery_latency_seconds Time from queueing a frame to writing it.\n# TYPE cerebrum_delivery_latency_seconds histogram\n";
+        for (le, n) in [
+            ("0.0001", 0),
+            ("0.0005", 1),
+            ("0.001", 1),
+            ("0.0025", 2),
+            ("0.005", 2),
+            ("0.01", 2),
+            ("0.025", 2),
+            ("0.05", 2),
+            ("0.1", 2),
+            ("0.25", 2),
+            ("0.5", 2),
+            ("1", 2),
+            ("+Inf", 3),
+        ] {
+            expected += &format!("cerebrum_delivery_latency_seconds_bucket{{le=\"{le}\"}} {n}\n");
+        }
+        expected += "cerebrum_delivery_latency_seconds_sum 2.0023\ncerebrum_delivery_latency_seconds_count 3\n";
+        assert_eq!(text, expected);
+    }
 
     #[test]
     fn exposition_has_every_metric() {
