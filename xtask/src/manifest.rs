@@ -229,7 +229,8 @@ pub(crate) struct Plan {
     pub(crate) notes: Vec<String>,
 }
 
-/// Lexically normalises a relative path (`a/./b/../c` → `a/c`).
+/// Lexically normalises a relative path (`a/./b/../c` → `a/c`). (Hand-written: std has only
+/// `canonicalize`, which needs the path to exist; no crate in the lock file does this.)
 pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
@@ -247,7 +248,9 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
 }
 
 /// A new version requirement for a dependency: `version`, keeping a leading
-/// `=`, `^` or `~` of the old requirement when it was a single comparator.
+/// `=`, `^` or `~` of the old requirement when it was a single comparator. (On the string, not
+/// with `semver::VersionReq`, which reads a bare `0.1.0` as `^0.1.0` and so loses how the
+/// requirement was written.)
 fn new_requirement(old: &str, version: &str) -> String {
     let old = old.trim();
     let single = !old.contains([',', '<', '>', '*', ' ']);

@@ -100,7 +100,9 @@ pub(crate) fn target_dir(root: &Path, env: Option<OsString>) -> PathBuf {
     }
 }
 
-/// The `HOST:PORT` of a `ws://HOST:PORT/path` URL.
+/// The `HOST:PORT` of a `ws://HOST:PORT/path` URL. (Hand-written: it is the URL `cerebrum
+/// serve` printed, `ws://IP:PORT/ws`; the `url` crate would bring IDNA tables into xtask for
+/// one split.)
 pub(crate) fn host_port(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("ws://")?;
     let end = rest.find('/').unwrap_or(rest.len());

@@ -28,6 +28,8 @@ pub(crate) fn build_ours(root: &Path, target: &Path) -> Result<PathBuf, Error> {
 }
 
 /// Copies a directory tree (without `node_modules`), making the copies writable.
+/// (Hand-written: no crate in the lock file copies a tree, and none skips a folder and
+/// resets modes in one pass.)
 pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt as _;
     fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
