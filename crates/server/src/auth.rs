@@ -91,9 +91,9 @@ pub struct Claims {
     pub name: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
-    /// Channel globs the user may subscribe and publish to.
+    /// Channel globs the user may subscribe and publish to, compiled when the token is read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Vec<String>>,
+    pub channels: Option<ChannelGlobs>,
     /// Not before, seconds since the Unix epoch: the token is refused until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
@@ -105,9 +105,72 @@ impl Claims {
     pub fn allows_channel(&self, channel: &str) -> bool {
         self.channels
             .as_ref()
-            .is_some_and(|globs| globs.iter().any(|glob| glob_match(glob, channel)))
+            .is_some_and(|globs| globs.allows(channel))
     }
 }
+
+/// The `channels` claim: globs where `*` is any run of characters and `?` any one, compiled
+/// once when the claims are read (a check then neither parses nor allocates). On the wire it
+/// is the JSON array of the glob strings.
+///
+/// `wildmatch` rather than `globset`: it has exactly these two wildcards (globset would also
+/// give `[...]`, `{a,b}` and `\` a meaning, changing which tokens match), no dependencies,
+/// and no regex engine behind it.
+///
+/// ```
+/// use cerebrum_server::auth::ChannelGlobs;
+/// let globs = ChannelGlobs::from(vec!["chat:*".to_owned(), "room-?".to_owned()]);
+/// assert!(globs.allows("chat:room-1"));
+/// assert!(globs.allows("room-7"));
+/// assert!(!globs.allows("quiz:1"));
+/// assert_eq!(globs.as_strings(), ["chat:*", "room-?"]);
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "Vec<String>", into = "Vec<String>")]
+pub struct ChannelGlobs {
+    /// The globs as written in the token.
+    sources: Vec<String>,
+    /// The same globs, compiled.
+    compiled: Vec<wildmatch::WildMatch>,
+}
+
+impl ChannelGlobs {
+    /// Whether any glob matches `channel`.
+    #[must_use]
+    pub fn allows(&self, channel: &str) -> bool {
+        self.compiled.iter().any(|glob| glob.matches(channel))
+    }
+
+    /// The globs as written in the token.
+    #[must_use]
+    pub fn as_strings(&self) -> &[String] {
+        &self.sources
+    }
+}
+
+impl From<Vec<String>> for ChannelGlobs {
+    fn from(sources: Vec<String>) -> Self {
+        let compiled = sources
+            .iter()
+            .map(|glob| wildmatch::WildMatch::new(glob))
+            .collect();
+        Self { sources, compiled }
+    }
+}
+
+impl From<ChannelGlobs> for Vec<String> {
+    fn from(globs: ChannelGlobs) -> Self {
+        globs.sources
+    }
+}
+
+impl PartialEq for ChannelGlobs {
+    fn eq(&self, other: &Self) -> bool {
+        self.sources == other.sources
+    }
+}
+
+impl Eq for ChannelGlobs {}
 
 /// Verifies tokens with one key.
 pub struct Verifier {
@@ -209,7 +272,7 @@ pub fn mint_hs256(
         sub: user.to_owned(),
         name: name.map(str::to_owned),
         exp: crate::clock::unix_ms() / 1000 + ttl_secs,
-        channels,
+        channels: channels.map(ChannelGlobs::from),
         nbf: None,
     };
     jsonwebtoken::encode(
@@ -220,7 +283,8 @@ pub fn mint_hs256(
     .map_err(|_| AuthError::Signing)
 }
 
-/// Matches `text` against a glob where `*` is any run of characters and `?` any one.
+/// Matches `text` against a glob where `*` is any run of characters and `?` any one (compiles
+/// the glob on each call: checks of a token's claim use the [`ChannelGlobs`] compiled once).
 ///
 /// ```
 /// use cerebrum_server::auth::glob_match;
@@ -231,29 +295,7 @@ pub fn mint_hs256(
 /// ```
 #[must_use]
 pub fn glob_match(glob: &str, text: &str) -> bool {
-    let g: Vec<char> = glob.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut gi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
-            gi += 1;
-            ti += 1;
-        } else if gi < g.len() && g[gi] == '*' {
-            star = Some((gi, ti));
-            gi += 1;
-        } else if let Some((sg, st)) = star {
-            gi = sg + 1;
-            ti = st + 1;
-            star = Some((sg, st + 1));
-        } else {
-            return false;
-        }
-    }
-    while gi < g.len() && g[gi] == '*' {
-        gi += 1;
-    }
-    gi == g.len()
+    wildmatch::WildMatch::new(glob).matches(text)
 }
 
 #[cfg(test)]
@@ -370,7 +412,7 @@ mod tests {
             sub: "u".into(),
             name: None,
             exp: 0,
-            channels: Some(vec!["chat:*".into()]),
+            channels: Some(ChannelGlobs::from(vec!["chat:*".to_owned()])),
         };
         assert!(claims.allows_channel("chat:1"));
         assert!(!claims.allows_channel("quiz:1"));
@@ -379,6 +421,39 @@ mod tests {
             ..claims
         };
         assert!(!none.allows_channel("chat:1"));
+    }
+
+    #[test]
+    fn the_channels_claim_is_a_json_array_of_globs_compiled_when_read() {
+        let token = mint_hs256(
+            b"s",
+            "ada",
+            None,
+            600,
+            Some(vec!["chat:*".into(), "q?".into()]),
+        )
+        .unwrap();
+        let claims = Verifier::new(&JwtKey::hs256("s"))
+            .unwrap()
+            .verify(&token)
+            .unwrap();
+        let globs = claims.channels.as_ref().unwrap();
+        assert_eq!(globs.as_strings(), ["chat:*", "q?"]);
+        assert!(claims.allows_channel("chat:x") && claims.allows_channel("q1"));
+        assert!(!claims.allows_channel("q12") && !claims.allows_channel("quiz:1"));
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["channels"], serde_json::json!(["chat:*", "q?"]));
+        for (glob, text, matches) in [
+            ("*", "", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("é?", "éx", true),
+            ("?", "", false),
+            ("", "", true),
+            ("", "x", false),
+        ] {
+            assert_eq!(glob_match(glob, text), matches, "{glob:?} {text:?}");
+        }
     }
 
     #[test]

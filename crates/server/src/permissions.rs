@@ -67,7 +67,7 @@ mod tests {
             sub: "ada".into(),
             name: None,
             exp: 0,
-            channels: Some(vec!["chat:*".into()]),
+            channels: Some(crate::auth::ChannelGlobs::from(vec!["chat:*".to_owned()])),
         };
         let bare = Claims {
             channels: None,
