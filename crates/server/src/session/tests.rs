@@ -956,3 +956,32 @@ fn a_connection_closes_with_4001_when_its_token_expires_and_a_fresh_token_extend
         }]
     );
 }
+
+#[test]
+fn a_presence_update_lists_the_100_earliest_and_counts_everyone() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut clients = Vec::new();
+    for i in 0..101u64 {
+        let mut client = Client::new(&ctx, None, now);
+        client.frames();
+        client.send(
+            &format!(
+                r#"{{"type":"study_session_start","payload":{{"userId":"u{i}","topic":"Genetics"}}}}"#
+            ),
+            now.plus_ms(i),
+        );
+        clients.push(client);
+    }
+    let frames = clients[0].frames();
+    let last = frames
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "collaborative_session_update")
+        .unwrap();
+    let participants = last["payload"]["participants"].as_array().unwrap();
+    assert_eq!(participants.len(), 100);
+    assert_eq!(last["payload"]["activeUsers"], 101);
+    assert_eq!(participants[0]["userId"], "u0");
+    assert_eq!(participants[99]["userId"], "u99");
+}
