@@ -10,6 +10,8 @@
 //!   (median and min–max over the runs, ratios to the peers against the targets of issue 7)
 //!   between the `<!-- bench:begin -->` and `<!-- bench:end -->` markers of
 //!   `docs/benchmarks.md`.
+//! - `cargo xtask wasm [--check]`: build the browser client's WebAssembly, its generated types
+//!   and the dashboard's bundle (see `wasm.rs`); `--check` fails if the committed ones differ.
 //!
 //! Exit codes: 0 success, 1 a step failed, 2 usage error.
 
@@ -25,6 +27,7 @@ mod process;
 mod release;
 mod semver;
 mod toml_lines;
+mod wasm;
 mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -254,6 +257,11 @@ fn resolve_root(root: Option<PathBuf>) -> Result<PathBuf, Error> {
 
 /// Parses and runs the command line.
 fn run(args: &[String]) -> Result<(), Error> {
+    if let Some((command, rest)) = args.split_first()
+        && command == "wasm"
+    {
+        return wasm::run(&resolve_root(None)?, rest);
+    }
     match parse(args)? {
         Cli::Help => {
             print!("{USAGE}");
