@@ -209,6 +209,8 @@ fn build_module(
             .arg(out_dir)
             .arg("--out-name")
             .arg(module.name)
+            // Function names are for debuggers; they are a quarter of the module.
+            .arg("--remove-name-section")
             .arg(&wasm),
     )
 }

@@ -74,8 +74,10 @@ enum JsOutput {
 }
 
 /// The simulated server of mock mode, driven from JavaScript with the driver's clock (ms).
+///
+/// Not `Debug`, like `WasmClient`: nothing JavaScript could use.
 #[wasm_bindgen]
-#[derive(Debug)]
+#[allow(missing_debug_implementations)]
 pub struct WasmMockPeer {
     peer: MockPeer,
     clock: Clock,

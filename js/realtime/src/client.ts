@@ -359,7 +359,7 @@ export class WebSocketClient {
       this.timer = null;
       this.timerAt = null;
       this.input(() => this.core.handleTimeout(now()));
-    }, Math.max(0, at - now()));
+    }, Math.max(0, Math.ceil(at - now())));
   }
 
   private execute(command: Command): void {

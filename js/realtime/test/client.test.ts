@@ -75,3 +75,137 @@ describe('WebSocketClient against cerebrum serve', () => {
     off();
   });
 });
+
+/** A `WebSocket` constructor that records every socket it makes (so a test can cut one). */
+function recording(): { ctor: typeof WebSocket; sockets: WebSocket[] } {
+  const sockets: WebSocket[] = [];
+  class Recorded extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      sockets.push(this);
+    }
+  }
+  return { ctor: Recorded as unknown as typeof WebSocket, sockets };
+}
+
+async function publish(s: Server, admin: string, channel: string, payload: unknown): Promise<number> {
+  const response = await fetch(`http://${s.addr}/api/publish`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ channel, type: 'news.item', payload }),
+  });
+  expect(response.status).toBe(202);
+  return ((await response.json()) as { offset: number }).offset;
+}
+
+describe('queue, acks, resume and auth against cerebrum serve', () => {
+  it('queues 100 messages while offline, refuses the 101st, lists and clears them, flushes on connect', async () => {
+    const s = await server();
+    const errors: Error[] = [];
+    const c = client({ url: s.url, onError: (e) => errors.push(e) });
+    for (let i = 0; i < 100; i++) c.send('quiz.answer', { n: i });
+    expect(errors).toEqual([]);
+    c.send('quiz.answer', { n: 100 });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.message).toMatch(/queue is full/);
+    const queued = c.getQueuedMessages();
+    expect(queued).toHaveLength(100);
+    expect(queued.map((m) => (m.payload as { n: number }).n)).toEqual([...Array(100).keys()]);
+    expect(queued[0]).toMatchObject({ type: 'quiz.answer', messageId: expect.any(String), timestamp: expect.any(Number) });
+    c.clearQueue();
+    expect(c.getQueuedMessages()).toEqual([]);
+    c.send('quiz.answer', { n: 'after clear' });
+    expect(c.getQueuedMessages()).toHaveLength(1);
+    c.connect();
+    await until(() => c.isConnected() && c.getQueuedMessages().length === 0, 'the queue flushed');
+  });
+
+  it('settles {ack: true} sends with the server’s ack or error, also for sends queued offline', async () => {
+    const s = await server();
+    const c = client({ url: s.url });
+    const queued = c.send('study_session_start', { userId: 'ada', topic: 'Genetics' }, { ack: true });
+    c.connect();
+    await expect(queued).resolves.toEqual(expect.any(String));
+    const refused = c.send('study_session_start', { userId: 'ada' }, { ack: true });
+    await expect(refused).rejects.toMatchObject({ name: 'SendError', code: 'validation_failed' });
+    // Bad input never reaches the wire: a clear error at once.
+    await expect(c.send('Not A Type!', {}, { ack: true })).rejects.toThrow(/invalid/);
+    expect(() => c.send('bad type', {})).toThrow(/invalid/);
+    expect(() => c.subscribe('no spaces', () => {})).toThrow(/invalid/);
+  });
+
+  it('resumes a channel after a lost connection (replay) and after a server restart', async () => {
+    const admin = 'js-admin';
+    let s = await server({ adminToken: admin });
+    const { ctor, sockets } = recording();
+    const c = client({ url: s.url, WebSocket: ctor as never });
+    const got: number[] = [];
+    const subscribed: Array<{ recovered: boolean; missed: number }> = [];
+    c.subscribe<{ n: number }>('news', (m) => got.push(m.payload.n), {
+      onSubscribed: ({ recovered, missed }) => subscribed.push({ recovered, missed }),
+    });
+    c.connect();
+    await until(() => subscribed.length === 1, 'subscribed');
+    await publish(s, admin, 'news', { n: 1 });
+    await until(() => got.length === 1, 'the first publication');
+
+    // The link dies (no close frame); two publications happen while the client waits 3 s.
+    sockets.at(-1)!.terminate();
+    await until(() => c.getStatus() === 'reconnecting', 'reconnecting');
+    await publish(s, admin, 'news', { n: 2 });
+    await publish(s, admin, 'news', { n: 3 });
+    await until(() => subscribed.length === 2, 're-subscribed', 20_000);
+    expect(subscribed[1]).toEqual({ recovered: true, missed: 2 });
+    await until(() => got.length === 3, 'the replay');
+    expect(got).toEqual([1, 2, 3]);
+
+    // The server restarts on the same port: its in-memory history is gone, the client says so.
+    const addr = s.addr;
+    await stop(s, { keepData: true });
+    servers.splice(servers.indexOf(s), 1);
+    s = await server({ addr, adminToken: admin, dataDir: s.dataDir });
+    await until(() => subscribed.length === 3, 're-subscribed after the restart', 30_000);
+    expect(subscribed[2]!.recovered).toBe(false);
+    await publish(s, admin, 'news', { n: 4 });
+    await until(() => got.length === 4, 'a publication after the restart');
+    expect(got).toEqual([1, 2, 3, 4]);
+  });
+
+  it('closes 4001 on a bad token: status error, no reconnect loop', async () => {
+    const secret = 'js-test-secret-js-test-secret-32b';
+    const s = await server({ jwtSecret: secret });
+    const { ctor, sockets } = recording();
+    const errors: Error[] = [];
+    const c = client({ url: s.url, WebSocket: ctor as never, token: 'not-a-jwt', onError: (e) => errors.push(e) });
+    const seen = statuses(c);
+    c.connect();
+    await until(() => c.getStatus() === 'error', 'error status');
+    // Nothing is scheduled: a second later there is still one socket and still `error`.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(sockets).toHaveLength(1);
+    expect(c.getStatus()).toBe('error');
+    expect(seen).toEqual(['disconnected', 'connecting', 'connected', 'error']);
+    expect(errors.some((e) => /4001/.test(e.message))).toBe(true);
+
+    // A valid token (sent in an auth frame, never in the URL) is accepted.
+    const good = client({ url: s.url, WebSocket: ctor as never, token: token(secret, 'ada') });
+    good.connect();
+    await until(() => good.isConnected(), 'connected with a token');
+    expect(sockets.at(-1)!.url).not.toContain('token');
+  });
+
+  it('asks an async token provider before each attempt, once more after 4001', async () => {
+    const secret = 'js-test-secret-js-test-secret-32b';
+    const s = await server({ jwtSecret: secret });
+    const asked: string[] = [];
+    const c = client({
+      url: s.url,
+      token: async () => {
+        asked.push('asked');
+        return asked.length === 1 ? 'stale' : token(secret, 'ada');
+      },
+    });
+    c.connect();
+    await until(() => c.isConnected() && asked.length === 2, 'connected with the second token');
+  });
+});

@@ -3,6 +3,8 @@
 
 /**
  * The simulated server of mock mode, driven from JavaScript with the driver's clock (ms).
+ *
+ * Not `Debug`, like `WasmClient`: nothing JavaScript could use.
  */
 export class WasmMockPeer {
     free(): void;
@@ -48,19 +50,18 @@ export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembl
 export interface InitOutput {
     readonly memory: WebAssembly.Memory;
     readonly __wbg_wasmmockpeer_free: (a: number, b: number) => void;
-    readonly mockDataStream: (a: number, b: bigint, c: number, d: number, e: number, f: number, g: number) => void;
+    readonly mockDataStream: (a: bigint, b: number, c: number, d: number, e: number, f: number) => [number, number, number, number];
     readonly wasmmockpeer_close: (a: number, b: number, c: number) => void;
     readonly wasmmockpeer_connect: (a: number, b: number) => void;
-    readonly wasmmockpeer_new: (a: number, b: number, c: number, d: number, e: number) => void;
-    readonly wasmmockpeer_pollOutput: (a: number, b: number, c: number) => void;
-    readonly wasmmockpeer_pollTimeout: (a: number, b: number) => void;
+    readonly wasmmockpeer_new: (a: number, b: number, c: number, d: number) => [number, number, number];
+    readonly wasmmockpeer_pollOutput: (a: number, b: number) => [number, number];
+    readonly wasmmockpeer_pollTimeout: (a: number) => [number, number];
     readonly wasmmockpeer_receive: (a: number, b: number, c: number, d: number) => void;
     readonly __wbindgen_externrefs: WebAssembly.Table;
-    readonly __wbindgen_add_to_stack_pointer: (a: number) => number;
-    readonly __wbindgen_export: (a: number, b: number) => number;
-    readonly __wbindgen_export2: (a: number, b: number, c: number, d: number) => number;
-    readonly __wbindgen_export3: (a: number, b: number, c: number) => void;
-    readonly __wbindgen_export4: (a: number) => void;
+    readonly __wbindgen_malloc: (a: number, b: number) => number;
+    readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+    readonly __wbindgen_free: (a: number, b: number, c: number) => void;
+    readonly __externref_table_dealloc: (a: number) => void;
     readonly __wbindgen_start: () => void;
 }
 

@@ -7,6 +7,9 @@
  * Every input takes `now_ms`, the driver's monotonic clock in milliseconds
  * (`performance.now()`); after every input the driver drains [`poll_command`](Self::poll_command)
  * and [`poll_event`](Self::poll_event) and re-reads [`poll_timeout`](Self::poll_timeout).
+ *
+ * Not `Debug`: the core's `Debug` output (every internal table) would be compiled into the
+ * module for nothing JavaScript can use.
  */
 export class WasmClient {
     free(): void;
@@ -129,7 +132,7 @@ export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembl
 export interface InitOutput {
     readonly memory: WebAssembly.Memory;
     readonly __wbg_wasmclient_free: (a: number, b: number) => void;
-    readonly wasmclient_clearQueue: (a: number, b: number) => void;
+    readonly wasmclient_clearQueue: (a: number) => [number, number];
     readonly wasmclient_connect: (a: number, b: number) => void;
     readonly wasmclient_disconnect: (a: number, b: number) => void;
     readonly wasmclient_flushFollowUps: (a: number) => number;
@@ -139,27 +142,26 @@ export interface InitOutput {
     readonly wasmclient_handleOpen: (a: number, b: number) => void;
     readonly wasmclient_handleTimeout: (a: number, b: number) => void;
     readonly wasmclient_hasToken: (a: number) => number;
-    readonly wasmclient_latency: (a: number, b: number) => void;
+    readonly wasmclient_latency: (a: number) => [number, number];
     readonly wasmclient_networkChanged: (a: number, b: number) => void;
-    readonly wasmclient_new: (a: number, b: number, c: number, d: number, e: number) => void;
-    readonly wasmclient_openUrl: (a: number, b: number, c: number, d: number) => void;
-    readonly wasmclient_pollCommand: (a: number, b: number) => void;
-    readonly wasmclient_pollEvent: (a: number, b: number) => void;
-    readonly wasmclient_pollTimeout: (a: number, b: number) => void;
-    readonly wasmclient_queued: (a: number, b: number) => void;
+    readonly wasmclient_new: (a: number, b: number, c: number, d: number) => [number, number, number];
+    readonly wasmclient_openUrl: (a: number, b: number, c: number) => [number, number];
+    readonly wasmclient_pollCommand: (a: number) => [number, number];
+    readonly wasmclient_pollEvent: (a: number) => [number, number];
+    readonly wasmclient_pollTimeout: (a: number) => [number, number];
+    readonly wasmclient_queued: (a: number) => [number, number];
     readonly wasmclient_queuedCount: (a: number) => number;
     readonly wasmclient_reconnect: (a: number, b: number) => void;
-    readonly wasmclient_send: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number, j: number, k: number) => void;
+    readonly wasmclient_send: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number, j: number) => [number, number, number, number];
     readonly wasmclient_setToken: (a: number, b: number, c: number) => void;
-    readonly wasmclient_status: (a: number, b: number) => void;
-    readonly wasmclient_subscribe: (a: number, b: number, c: number, d: number, e: number) => void;
+    readonly wasmclient_status: (a: number) => [number, number];
+    readonly wasmclient_subscribe: (a: number, b: number, c: number, d: number) => [number, number];
     readonly wasmclient_unsubscribe: (a: number, b: number, c: number, d: number) => number;
     readonly __wbindgen_externrefs: WebAssembly.Table;
-    readonly __wbindgen_add_to_stack_pointer: (a: number) => number;
-    readonly __wbindgen_export: (a: number, b: number, c: number) => void;
-    readonly __wbindgen_export2: (a: number, b: number) => number;
-    readonly __wbindgen_export3: (a: number, b: number, c: number, d: number) => number;
-    readonly __wbindgen_export4: (a: number) => void;
+    readonly __wbindgen_free: (a: number, b: number, c: number) => void;
+    readonly __wbindgen_malloc: (a: number, b: number) => number;
+    readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+    readonly __externref_table_dealloc: (a: number) => void;
     readonly __wbindgen_start: () => void;
 }
 
