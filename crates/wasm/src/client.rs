@@ -683,6 +683,13 @@ impl WasmClient {
     }
 }
 
+/// The channel of the collaborative study session on `topic` (`session:<slug>`), as the server
+/// names it. Throws when the topic has no letter or digit to make a slug of.
+#[wasm_bindgen(js_name = sessionChannel)]
+pub fn session_channel(topic: &str) -> Result<String, JsError> {
+    Ok(cerebrum_protocol::session_channel(topic).map_err(BindingError::from)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ mod mock;
 mod time;
 
 #[cfg(feature = "client")]
-pub use client::WasmClient;
+pub use client::{WasmClient, session_channel};
 pub use error::BindingError;
 #[cfg(feature = "mock")]
 pub use mock::{WasmMockPeer, mock_data_stream};

@@ -1,7 +1,7 @@
 // Loads the client core's WebAssembly module once, at import (top-level await): in Node from the
 // file beside the glue, in browsers with `fetch` (streaming compilation).
 
-import init, { initSync, WasmClient } from '../wasm/cerebrum_wasm.js';
+import init, { initSync, WasmClient, sessionChannel } from '../wasm/cerebrum_wasm.js';
 
 const wasmUrl = new URL('../wasm/cerebrum_wasm_bg.wasm', import.meta.url);
 
@@ -14,4 +14,4 @@ if (isNode && wasmUrl.protocol === 'file:') {
   await init({ module_or_path: wasmUrl });
 }
 
-export { WasmClient };
+export { WasmClient, sessionChannel };

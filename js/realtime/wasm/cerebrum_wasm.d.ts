@@ -127,11 +127,18 @@ export class WasmClient {
     unsubscribe(channel: string, now_ms: number): boolean;
 }
 
+/**
+ * The channel of the collaborative study session on `topic` (`session:<slug>`), as the server
+ * names it. Throws when the topic has no letter or digit to make a slug of.
+ */
+export function sessionChannel(topic: string): string;
+
 export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
 
 export interface InitOutput {
     readonly memory: WebAssembly.Memory;
     readonly __wbg_wasmclient_free: (a: number, b: number) => void;
+    readonly sessionChannel: (a: number, b: number) => [number, number, number, number];
     readonly wasmclient_clearQueue: (a: number) => [number, number];
     readonly wasmclient_connect: (a: number, b: number) => void;
     readonly wasmclient_disconnect: (a: number, b: number) => void;
@@ -158,9 +165,9 @@ export interface InitOutput {
     readonly wasmclient_subscribe: (a: number, b: number, c: number, d: number) => [number, number];
     readonly wasmclient_unsubscribe: (a: number, b: number, c: number, d: number) => number;
     readonly __wbindgen_externrefs: WebAssembly.Table;
-    readonly __wbindgen_free: (a: number, b: number, c: number) => void;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+    readonly __wbindgen_free: (a: number, b: number, c: number) => void;
     readonly __externref_table_dealloc: (a: number) => void;
     readonly __wbindgen_start: () => void;
 }

@@ -2,6 +2,7 @@
 /* eslint-disable */
 export const memory: WebAssembly.Memory;
 export const __wbg_wasmclient_free: (a: number, b: number) => void;
+export const sessionChannel: (a: number, b: number) => [number, number, number, number];
 export const wasmclient_clearQueue: (a: number) => [number, number];
 export const wasmclient_connect: (a: number, b: number) => void;
 export const wasmclient_disconnect: (a: number, b: number) => void;
@@ -28,8 +29,8 @@ export const wasmclient_status: (a: number) => [number, number];
 export const wasmclient_subscribe: (a: number, b: number, c: number, d: number) => [number, number];
 export const wasmclient_unsubscribe: (a: number, b: number, c: number, d: number) => number;
 export const __wbindgen_externrefs: WebAssembly.Table;
-export const __wbindgen_free: (a: number, b: number, c: number) => void;
 export const __wbindgen_malloc: (a: number, b: number) => number;
 export const __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+export const __wbindgen_free: (a: number, b: number, c: number) => void;
 export const __externref_table_dealloc: (a: number) => void;
 export const __wbindgen_start: () => void;
