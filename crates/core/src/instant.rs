@@ -1,8 +1,8 @@
 //! The instant type the core's inputs take.
 //!
 //! On every target with a clock this is [`std::time::Instant`] itself. On
-//! `wasm32-unknown-unknown` the standard library has no clock: `std::time::Instant::now()`
-//! panics there and no other constructor exists, so an owner (the browser's JavaScript driver)
+//! `wasm32-unknown-unknown` the standard library has no clock: reading `std::time::Instant`'s
+//! clock panics there and it has no other constructor, so an owner (the browser's JavaScript driver)
 //! could not make a single `Instant` to pass in. There the core uses [`WasmInstant`], a
 //! monotonic offset from an origin the owner chooses (e.g. `performance.now()` in
 //! milliseconds), with the same arithmetic.

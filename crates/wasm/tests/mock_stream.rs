@@ -3,6 +3,8 @@
 //! that its WebAssembly build makes the same (`js/realtime/test/timers.test.ts`).
 //! `CEREBRUM_BLESS=1` rewrites the fixture.
 
+#![allow(clippy::unwrap_used)] // a generator test: any failure is a test failure
+
 use cerebrum_mock::{DataGenerator, MockMessage};
 use cerebrum_protocol::{Envelope, MessageIdGenerator, encode};
 

@@ -15,6 +15,8 @@
 //! construction and the protocol crate stays untouched. The samples below are Rust literals: a
 //! field added to a payload breaks their compilation, so nothing is silently left out.
 
+#![allow(clippy::unwrap_used)] // a generator test: any failure is a test failure
+
 use std::fmt::Write as _;
 
 use cerebrum_protocol::{
