@@ -390,6 +390,10 @@ pub struct WasmClient {
     follow_ups: Vec<Outgoing>,
     /// The latest `now` the driver passed in.
     last_now_ms: f64,
+    /// The last input was [`WasmClient::handle_frame`]: a `Message` event now is that frame
+    /// (the core delivers at most one message per frame, unchanged), so [`WasmClient::drain`]
+    /// tells the driver to use the text it already holds instead of copying it back.
+    frame_fed: bool,
 }
 
 impl WasmClient {
@@ -416,6 +420,7 @@ impl WasmClient {
             auto_ack_notifications,
             follow_ups: Vec::new(),
             last_now_ms: now_ms,
+            frame_fed: false,
         })
     }
 
@@ -468,6 +473,7 @@ impl WasmClient {
     }
 
     fn at(&mut self, now_ms: f64) -> cerebrum_core::Instant {
+        self.frame_fed = false;
         if now_ms > self.last_now_ms {
             self.last_now_ms = now_ms;
         }
@@ -584,6 +590,7 @@ impl WasmClient {
         let now = self.at(now_ms);
         self.core
             .handle_transport(TransportEvent::Frame(frame), now);
+        self.frame_fed = true;
     }
 
     /// Transport report: the WebSocket closed (`code` is absent for 1005/1006: no close frame).
@@ -622,6 +629,48 @@ impl WasmClient {
         let event = self.core.poll_event()?;
         self.observe(&event);
         Some(event_json(event))
+    }
+
+    /// Drains every output in one call (the fast path of the driver; equivalent to polling):
+    /// `{"commands":[…],"events":[…],"timeout":ms|null}` with the commands and events of
+    /// [`poll_command`](Self::poll_command) and [`poll_event`](Self::poll_event) in order,
+    /// the follow-ups (notification acks) fed and their outputs drained too, and
+    /// [`poll_timeout`](Self::poll_timeout) last. A message delivered from the frame of the
+    /// last [`handle_frame`](Self::handle_frame) is `{"kind":"message","fed":true}`: the driver
+    /// parses the frame it passed in (the core delivers it unchanged) rather than a copy.
+    pub fn drain(&mut self) -> String {
+        let mut commands = String::from("[");
+        let mut events = String::from("[");
+        loop {
+            while let Some(command) = self.core.poll_command() {
+                if commands.len() > 1 {
+                    commands.push(',');
+                }
+                commands.push_str(&command_json(command));
+            }
+            while let Some(event) = self.core.poll_event() {
+                self.observe(&event);
+                if events.len() > 1 {
+                    events.push(',');
+                }
+                match event {
+                    Event::Message(_) if self.frame_fed => {
+                        events.push_str(r#"{"kind":"message","fed":true}"#);
+                    }
+                    other => events.push_str(&event_json(other)),
+                }
+            }
+            if !self.flush_follow_ups() {
+                break;
+            }
+        }
+        self.frame_fed = false;
+        commands.push(']');
+        events.push(']');
+        let timeout = self
+            .poll_timeout()
+            .map_or_else(|| "null".to_owned(), |ms| ms.to_string());
+        format!(r#"{{"commands":{commands},"events":{events},"timeout":{timeout}}}"#)
     }
 
     /// Feeds the answers the drained events call for (notification acks); returns whether it
@@ -751,6 +800,29 @@ mod tests {
         assert_eq!(parsed["message"]["type"], "study_metrics_update");
         assert_eq!(parsed["message"]["payload"]["studyHours"], 1.5);
         assert_eq!(parsed["message"]["messageId"], "m1");
+    }
+
+    #[test]
+    fn drain_returns_everything_at_once_and_marks_the_fed_frame() {
+        let mut client = WasmClient::try_new(r#"{"url":"ws://h/ws"}"#, 0.0, 0.0).unwrap();
+        client.connect(0.0);
+        let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
+        assert_eq!(out["commands"][0]["kind"], "open");
+        assert_eq!(out["events"][0]["kind"], "status");
+        assert_eq!(out["timeout"], 10_000.0);
+        client.handle_open(5.0);
+        let _ = client.drain();
+        client.handle_frame(
+            r#"{"type":"news","payload":{"n":1},"timestamp":1,"messageId":"m1"}"#.to_owned(),
+            6.0,
+        );
+        let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
+        let events = out["events"].as_array().unwrap();
+        assert!(events.contains(&serde_json::json!({"kind":"message","fed":true})));
+        // Nothing left, and nothing pending: an empty drain.
+        let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
+        assert_eq!(out["commands"], serde_json::json!([]));
+        assert_eq!(out["events"], serde_json::json!([]));
     }
 
     #[test]

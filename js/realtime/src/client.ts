@@ -27,6 +27,13 @@ type Command =
 
 type Handler = (message: WebSocketMessage) => void;
 
+/** What the core's `drain` returns. */
+interface Drained {
+  commands: Command[];
+  events: Array<CoreEvent | { kind: 'message'; fed: true }>;
+  timeout: number | null;
+}
+
 /** The subprotocol we offer; a server that does not select it still speaks JSON. */
 const SUBPROTOCOL = 'cerebrum.v1.json';
 const OPEN = 1;
@@ -94,6 +101,8 @@ export class WebSocketClient {
   private busy = false;
   private readonly pending: Array<() => void> = [];
   private retryAuth = false;
+  /** The frame being fed, reused for the message the core delivers from it. */
+  private frame: string | null = null;
   private authRetryUsed = false;
   private status: ConnectionStatus = 'disconnected';
   private latency = 0;
@@ -320,37 +329,39 @@ export class WebSocketClient {
     }
   }
 
-  /** Drains commands (executed) and events (returned, handed out after the drain). */
+  /**
+   * Drains commands (executed) and events (returned, handed out after the drain) with one call
+   * into the core, then re-arms the timer at the deadline it reports.
+   */
   private drain(): CoreEvent[] {
     const events: CoreEvent[] = [];
     for (;;) {
-      let command: string | undefined;
-      while ((command = this.core.pollCommand()) !== undefined) {
-        this.execute(JSON.parse(command) as Command);
+      const out = JSON.parse(this.core.drain()) as Drained;
+      for (const command of out.commands) this.execute(command);
+      for (const raw of out.events) {
+        // The message is the frame just fed, unchanged: parse the text we hold.
+        const event: CoreEvent =
+          raw.kind === 'message' && 'fed' in raw
+            ? { kind: 'message', message: JSON.parse(this.frame!) as WebSocketMessage }
+            : (raw as CoreEvent);
+        this.observe(event);
+        events.push(event);
       }
-      let event: string | undefined;
-      while ((event = this.core.pollEvent()) !== undefined) {
-        const parsed = JSON.parse(event) as CoreEvent;
-        this.observe(parsed);
-        events.push(parsed);
-      }
-      let fed = this.core.flushFollowUps();
+      this.frame = null;
       if (this.retryAuth) {
         this.retryAuth = false;
         this.log('close 4001: asking the token provider once more');
         this.core.connect(now());
-        fed = true;
+        continue;
       }
-      if (!fed) break;
+      this.armTimer(out.timeout ?? undefined);
+      return events;
     }
-    this.armTimer();
-    return events;
   }
 
   /** The one timer: re-armed after every input at the core's `pollTimeout`. */
-  private armTimer(): void {
-    const at = this.core.pollTimeout();
-    if (at === this.timerAt) return;
+  private armTimer(at: number | undefined): void {
+    if (at === this.timerAt || (at === undefined && this.timerAt === null)) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.timerAt = at ?? null;
@@ -452,7 +463,10 @@ export class WebSocketClient {
       if (!live()) return;
       if (typeof event.data === 'string') {
         const frame = event.data;
-        this.input(() => this.core.handleFrame(frame, now()));
+        this.input(() => {
+          this.frame = frame;
+          this.core.handleFrame(frame, now());
+        });
       } else {
         this.log('binary frame ignored (the protocol is JSON text)');
       }

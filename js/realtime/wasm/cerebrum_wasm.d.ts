@@ -27,6 +27,16 @@ export class WasmClient {
      */
     disconnect(now_ms: number): void;
     /**
+     * Drains every output in one call (the fast path of the driver; equivalent to polling):
+     * `{"commands":[…],"events":[…],"timeout":ms|null}` with the commands and events of
+     * [`poll_command`](Self::poll_command) and [`poll_event`](Self::poll_event) in order,
+     * the follow-ups (notification acks) fed and their outputs drained too, and
+     * [`poll_timeout`](Self::poll_timeout) last. A message delivered from the frame of the
+     * last [`handle_frame`](Self::handle_frame) is `{"kind":"message","fed":true}`: the driver
+     * parses the frame it passed in (the core delivers it unchanged) rather than a copy.
+     */
+    drain(): string;
+    /**
      * Feeds the answers the drained events call for (notification acks); returns whether it
      * fed any, in which case the driver drains commands and events again. Refused answers
      * (not connected any more) are dropped: they are best effort.
@@ -142,6 +152,7 @@ export interface InitOutput {
     readonly wasmclient_clearQueue: (a: number) => [number, number];
     readonly wasmclient_connect: (a: number, b: number) => void;
     readonly wasmclient_disconnect: (a: number, b: number) => void;
+    readonly wasmclient_drain: (a: number) => [number, number];
     readonly wasmclient_flushFollowUps: (a: number) => number;
     readonly wasmclient_handleClose: (a: number, b: number, c: number, d: number, e: number) => void;
     readonly wasmclient_handleError: (a: number, b: number, c: number, d: number) => void;

@@ -52,6 +52,28 @@ export class WasmClient {
         wasm.wasmclient_disconnect(this.__wbg_ptr, now_ms);
     }
     /**
+     * Drains every output in one call (the fast path of the driver; equivalent to polling):
+     * `{"commands":[…],"events":[…],"timeout":ms|null}` with the commands and events of
+     * [`poll_command`](Self::poll_command) and [`poll_event`](Self::poll_event) in order,
+     * the follow-ups (notification acks) fed and their outputs drained too, and
+     * [`poll_timeout`](Self::poll_timeout) last. A message delivered from the frame of the
+     * last [`handle_frame`](Self::handle_frame) is `{"kind":"message","fed":true}`: the driver
+     * parses the frame it passed in (the core delivers it unchanged) rather than a copy.
+     * @returns {string}
+     */
+    drain() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.wasmclient_drain(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
+    }
+    /**
      * Feeds the answers the drained events call for (notification acks); returns whether it
      * fed any, in which case the driver drains commands and events again. Refused answers
      * (not connected any more) are dropped: they are best effort.

@@ -6,6 +6,7 @@ export const sessionChannel: (a: number, b: number) => [number, number, number, 
 export const wasmclient_clearQueue: (a: number) => [number, number];
 export const wasmclient_connect: (a: number, b: number) => void;
 export const wasmclient_disconnect: (a: number, b: number) => void;
+export const wasmclient_drain: (a: number) => [number, number];
 export const wasmclient_flushFollowUps: (a: number) => number;
 export const wasmclient_handleClose: (a: number, b: number, c: number, d: number, e: number) => void;
 export const wasmclient_handleError: (a: number, b: number, c: number, d: number) => void;
