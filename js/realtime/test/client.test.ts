@@ -209,3 +209,28 @@ describe('queue, acks, resume and auth against cerebrum serve', () => {
     await until(() => c.isConnected() && asked.length === 2, 'connected with the second token');
   });
 });
+
+describe('bad input is a clear error', () => {
+  it('refuses invalid options with a thrown Error, never a crash', () => {
+    expect(() => new WebSocketClient({ url: 'http://example.org/ws', WebSocket: WebSocket as never })).toThrow(
+      /ws:\/\/ or wss:\/\//,
+    );
+    expect(() => new WebSocketClient({ url: 'ws://h/ws', reconnectAttempts: -1, WebSocket: WebSocket as never })).toThrow(
+      /reconnectAttempts/,
+    );
+    expect(() => new WebSocketClient({ url: 'ws://h/ws', heartbeatInterval: 0, WebSocket: WebSocket as never })).toThrow(
+      /heartbeat_interval/,
+    );
+    expect(() => new WebSocketClient(undefined as never)).toThrow(/config object/);
+    const c = new WebSocketClient({ url: 'ws://h/ws', WebSocket: WebSocket as never });
+    expect(() => c.send('x', { big: 1n } as never)).toThrow(TypeError);
+  });
+
+  // Node 20 has no global WebSocket (Node 22 has one: nothing to ask for there).
+  it.skipIf(typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'undefined')(
+    'asks for a WebSocket constructor where the runtime has none',
+    () => {
+    expect(() => new WebSocketClient({ url: 'ws://h/ws' })).toThrow(/no global WebSocket/);
+    },
+  );
+});
