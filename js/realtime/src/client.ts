@@ -514,8 +514,9 @@ export class WebSocketClient {
 
   /** Hands events to the app, after the drain. */
   private dispatch(events: CoreEvent[]): void {
+    const debug = this.config.debug === true;
     for (const event of events) {
-      this.log('event', event);
+      if (debug) this.log('event', event);
       for (const listener of this.listeners) this.guard(() => listener(event));
       switch (event.kind) {
         case 'connected':
@@ -587,12 +588,25 @@ export class WebSocketClient {
   }
 
   private deliver(message: WebSocketMessage): void {
-    this.guard(() => this.config.onMessage?.(message));
+    const onMessage = this.config.onMessage;
+    if (onMessage) this.call(onMessage, message);
     if (message.channel !== undefined) {
-      for (const entry of this.channels.get(message.channel) ?? []) this.guard(() => entry.handler(message));
+      const entries = this.channels.get(message.channel);
+      if (entries) for (const entry of entries) this.call(entry.handler, message);
     }
-    for (const handler of this.handlers.get(message.type) ?? []) this.guard(() => handler(message));
-    for (const handler of this.handlers.get('*') ?? []) this.guard(() => handler(message));
+    const typed = this.handlers.get(message.type);
+    if (typed) for (const handler of typed) this.call(handler, message);
+    const all = this.handlers.get('*');
+    if (all) for (const handler of all) this.call(handler, message);
+  }
+
+  /** `handler(message)`, a throw logged (the hot path of `guard`, without a closure). */
+  private call(handler: Handler, message: WebSocketMessage): void {
+    try {
+      handler(message);
+    } catch (err) {
+      console.error('[cerebrum] a handler threw:', err);
+    }
   }
 
   private error(error: Error): void {
