@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
+import { loadavg } from 'node:os';
 
 import { WebSocketClient } from '../realtime/dist/index.js';
 import { CerebrumClient } from './baseline-appjs.mjs';
@@ -119,4 +120,4 @@ console.log('\n## one inbound study_metrics_update, socket message event → app
   measure('old app.js client (baseline)', (f) => client.receive(f), () => count);
 }
 
-console.log(`\nnode ${process.version}, ${process.platform}/${process.arch}`);
+console.log(`\nnode ${process.version}, ${process.platform}/${process.arch}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
