@@ -114,6 +114,10 @@ describe('queue, acks, resume and auth against cerebrum serve', () => {
     expect(queued[0]).toMatchObject({ type: 'quiz.answer', messageId: expect.any(String), timestamp: expect.any(Number) });
     c.clearQueue();
     expect(c.getQueuedMessages()).toEqual([]);
+    // An acknowledged send removed from the queue rejects rather than hanging.
+    const cleared = c.send('quiz.answer', { n: 'acked' }, { ack: true });
+    c.clearQueue();
+    await expect(cleared).rejects.toThrow(/removed from the queue/);
     c.send('quiz.answer', { n: 'after clear' });
     expect(c.getQueuedMessages()).toHaveLength(1);
     c.connect();
