@@ -17,6 +17,7 @@ mod manifest;
 mod process;
 mod release;
 mod version;
+mod wasm;
 mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +74,16 @@ enum Command {
     /// `cerebrum serve --redis` nodes on a private redis-server against one in-memory node;
     /// writes the table between <!-- cluster:begin --> and <!-- cluster:end --> of FILE.
     BenchCluster(ClusterArgs),
+    /// Build the browser client's WebAssembly, its generated types and the dashboard's bundle
+    ///
+    /// Builds crates/wasm for wasm32-unknown-unknown with the wasm-bindgen CLI of Cargo.lock's
+    /// version, regenerates the TypeScript payload types and bundles the dashboard; with --check,
+    /// builds into the target directory and fails if the committed assets differ.
+    Wasm {
+        /// Rebuild aside and fail if the committed assets differ.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 /// Parses the arguments after `xtask` (help and usage errors come back as clap errors, which
@@ -131,6 +142,7 @@ fn run(cli: Cli, args: &[String]) -> Result<(), Error> {
         Command::Release(release) => release::run(&root, &release),
         Command::Bench(bench) => bench::run(&root, &bench, &typed_command(args)),
         Command::BenchCluster(cluster) => bench_cluster::run(&root, &cluster, &typed_command(args)),
+        Command::Wasm { check } => wasm::run(&root, check),
     }
 }
 

@@ -2,7 +2,7 @@
 //! together.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cerebrum_protocol::{
     Ack, Auth, Envelope, ErrorPayload, MAX_FRAME_BYTES, MessageId, MessageIdGenerator, Payload,
@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError, TokenTransport};
 use crate::error::{AckError, SendError, SubscribeError};
 use crate::event::{Command, Event, Outgoing, ServerLevel, TransportEvent};
 use crate::heartbeat::{Heartbeat, LatencyStats};
+use crate::instant::Instant;
 use crate::outbox::{Limits, Outbox, Queued};
 use crate::status::Status;
 use crate::timer::{Timer, TimerTable};

@@ -1,5 +1,6 @@
 //! The HTTP routes on the WebSocket's port: `/ws`, `/healthz`, `/metrics`, `/api/*`, and the
-//! web dashboard (`/`, `/app.js`, `/style.css`, embedded from `web/`).
+//! web dashboard (`/`, `/app.js`, `/style.css`, the `@cerebrum/realtime` bundle `/realtime.js` and
+//! its `/wasm/cerebrum_wasm_bg.wasm`, embedded from `web/`).
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/index.html", get(web_index))
         .route("/app.js", get(web_script))
         .route("/style.css", get(web_style))
+        .route("/realtime.js", get(web_client))
+        .route("/wasm/cerebrum_wasm_bg.wasm", get(web_client_wasm))
         .fallback(not_found)
         .with_state(app)
 }
@@ -55,16 +58,38 @@ fn error(status: StatusCode, message: &str) -> Response {
     json_response(status, &json!({ "error": message }))
 }
 
-/// The web dashboard: one page, one stylesheet, one ES module, embedded in the binary.
+/// The web dashboard: one page, one stylesheet, its ES module, and the client package (built and
+/// committed by `cargo xtask wasm`), embedded in the binary.
 const WEB_INDEX: &str = include_str!("../web/index.html");
 const WEB_SCRIPT: &str = include_str!("../web/app.js");
 const WEB_STYLE: &str = include_str!("../web/style.css");
+const WEB_CLIENT: &str = include_str!("../web/realtime.js");
+const WEB_CLIENT_WASM: &[u8] = include_bytes!("../web/wasm/cerebrum_wasm_bg.wasm");
 
-fn web_asset(content_type: &'static str, body: &'static str) -> Response {
-    let mut response = respond(StatusCode::OK, content_type, body.to_owned());
-    response.headers_mut().insert(
+/// The dashboard's Content-Security-Policy: scripts from this origin only (no inline script),
+/// WebAssembly compilation allowed, sockets to this server.
+const WEB_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+    connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn web_asset(content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    headers.insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-cache"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(WEB_CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
     );
     response
 }
@@ -79,6 +104,14 @@ async fn web_script() -> Response {
 
 async fn web_style() -> Response {
     web_asset("text/css; charset=utf-8", WEB_STYLE)
+}
+
+async fn web_client() -> Response {
+    web_asset("text/javascript; charset=utf-8", WEB_CLIENT)
+}
+
+async fn web_client_wasm() -> Response {
+    web_asset("application/wasm", WEB_CLIENT_WASM)
 }
 
 async fn not_found() -> Response {
