@@ -236,11 +236,23 @@ fn ms(duration: Duration) -> f64 {
 /// verbatim, so JavaScript's one `JSON.parse` gives the origin's `WebSocketMessage`.
 fn message_json(envelope: &Envelope) -> String {
     let wire = encode(envelope);
-    let mut out = String::with_capacity(wire.len() + 32);
-    out.push_str(r#"{"kind":"message","message":"#);
+    let mut out = String::with_capacity(wire.len() + 48);
+    out.push_str(r#"{"kind":"message","#);
+    if is_app_data(envelope) {
+        out.push_str(r#""appData":true,"#);
+    }
+    out.push_str(r#""message":"#);
     out.push_str(&wire);
     out.push('}');
     out
+}
+
+/// A server type that came from a channel where only apps publish: app data of that channel,
+/// never the server's own message (PROTOCOL.md section 7). The driver then hands it to the
+/// channel's subscribers and `onMessage` only, not to the handlers of its type.
+fn is_app_data(envelope: &Envelope) -> bool {
+    cerebrum_protocol::is_server_type(envelope.kind())
+        && !cerebrum_protocol::is_server_message(envelope)
 }
 
 fn event_json(event: Event) -> String {
@@ -456,7 +468,8 @@ impl WasmClient {
                 if self.auto_ack_notifications
                     && self.v1
                     && envelope.kind() == Notification::TYPE
-                    && envelope.channel().is_none() =>
+                    && envelope.channel().is_none()
+                    && !is_app_data(envelope) =>
             {
                 if let Some(id) = envelope.message_id() {
                     let ack = Ack {
@@ -654,8 +667,12 @@ impl WasmClient {
                     events.push(',');
                 }
                 match event {
-                    Event::Message(_) if self.frame_fed => {
-                        events.push_str(r#"{"kind":"message","fed":true}"#);
+                    Event::Message(envelope) if self.frame_fed => {
+                        if is_app_data(&envelope) {
+                            events.push_str(r#"{"kind":"message","fed":true,"appData":true}"#);
+                        } else {
+                            events.push_str(r#"{"kind":"message","fed":true}"#);
+                        }
                     }
                     other => events.push_str(&event_json(other)),
                 }
@@ -816,6 +833,44 @@ mod tests {
         assert_eq!(parsed["message"]["type"], "study_metrics_update");
         assert_eq!(parsed["message"]["payload"]["studyHours"], 1.5);
         assert_eq!(parsed["message"]["messageId"], "m1");
+    }
+
+    #[test]
+    fn a_server_type_from_an_app_channel_is_flagged_as_app_data() {
+        let mut client = WasmClient::try_new(r#"{"url":"ws://h/ws"}"#, 0.0, 0.0).unwrap();
+        client.connect(0.0);
+        let _ = client.drain();
+        client.handle_open(5.0);
+        let _ = client.drain();
+        let cases = [
+            (
+                r#"{"type":"notification","payload":{},"channel":"chat:1","offset":1,"messageId":"f1"}"#,
+                true,
+            ),
+            (
+                r#"{"type":"ack","payload":{"messageId":"x"},"channel":"chat:1","offset":2,"messageId":"f2"}"#,
+                true,
+            ),
+            (
+                r#"{"type":"system_status","payload":{},"channel":"system","offset":3,"messageId":"s1"}"#,
+                false,
+            ),
+            (
+                r#"{"type":"chat.message","payload":{},"channel":"chat:1","offset":3,"messageId":"c1"}"#,
+                false,
+            ),
+        ];
+        for (i, (frame, app_data)) in cases.into_iter().enumerate() {
+            client.handle_frame(frame.to_owned(), 6.0 + i as f64);
+            let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
+            let message = out["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["kind"] == "message")
+                .unwrap_or_else(|| panic!("no message event for {frame}: {out}"));
+            assert_eq!(message["appData"] == true, app_data, "{frame}: {message}");
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ type Handler = (message: WebSocketMessage) => void;
 /** What the core's `drain` returns. */
 interface Drained {
   commands: Command[];
-  events: Array<CoreEvent | { kind: 'message'; fed: true }>;
+  events: Array<CoreEvent | { kind: 'message'; fed: true; appData?: true }>;
   timeout: number | null;
 }
 
@@ -342,7 +342,11 @@ export class WebSocketClient {
         // The message is the frame just fed, unchanged: parse the text we hold.
         const event: CoreEvent =
           raw.kind === 'message' && 'fed' in raw
-            ? { kind: 'message', message: JSON.parse(this.frame!) as WebSocketMessage }
+            ? {
+                kind: 'message',
+                message: JSON.parse(this.frame!) as WebSocketMessage,
+                ...(raw.appData === true ? { appData: true as const } : {}),
+              }
             : (raw as CoreEvent);
         this.observe(event);
         events.push(event);
@@ -529,7 +533,7 @@ export class WebSocketClient {
           }
           break;
         case 'message':
-          this.deliver(event.message);
+          this.deliver(event.message, event.appData === true);
           break;
         case 'acked': {
           const waiter = this.acks.get(event.messageId);
@@ -587,14 +591,20 @@ export class WebSocketClient {
     }
   }
 
-  private deliver(message: WebSocketMessage): void {
+  /**
+   * Hands a message to `onMessage`, its channel's subscribers and the handlers of its type. An
+   * `appData` message (a server type published into an app channel, which the core flags) is
+   * app data of that channel: the handlers of its type, which trust it as the server's, never
+   * see it.
+   */
+  private deliver(message: WebSocketMessage, appData: boolean): void {
     const onMessage = this.config.onMessage;
     if (onMessage) this.call(onMessage, message);
     if (message.channel !== undefined) {
       const entries = this.channels.get(message.channel);
       if (entries) for (const entry of entries) this.call(entry.handler, message);
     }
-    const typed = this.handlers.get(message.type);
+    const typed = appData ? undefined : this.handlers.get(message.type);
     if (typed) for (const handler of typed) this.call(handler, message);
     const all = this.handlers.get('*');
     if (all) for (const handler of all) this.call(handler, message);

@@ -171,7 +171,7 @@ export type CoreEvent =
   | { kind: 'disconnected'; code: number | null; reason: string; willReconnect: boolean }
   | { kind: 'reconnectScheduled'; attempt: number; delayMs: number }
   | { kind: 'gaveUp'; attempts: number }
-  | { kind: 'message'; message: WebSocketMessage }
+  | { kind: 'message'; message: WebSocketMessage; appData?: true }
   | { kind: 'latency'; ms: number }
   | { kind: 'acked'; messageId: string }
   | { kind: 'sendFailed'; messageId: string; reason: string; error: import('./generated/protocol.js').ErrorPayload | null }
