@@ -3,7 +3,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use cerebrum_e2ee::{ChannelCrypto, ChannelKey, Keyring};
+use cerebrum_e2ee::{ChannelCrypto, ChannelKey, KeyProvider, Keyring, open_payload, seal_payload};
 use cerebrum_protocol::{Envelope, KeyId};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -27,7 +27,7 @@ fn bench(c: &mut Criterion) {
         ChannelKey::from_bytes([7; 32]),
     )
     .unwrap();
-    let crypto = ChannelCrypto::new(keys);
+    let crypto = ChannelCrypto::new(keys.clone());
     let plain = envelope();
     let delivered = crypto
         .seal(CHANNEL, plain.clone())
@@ -40,6 +40,33 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("open 200-byte payload", |b| {
         b.iter(|| crypto.open(black_box(delivered.clone())).unwrap());
+    });
+    // The cipher alone, without key lookup, nonce draw, base64url and the envelope.
+    let (kid, key) = keys.sealing_key(CHANNEL).unwrap();
+    let sealed = seal_payload(
+        &key,
+        &kid,
+        CHANNEL,
+        "chat.message",
+        plain.payload(),
+        [9; 24],
+    )
+    .unwrap();
+    c.bench_function("seal_payload 200 bytes (cipher only)", |b| {
+        b.iter(|| {
+            seal_payload(
+                &key,
+                &kid,
+                CHANNEL,
+                "chat.message",
+                black_box(plain.payload()),
+                [9; 24],
+            )
+            .unwrap()
+        });
+    });
+    c.bench_function("open_payload 200 bytes (cipher only)", |b| {
+        b.iter(|| open_payload(&key, CHANNEL, "chat.message", black_box(&sealed)).unwrap());
     });
     c.bench_function("clone envelope (baseline of both)", |b| {
         b.iter(|| black_box(plain.clone()));
