@@ -4,6 +4,7 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 /// Why a key could not be made.
@@ -18,8 +19,9 @@ pub enum KeyError {
     Random(String),
 }
 
-/// A 32-byte XChaCha20-Poly1305 key of a channel. `Debug` shows no byte of it, and its memory
-/// is zeroed when it is dropped.
+/// A 32-byte XChaCha20-Poly1305 key of a channel. `Debug` shows no byte of it, equality is
+/// checked in constant time, and its memory is zeroed when it is dropped (the cipher's own copy
+/// too: chacha20poly1305's `zeroize` feature).
 ///
 /// ```
 /// use cerebrum_e2ee::ChannelKey;
@@ -30,8 +32,17 @@ pub enum KeyError {
 /// assert_ne!(fresh, key);
 /// # Ok::<(), cerebrum_e2ee::KeyError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ChannelKey([u8; 32]);
+
+/// Compared in constant time: equality of secrets must not leak through timing.
+impl PartialEq for ChannelKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for ChannelKey {}
 
 impl ChannelKey {
     /// A key from its 32 bytes.

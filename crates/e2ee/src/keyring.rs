@@ -119,7 +119,8 @@ impl Keyring {
     }
 
     /// Adds `key` under `key_id` to `channel` and makes it the channel's current (sealing)
-    /// key; keys inserted before keep opening. Inserting the same id and key again is a no-op.
+    /// key; keys inserted before keep opening. Inserting an id already in the ring with the same
+    /// key makes it current again (a rollback); with another key it is refused.
     pub fn insert(
         &self,
         channel: &str,
