@@ -224,8 +224,9 @@ fn the_documented_sealed_publication_is_this_key_nonce_and_payload() {
     )
     .unwrap();
     let raw = sealed.to_raw();
-    let expected =
-        include_str!("../../protocol/tests/snapshots/wire_snapshots__sealed_publication.snap");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../protocol/tests/snapshots/wire_snapshots__sealed_publication.snap");
+    let expected = std::fs::read_to_string(path).unwrap();
     let frame = expected.trim_end().lines().last().unwrap();
     let documented = decode(frame).unwrap();
     assert_eq!(documented.payload().get(), raw.get());
