@@ -296,7 +296,8 @@ impl ClientBuilder {
     /// XChaCha20-Poly1305 before they are queued or sent; publications delivered from it are
     /// opened before any subscriber, callback or the store sees them, and one that does not
     /// open is reported as [`ClientError::Decrypt`] instead. Keys never appear in `Debug`
-    /// output or logs.
+    /// output or logs. What stays sealed: the offline queue ([`Client::queued_messages`]) and
+    /// the raw inbound frames of [`Client::frames`], which show what travels on the wire.
     ///
     /// ```
     /// use cerebrum_realtime::{ChannelKey, Client, KeyId, Keyring};

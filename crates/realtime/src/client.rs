@@ -158,7 +158,8 @@ impl Client {
         self.inner.state.clone()
     }
 
-    /// The messages in the offline queue, oldest first (the origin's `getQueuedMessages`).
+    /// The messages in the offline queue, oldest first (the origin's `getQueuedMessages`),
+    /// exactly as they will be sent: publications to encrypted channels are already sealed.
     #[must_use]
     pub fn queued_messages(&self) -> Vec<Envelope> {
         self.inner.state.borrow().queued.clone()
