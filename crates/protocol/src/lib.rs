@@ -26,6 +26,7 @@ mod error;
 mod id;
 mod limits;
 mod message;
+mod sealed;
 
 pub use catalog::Payload;
 pub use catalog::level0::{
@@ -51,3 +52,7 @@ pub use limits::{
     validate_channel, validate_message_id, validate_topic, validate_type,
 };
 pub use message::{ClientMessage, ServerMessage, is_server_message, is_server_type};
+pub use sealed::{
+    Cipher, KeyId, MAX_KEY_ID_LEN, SEALED_NONCE_LEN, SEALED_TAG_LEN, SealedPayload,
+    XCHACHA20POLY1305,
+};
