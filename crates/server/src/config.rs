@@ -64,7 +64,7 @@ impl std::fmt::Debug for Database {
 
 /// `url` with the password of its `user:password@` part and of a `password=` query parameter
 /// replaced by `***`.
-fn redact_password(url: &str) -> String {
+pub(crate) fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
