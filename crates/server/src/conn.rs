@@ -342,7 +342,7 @@ async fn carry_out(
                 user_id,
                 finished,
                 ack,
-            } => match app.finish_study(user_id, finished).await {
+            } => match app.finish_study(user_id, finished.clone()).await {
                 Ok(_) => {
                     if let Some(id) = ack {
                         session.send_ack(id, Now::current());
@@ -350,7 +350,10 @@ async fn carry_out(
                 }
                 Err(err) => {
                     tracing::error!(%err, "could not record a study session");
-                    session.send_internal_error(ack, Now::current());
+                    match &finished {
+                        Some(finished) => session.study_end_failed(finished, ack, Now::current()),
+                        None => session.send_internal_error(ack, Now::current()),
+                    }
                 }
             },
             Effect::StudyStarted { user_id, topic } => {

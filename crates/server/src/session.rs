@@ -396,14 +396,46 @@ impl Session {
         }
     }
 
-    /// Queues an `internal` error for frame `ref_id` (a deferred effect failed).
+    /// Queues an `internal` error for frame `ref_id` (a deferred effect failed) and forgets
+    /// its dedupe id, so that the client's retry is processed rather than acknowledged as a
+    /// duplicate.
     pub fn send_internal_error(&mut self, ref_id: Option<MessageId>, now: Now) {
+        if let Some(id) = &ref_id {
+            // The id was recorded under the key of the moment the frame arrived: the
+            // connection's own before its user was known, the user's after.
+            if self.user.is_some() {
+                self.ctx.forget_message(&self.dedupe_key(), id.as_str());
+            }
+            self.ctx
+                .forget_message(&format!("c:{}", self.conn), id.as_str());
+        }
         self.error_code(
             ErrorCode::Internal,
             "the server could not process the message",
             ref_id,
             now,
         );
+    }
+
+    /// The write of a study session that `study_session_end` ended failed
+    /// ([`Effect::FinishStudy`]): the session is taken back (the user studies on, on this
+    /// connection, from the same start) so that the retry records it, and frame `ack` gets
+    /// `internal`.
+    pub fn study_end_failed(&mut self, finished: &FinishedStudy, ack: Option<MessageId>, now: Now) {
+        let name = self.display_name(&finished.user_id);
+        let restored = lock(&self.ctx.study).restore(self.conn, finished, &name);
+        if let Some(participant) = restored {
+            let channel = &finished.channel;
+            if let Err(err) = self.ctx.hub.broker().presence_join(channel, participant) {
+                tracing::warn!(%err, channel, "could not restore a study session's presence");
+            }
+            if self.state != State::Closing {
+                self.join_silently(channel);
+            }
+            self.ctx
+                .publish_session_update(channel, &finished.topic, now);
+        }
+        self.send_internal_error(ack, now);
     }
 
     /// Queues a frame.
@@ -694,16 +726,7 @@ impl Session {
     fn study_start(&mut self, start: &StudySessionStart, now: Now) -> Result<(), ErrorPayload> {
         self.check_user(&start.user_id)?;
         let channel = session_channel(&start.topic).map_err(|e| protocol(&e, None))?;
-        let name = self
-            .claims
-            .as_ref()
-            .and_then(|c| c.name.as_deref())
-            .unwrap_or(&start.user_id);
-        // Bounded, so that a presence update listing 100 members stays under the frame limit.
-        let name: String = name
-            .chars()
-            .take(cerebrum_protocol::MAX_USER_NAME_LEN)
-            .collect();
+        let name = self.display_name(&start.user_id);
         let participant = {
             let mut study = lock(&self.ctx.study);
             let cap = self.ctx.config.max_study_sessions_per_user;
@@ -746,6 +769,19 @@ impl Session {
             topic: start.topic.clone(),
         });
         Ok(())
+    }
+
+    /// The name `user_id` is shown with in presence: the token's `name`, else the id.
+    fn display_name(&self, user_id: &str) -> String {
+        let name = self
+            .claims
+            .as_ref()
+            .and_then(|c| c.name.as_deref())
+            .unwrap_or(user_id);
+        // Bounded, so that a presence update listing 100 members stays under the frame limit.
+        name.chars()
+            .take(cerebrum_protocol::MAX_USER_NAME_LEN)
+            .collect()
     }
 
     fn study_end(

@@ -22,6 +22,8 @@ pub struct FinishedStudy {
     pub duration_secs: f64,
     /// When it ended, ms since the Unix epoch.
     pub ended_ms: u64,
+    /// When it started, ms since the Unix epoch.
+    pub started_ms: u64,
 }
 
 #[derive(Debug)]
@@ -136,6 +138,39 @@ impl StudyTracker {
         Some(finished(user, channel, active, now.unix_ms))
     }
 
+    /// Takes back a session that [`StudyTracker::end`] ended but whose record could not be
+    /// written: `user` studies on, on `conn`, from the same start, so that ending it again
+    /// records it. Returns the participant when it was re-added (`None` when the user started
+    /// the session again meanwhile: that one goes on).
+    pub fn restore(
+        &mut self,
+        conn: ConnId,
+        finished: &FinishedStudy,
+        name: &str,
+    ) -> Option<Participant> {
+        let key = (finished.user_id.clone(), finished.channel.clone());
+        if self.active.contains_key(&key) {
+            return None;
+        }
+        let participant = Participant {
+            user_id: finished.user_id.clone(),
+            user_name: name.to_owned(),
+            avatar_url: None,
+            joined_at: finished.started_ms,
+        };
+        self.active.insert(
+            key,
+            Active {
+                topic: finished.topic.clone(),
+                participant: participant.clone(),
+                started_ms: finished.started_ms,
+                conns: HashSet::from([conn]),
+                leaving_since: None,
+            },
+        );
+        Some(participant)
+    }
+
     /// The channels `conn` studies on.
     #[must_use]
     pub fn channels_of(&self, conn: ConnId) -> Vec<String> {
@@ -224,6 +259,7 @@ fn finished(user: &str, channel: &str, active: Active, ended_ms: u64) -> Finishe
         channel: channel.to_owned(),
         duration_secs: duration_ms as f64 / 1000.0,
         ended_ms,
+        started_ms: active.started_ms,
     }
 }
 
