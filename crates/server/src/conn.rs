@@ -36,6 +36,41 @@ impl Drop for ConnGuard {
     }
 }
 
+/// Runs [`Session::disconnect`] however the connection task ends, unwinding included: a panic
+/// while carrying out an effect must not leave the connection's hub subscriptions, its
+/// per-user count or its study presence behind.
+struct SessionGuard {
+    session: Session,
+    disconnected: bool,
+}
+
+impl SessionGuard {
+    fn disconnect(&mut self, now: Now) {
+        if !std::mem::replace(&mut self.disconnected, true) {
+            self.session.disconnect(now);
+        }
+    }
+}
+
+impl std::ops::Deref for SessionGuard {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl std::ops::DerefMut for SessionGuard {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.disconnect(Now::current());
+    }
+}
+
 enum End {
     /// Send this close frame, after the queued frames.
     Close(u16, &'static str),
@@ -53,12 +88,15 @@ enum End {
 pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<String>) {
     let app = guard.app.clone();
     let outbox = Outbox::new(app.ctx.config.outbound_queue);
-    let mut session = Session::new(
-        app.ctx.clone(),
-        outbox.clone(),
-        token.as_deref(),
-        Now::current(),
-    );
+    let mut session = SessionGuard {
+        session: Session::new(
+            app.ctx.clone(),
+            outbox.clone(),
+            token.as_deref(),
+            Now::current(),
+        ),
+        disconnected: false,
+    };
     drop(token);
     let mut shutdown = app.shutdown_rx();
     let mut shutting_down = *shutdown.borrow_and_update();
@@ -143,6 +181,8 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
         }
     };
     Box::pin(finish(&app, ws, &outbox, end, &mut session)).await;
+    // Disconnected before the connection stops counting (shutdown drains on that count).
+    drop(session);
     drop(guard);
 }
 
@@ -152,7 +192,7 @@ async fn finish(
     mut ws: WebSocket,
     outbox: &Arc<Outbox>,
     end: End,
-    session: &mut Session,
+    session: &mut SessionGuard,
 ) {
     let end_name = match &end {
         End::Close(_, reason) => *reason,

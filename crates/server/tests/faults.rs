@@ -12,11 +12,13 @@ use std::time::Instant;
 
 use cerebrum_protocol::StreamPosition;
 use cerebrum_protocol::{Envelope, Notification, NotificationKind, Participant, Priority};
+use cerebrum_server::auth::JwtKey;
 use cerebrum_server::broker::{Broker, BrokerError, MemoryBroker, Publication, Replay};
 use cerebrum_server::sqlite::SqliteStore;
 use cerebrum_server::store::{Store, StoreError, StudyRecord};
 use cerebrum_server::{RunningServer, Server, ServerConfig};
 use common::*;
+use futures_util::StreamExt;
 use serde_json::json;
 
 /// SQLite, with writes that fail while `fail` is set.
@@ -274,4 +276,53 @@ async fn a_publication_the_broker_refused_is_published_when_sent_again() {
     send_json(&mut ws, &publication).await;
     assert_eq!(answer_to(&mut ws, "p1").await["type"], "ack");
     assert_eq!(faulty.broker.appended.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_task_that_panics_releases_its_user_slot_and_channels() {
+    let faulty = start_faulty(false, |config| {
+        config.jwt = Some(JwtKey::hs256(SECRET));
+        config.max_connections_per_user = 1;
+    })
+    .await;
+    *faulty.broker.panic_on.lock().unwrap() = Some("user:boom".into());
+    let url = format!(
+        "{}?token={}",
+        faulty.server.ws_url(),
+        token(SECRET, "boom", None)
+    );
+    let (mut ws, _) = connect_ready(&url).await;
+    // The study start's metrics are published on `user:boom` from an effect: the broker panics
+    // there, inside the connection task.
+    send_json(
+        &mut ws,
+        &json!({"type":"study_session_start","payload":{"userId":"boom","topic":"Genetics"}}),
+    )
+    .await;
+    // The connection ends without a close frame (its task unwound).
+    loop {
+        match tokio::time::timeout(PATIENCE, ws.next()).await.unwrap() {
+            None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    // Its channels are left...
+    // Polled until a generous deadline (the task unwinds after the socket is gone).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let hub = &faulty.server.context().hub;
+    while hub
+        .local_channels()
+        .iter()
+        .any(|c| c == "user:boom" || c == "session:genetics")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the panicked connection's channels were never left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // ... and its user slot released: the user connects again (the limit is one).
+    *faulty.broker.panic_on.lock().unwrap() = None;
+    let (_again, welcome) = connect_ready(&url).await;
+    assert_eq!(welcome["payload"]["userId"], "boom");
 }
