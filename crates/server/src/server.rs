@@ -486,6 +486,7 @@ impl Server {
             for task in background {
                 task.abort();
             }
+            record_study_in_progress(&app).await;
             let flushed = app.blocking(|store| store.flush()).await;
             if let Err(err) = &flushed {
                 tracing::error!(%err, "could not flush the store");
@@ -501,6 +502,27 @@ impl Server {
             task,
             ctx,
         })
+    }
+}
+
+/// Records every study session still in progress (or in its grace period) as finished now,
+/// so that a graceful shutdown loses no study time.
+async fn record_study_in_progress(app: &App) {
+    let in_progress = lock(&app.ctx.study).end_all(Now::current());
+    for finished in in_progress {
+        let FinishedStudy {
+            user_id,
+            duration_secs,
+            ended_ms,
+            ..
+        } = finished;
+        let user = user_id.clone();
+        let recorded = app
+            .blocking(move |store| store.record_session(&user, duration_secs, ended_ms))
+            .await;
+        if let Err(err) = recorded {
+            tracing::error!(%err, user = user_id, "could not record a study session at shutdown");
+        }
     }
 }
 

@@ -221,13 +221,20 @@ impl StudyTracker {
             .into_iter()
             .filter_map(|key| {
                 let active = self.active.remove(&key)?;
-                let lost_ago = active.leaving_since.map_or(0, |since| {
-                    now.mono.saturating_duration_since(since).as_millis()
-                });
-                let ended_ms = now
-                    .unix_ms
-                    .saturating_sub(u64::try_from(lost_ago).unwrap_or(u64::MAX));
+                let ended_ms = ended_ms(active.leaving_since, now);
                 Some(finished(&key.0, &key.1, active, ended_ms))
+            })
+            .collect()
+    }
+
+    /// Ends every session (the server shuts down): those in their grace period where their
+    /// connection was lost, the others at `now`.
+    pub fn end_all(&mut self, now: Now) -> Vec<FinishedStudy> {
+        std::mem::take(&mut self.active)
+            .into_iter()
+            .map(|((user, channel), active)| {
+                let ended_ms = ended_ms(active.leaving_since, now);
+                finished(&user, &channel, active, ended_ms)
             })
             .collect()
     }
@@ -249,6 +256,15 @@ impl StudyTracker {
             .find(|((_, c), _)| c == channel)
             .map(|(_, a)| a.topic.as_str())
     }
+}
+
+/// When a session ends at `now`: where its connection was lost (`leaving_since`), else now.
+fn ended_ms(leaving_since: Option<Instant>, now: Now) -> u64 {
+    let lost_ago = leaving_since.map_or(0, |since| {
+        now.mono.saturating_duration_since(since).as_millis()
+    });
+    now.unix_ms
+        .saturating_sub(u64::try_from(lost_ago).unwrap_or(u64::MAX))
 }
 
 fn finished(user: &str, channel: &str, active: Active, ended_ms: u64) -> FinishedStudy {

@@ -322,3 +322,38 @@ async fn with_auth_off_a_connection_names_its_user_and_gets_its_pending_notifica
     let refused = recv(&mut ada).await;
     assert_eq!(refused["payload"]["code"], "forbidden");
 }
+
+#[tokio::test]
+async fn a_graceful_shutdown_records_the_study_sessions_in_progress() {
+    let mut server = start().await;
+    let (mut ada, _) = connect_ready(&server.url).await;
+    let (mut bob, _) = connect_ready(&server.url).await;
+    start_study(&mut ada, "ada", "Genetics").await;
+    start_study(&mut bob, "bob", "Physics").await;
+    for ws in [&mut ada, &mut bob] {
+        let studying = recv_type(ws, "study_metrics_update").await;
+        assert_eq!(studying["payload"]["studyHours"], 0.0);
+    }
+    // Bob's connection is lost: his session is in its grace period at shutdown.
+    drop(bob);
+    // The sessions need a length: wait (without sleeping) until the wall clock moved on.
+    let started = cerebrum_server::clock::unix_ms();
+    while cerebrum_server::clock::unix_ms() < started + 2 {
+        tokio::task::yield_now().await;
+    }
+    // Ada's client answers the server's close at once.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = ada.next().await {} });
+    let dir = server.dir.path().to_path_buf();
+    server.stop().await;
+    reader.await.unwrap();
+
+    let restarted = cerebrum_server::Server::bind(config(&dir)).await.unwrap();
+    for (user, topic) in [("ada", "Genetics"), ("bob", "Physics")] {
+        let (mut ws, _) = connect_ready(&restarted.ws_url()).await;
+        start_study(&mut ws, user, topic).await;
+        let studying = recv_type(&mut ws, "study_metrics_update").await;
+        let hours = studying["payload"]["studyHours"].as_f64().unwrap();
+        assert!(hours > 0.0, "{user}'s session was lost: {studying}");
+    }
+    restarted.shutdown().await.unwrap();
+}
