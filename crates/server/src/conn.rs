@@ -402,14 +402,7 @@ async fn carry_out(
                 }
             }
             Effect::DeliverPending { user_id } => match app.pending(&user_id).await {
-                Ok(notifications) => {
-                    let now = Now::current();
-                    for notification in notifications {
-                        if let Some(frame) = notification_frame(app, &notification, now) {
-                            session.push(frame, now);
-                        }
-                    }
-                }
+                Ok(page) => session.handle_pending_page(&page, Now::current()),
                 Err(err) => tracing::error!(%err, "could not read pending notifications"),
             },
             Effect::AckNotification {
@@ -418,6 +411,7 @@ async fn carry_out(
                 ack,
             } => match app.ack_notification(&user_id, &notification_id).await {
                 Ok(()) => {
+                    session.handle_notification_acked(&notification_id);
                     if let Some(id) = ack {
                         session.send_ack(id, Now::current());
                     }
@@ -430,22 +424,6 @@ async fn carry_out(
         }
     }
     None
-}
-
-/// The frame of a notification: its `messageId` is the notification's id, so the client's
-/// `ack{messageId}` names it.
-pub(crate) fn notification_frame(
-    app: &App,
-    notification: &cerebrum_protocol::Notification,
-    now: Now,
-) -> Option<Utf8Bytes> {
-    let id = MessageId::new(notification.id.clone()).ok()?;
-    let envelope = Envelope::from_payload(notification)
-        .ok()?
-        .with_timestamp(now.unix_ms)
-        .with_message_id(id);
-    let _ = app;
-    Some(Utf8Bytes::from(encode(&envelope)))
 }
 
 /// Recognises tungstenite's "message too long" behind axum's error type.

@@ -162,9 +162,11 @@ impl App {
         Ok(())
     }
 
+    /// The next page of `user_id`'s pending notifications.
     pub(crate) async fn pending(&self, user_id: &str) -> Result<Vec<Notification>, StoreError> {
         let user = user_id.to_owned();
-        self.blocking(move |store| store.pending_notifications(&user))
+        let limit = self.ctx.config.pending_page();
+        self.blocking(move |store| store.pending_notifications(&user, limit))
             .await
     }
 
@@ -380,12 +382,13 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
     let data_dir = config.data_dir.clone();
     let database = config.database.clone();
+    let retention = config.notification_retention;
     tokio::task::spawn_blocking(move || -> Result<Arc<dyn Store>, StoreError> {
         Ok(match database {
-            Database::Postgres { url, pool_size } => {
-                Arc::new(PostgresStore::connect_with_pool(&url, pool_size)?)
-            }
-            Database::Sqlite => Arc::new(SqliteStore::open(&data_dir)?),
+            Database::Postgres { url, pool_size } => Arc::new(
+                PostgresStore::connect_with_pool(&url, pool_size)?.with_retention(retention),
+            ),
+            Database::Sqlite => Arc::new(SqliteStore::open(&data_dir)?.with_retention(retention)),
         })
     })
     .await

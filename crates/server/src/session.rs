@@ -82,12 +82,15 @@ pub enum Effect {
         /// The frame to acknowledge once the broker took it.
         ack: Option<MessageId>,
     },
-    /// Send the user's pending notifications to this connection.
+    /// Read the next page of the user's pending notifications (at most
+    /// `ServerConfig::pending_page_size`, oldest first) and hand it to
+    /// [`Session::handle_pending_page`].
     DeliverPending {
         /// The user.
         user_id: String,
     },
-    /// Record the user's `ack` of a notification, then `ack` the frame when set.
+    /// Record the user's `ack` of a notification, then call
+    /// [`Session::handle_notification_acked`] and `ack` the frame when set.
     AckNotification {
         /// The user.
         user_id: String,
@@ -154,7 +157,20 @@ pub struct Session {
     abuse: Option<Box<AbuseCounter>>,
     last_inbound: Instant,
     channels: ChannelSet,
+    /// The page of pending notifications delivered and not yet acknowledged (boxed: most
+    /// connections have none).
+    pending: Option<Box<PendingPage>>,
     effects: std::collections::VecDeque<Effect>,
+}
+
+/// A page of pending notifications on its way: the next page is read once every notification
+/// of this one was acknowledged, so a user with thousands never overflows the outbox.
+#[derive(Debug, Default)]
+struct PendingPage {
+    /// Ids delivered and not acknowledged yet.
+    unacked: std::collections::HashSet<MessageId>,
+    /// Whether the page was full (more may be pending).
+    more: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -206,6 +222,7 @@ impl Session {
             abuse: None,
             last_inbound: now.mono,
             channels: ChannelSet::default(),
+            pending: None,
             effects: std::collections::VecDeque::new(),
         };
         if !session.ctx.auth_enabled() {
@@ -415,6 +432,56 @@ impl Session {
             ref_id,
             now,
         );
+    }
+
+    /// A page of the user's pending notifications was read ([`Effect::DeliverPending`]):
+    /// queues them; once all are acknowledged ([`Session::handle_notification_acked`]), a full
+    /// page asks for the next one.
+    pub fn handle_pending_page(&mut self, page: &[cerebrum_protocol::Notification], now: Now) {
+        let full = page.len() >= self.ctx.config.pending_page();
+        let mut unacked = std::collections::HashSet::with_capacity(page.len());
+        for notification in page {
+            let Ok(id) = MessageId::new(notification.id.clone()) else {
+                continue;
+            };
+            let Ok(envelope) = Envelope::from_payload(notification) else {
+                continue;
+            };
+            let envelope = envelope
+                .with_timestamp(now.unix_ms)
+                .with_message_id(id.clone());
+            self.push(Utf8Bytes::from(encode(&envelope)), now);
+            unacked.insert(id);
+        }
+        // A page none of which could be sent asks for no more (it would come back the same).
+        self.pending = (!unacked.is_empty()).then(|| {
+            Box::new(PendingPage {
+                unacked,
+                more: full,
+            })
+        });
+    }
+
+    /// The user's ack of notification `id` was recorded ([`Effect::AckNotification`]): when it
+    /// was the last unacknowledged one of the delivered page, the next page is asked for.
+    pub fn handle_notification_acked(&mut self, id: &MessageId) {
+        let Some(page) = &mut self.pending else {
+            return;
+        };
+        page.unacked.remove(id);
+        if !page.unacked.is_empty() {
+            return;
+        }
+        let more = page.more;
+        self.pending = None;
+        if more
+            && self.state != State::Closing
+            && let Some(user) = &self.user
+        {
+            self.effects.push_back(Effect::DeliverPending {
+                user_id: user.clone(),
+            });
+        }
     }
 
     /// The write of a study session that `study_session_end` ended failed

@@ -62,8 +62,12 @@ impl Store for FailingStore {
     ) -> Result<(), StoreError> {
         self.inner.save_notification(notification, user_id, now_ms)
     }
-    fn pending_notifications(&self, user_id: &str) -> Result<Vec<Notification>, StoreError> {
-        self.inner.pending_notifications(user_id)
+    fn pending_notifications(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.inner.pending_notifications(user_id, limit)
     }
     fn ack_notification(&self, user_id: &str, id: &str, now_ms: u64) -> Result<bool, StoreError> {
         if self.fail.load(Ordering::SeqCst) {
@@ -250,7 +254,7 @@ async fn a_notification_ack_whose_write_failed_is_recorded_when_sent_again() {
     assert!(
         faulty
             .store
-            .pending_notifications("ada")
+            .pending_notifications("ada", 10)
             .unwrap()
             .is_empty()
     );

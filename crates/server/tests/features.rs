@@ -357,3 +357,67 @@ async fn a_graceful_shutdown_records_the_study_sessions_in_progress() {
     }
     restarted.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn thousands_of_pending_notifications_arrive_page_by_page_and_only_the_retained_ones() {
+    // 2 000 unacknowledged notifications for ada, written before the server starts (more than
+    // the 1 024-frame outbox holds).
+    let server = start_with(|config| {
+        use cerebrum_server::store::Store as _;
+        // The acks go out as fast as the notifications come.
+        config.rate_limit_per_sec = 0.0;
+        let store = cerebrum_server::sqlite::SqliteStore::open(&config.data_dir).unwrap();
+        let now = cerebrum_server::clock::unix_ms();
+        for i in 0..2000 {
+            let note = cerebrum_protocol::Notification {
+                id: format!("n-{i:04}"),
+                title: "Quiz".into(),
+                message: format!("number {i}"),
+                kind: cerebrum_protocol::NotificationKind::Info,
+                priority: cerebrum_protocol::Priority::Low,
+                action_url: None,
+                action_text: None,
+            };
+            store.save_notification(&note, Some("ada"), now).unwrap();
+        }
+    })
+    .await;
+    let (mut ada, _) = connect_ready(&server.url).await;
+    send(
+        &mut ada,
+        r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
+    )
+    .await;
+    let mut received: Vec<String> = Vec::new();
+    let mut first_page_checked = false;
+    while received.len() < 500 {
+        let frame = recv(&mut ada).await;
+        match frame["type"].as_str() {
+            Some("notification") => {
+                let id = frame["messageId"].as_str().unwrap().to_owned();
+                received.push(id);
+            }
+            Some("subscribed" | "pong") => continue,
+            other => panic!("unexpected {other:?}: {frame}"),
+        }
+        if received.len() == 50 && !first_page_checked {
+            // The first page is all there is until it is acknowledged: a ping sent now is
+            // answered before any 51st notification.
+            first_page_checked = true;
+            send(&mut ada, r#"{"type":"ping","payload":{"n":1}}"#).await;
+            assert_eq!(recv(&mut ada).await["type"], "pong");
+            for id in &received {
+                send_json(&mut ada, &json!({"type":"ack","payload":{"messageId":id}})).await;
+            }
+        } else if first_page_checked {
+            let id = received.last().unwrap();
+            send_json(&mut ada, &json!({"type":"ack","payload":{"messageId":id}})).await;
+        }
+    }
+    // All were acknowledged: nothing more comes.
+    send(&mut ada, r#"{"type":"ping","payload":{"n":2}}"#).await;
+    assert_eq!(recv(&mut ada).await["type"], "pong");
+    // The newest 500 are kept (retention), oldest first.
+    let expected: Vec<String> = (1500..2000).map(|i| format!("n-{i:04}")).collect();
+    assert_eq!(received, expected);
+}
