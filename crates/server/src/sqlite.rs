@@ -1,5 +1,5 @@
-//! The embedded [`Store`]: one SQLite file in the data directory, WAL mode, versioned
-//! migrations.
+//! The embedded [`Store`]: one SQLite file in the data directory, WAL mode with
+//! `synchronous=FULL` (every commit durable before it returns), versioned migrations.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -85,7 +85,10 @@ impl SqliteStore {
             .map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        // FULL: every commit syncs the WAL before it returns, so a write the server has
+        // acknowledged (a study session, a notification ack) survives a power loss. NORMAL
+        // would sync only at checkpoints (the cost is in docs/benchmarks.md).
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -332,4 +335,24 @@ impl Store for SqliteStore {
     }
 }
 
-// The tests are in `tests/store_suite.rs`, shared with the PostgreSQL store.
+// The behaviour tests are in `tests/store_suite.rs`, shared with the PostgreSQL store.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_are_synced_before_they_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let journal: String = lock(&store.conn)
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        let synchronous: i64 = lock(&store.conn)
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .unwrap();
+        // WAL with synchronous=FULL (2): the WAL is synced at every commit, so what the server
+        // acknowledged survives a power loss (NORMAL, 1, syncs only at checkpoints).
+        assert_eq!((journal.as_str(), synchronous), ("wal", 2));
+    }
+}
