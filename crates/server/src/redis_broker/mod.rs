@@ -803,8 +803,7 @@ mod tests {
         let url = "redis://admin:hunter2-secret@cache.internal:99999999/0";
         let err = RedisBroker::connect(RedisConfig::new(url))
             .await
-            .err()
-            .expect("the port is out of range");
+            .expect_err("the port is out of range");
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("admin:***@cache.internal"), "{shown}");
