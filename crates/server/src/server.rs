@@ -68,6 +68,9 @@ pub(crate) struct App {
     /// Accepted connections that are not (yet) WebSockets: they count toward the cap too.
     pending: AtomicUsize,
     drained: Notify,
+    /// Study sessions that ended (grace period over) while the store failed: written again at
+    /// every presence sweep, and at shutdown, until the store takes them.
+    unrecorded: std::sync::Mutex<Vec<FinishedStudy>>,
 }
 
 impl App {
@@ -267,9 +270,18 @@ impl App {
         }
     }
 
-    /// Ends the study sessions whose grace period is over.
+    /// Ends the study sessions whose grace period is over, and writes again those whose write
+    /// failed before.
     async fn expire_presence(&self) {
         let now = Now::current();
+        let retry = std::mem::take(&mut *lock(&self.unrecorded));
+        for finished in retry {
+            let user = finished.user_id.clone();
+            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
+                tracing::warn!(%err, "could not record an expired study session yet");
+                lock(&self.unrecorded).push(finished);
+            }
+        }
         let expired = lock(&self.ctx.study).expire(now);
         for finished in expired {
             let _ = self
@@ -280,8 +292,9 @@ impl App {
             let (channel, topic) = (finished.channel.clone(), finished.topic.clone());
             let user = finished.user_id.clone();
             // The record is durable before the remaining members hear that the user left.
-            if let Err(err) = self.finish_study(user, Some(finished)).await {
-                tracing::error!(%err, "could not record an expired study session");
+            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
+                tracing::error!(%err, "could not record an expired study session; retrying");
+                lock(&self.unrecorded).push(finished);
             }
             self.ctx
                 .publish_session_update(&channel, &topic, Now::current());
@@ -458,6 +471,7 @@ impl Server {
             open: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             drained: Notify::new(),
+            unrecorded: std::sync::Mutex::new(Vec::new()),
         });
         let handle = ShutdownHandle { tx: Arc::new(tx) };
         let background = spawn_background(app.clone());
@@ -511,7 +525,8 @@ impl Server {
 /// Records every study session still in progress (or in its grace period) as finished now,
 /// so that a graceful shutdown loses no study time.
 async fn record_study_in_progress(app: &App) {
-    let in_progress = lock(&app.ctx.study).end_all(Now::current());
+    let mut in_progress = std::mem::take(&mut *lock(&app.unrecorded));
+    in_progress.extend(lock(&app.ctx.study).end_all(Now::current()));
     for finished in in_progress {
         let FinishedStudy {
             user_id,

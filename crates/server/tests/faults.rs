@@ -27,6 +27,8 @@ struct FailingStore {
     fail: AtomicBool,
     /// Sessions recorded.
     recorded: AtomicUsize,
+    /// Session writes refused.
+    refused: AtomicUsize,
 }
 
 impl FailingStore {
@@ -43,6 +45,7 @@ impl Store for FailingStore {
         ended_ms: u64,
     ) -> Result<StudyRecord, StoreError> {
         if self.fail.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(Self::injected());
         }
         let record = self
@@ -168,6 +171,7 @@ async fn start_faulty(remote: bool, edit: impl FnOnce(&mut ServerConfig)) -> Fau
         inner: SqliteStore::open(dir.path()).unwrap(),
         fail: AtomicBool::new(false),
         recorded: AtomicUsize::new(0),
+        refused: AtomicUsize::new(0),
     });
     let broker = Arc::new(FaultyBroker::new(remote));
     let server = Server::bind_with(config, store.clone(), broker.clone())
@@ -329,4 +333,44 @@ async fn a_connection_task_that_panics_releases_its_user_slot_and_channels() {
     *faulty.broker.panic_on.lock().unwrap() = None;
     let (_again, welcome) = connect_ready(&url).await;
     assert_eq!(welcome["payload"]["userId"], "boom");
+}
+
+/// Polls `condition` until it holds; fails after a generous deadline (a broken build, not a
+/// slow machine, is what the deadline catches).
+async fn wait_until(mut condition: impl FnMut() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_study_session_that_expired_while_the_store_failed_is_written_later() {
+    let faulty = start_faulty(false, |config| {
+        config.presence_grace = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let (mut ws, _) = connect_ready(&faulty.server.ws_url()).await;
+    let start = json!({"type":"study_session_start","payload":{"userId":"ada","topic":"Genetics"},"ack":true,"messageId":"s1"});
+    send_json(&mut ws, &start).await;
+    assert_eq!(answer_to(&mut ws, "s1").await["type"], "ack");
+    faulty.store.fail.store(true, Ordering::SeqCst);
+    // The connection is lost; after the grace period the session ends, and its write fails.
+    drop(ws);
+    let store = &faulty.store;
+    wait_until(
+        || store.refused.load(Ordering::SeqCst) >= 1,
+        "the failed write",
+    )
+    .await;
+    faulty.store.fail.store(false, Ordering::SeqCst);
+    wait_until(
+        || store.recorded.load(Ordering::SeqCst) == 1,
+        "the session written",
+    )
+    .await;
 }
