@@ -26,7 +26,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(3);
 const AFTER_HELP: &str = "\
 Output:
   stdout  every envelope the server sends, except `pong`, as one compact JSON line (welcome,
-          ack, error, subscribed and app messages included); each counts toward --count
+          ack, error, subscribed and app messages included); each counts toward --count,
+          except an `error{unauthorized}` refusal (the run ends with exit 3)
   stderr  status changes (`status: connected`) and errors (`error: ...`)
 
 Input (stdin), one message per line:
@@ -177,7 +178,11 @@ async fn connect(args: ConnectArgs) -> u8 {
                 if writeln!(out, "{}", encode(&envelope)).and_then(|()| out.flush()).is_err() {
                     break EXIT_FAILED;
                 }
-                received += 1;
+                // A refusal (`error{unauthorized}`, then close 4001) does not count: the
+                // close that follows ends the run with exit 3.
+                if !is_refusal(&envelope) {
+                    received += 1;
+                }
                 if frames.lagged() > lagged {
                     report(&format!("error: {} envelopes dropped: stdout is too slow", frames.lagged() - lagged));
                     lagged = frames.lagged();
@@ -241,6 +246,18 @@ async fn connect(args: ConnectArgs) -> u8 {
     };
     let _ = tokio::time::timeout(CLOSE_WAIT, client.disconnect()).await;
     code
+}
+
+/// Whether `envelope` is the server's `error{unauthorized}` (a refused token: the close 4001
+/// follows).
+fn is_refusal(envelope: &cerebrum_realtime::Envelope) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Code {
+        code: String,
+    }
+    envelope.kind() == "error"
+        && serde_json::from_str::<Code>(envelope.payload().get())
+            .is_ok_and(|payload| payload.code == "unauthorized")
 }
 
 /// Reports an error on stderr; `true` when it is an auth refusal.

@@ -1,4 +1,4 @@
-//! `cerebrum serve`: one declaration of every setting ([`Settings`]), read from flags,
+//! `cerebrum serve`: one declaration of every setting ([`ServeArgs`]), read from flags,
 //! `CEREBRUM_*` environment variables and a TOML config file (flags win over the environment,
 //! the environment over the file, the file over the defaults); logging; signals.
 

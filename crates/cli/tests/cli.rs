@@ -120,7 +120,7 @@ fn serve_with_postgres_prints_the_listening_line_and_stores_there() {
     assert!(exit.success(), "{exit:?}");
     // The schema is in PostgreSQL, and no SQLite file was made in the working directory.
     let store = cerebrum_server::postgres::PostgresStore::connect(&url).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     assert!(!dir.path().join("cerebrum-data").exists());
 }
 

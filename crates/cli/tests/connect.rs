@@ -52,7 +52,8 @@ enum Behaviour {
     Echo,
     /// welcome, then silence.
     Quiet,
-    /// close 4001 right after the upgrade.
+    /// `error{unauthorized}` then close 4001 right after the upgrade (as `cerebrum serve`
+    /// refuses a bad token).
     Unauthorized,
 }
 
@@ -69,6 +70,8 @@ async fn server(behaviour: Behaviour) -> (SocketAddr, mpsc::UnboundedReceiver<St
                     return;
                 };
                 if behaviour == Behaviour::Unauthorized {
+                    let error = r#"{"type":"error","payload":{"code":"unauthorized","message":"the token is not valid"},"timestamp":1,"messageId":"e1"}"#;
+                    let _ = ws.send(Message::text(error)).await;
                     let frame = CloseFrame {
                         code: CloseCode::from(4001),
                         reason: "unauthorized".into(),
@@ -168,6 +171,28 @@ async fn a_refused_token_exits_3() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_exits_3_even_when_its_error_frame_would_reach_the_count() {
+    let (addr, _received) = server(Behaviour::Unauthorized).await;
+    let url = format!("ws://{addr}/ws");
+    let output = connect(
+        &[
+            &url,
+            "--token",
+            "bad",
+            "--count",
+            "1",
+            "--timeout-secs",
+            "30",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    // The refusal is still printed.
+    assert_eq!(lines(&output)[0]["payload"]["code"], "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_exits_4() {
     let (addr, _received) = server(Behaviour::Quiet).await;
     let url = format!("ws://{addr}/ws");
@@ -259,7 +284,19 @@ async fn against_cerebrum_serve_with_auth_a_minted_token_connects_and_a_bad_one_
         "",
     )
     .await;
-    let bad = connect(&[&url, "--token", "not.a.jwt", "--timeout-secs", "30"], "").await;
+    let bad = connect(
+        &[
+            &url,
+            "--token",
+            "not.a.jwt",
+            "--count",
+            "1",
+            "--timeout-secs",
+            "30",
+        ],
+        "",
+    )
+    .await;
     let _ = serve.kill();
     let _ = serve.wait();
     assert!(good.status.success(), "{good:?}");

@@ -64,7 +64,7 @@ impl std::fmt::Debug for Database {
 
 /// `url` with the password of its `user:password@` part and of a `password=` query parameter
 /// replaced by `***`.
-fn redact_password(url: &str) -> String {
+pub(crate) fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -141,6 +141,13 @@ pub struct ServerConfig {
     pub auth_timeout: Duration,
     /// Presence grace period after a connection loss.
     pub presence_grace: Duration,
+    /// How many notifications are kept per user, and how long ([`crate::store::Retention`]:
+    /// the newest 500, at most 30 days).
+    pub notification_retention: crate::store::Retention,
+    /// Pending notifications sent to a connection at once; the next page follows once the
+    /// connection has acknowledged all of the current one (50; never more than half the
+    /// outbound queue).
+    pub pending_page_size: usize,
     /// Publications kept per channel.
     pub history_size: usize,
     /// How long publications are kept.
@@ -218,6 +225,8 @@ impl Default for ServerConfig {
             heartbeat_interval: Duration::from_secs(30),
             auth_timeout: Duration::from_secs(10),
             presence_grace: Duration::from_secs(10),
+            notification_retention: crate::store::Retention::default(),
+            pending_page_size: 50,
             history_size: 100,
             history_ttl: Duration::from_secs(300),
             redis_url: None,
@@ -271,6 +280,13 @@ pub enum ConfigError {
 }
 
 impl ServerConfig {
+    /// The page size of pending notifications in use: `pending_page_size`, at most half the
+    /// outbound queue (at least 1).
+    #[must_use]
+    pub fn pending_page(&self) -> usize {
+        self.pending_page_size.min(self.outbound_queue / 2).max(1)
+    }
+
     /// Checks the rules no type expresses: an HS256 secret of at least 32 bytes, no auth-off
     /// server on a non-loopback address unless [`ServerConfig::insecure`], numbers in range.
     /// [`crate::Server::bind`] calls it.
@@ -320,6 +336,11 @@ impl ServerConfig {
             "must be a number > 0",
         )?;
         range(self.outbound_queue >= 1, "outbound-queue", "must be ≥ 1")?;
+        range(
+            self.pending_page_size >= 1,
+            "pending-page-size",
+            "must be ≥ 1",
+        )?;
         range(
             self.max_channels_per_connection >= 1,
             "max-channels-per-connection",

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use cerebrum_protocol::{Envelope, MessageId, encode};
+use cerebrum_protocol::MessageId;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite_error::is_capacity;
@@ -36,6 +36,41 @@ impl Drop for ConnGuard {
     }
 }
 
+/// Runs [`Session::disconnect`] however the connection task ends, unwinding included: a panic
+/// while carrying out an effect must not leave the connection's hub subscriptions, its
+/// per-user count or its study presence behind.
+struct SessionGuard {
+    session: Session,
+    disconnected: bool,
+}
+
+impl SessionGuard {
+    fn disconnect(&mut self, now: Now) {
+        if !std::mem::replace(&mut self.disconnected, true) {
+            self.session.disconnect(now);
+        }
+    }
+}
+
+impl std::ops::Deref for SessionGuard {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl std::ops::DerefMut for SessionGuard {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.disconnect(Now::current());
+    }
+}
+
 enum End {
     /// Send this close frame, after the queued frames.
     Close(u16, &'static str),
@@ -53,12 +88,15 @@ enum End {
 pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<String>) {
     let app = guard.app.clone();
     let outbox = Outbox::new(app.ctx.config.outbound_queue);
-    let mut session = Session::new(
-        app.ctx.clone(),
-        outbox.clone(),
-        token.as_deref(),
-        Now::current(),
-    );
+    let mut session = SessionGuard {
+        session: Session::new(
+            app.ctx.clone(),
+            outbox.clone(),
+            token.as_deref(),
+            Now::current(),
+        ),
+        disconnected: false,
+    };
     drop(token);
     let mut shutdown = app.shutdown_rx();
     let mut shutting_down = *shutdown.borrow_and_update();
@@ -143,6 +181,8 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
         }
     };
     Box::pin(finish(&app, ws, &outbox, end, &mut session)).await;
+    // Disconnected before the connection stops counting (shutdown drains on that count).
+    drop(session);
     drop(guard);
 }
 
@@ -152,7 +192,7 @@ async fn finish(
     mut ws: WebSocket,
     outbox: &Arc<Outbox>,
     end: End,
-    session: &mut Session,
+    session: &mut SessionGuard,
 ) {
     let end_name = match &end {
         End::Close(_, reason) => *reason,
@@ -342,7 +382,7 @@ async fn carry_out(
                 user_id,
                 finished,
                 ack,
-            } => match app.finish_study(user_id, finished).await {
+            } => match app.finish_study(user_id, finished.clone()).await {
                 Ok(_) => {
                     if let Some(id) = ack {
                         session.send_ack(id, Now::current());
@@ -350,7 +390,10 @@ async fn carry_out(
                 }
                 Err(err) => {
                     tracing::error!(%err, "could not record a study session");
-                    session.send_internal_error(ack, Now::current());
+                    match &finished {
+                        Some(finished) => session.study_end_failed(finished, ack, Now::current()),
+                        None => session.send_internal_error(ack, Now::current()),
+                    }
                 }
             },
             Effect::StudyStarted { user_id, topic } => {
@@ -359,14 +402,7 @@ async fn carry_out(
                 }
             }
             Effect::DeliverPending { user_id } => match app.pending(&user_id).await {
-                Ok(notifications) => {
-                    let now = Now::current();
-                    for notification in notifications {
-                        if let Some(frame) = notification_frame(app, &notification, now) {
-                            session.push(frame, now);
-                        }
-                    }
-                }
+                Ok(page) => session.handle_pending_page(&page, Now::current()),
                 Err(err) => tracing::error!(%err, "could not read pending notifications"),
             },
             Effect::AckNotification {
@@ -375,6 +411,7 @@ async fn carry_out(
                 ack,
             } => match app.ack_notification(&user_id, &notification_id).await {
                 Ok(()) => {
+                    session.handle_notification_acked(&notification_id);
                     if let Some(id) = ack {
                         session.send_ack(id, Now::current());
                     }
@@ -387,22 +424,6 @@ async fn carry_out(
         }
     }
     None
-}
-
-/// The frame of a notification: its `messageId` is the notification's id, so the client's
-/// `ack{messageId}` names it.
-pub(crate) fn notification_frame(
-    app: &App,
-    notification: &cerebrum_protocol::Notification,
-    now: Now,
-) -> Option<Utf8Bytes> {
-    let id = MessageId::new(notification.id.clone()).ok()?;
-    let envelope = Envelope::from_payload(notification)
-        .ok()?
-        .with_timestamp(now.unix_ms)
-        .with_message_id(id);
-    let _ = app;
-    Some(Utf8Bytes::from(encode(&envelope)))
 }
 
 /// Recognises tungstenite's "message too long" behind axum's error type.

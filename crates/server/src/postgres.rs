@@ -17,7 +17,7 @@ use ::postgres::{Client, Config, GenericClient, NoTls, Row};
 use cerebrum_protocol::Notification;
 
 use crate::outbox::lock;
-use crate::store::{Store, StoreError, StudyRecord, session_length, utc_day};
+use crate::store::{Retention, Store, StoreError, StudyRecord, session_length, utc_day};
 
 /// Connections of the pool by default.
 pub const DEFAULT_POOL_SIZE: usize = 4;
@@ -34,9 +34,10 @@ const MIGRATION_LOCK: i64 = 0x6365_7265_6272_756d;
 
 /// The migrations, in order; `schema_migrations` records which ran. The tables match
 /// [`crate::sqlite`]'s: floats are `double precision`, timestamps `bigint` milliseconds.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE study_totals (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE study_totals (
         user_id TEXT PRIMARY KEY,
         total_hours DOUBLE PRECISION NOT NULL,
         last_session_secs DOUBLE PRECISION NOT NULL,
@@ -63,7 +64,14 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         acked_ms BIGINT NOT NULL,
         PRIMARY KEY (notification_id, user_id)
     );",
-)];
+    ),
+    // Retention: the newest of a user's notifications, and the oldest of all, are found by index.
+    (
+        2,
+        "CREATE INDEX notifications_user_seq ON notifications (user_id, seq);
+         CREATE INDEX notifications_created ON notifications (created_ms);",
+    ),
+];
 
 /// The PostgreSQL store.
 ///
@@ -76,6 +84,7 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 /// ```
 pub struct PostgresStore {
     pool: Pool,
+    retention: Retention,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -181,9 +190,17 @@ impl PostgresStore {
                 state: Mutex::new(PoolState::default()),
                 freed: Condvar::new(),
             },
+            retention: Retention::default(),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The store with `retention` instead of [`Retention::default`].
+    #[must_use]
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// The most connections the pool opens.
@@ -332,19 +349,69 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let payload = serde_json::to_string(notification)
             .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let retention = self.retention;
         self.pool.with(|client| {
-            client
-                .execute(
-                    "INSERT INTO notifications (id, user_id, payload, created_ms)
-                     VALUES ($1, $2, $3, $4)",
-                    &[&notification.id, &user_id, &payload, &ms(now_ms)],
+            let mut tx = client.transaction().map_err(|err| db(&err))?;
+            tx.execute(
+                "INSERT INTO notifications (id, user_id, payload, created_ms)
+                 VALUES ($1, $2, $3, $4)",
+                &[&notification.id, &user_id, &payload, &ms(now_ms)],
+            )
+            .map_err(|err| db(&err))?;
+            // Retention: by age for everyone, by count for this user.
+            let cutoff = retention.cutoff_ms(now_ms);
+            tx.execute(
+                "DELETE FROM notification_acks WHERE notification_id IN
+                    (SELECT id FROM notifications WHERE created_ms < $1)",
+                &[&cutoff],
+            )
+            .map_err(|err| db(&err))?;
+            tx.execute(
+                "DELETE FROM notifications WHERE created_ms < $1",
+                &[&cutoff],
+            )
+            .map_err(|err| db(&err))?;
+            // `IS NOT DISTINCT FROM` would match NULL too, but no index serves it.
+            let whose = if user_id.is_some() {
+                "user_id = $1"
+            } else {
+                "user_id IS NULL AND $1::text IS NULL"
+            };
+            let last_dropped = tx
+                .query_opt(
+                    &format!(
+                        "SELECT seq FROM notifications WHERE {whose}
+                         ORDER BY seq DESC LIMIT 1 OFFSET $2"
+                    ),
+                    &[&user_id, &retention.keep()],
                 )
-                .map(drop)
-                .map_err(|err| db(&err))
+                .map_err(|err| db(&err))?;
+            if let Some(row) = last_dropped {
+                let seq: i64 = row.try_get(0).map_err(|err| corrupt(&err))?;
+                tx.execute(
+                    &format!(
+                        "DELETE FROM notification_acks WHERE notification_id IN
+                            (SELECT id FROM notifications WHERE {whose} AND seq <= $2)"
+                    ),
+                    &[&user_id, &seq],
+                )
+                .map_err(|err| db(&err))?;
+                tx.execute(
+                    &format!("DELETE FROM notifications WHERE {whose} AND seq <= $2"),
+                    &[&user_id, &seq],
+                )
+                .map_err(|err| db(&err))?;
+            }
+            tx.commit().map_err(|err| db(&err))
         })
     }
 
-    fn pending_notifications(&self, user_id: &str) -> Result<Vec<Notification>, StoreError> {
+    fn pending_notifications(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.pool.with(|client| {
             client
                 .query(
@@ -352,8 +419,8 @@ impl Store for PostgresStore {
                      WHERE (n.user_id = $1 OR n.user_id IS NULL)
                        AND NOT EXISTS (SELECT 1 FROM notification_acks a
                                        WHERE a.notification_id = n.id AND a.user_id = $1)
-                     ORDER BY n.seq",
-                    &[&user_id],
+                     ORDER BY n.seq LIMIT $2",
+                    &[&user_id, &limit],
                 )
                 .map_err(|err| db(&err))
         })?;

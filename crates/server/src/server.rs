@@ -68,6 +68,9 @@ pub(crate) struct App {
     /// Accepted connections that are not (yet) WebSockets: they count toward the cap too.
     pending: AtomicUsize,
     drained: Notify,
+    /// Study sessions that ended (grace period over) while the store failed: written again at
+    /// every presence sweep, and at shutdown, until the store takes them.
+    unrecorded: std::sync::Mutex<Vec<FinishedStudy>>,
 }
 
 impl App {
@@ -162,9 +165,11 @@ impl App {
         Ok(())
     }
 
+    /// The next page of `user_id`'s pending notifications.
     pub(crate) async fn pending(&self, user_id: &str) -> Result<Vec<Notification>, StoreError> {
         let user = user_id.to_owned();
-        self.blocking(move |store| store.pending_notifications(&user))
+        let limit = self.ctx.config.pending_page();
+        self.blocking(move |store| store.pending_notifications(&user, limit))
             .await
     }
 
@@ -265,9 +270,18 @@ impl App {
         }
     }
 
-    /// Ends the study sessions whose grace period is over.
+    /// Ends the study sessions whose grace period is over, and writes again those whose write
+    /// failed before.
     async fn expire_presence(&self) {
         let now = Now::current();
+        let retry = std::mem::take(&mut *lock(&self.unrecorded));
+        for finished in retry {
+            let user = finished.user_id.clone();
+            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
+                tracing::warn!(%err, "could not record an expired study session yet");
+                lock(&self.unrecorded).push(finished);
+            }
+        }
         let expired = lock(&self.ctx.study).expire(now);
         for finished in expired {
             let _ = self
@@ -278,8 +292,9 @@ impl App {
             let (channel, topic) = (finished.channel.clone(), finished.topic.clone());
             let user = finished.user_id.clone();
             // The record is durable before the remaining members hear that the user left.
-            if let Err(err) = self.finish_study(user, Some(finished)).await {
-                tracing::error!(%err, "could not record an expired study session");
+            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
+                tracing::error!(%err, "could not record an expired study session; retrying");
+                lock(&self.unrecorded).push(finished);
             }
             self.ctx
                 .publish_session_update(&channel, &topic, Now::current());
@@ -380,12 +395,13 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
     let data_dir = config.data_dir.clone();
     let database = config.database.clone();
+    let retention = config.notification_retention;
     tokio::task::spawn_blocking(move || -> Result<Arc<dyn Store>, StoreError> {
         Ok(match database {
-            Database::Postgres { url, pool_size } => {
-                Arc::new(PostgresStore::connect_with_pool(&url, pool_size)?)
-            }
-            Database::Sqlite => Arc::new(SqliteStore::open(&data_dir)?),
+            Database::Postgres { url, pool_size } => Arc::new(
+                PostgresStore::connect_with_pool(&url, pool_size)?.with_retention(retention),
+            ),
+            Database::Sqlite => Arc::new(SqliteStore::open(&data_dir)?.with_retention(retention)),
         })
     })
     .await
@@ -455,6 +471,7 @@ impl Server {
             open: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             drained: Notify::new(),
+            unrecorded: std::sync::Mutex::new(Vec::new()),
         });
         let handle = ShutdownHandle { tx: Arc::new(tx) };
         let background = spawn_background(app.clone());
@@ -486,6 +503,7 @@ impl Server {
             for task in background {
                 task.abort();
             }
+            record_study_in_progress(&app).await;
             let flushed = app.blocking(|store| store.flush()).await;
             if let Err(err) = &flushed {
                 tracing::error!(%err, "could not flush the store");
@@ -501,6 +519,28 @@ impl Server {
             task,
             ctx,
         })
+    }
+}
+
+/// Records every study session still in progress (or in its grace period) as finished now,
+/// so that a graceful shutdown loses no study time.
+async fn record_study_in_progress(app: &App) {
+    let mut in_progress = std::mem::take(&mut *lock(&app.unrecorded));
+    in_progress.extend(lock(&app.ctx.study).end_all(Now::current()));
+    for finished in in_progress {
+        let FinishedStudy {
+            user_id,
+            duration_secs,
+            ended_ms,
+            ..
+        } = finished;
+        let user = user_id.clone();
+        let recorded = app
+            .blocking(move |store| store.record_session(&user, duration_secs, ended_ms))
+            .await;
+        if let Err(err) = recorded {
+            tracing::error!(%err, user = user_id, "could not record a study session at shutdown");
+        }
     }
 }
 

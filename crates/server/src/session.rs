@@ -82,12 +82,15 @@ pub enum Effect {
         /// The frame to acknowledge once the broker took it.
         ack: Option<MessageId>,
     },
-    /// Send the user's pending notifications to this connection.
+    /// Read the next page of the user's pending notifications (at most
+    /// `ServerConfig::pending_page_size`, oldest first) and hand it to
+    /// [`Session::handle_pending_page`].
     DeliverPending {
         /// The user.
         user_id: String,
     },
-    /// Record the user's `ack` of a notification, then `ack` the frame when set.
+    /// Record the user's `ack` of a notification, then call
+    /// [`Session::handle_notification_acked`] and `ack` the frame when set.
     AckNotification {
         /// The user.
         user_id: String,
@@ -154,7 +157,20 @@ pub struct Session {
     abuse: Option<Box<AbuseCounter>>,
     last_inbound: Instant,
     channels: ChannelSet,
+    /// The page of pending notifications delivered and not yet acknowledged (boxed: most
+    /// connections have none).
+    pending: Option<Box<PendingPage>>,
     effects: std::collections::VecDeque<Effect>,
+}
+
+/// A page of pending notifications on its way: the next page is read once every notification
+/// of this one was acknowledged, so a user with thousands never overflows the outbox.
+#[derive(Debug, Default)]
+struct PendingPage {
+    /// Ids delivered and not acknowledged yet.
+    unacked: std::collections::HashSet<MessageId>,
+    /// Whether the page was full (more may be pending).
+    more: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -206,6 +222,7 @@ impl Session {
             abuse: None,
             last_inbound: now.mono,
             channels: ChannelSet::default(),
+            pending: None,
             effects: std::collections::VecDeque::new(),
         };
         if !session.ctx.auth_enabled() {
@@ -396,14 +413,96 @@ impl Session {
         }
     }
 
-    /// Queues an `internal` error for frame `ref_id` (a deferred effect failed).
+    /// Queues an `internal` error for frame `ref_id` (a deferred effect failed) and forgets
+    /// its dedupe id, so that the client's retry is processed rather than acknowledged as a
+    /// duplicate.
     pub fn send_internal_error(&mut self, ref_id: Option<MessageId>, now: Now) {
+        if let Some(id) = &ref_id {
+            // The id was recorded under the key of the moment the frame arrived: the
+            // connection's own before its user was known, the user's after.
+            if self.user.is_some() {
+                self.ctx.forget_message(&self.dedupe_key(), id.as_str());
+            }
+            self.ctx
+                .forget_message(&format!("c:{}", self.conn), id.as_str());
+        }
         self.error_code(
             ErrorCode::Internal,
             "the server could not process the message",
             ref_id,
             now,
         );
+    }
+
+    /// A page of the user's pending notifications was read ([`Effect::DeliverPending`]):
+    /// queues them; once all are acknowledged ([`Session::handle_notification_acked`]), a full
+    /// page asks for the next one.
+    pub fn handle_pending_page(&mut self, page: &[cerebrum_protocol::Notification], now: Now) {
+        let full = page.len() >= self.ctx.config.pending_page();
+        let mut unacked = std::collections::HashSet::with_capacity(page.len());
+        for notification in page {
+            let Ok(id) = MessageId::new(notification.id.clone()) else {
+                continue;
+            };
+            let Ok(envelope) = Envelope::from_payload(notification) else {
+                continue;
+            };
+            let envelope = envelope
+                .with_timestamp(now.unix_ms)
+                .with_message_id(id.clone());
+            self.push(Utf8Bytes::from(encode(&envelope)), now);
+            unacked.insert(id);
+        }
+        // A page none of which could be sent asks for no more (it would come back the same).
+        self.pending = (!unacked.is_empty()).then(|| {
+            Box::new(PendingPage {
+                unacked,
+                more: full,
+            })
+        });
+    }
+
+    /// The user's ack of notification `id` was recorded ([`Effect::AckNotification`]): when it
+    /// was the last unacknowledged one of the delivered page, the next page is asked for.
+    pub fn handle_notification_acked(&mut self, id: &MessageId) {
+        let Some(page) = &mut self.pending else {
+            return;
+        };
+        page.unacked.remove(id);
+        if !page.unacked.is_empty() {
+            return;
+        }
+        let more = page.more;
+        self.pending = None;
+        if more
+            && self.state != State::Closing
+            && let Some(user) = &self.user
+        {
+            self.effects.push_back(Effect::DeliverPending {
+                user_id: user.clone(),
+            });
+        }
+    }
+
+    /// The write of a study session that `study_session_end` ended failed
+    /// ([`Effect::FinishStudy`]): the session is taken back (the user studies on, on this
+    /// connection, from the same start) so that the retry records it, and frame `ack` gets
+    /// `internal`.
+    pub fn study_end_failed(&mut self, finished: &FinishedStudy, ack: Option<MessageId>, now: Now) {
+        let name = self.display_name(&finished.user_id);
+        let restored = lock(&self.ctx.study).restore(self.conn, finished, &name);
+        if let Some(participant) = restored {
+            let channel = &finished.channel;
+            if let Err(err) = self.ctx.hub.broker().presence_join(channel, participant) {
+                tracing::warn!(%err, channel, "could not restore a study session's presence");
+            }
+            if self.state != State::Closing {
+                self.join_silently(channel);
+            }
+            self.ctx
+                .publish_session_update(channel, &finished.topic, now);
+        }
+        self.send_internal_error(ack, now);
     }
 
     /// Queues a frame.
@@ -694,16 +793,7 @@ impl Session {
     fn study_start(&mut self, start: &StudySessionStart, now: Now) -> Result<(), ErrorPayload> {
         self.check_user(&start.user_id)?;
         let channel = session_channel(&start.topic).map_err(|e| protocol(&e, None))?;
-        let name = self
-            .claims
-            .as_ref()
-            .and_then(|c| c.name.as_deref())
-            .unwrap_or(&start.user_id);
-        // Bounded, so that a presence update listing 100 members stays under the frame limit.
-        let name: String = name
-            .chars()
-            .take(cerebrum_protocol::MAX_USER_NAME_LEN)
-            .collect();
+        let name = self.display_name(&start.user_id);
         let participant = {
             let mut study = lock(&self.ctx.study);
             let cap = self.ctx.config.max_study_sessions_per_user;
@@ -746,6 +836,19 @@ impl Session {
             topic: start.topic.clone(),
         });
         Ok(())
+    }
+
+    /// The name `user_id` is shown with in presence: the token's `name`, else the id.
+    fn display_name(&self, user_id: &str) -> String {
+        let name = self
+            .claims
+            .as_ref()
+            .and_then(|c| c.name.as_deref())
+            .unwrap_or(user_id);
+        // Bounded, so that a presence update listing 100 members stays under the frame limit.
+        name.chars()
+            .take(cerebrum_protocol::MAX_USER_NAME_LEN)
+            .collect()
     }
 
     fn study_end(

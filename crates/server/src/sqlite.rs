@@ -1,5 +1,5 @@
-//! The embedded [`Store`]: one SQLite file in the data directory, WAL mode, versioned
-//! migrations.
+//! The embedded [`Store`]: one SQLite file in the data directory, WAL mode with
+//! `synchronous=FULL` (every commit durable before it returns), versioned migrations.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -8,15 +8,16 @@ use cerebrum_protocol::Notification;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::outbox::lock;
-use crate::store::{Store, StoreError, StudyRecord, session_length, utc_day};
+use crate::store::{Retention, Store, StoreError, StudyRecord, session_length, utc_day};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "cerebrum.sqlite3";
 
 /// The migrations, in order; `schema_migrations` records which ran.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE study_totals (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE study_totals (
         user_id TEXT PRIMARY KEY,
         total_hours REAL NOT NULL,
         last_session_secs REAL NOT NULL,
@@ -43,7 +44,14 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         acked_ms INTEGER NOT NULL,
         PRIMARY KEY (notification_id, user_id)
     );",
-)];
+    ),
+    // Retention: the newest of a user's notifications, and the oldest of all, are found by index.
+    (
+        2,
+        "CREATE INDEX notifications_user_seq ON notifications (user_id, seq);
+         CREATE INDEX notifications_created ON notifications (created_ms);",
+    ),
+];
 
 /// The SQLite store.
 ///
@@ -59,6 +67,7 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    retention: Retention,
 }
 
 fn db(err: rusqlite::Error) -> StoreError {
@@ -76,7 +85,10 @@ impl SqliteStore {
             .map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        // FULL: every commit syncs the WAL before it returns, so a write the server has
+        // acknowledged (a study session, a notification ack) survives a power loss. NORMAL
+        // would sync only at checkpoints (the cost is in docs/benchmarks.md).
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -110,7 +122,15 @@ impl SqliteStore {
         tx.commit().map_err(db)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            retention: Retention::default(),
         })
+    }
+
+    /// The store with `retention` instead of [`Retention::default`].
+    #[must_use]
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// The schema version the database is at.
@@ -202,21 +222,61 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let payload = serde_json::to_string(notification)
             .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        lock(&self.conn)
-            .execute(
-                "INSERT INTO notifications (id, user_id, payload, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    notification.id,
-                    user_id,
-                    payload,
-                    i64::try_from(now_ms).unwrap_or(i64::MAX)
-                ],
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction().map_err(db)?;
+        tx.execute(
+            "INSERT INTO notifications (id, user_id, payload, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                notification.id,
+                user_id,
+                payload,
+                i64::try_from(now_ms).unwrap_or(i64::MAX)
+            ],
+        )
+        .map_err(db)?;
+        // Retention: by age for everyone, by count for this user (`IS` matches NULL too).
+        let cutoff = self.retention.cutoff_ms(now_ms);
+        tx.execute(
+            "DELETE FROM notification_acks WHERE notification_id IN
+                (SELECT id FROM notifications WHERE created_ms < ?1)",
+            params![cutoff],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM notifications WHERE created_ms < ?1",
+            params![cutoff],
+        )
+        .map_err(db)?;
+        let last_dropped: Option<i64> = tx
+            .query_row(
+                "SELECT seq FROM notifications WHERE user_id IS ?1
+                 ORDER BY seq DESC LIMIT 1 OFFSET ?2",
+                params![user_id, self.retention.keep()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        if let Some(seq) = last_dropped {
+            tx.execute(
+                "DELETE FROM notification_acks WHERE notification_id IN
+                    (SELECT id FROM notifications WHERE user_id IS ?1 AND seq <= ?2)",
+                params![user_id, seq],
             )
             .map_err(db)?;
-        Ok(())
+            tx.execute(
+                "DELETE FROM notifications WHERE user_id IS ?1 AND seq <= ?2",
+                params![user_id, seq],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
     }
 
-    fn pending_notifications(&self, user_id: &str) -> Result<Vec<Notification>, StoreError> {
+    fn pending_notifications(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
         let conn = lock(&self.conn);
         let mut stmt = conn
             .prepare_cached(
@@ -224,11 +284,12 @@ impl Store for SqliteStore {
                  WHERE (n.user_id = ?1 OR n.user_id IS NULL)
                    AND NOT EXISTS (SELECT 1 FROM notification_acks a
                                    WHERE a.notification_id = n.id AND a.user_id = ?1)
-                 ORDER BY n.seq",
+                 ORDER BY n.seq LIMIT ?2",
             )
             .map_err(db)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![user_id], |row| row.get::<_, String>(0))
+            .query_map(params![user_id, limit], |row| row.get::<_, String>(0))
             .map_err(db)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db)?;
@@ -274,4 +335,24 @@ impl Store for SqliteStore {
     }
 }
 
-// The tests are in `tests/store_suite.rs`, shared with the PostgreSQL store.
+// The behaviour tests are in `tests/store_suite.rs`, shared with the PostgreSQL store.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_are_synced_before_they_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let journal: String = lock(&store.conn)
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        let synchronous: i64 = lock(&store.conn)
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .unwrap();
+        // WAL with synchronous=FULL (2): the WAL is synced at every commit, so what the server
+        // acknowledged survives a power loss (NORMAL, 1, syncs only at checkpoints).
+        assert_eq!((journal.as_str(), synchronous), ("wal", 2));
+    }
+}

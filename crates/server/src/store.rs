@@ -133,6 +133,60 @@ pub fn utc_day(unix_ms: u64) -> i64 {
     i64::try_from(unix_ms / 86_400_000).unwrap_or(i64::MAX)
 }
 
+/// How long notifications are kept, and how many: enforced by every store when it saves one.
+///
+/// A user's notifications (and those for everyone) beyond the newest `max_per_user`, and every
+/// notification older than `max_age`, are deleted with their acks, acknowledged or not.
+///
+/// ```
+/// use cerebrum_server::store::Retention;
+/// let retention = Retention::default();
+/// assert_eq!(retention.max_per_user, 500);
+/// assert_eq!(retention.max_age.as_secs(), 30 * 86_400);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retention {
+    /// Notifications kept per user (and for everyone), the newest.
+    pub max_per_user: usize,
+    /// Age after which a notification is deleted.
+    pub max_age: std::time::Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_per_user: 500,
+            max_age: std::time::Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+impl Retention {
+    /// Keeps `max_per_user` notifications per user for at most `max_age`.
+    #[must_use]
+    pub fn new(max_per_user: usize, max_age: std::time::Duration) -> Self {
+        Self {
+            max_per_user,
+            max_age,
+        }
+    }
+
+    /// The creation time (ms since the Unix epoch) before which notifications are deleted,
+    /// as of `now_ms`.
+    #[must_use]
+    pub fn cutoff_ms(&self, now_ms: u64) -> i64 {
+        let age = u64::try_from(self.max_age.as_millis()).unwrap_or(u64::MAX);
+        i64::try_from(now_ms.saturating_sub(age)).unwrap_or(i64::MAX)
+    }
+
+    /// `max_per_user` as an SQL `OFFSET`.
+    #[must_use]
+    pub fn keep(&self) -> i64 {
+        i64::try_from(self.max_per_user).unwrap_or(i64::MAX)
+    }
+}
+
 /// The durable state of the server.
 pub trait Store: Send + Sync + 'static {
     /// Adds a finished session of `duration_secs` that ended at `ended_ms` to `user_id`'s
@@ -147,7 +201,8 @@ pub trait Store: Send + Sync + 'static {
     /// `user_id`'s record as of `now_ms` (today and the streak depend on it).
     fn study_record(&self, user_id: &str, now_ms: u64) -> Result<StudyRecord, StoreError>;
 
-    /// Stores a notification for `user_id`, or for everyone when `None`.
+    /// Stores a notification for `user_id`, or for everyone when `None`, and applies the
+    /// store's [`Retention`] as of `now_ms` (to that user's notifications, and by age to all).
     fn save_notification(
         &self,
         notification: &Notification,
@@ -155,8 +210,13 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<(), StoreError>;
 
-    /// The notifications `user_id` has not acknowledged, oldest first.
-    fn pending_notifications(&self, user_id: &str) -> Result<Vec<Notification>, StoreError>;
+    /// The notifications `user_id` has not acknowledged, oldest first, at most `limit` of them
+    /// (the server delivers them a page at a time).
+    fn pending_notifications(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError>;
 
     /// `user_id` acknowledged notification `id`; `false` when no such notification is theirs.
     fn ack_notification(&self, user_id: &str, id: &str, now_ms: u64) -> Result<bool, StoreError>;

@@ -322,3 +322,102 @@ async fn with_auth_off_a_connection_names_its_user_and_gets_its_pending_notifica
     let refused = recv(&mut ada).await;
     assert_eq!(refused["payload"]["code"], "forbidden");
 }
+
+#[tokio::test]
+async fn a_graceful_shutdown_records_the_study_sessions_in_progress() {
+    let mut server = start().await;
+    let (mut ada, _) = connect_ready(&server.url).await;
+    let (mut bob, _) = connect_ready(&server.url).await;
+    start_study(&mut ada, "ada", "Genetics").await;
+    start_study(&mut bob, "bob", "Physics").await;
+    for ws in [&mut ada, &mut bob] {
+        let studying = recv_type(ws, "study_metrics_update").await;
+        assert_eq!(studying["payload"]["studyHours"], 0.0);
+    }
+    // Bob's connection is lost: his session is in its grace period at shutdown.
+    drop(bob);
+    // The sessions need a length: wait (without sleeping) until the wall clock moved on.
+    let started = cerebrum_server::clock::unix_ms();
+    while cerebrum_server::clock::unix_ms() < started + 2 {
+        tokio::task::yield_now().await;
+    }
+    // Ada's client answers the server's close at once.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = ada.next().await {} });
+    let dir = server.dir.path().to_path_buf();
+    server.stop().await;
+    reader.await.unwrap();
+
+    let restarted = cerebrum_server::Server::bind(config(&dir)).await.unwrap();
+    for (user, topic) in [("ada", "Genetics"), ("bob", "Physics")] {
+        let (mut ws, _) = connect_ready(&restarted.ws_url()).await;
+        start_study(&mut ws, user, topic).await;
+        let studying = recv_type(&mut ws, "study_metrics_update").await;
+        let hours = studying["payload"]["studyHours"].as_f64().unwrap();
+        assert!(hours > 0.0, "{user}'s session was lost: {studying}");
+    }
+    restarted.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn thousands_of_pending_notifications_arrive_page_by_page_and_only_the_retained_ones() {
+    // 2 000 unacknowledged notifications for ada, written before the server starts (more than
+    // the 1 024-frame outbox holds).
+    let server = start_with(|config| {
+        use cerebrum_server::store::Store as _;
+        // The acks go out as fast as the notifications come.
+        config.rate_limit_per_sec = 0.0;
+        let store = cerebrum_server::sqlite::SqliteStore::open(&config.data_dir).unwrap();
+        let now = cerebrum_server::clock::unix_ms();
+        for i in 0..2000 {
+            let note = cerebrum_protocol::Notification {
+                id: format!("n-{i:04}"),
+                title: "Quiz".into(),
+                message: format!("number {i}"),
+                kind: cerebrum_protocol::NotificationKind::Info,
+                priority: cerebrum_protocol::Priority::Low,
+                action_url: None,
+                action_text: None,
+            };
+            store.save_notification(&note, Some("ada"), now).unwrap();
+        }
+    })
+    .await;
+    let (mut ada, _) = connect_ready(&server.url).await;
+    send(
+        &mut ada,
+        r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
+    )
+    .await;
+    let mut received: Vec<String> = Vec::new();
+    let mut first_page_checked = false;
+    while received.len() < 500 {
+        let frame = recv(&mut ada).await;
+        match frame["type"].as_str() {
+            Some("notification") => {
+                let id = frame["messageId"].as_str().unwrap().to_owned();
+                received.push(id);
+            }
+            Some("subscribed" | "pong") => continue,
+            other => panic!("unexpected {other:?}: {frame}"),
+        }
+        if received.len() == 50 && !first_page_checked {
+            // The first page is all there is until it is acknowledged: a ping sent now is
+            // answered before any 51st notification.
+            first_page_checked = true;
+            send(&mut ada, r#"{"type":"ping","payload":{"n":1}}"#).await;
+            assert_eq!(recv(&mut ada).await["type"], "pong");
+            for id in &received {
+                send_json(&mut ada, &json!({"type":"ack","payload":{"messageId":id}})).await;
+            }
+        } else if first_page_checked {
+            let id = received.last().unwrap();
+            send_json(&mut ada, &json!({"type":"ack","payload":{"messageId":id}})).await;
+        }
+    }
+    // All were acknowledged: nothing more comes.
+    send(&mut ada, r#"{"type":"ping","payload":{"n":2}}"#).await;
+    assert_eq!(recv(&mut ada).await["type"], "pong");
+    // The newest 500 are kept (retention), oldest first.
+    let expected: Vec<String> = (1500..2000).map(|i| format!("n-{i:04}")).collect();
+    assert_eq!(received, expected);
+}

@@ -218,7 +218,7 @@ fn the_store_ignores_what_it_does_not_know() {
         return;
     };
     let store = PostgresStore::connect(&cluster.fresh_database().unwrap()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     assert!(format!("{store:?}").contains("pool_size: 4"));
     // A NUL byte cannot be stored in a PostgreSQL text: an error, not a panic.
     assert!(store.record_session("nul\0user", 60.0, DAY0).is_err());

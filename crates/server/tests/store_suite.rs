@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use cerebrum_protocol::{Notification, NotificationKind, Priority};
 use cerebrum_server::postgres::PostgresStore;
 use cerebrum_server::sqlite::SqliteStore;
-use cerebrum_server::store::{Store, StudyRecord};
+use cerebrum_server::store::{Retention, Store, StudyRecord};
 use cerebrum_testkit::postgres::PostgresCluster;
 
 const DAY: u64 = 86_400_000;
@@ -20,6 +20,8 @@ const DAY0: u64 = 20_000 * DAY + 3_600_000;
 trait Engine: Sync {
     /// Opens a new store instance on the database, running the migrations it lacks.
     fn open(&self) -> Arc<dyn Store>;
+    /// [`Engine::open`] with a notification retention.
+    fn open_with(&self, retention: Retention) -> Arc<dyn Store>;
     /// The schema version a new store instance sees.
     fn schema_version(&self) -> i64;
 }
@@ -31,6 +33,13 @@ struct Sqlite {
 impl Engine for Sqlite {
     fn open(&self) -> Arc<dyn Store> {
         Arc::new(SqliteStore::open(self.dir.path()).unwrap())
+    }
+    fn open_with(&self, retention: Retention) -> Arc<dyn Store> {
+        Arc::new(
+            SqliteStore::open(self.dir.path())
+                .unwrap()
+                .with_retention(retention),
+        )
     }
     fn schema_version(&self) -> i64 {
         SqliteStore::open(self.dir.path())
@@ -49,6 +58,13 @@ struct Postgres {
 impl Engine for Postgres {
     fn open(&self) -> Arc<dyn Store> {
         Arc::new(PostgresStore::connect(&self.url).unwrap())
+    }
+    fn open_with(&self, retention: Retention) -> Arc<dyn Store> {
+        Arc::new(
+            PostgresStore::connect(&self.url)
+                .unwrap()
+                .with_retention(retention),
+        )
     }
     fn schema_version(&self) -> i64 {
         PostgresStore::connect(&self.url)
@@ -106,6 +122,8 @@ suite!(
     users_are_separate,
     notifications_for_a_user_and_for_everyone,
     pending_notifications_are_oldest_first,
+    pending_notifications_come_a_page_at_a_time,
+    retention_keeps_the_newest_per_user_and_nothing_too_old,
     acks_only_touch_ones_own_notifications,
     acking_twice_is_harmless,
     notifications_round_trip_every_field,
@@ -133,7 +151,7 @@ fn note(id: &str) -> Notification {
 
 fn pending_ids(store: &dyn Store, user: &str) -> Vec<String> {
     store
-        .pending_notifications(user)
+        .pending_notifications(user, usize::MAX)
         .unwrap()
         .into_iter()
         .map(|n| n.id)
@@ -268,6 +286,62 @@ fn pending_notifications_are_oldest_first(engine: &dyn Engine) {
     assert_eq!(pending_ids(store.as_ref(), "u"), ["z", "a", "q"]);
 }
 
+fn pending_notifications_come_a_page_at_a_time(engine: &dyn Engine) {
+    let store = engine.open();
+    for id in ["a", "b", "c"] {
+        store.save_notification(&note(id), Some("u"), DAY0).unwrap();
+    }
+    let ids = |limit| -> Vec<String> {
+        let page = store.pending_notifications("u", limit).unwrap();
+        page.into_iter().map(|n| n.id).collect()
+    };
+    assert_eq!(ids(2), ["a", "b"]);
+    assert!(store.ack_notification("u", "a", DAY0).unwrap());
+    assert!(store.ack_notification("u", "b", DAY0).unwrap());
+    assert_eq!(ids(2), ["c"]);
+}
+
+fn retention_keeps_the_newest_per_user_and_nothing_too_old(engine: &dyn Engine) {
+    let store = engine.open_with(Retention::new(3, std::time::Duration::from_secs(86_400)));
+    for i in 0..5 {
+        store
+            .save_notification(&note(&format!("u{i}")), Some("u"), DAY0 + i)
+            .unwrap();
+    }
+    store
+        .save_notification(&note("v0"), Some("v"), DAY0 + 10)
+        .unwrap();
+    store
+        .save_notification(&note("all0"), None, DAY0 + 11)
+        .unwrap();
+    // The newest 3 of u's are kept; v's and everyone's are not u's count.
+    assert_eq!(pending_ids(store.as_ref(), "u"), ["u2", "u3", "u4", "all0"]);
+    assert!(store.ack_notification("u", "u3", DAY0 + 12).unwrap());
+    assert!(!store.ack_notification("u", "u0", DAY0 + 12).unwrap());
+    // A day later, whatever is older than a day goes, whoever it is for.
+    store
+        .save_notification(&note("late"), Some("w"), DAY0 + DAY + 5)
+        .unwrap();
+    assert_eq!(pending_ids(store.as_ref(), "u"), ["all0"]);
+    assert_eq!(pending_ids(store.as_ref(), "v"), ["v0", "all0"]);
+    assert!(!store.ack_notification("u", "u3", DAY0 + DAY + 5).unwrap());
+    // The acks went with their notifications: an id used again is pending again.
+    store
+        .save_notification(&note("u3"), Some("u"), DAY0 + DAY + 6)
+        .unwrap();
+    assert_eq!(pending_ids(store.as_ref(), "u"), ["all0", "u3"]);
+    // Everyone's notifications are kept to the newest 3 as well.
+    for i in 1..5 {
+        store
+            .save_notification(&note(&format!("all{i}")), None, DAY0 + DAY + 6 + i)
+            .unwrap();
+    }
+    assert_eq!(
+        pending_ids(store.as_ref(), "w"),
+        ["late", "all2", "all3", "all4"]
+    );
+}
+
 fn acks_only_touch_ones_own_notifications(engine: &dyn Engine) {
     let store = engine.open();
     store
@@ -306,7 +380,7 @@ fn notifications_round_trip_every_field(engine: &dyn Engine) {
         action_text: Some("Open".into()),
     };
     store.save_notification(&full, Some("u"), 1).unwrap();
-    assert_eq!(store.pending_notifications("u").unwrap(), [full]);
+    assert_eq!(store.pending_notifications("u", 10).unwrap(), [full]);
 }
 
 fn a_duplicate_notification_id_fails_and_the_store_goes_on(engine: &dyn Engine) {
@@ -335,7 +409,7 @@ fn reopening_keeps_everything(engine: &dyn Engine) {
     assert_eq!(record.today_hours, 0.5);
     assert_eq!(record.streak, 2);
     assert_eq!(pending_ids(store.as_ref(), "u"), ["b"]);
-    assert_eq!(engine.schema_version(), 1);
+    assert_eq!(engine.schema_version(), 2);
 }
 
 fn concurrent_writers_lose_nothing(engine: &dyn Engine) {
@@ -374,7 +448,10 @@ fn concurrent_writers_lose_nothing(engine: &dyn Engine) {
         assert_eq!(own.total_hours, SESSIONS as f64 * 0.125);
     }
     assert_eq!(
-        store.pending_notifications("shared").unwrap().len(),
+        store
+            .pending_notifications("shared", usize::MAX)
+            .unwrap()
+            .len(),
         THREADS * SESSIONS / 5
     );
 }
@@ -420,9 +497,14 @@ fn unicode_and_large_strings_round_trip(engine: &dyn Engine) {
         action_text: Some("Öffnen".into()),
     };
     store.save_notification(&big, Some(users[0]), 1).unwrap();
-    assert_eq!(store.pending_notifications(users[0]).unwrap(), [big]);
+    assert_eq!(store.pending_notifications(users[0], 10).unwrap(), [big]);
     assert!(store.ack_notification(users[0], "🚀-big", 2).unwrap());
-    assert!(store.pending_notifications(users[0]).unwrap().is_empty());
+    assert!(
+        store
+            .pending_notifications(users[0], 10)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn migrations_are_idempotent(engine: &dyn Engine) {
@@ -430,8 +512,8 @@ fn migrations_are_idempotent(engine: &dyn Engine) {
     first.record_session("u", 3600.0, DAY0).unwrap();
     let second = engine.open();
     assert_eq!(second.study_record("u", DAY0).unwrap().total_hours, 1.0);
-    assert_eq!(engine.schema_version(), 1);
-    assert_eq!(engine.schema_version(), 1);
+    assert_eq!(engine.schema_version(), 2);
+    assert_eq!(engine.schema_version(), 2);
 }
 
 fn concurrent_opens_migrate_once(engine: &dyn Engine) {
@@ -457,7 +539,7 @@ fn concurrent_opens_migrate_once(engine: &dyn Engine) {
         stores[0].study_record("u", DAY0).unwrap().total_hours,
         NODES as f64 * 0.25
     );
-    assert_eq!(engine.schema_version(), 1);
+    assert_eq!(engine.schema_version(), 2);
 }
 
 fn works_from_blocking_threads_of_a_runtime(engine: &dyn Engine) {

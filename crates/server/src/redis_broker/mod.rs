@@ -42,13 +42,14 @@ use tokio::task::JoinHandle;
 use self::pubsub::Ctl;
 use self::scripts::Scripts;
 use crate::broker::{Broker, BrokerError, BrokerEvent, DeliverFn, Publication, Replay};
+use crate::config::redact_password;
 use crate::outbox::lock;
 
 /// The offset written into a frame before the script replaces it with the real one.
 const OFFSET_MARK: u64 = u64::MAX;
 
-/// Settings of the Redis broker.
-#[derive(Debug, Clone, PartialEq)]
+/// Settings of the Redis broker. Its `Debug` hides the URL's password.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]`.
@@ -63,6 +64,19 @@ pub struct RedisConfig {
     pub presence_refresh: Duration,
     /// Longest wait for one Redis call before it counts as a failure (2 s).
     pub op_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_password(&self.url))
+            .field("history_size", &self.history_size)
+            .field("history_ttl", &self.history_ttl)
+            .field("presence_ttl", &self.presence_ttl)
+            .field("presence_refresh", &self.presence_refresh)
+            .field("op_timeout", &self.op_timeout)
+            .finish()
+    }
 }
 
 impl RedisConfig {
@@ -92,7 +106,7 @@ pub enum RedisSetupError {
     /// The URL is not a Redis URL.
     #[error("bad Redis URL {url:?}: {reason}")]
     BadUrl {
-        /// The URL as given.
+        /// The URL as given, its password replaced by `***` (errors end up in logs).
         url: String,
         /// Why it was refused.
         reason: String,
@@ -203,7 +217,7 @@ impl RedisBroker {
             return Err(RedisSetupError::Runtime);
         }
         let bad = |reason: String| RedisSetupError::BadUrl {
-            url: config.url.clone(),
+            url: redact_password(&config.url),
             reason,
         };
         let client = redis::Client::open(config.url.as_str()).map_err(|e| bad(e.to_string()))?;
@@ -782,5 +796,18 @@ mod tests {
         let offsets: Vec<u64> = replay.publications.iter().map(|p| p.offset).collect();
         assert_eq!(offsets, vec![6, 7]);
         assert!(parse_replay("c", 0, &reply[..2], Instant::now()).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_bad_url_is_reported_without_its_password() {
+        let url = "redis://admin:hunter2-secret@cache.internal:99999999/0";
+        let err = RedisBroker::connect(RedisConfig::new(url))
+            .await
+            .expect_err("the port is out of range");
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("admin:***@cache.internal"), "{shown}");
+        let config = format!("{:?}", RedisConfig::new(url));
+        assert!(!config.contains("hunter2"), "{config}");
     }
 }

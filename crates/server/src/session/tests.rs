@@ -985,3 +985,56 @@ fn a_presence_update_lists_the_100_earliest_and_counts_everyone() {
     assert_eq!(participants[0]["userId"], "u0");
     assert_eq!(participants[99]["userId"], "u99");
 }
+
+#[test]
+fn pending_notifications_are_asked_for_a_page_at_a_time_as_acks_are_recorded() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.send(
+        r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
+        now,
+    );
+    assert_eq!(
+        client.effects(),
+        vec![Effect::DeliverPending {
+            user_id: "ada".into()
+        }]
+    );
+    let page: Vec<cerebrum_protocol::Notification> = (0..ctx.config.pending_page())
+        .map(|i| cerebrum_protocol::Notification {
+            id: format!("n-{i}"),
+            title: "t".into(),
+            message: "m".into(),
+            kind: cerebrum_protocol::NotificationKind::Info,
+            priority: cerebrum_protocol::Priority::Low,
+            action_url: None,
+            action_text: None,
+        })
+        .collect();
+    client.session.handle_pending_page(&page, now);
+    assert_eq!(client.frames().len(), page.len());
+    for (i, note) in page.iter().enumerate() {
+        client
+            .session
+            .handle_notification_acked(&MessageId::new(note.id.clone()).unwrap());
+        let effects = client.effects();
+        if i + 1 < page.len() {
+            assert!(effects.is_empty(), "{effects:?}");
+        } else {
+            // The whole (full) page was acknowledged: the next one is asked for.
+            assert_eq!(
+                effects,
+                vec![Effect::DeliverPending {
+                    user_id: "ada".into()
+                }]
+            );
+        }
+    }
+    // A short page is the last: its acks ask for nothing more.
+    client.session.handle_pending_page(&page[..1], now);
+    client
+        .session
+        .handle_notification_acked(&MessageId::new("n-0").unwrap());
+    assert!(client.effects().is_empty());
+}
