@@ -47,4 +47,5 @@ pub mod study;
 mod tls;
 
 pub use config::{Database, ServerConfig, TlsFiles};
+pub use http::{BodyRefusal, notification_body, publish_body};
 pub use server::{RunningServer, Server, ServerError, ShutdownHandle};
