@@ -729,7 +729,9 @@ impl World {
 
 /// The invariants of one frame the server sends.
 fn check_server_frame(envelope: &Envelope, text: &str) {
-    if envelope.kind() == "error" {
+    // A frame with a `channel` is a publication (a client's, or `POST /api/publish`'s), whatever
+    // its type: clients treat it as app data of that channel (PROTOCOL.md section 7).
+    if envelope.channel().is_none() && envelope.kind() == "error" {
         let error: ErrorPayload = envelope
             .typed()
             .unwrap_or_else(|err| panic!("an error frame that does not validate ({err}): {text}"));
@@ -742,7 +744,7 @@ fn check_server_frame(envelope: &Envelope, text: &str) {
             "an error without a message: {text}"
         );
     }
-    // The server's own frames (no channel: not a relayed publication) are valid messages.
+    // The server's own frames are valid messages.
     if envelope.channel().is_none() && SERVER_TYPES.contains(&envelope.kind()) {
         ServerMessage::from_envelope(envelope)
             .unwrap_or_else(|err| panic!("a server frame that does not validate ({err}): {text}"));
