@@ -18,19 +18,24 @@ use cerebrum_protocol::{
 ///   of the catalog;
 /// - a known message that validates re-encodes to the same message.
 pub fn run(data: &[u8]) {
+    let _ = decoded_kind(data);
+}
+
+/// [`run`], giving the `type` of the frame when it decoded (the stable tests check that the
+/// corpus reaches every type of the catalog).
+pub fn decoded_kind(data: &[u8]) -> Option<String> {
     let by_bytes = decode_bytes(data);
     let Ok(text) = std::str::from_utf8(data) else {
         assert!(by_bytes.is_err(), "invalid UTF-8 decoded: {by_bytes:?}");
-        return;
+        return None;
     };
     let by_text = decode(text);
     assert_eq!(by_bytes, by_text, "decode_bytes and decode disagree");
     typed_paths_agree(text, by_text.as_ref().ok());
-    let Ok(envelope) = by_text else {
-        return;
-    };
+    let envelope = by_text.ok()?;
     round_trip(&envelope);
     messages_round_trip(&envelope);
+    Some(envelope.kind().to_owned())
 }
 
 /// `encode` → `decode` gives the same envelope; the only allowed failure is a frame that grew

@@ -37,6 +37,56 @@ fn every_corpus_file_passes_its_harness() {
     }
 }
 
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    fs::read_dir(corpus_dir(target))
+        .unwrap()
+        .map(|entry| fs::read(entry.unwrap().path()).unwrap())
+        .collect()
+}
+
+/// The corpus is not only refusals: it reaches every type of the catalog decoded.
+#[test]
+fn the_protocol_corpus_decodes_every_catalog_type() {
+    let kinds: std::collections::BTreeSet<String> = corpus("protocol_decode")
+        .iter()
+        .filter_map(|data| protocol::decoded_kind(data))
+        .collect();
+    for kind in cerebrum_protocol::ClientMessage::TYPES
+        .iter()
+        .chain(cerebrum_protocol::ServerMessage::TYPES)
+    {
+        assert!(
+            kinds.contains(*kind),
+            "no corpus frame of type `{kind}` decodes"
+        );
+    }
+}
+
+/// The corpus holds tokens that verify under each key (the claim checks behind a valid
+/// signature are reached).
+#[test]
+fn the_jwt_corpus_reaches_both_accepting_verifiers() {
+    let accepted = corpus("jwt")
+        .iter()
+        .map(|data| jwt::verify(data))
+        .fold([false; 2], |acc, v| [acc[0] || v[0], acc[1] || v[1]]);
+    assert_eq!(accepted, [true, true], "[HS256, EdDSA] accepted some token");
+}
+
+/// The corpus holds bodies that each admin route accepts.
+#[test]
+fn the_admin_corpus_reaches_both_accepting_checks() {
+    let accepted = corpus("admin_api")
+        .iter()
+        .map(|data| admin::accepted(data))
+        .fold([false; 2], |acc, v| [acc[0] || v[0], acc[1] || v[1]]);
+    assert_eq!(
+        accepted,
+        [true, true],
+        "[notification, publish] accepted some body"
+    );
+}
+
 /// JSON text of arbitrary shape, nested a few levels.
 fn json_text() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
