@@ -125,8 +125,9 @@ enum Kind {
     Any(String),
 }
 
-/// Arbitrary JSON, bounded by the input.
-#[derive(Debug, Arbitrary)]
+/// Arbitrary JSON, bounded by the input and nested at most [`MAX_JSON_DEPTH`] levels (a derived
+/// `Arbitrary` would recurse as deep as the input lets it, overflowing a test thread's stack).
+#[derive(Debug)]
 enum Json {
     Null,
     Bool(bool),
@@ -139,6 +140,46 @@ enum Json {
     WithUser(User, Box<Self>),
     /// Raw text put in place of the payload (may break the frame).
     Raw(String),
+}
+
+/// Deeper than the protocol's limit (32), so that the refusal of deep frames is reached too.
+const MAX_JSON_DEPTH: usize = 40;
+
+impl<'a> Arbitrary<'a> for Json {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Self::nested(u, 0)
+    }
+}
+
+impl Json {
+    fn nested(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Self> {
+        let last = if depth >= MAX_JSON_DEPTH { 5 } else { 8 };
+        Ok(match u.int_in_range(0..=last)? {
+            0 => Self::Null,
+            1 => Self::Bool(u.arbitrary()?),
+            2 => Self::Int(u.arbitrary()?),
+            3 => Self::Float(u.arbitrary()?),
+            4 => Self::Str(u.arbitrary()?),
+            5 => Self::Raw(u.arbitrary()?),
+            6 => {
+                let len = u.arbitrary_len::<u8>()?.min(8);
+                Self::Array(
+                    (0..len)
+                        .map(|_| Self::nested(u, depth + 1))
+                        .collect::<arbitrary::Result<_>>()?,
+                )
+            }
+            7 => {
+                let len = u.arbitrary_len::<u8>()?.min(8);
+                Self::Object(
+                    (0..len)
+                        .map(|_| Ok((u.arbitrary()?, Self::nested(u, depth + 1)?)))
+                        .collect::<arbitrary::Result<_>>()?,
+                )
+            }
+            _ => Self::WithUser(u.arbitrary()?, Box::new(Self::nested(u, depth + 1)?)),
+        })
+    }
 }
 
 /// A `text` of the structured frames: short, long, or arbitrary.
