@@ -19,13 +19,16 @@ const BEGIN: &str = "<!-- cluster:begin -->";
 const END: &str = "<!-- cluster:end -->";
 
 /// Options of `cargo xtask bench-cluster`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct ClusterArgs {
-    /// Runs per configuration.
+    /// Runs per configuration (1 to 100).
+    #[arg(long, value_name = "N", default_value_t = bench::DEFAULT_RUNS, value_parser = bench::parse_runs)]
     pub(crate) runs: usize,
     /// Small sizes, for a smoke run.
+    #[arg(long)]
     pub(crate) quick: bool,
-    /// The document to update.
+    /// The document to update (relative to the workspace root unless absolute).
+    #[arg(long, value_name = "FILE", default_value = bench::DEFAULT_OUT)]
     pub(crate) out: PathBuf,
 }
 

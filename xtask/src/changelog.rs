@@ -1,4 +1,5 @@
-//! Finding a version's section in `CHANGELOG.md`.
+//! Finding a version's section in `CHANGELOG.md`. (Hand-written: one heading match; a
+//! changelog parser such as `parse-changelog` would bring a Markdown reader for it.)
 
 /// Whether `changelog` has a level-2 heading for `version`: a line that
 /// starts with `## [VERSION]` or `## VERSION` (optionally with a `v` before

@@ -1,15 +1,8 @@
 //! Project automation for cerebrum-realtime, run as `cargo xtask <command>`.
 //!
-//! - `cargo xtask ci`: the CI steps (the same ones `.ci/run` runs).
-//! - `cargo xtask release [--dry-run] [--publish] VERSION`: set the version of
-//!   every publishable crate, check the changelog, package, commit and tag.
-//! - `cargo xtask bench [--peers] [--runs N] [--quick] [--out FILE]`: build `cerebrum` in
-//!   release (and with `--peers` the Node `ws` and tokio-tungstenite peers of
-//!   `../shared/bench-peers/`), run the `cerebrum bench` scenarios (conns, fanout, rooms, ping)
-//!   against each server in turn, a fresh server per run, and write the side-by-side tables
-//!   (median and min–max over the runs, ratios to the peers against the targets of issue 7)
-//!   between the `<!-- bench:begin -->` and `<!-- bench:end -->` markers of
-//!   `docs/benchmarks.md`.
+//! The commands, their options and the usage text are declared once, as the clap types below
+//! (`cargo xtask help` prints them). Adding a command is one variant of [`Command`] (its doc
+//! comment is its help, its fields or args struct its options) and its arm in [`run`].
 //!
 //! Exit codes: 0 success, 1 a step failed, 2 usage error.
 
@@ -23,201 +16,90 @@ mod ci;
 mod manifest;
 mod process;
 mod release;
-mod semver;
-mod toml_lines;
+mod version;
+mod wasm;
 mod workspace;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
 use bench::BenchArgs;
+use bench_cluster::ClusterArgs;
 use process::Error;
 use release::ReleaseArgs;
 
-/// The usage text.
-const USAGE: &str = "\
-Usage: cargo xtask <COMMAND> [OPTIONS]
+/// Project automation for cerebrum-realtime.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    after_help = "Exit codes: 0 success, 1 a step failed, 2 usage error."
+)]
+struct Cli {
+    /// The workspace root (default: $XTASK_ROOT, else the workspace this xtask belongs to).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// The command to run.
+    #[command(subcommand)]
+    command: Command,
+}
 
-Commands:
-  ci                                  run the CI steps in order, stopping at the first failure:
-                                        cargo fmt --all -- --check
-                                        cargo clippy --workspace --all-targets -- -D warnings
-                                        cargo test --workspace
-                                        RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
-  release [--dry-run] [--publish] VERSION
-                                      set every publishable crate to VERSION (x.y.z or x.y.z-pre),
-                                      check CHANGELOG.md has a section for it, cargo package;
-                                      --dry-run: package only, then restore every file;
-                                      otherwise: needs a clean git tree, commits \"Release VERSION\"
-                                      and tags vVERSION; publishes only with --publish
-  bench [--peers] [--runs N] [--quick] [--out FILE]
-                                      build cerebrum in release and run the `cerebrum bench`
-                                      scenarios conns, fanout, rooms, ping (the sizes of issue 7;
-                                      --quick: small ones, ~30 s per server once built) against
-                                      a fresh `cerebrum serve` per run, then write the tables
-                                      (median and min-max over the runs) between the
-                                      <!-- bench:begin --> and <!-- bench:end --> markers of
-                                      FILE (default docs/benchmarks.md) and print them;
-                                      --peers: also build and run the Node `ws` and
-                                      tokio-tungstenite peers of ../shared/bench-peers (into
-                                      TARGET/bench-peers) with ratios ours/peer;
-                                      --runs N: runs per server (default 3, 1 to 100);
-                                      a scenario that fails is recorded as \"failed: reason\",
-                                      the run goes on, and the exit code is then 1
-  bench-cluster [--runs N] [--quick] [--out FILE]
-                                      fan-out (1 000 subscribers x 1 000 msg/s, 10 s; --quick:
-                                      100 x 100, 2 s) with 1, 2 and 3 `cerebrum serve --redis`
-                                      nodes on a private redis-server against one in-memory
-                                      node; writes the table between <!-- cluster:begin -->
-                                      and <!-- cluster:end --> of FILE (needs redis-server)
-  help                                print this help
-
-Options:
-  --root DIR                          the workspace root (default: $XTASK_ROOT, else the
-                                      workspace this xtask belongs to)
-
-Exit codes: 0 success, 1 a step failed, 2 usage error.
-";
-
-/// A parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Cli {
-    /// Print the usage.
-    Help,
-    /// Run the CI steps.
-    Ci {
-        /// `--root`, if given.
-        root: Option<PathBuf>,
-    },
-    /// Release the workspace.
-    Release {
-        /// `--root`, if given.
-        root: Option<PathBuf>,
-        /// The release arguments.
-        args: ReleaseArgs,
-    },
-    /// Run the benchmarks.
-    Bench {
-        /// `--root`, if given.
-        root: Option<PathBuf>,
-        /// The bench arguments.
-        args: BenchArgs,
-    },
-    /// Run the multi-node fan-out benchmark.
-    BenchCluster {
-        /// `--root`, if given.
-        root: Option<PathBuf>,
-        /// Its arguments.
-        args: bench_cluster::ClusterArgs,
+/// The commands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+enum Command {
+    /// Run the CI steps in order, stopping at the first failure
+    ///
+    /// cargo fmt --all -- --check; cargo clippy --workspace --all-targets -- -D warnings; cargo test --workspace;
+    /// RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps.
+    Ci,
+    /// Set every publishable crate to VERSION, check the changelog, package, commit and tag
+    ///
+    /// Sets every publishable crate to VERSION, checks CHANGELOG.md has a section for it, runs
+    /// cargo package; with --dry-run package only, then restore every file; otherwise (needs a clean
+    /// git tree) commit "Release VERSION" and tag vVERSION; publish only with --publish.
+    Release(ReleaseArgs),
+    /// Run the `cerebrum bench` scenarios against ours (and the peers) and write the tables
+    ///
+    /// Builds cerebrum in release and runs the `cerebrum bench` scenarios against a fresh
+    /// `cerebrum serve` per run, then writes the tables (median and
+    /// min-max over the runs) between the <!-- bench:begin --> and <!-- bench:end --> markers
+    /// of FILE and prints them. A scenario that fails is recorded as "failed: reason", the run
+    /// goes on, and the exit code is then 1.
+    Bench(BenchArgs),
+    /// Run the multi-node fan-out benchmark (needs redis-server)
+    ///
+    /// Fan-out (1 000 subscribers x 1 000 msg/s, 10 s; --quick: 100 x 100, 2 s) with 1, 2 and 3
+    /// `cerebrum serve --redis` nodes on a private redis-server against one in-memory node;
+    /// writes the table between <!-- cluster:begin --> and <!-- cluster:end --> of FILE.
+    BenchCluster(ClusterArgs),
+    /// Build the browser client's WebAssembly, its generated types and the dashboard's bundle
+    ///
+    /// Builds crates/wasm for wasm32-unknown-unknown with the wasm-bindgen CLI of Cargo.lock's
+    /// version, regenerates the TypeScript payload types and bundles the dashboard; with --check,
+    /// builds into the target directory and fails if the committed assets differ.
+    Wasm {
+        /// Rebuild aside and fail if the committed assets differ.
+        #[arg(long)]
+        check: bool,
     },
 }
 
-/// A usage error.
-fn usage(message: impl Into<String>) -> Error {
-    Error::Usage(message.into())
-}
-
-/// Parses the arguments after `xtask`.
-fn parse(args: &[String]) -> Result<Cli, Error> {
-    let Some((command, rest)) = args.split_first() else {
-        return Err(usage("no command given"));
-    };
-    let mut root = None;
-    let mut dry_run = false;
-    let mut publish = false;
-    let mut bench_args = BenchArgs::default();
-    let mut positional = Vec::new();
-    let mut iter = rest.iter();
-    let is_release = command == "release";
-    let is_cluster = command == "bench-cluster";
-    let is_bench = command == "bench" || is_cluster;
-    let mut options_done = false;
-    while let Some(arg) = iter.next() {
-        if options_done || !arg.starts_with('-') || arg == "-" {
-            positional.push(arg.clone());
-            continue;
-        }
-        // `--name=value` or `--name value`.
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |what: &str| match inline.clone().or_else(|| iter.next().cloned()) {
-            Some(value) if !value.is_empty() => Ok(value),
-            _ => Err(usage(format!("{name} needs {what}"))),
-        };
-        let takes_value =
-            matches!(name, "--root") || (is_bench && matches!(name, "--runs" | "--out"));
-        if inline.is_some() && !takes_value {
-            return Err(usage(format!("unknown option `{arg}` for `{command}`")));
-        }
-        match name {
-            "--" => options_done = true,
-            "-h" | "--help" => return Ok(Cli::Help),
-            "--root" => root = Some(PathBuf::from(value("a directory")?)),
-            "--dry-run" if is_release => dry_run = true,
-            "--publish" if is_release => publish = true,
-            "--peers" if is_bench => bench_args.peers = true,
-            "--quick" if is_bench => bench_args.quick = true,
-            "--runs" if is_bench => {
-                bench_args.runs = bench::parse_runs(&value("a number")?).map_err(usage)?
+/// Parses the arguments after `xtask` (help and usage errors come back as clap errors, which
+/// know their exit code: 0 for help, 2 for usage; every usage error shows the usage line).
+fn parse(args: &[String]) -> Result<Cli, clap::Error> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().map(String::as_str))).map_err(
+        |mut error| {
+            if error.get(ContextKind::Usage).is_none() {
+                let usage = Cli::command().render_usage();
+                error.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
             }
-            "--out" if is_bench => bench_args.out = PathBuf::from(value("a file")?),
-            _ => return Err(usage(format!("unknown option `{arg}` for `{command}`"))),
-        }
-    }
-    match command.as_str() {
-        "help" | "-h" | "--help" => Ok(Cli::Help),
-        "ci" => match positional.as_slice() {
-            [] => Ok(Cli::Ci { root }),
-            [extra, ..] => Err(usage(format!("`ci` takes no arguments, got `{extra}`"))),
+            error
         },
-        "release" => {
-            let version = match positional.as_slice() {
-                [version] => version.clone(),
-                [] => return Err(usage("`release` needs a VERSION, e.g. 0.2.0")),
-                [_, extra, ..] => {
-                    return Err(usage(format!(
-                        "`release` takes one VERSION, got also `{extra}`"
-                    )));
-                }
-            };
-            semver::validate(&version).map_err(Error::Usage)?;
-            if dry_run && publish {
-                return Err(usage("--publish cannot be combined with --dry-run"));
-            }
-            Ok(Cli::Release {
-                root,
-                args: ReleaseArgs {
-                    version,
-                    dry_run,
-                    publish,
-                },
-            })
-        }
-        "bench" => match positional.as_slice() {
-            [] => Ok(Cli::Bench {
-                root,
-                args: bench_args,
-            }),
-            [extra, ..] => Err(usage(format!("`bench` takes no arguments, got `{extra}`"))),
-        },
-        "bench-cluster" => match positional.as_slice() {
-            [] if bench_args.peers => Err(usage("`bench-cluster` has no --peers")),
-            [] => Ok(Cli::BenchCluster {
-                root,
-                args: bench_cluster::ClusterArgs {
-                    runs: bench_args.runs,
-                    quick: bench_args.quick,
-                    out: bench_args.out,
-                },
-            }),
-            [extra, ..] => Err(usage(format!(
-                "`bench-cluster` takes no arguments, got `{extra}`"
-            ))),
-        },
-        other => Err(usage(format!("unknown subcommand `{other}`"))),
-    }
+    )
 }
 
 /// The command line as typed, for the documents the benchmarks write.
@@ -243,7 +125,7 @@ fn resolve_root(root: Option<PathBuf>) -> Result<PathBuf, Error> {
                 .map_or_else(|| here.clone(), Path::to_path_buf)
         });
     if !root.join("Cargo.toml").is_file() {
-        return Err(usage(format!(
+        return Err(Error::Usage(format!(
             "{} is not a workspace root (no Cargo.toml)",
             root.display()
         )));
@@ -252,29 +134,15 @@ fn resolve_root(root: Option<PathBuf>) -> Result<PathBuf, Error> {
         .map_err(|e| Error::Failed(format!("cannot resolve {}: {e}", root.display())))
 }
 
-/// Parses and runs the command line.
-fn run(args: &[String]) -> Result<(), Error> {
-    match parse(args)? {
-        Cli::Help => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        Cli::Ci { root } => ci::run(&resolve_root(root)?),
-        Cli::Release { root, args } => release::run(&resolve_root(root)?, &args),
-        Cli::Bench {
-            root,
-            args: bench_args,
-        } => {
-            let typed = typed_command(args);
-            bench::run(&resolve_root(root)?, &bench_args, &typed)
-        }
-        Cli::BenchCluster {
-            root,
-            args: cluster,
-        } => {
-            let typed = typed_command(args);
-            bench_cluster::run(&resolve_root(root)?, &cluster, &typed)
-        }
+/// Runs a parsed command line (`args` as typed, for the benchmark documents).
+fn run(cli: Cli, args: &[String]) -> Result<(), Error> {
+    let root = resolve_root(cli.root)?;
+    match cli.command {
+        Command::Ci => ci::run(&root),
+        Command::Release(release) => release::run(&root, &release),
+        Command::Bench(bench) => bench::run(&root, &bench, &typed_command(args)),
+        Command::BenchCluster(cluster) => bench_cluster::run(&root, &cluster, &typed_command(args)),
+        Command::Wasm { check } => wasm::run(&root, check),
     }
 }
 
@@ -283,20 +151,25 @@ fn main() -> ExitCode {
         .skip(1)
         .map(|a| a.into_string())
         .collect();
-    let result = match args {
-        Ok(args) => run(&args),
-        Err(bad) => Err(usage(format!(
-            "argument `{}` is not valid UTF-8",
-            bad.to_string_lossy()
-        ))),
+    let args = match args {
+        Ok(args) => args,
+        Err(bad) => {
+            eprintln!(
+                "xtask: error: argument `{}` is not valid UTF-8",
+                bad.to_string_lossy()
+            );
+            return ExitCode::from(2);
+        }
     };
-    match result {
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        // Help (exit 0) and usage errors (exit 2, with the usage).
+        Err(error) => error.exit(),
+    };
+    match run(cli, &args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("xtask: error: {error}");
-            if let Error::Usage(_) = error {
-                eprint!("\n{USAGE}");
-            }
             ExitCode::from(error.exit_code())
         }
     }
@@ -304,55 +177,85 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use clap::error::ErrorKind;
+
     use super::*;
 
     /// Parses a space-separated command line.
-    fn parse_str(line: &str) -> Result<Cli, Error> {
+    fn parse_str(line: &str) -> Result<Cli, clap::Error> {
         let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
         parse(&args)
     }
 
+    /// A line that must parse.
+    fn ok(line: &str) -> Cli {
+        parse_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
+    /// A parsed line without `--root`.
+    fn plain(command: Command) -> Cli {
+        Cli {
+            root: None,
+            command,
+        }
+    }
+
     /// The release arguments of a parsed line.
-    fn release(version: &str, dry_run: bool, publish: bool) -> ReleaseArgs {
-        ReleaseArgs {
+    fn release(version: &str, dry_run: bool, publish: bool) -> Command {
+        Command::Release(ReleaseArgs {
             version: version.to_owned(),
             dry_run,
             publish,
-        }
+        })
+    }
+
+    /// The kind of error a line gives.
+    fn error_kind(line: &str) -> Option<ErrorKind> {
+        parse_str(line).err().map(|e| e.kind())
+    }
+
+    #[test]
+    fn the_clap_declaration_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn parses_commands() {
-        assert_eq!(parse_str("help"), Ok(Cli::Help));
-        assert_eq!(parse_str("--help"), Ok(Cli::Help));
-        assert_eq!(parse_str("release --help"), Ok(Cli::Help));
-        assert_eq!(parse_str("ci"), Ok(Cli::Ci { root: None }));
+        for help in ["help", "--help", "release --help", "bench --quick --help"] {
+            assert_eq!(error_kind(help), Some(ErrorKind::DisplayHelp), "{help}");
+        }
+        let help = {
+            use clap::CommandFactory;
+            Cli::command().render_help().to_string()
+        };
+        for command in ["ci", "release", "bench", "bench-cluster", "--root <DIR>"] {
+            assert!(help.contains(command), "{command} missing in\n{help}");
+        }
+        assert_eq!(ok("ci"), plain(Command::Ci));
         assert_eq!(
-            parse_str("ci --root /tmp/ws"),
-            Ok(Cli::Ci {
-                root: Some(PathBuf::from("/tmp/ws"))
-            })
+            ok("ci --root /tmp/ws"),
+            Cli {
+                root: Some(PathBuf::from("/tmp/ws")),
+                command: Command::Ci,
+            }
         );
         assert_eq!(
-            parse_str("release --dry-run 0.2.0"),
-            Ok(Cli::Release {
-                root: None,
-                args: release("0.2.0", true, false)
-            })
+            ok("release --dry-run 0.2.0"),
+            plain(release("0.2.0", true, false))
         );
         assert_eq!(
-            parse_str("release 1.0.0-rc.1 --publish --root=/w"),
-            Ok(Cli::Release {
+            ok("release 1.0.0-rc.1 --publish --root=/w"),
+            Cli {
                 root: Some(PathBuf::from("/w")),
-                args: release("1.0.0-rc.1", false, true)
-            })
+                command: release("1.0.0-rc.1", false, true),
+            }
         );
     }
 
     #[test]
     fn parses_bench() {
-        let bench = |args: BenchArgs| Ok(Cli::Bench { root: None, args });
-        assert_eq!(parse_str("bench"), bench(BenchArgs::default()));
+        assert_eq!(ok("bench"), plain(Command::Bench(BenchArgs::default())));
         assert_eq!(
             BenchArgs::default(),
             BenchArgs {
@@ -363,55 +266,99 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_str("bench --peers --quick --runs 5 --out /tmp/b.md"),
-            bench(BenchArgs {
+            ok("bench --peers --quick --runs 5 --out /tmp/b.md"),
+            plain(Command::Bench(BenchArgs {
                 peers: true,
                 runs: 5,
                 quick: true,
                 out: PathBuf::from("/tmp/b.md"),
-            })
+            }))
         );
         assert_eq!(
-            parse_str("bench --runs=1 --out=x.md --root=/w"),
-            Ok(Cli::Bench {
+            ok("bench --runs=1 --out=x.md --root=/w"),
+            Cli {
                 root: Some(PathBuf::from("/w")),
-                args: BenchArgs {
+                command: Command::Bench(BenchArgs {
                     runs: 1,
                     out: PathBuf::from("x.md"),
                     ..BenchArgs::default()
-                },
-            })
+                }),
+            }
         );
-        assert_eq!(parse_str("bench --quick --help"), Ok(Cli::Help));
+        assert_eq!(
+            ok("bench-cluster --runs 3 --quick"),
+            plain(Command::BenchCluster(ClusterArgs {
+                runs: 3,
+                quick: true,
+                ..ClusterArgs::default()
+            }))
+        );
+        assert_eq!(
+            ok("bench-cluster"),
+            plain(Command::BenchCluster(ClusterArgs::default()))
+        );
     }
 
     #[test]
     fn usage_errors() {
-        for (line, why) in [
-            ("", "no command"),
-            ("bnech", "unknown subcommand `bnech`"),
-            ("bench extra", "`bench` takes no arguments"),
-            ("bench --runs", "--runs needs a number"),
-            ("bench --runs 0", "from 1 to 100"),
-            ("bench --runs=x", "from 1 to 100"),
-            ("bench --out", "--out needs a file"),
-            ("bench --out=", "--out needs a file"),
-            ("bench --quick=yes", "unknown option `--quick=yes`"),
-            ("bench --dry-run", "unknown option `--dry-run`"),
-            ("ci --peers", "unknown option `--peers`"),
-            ("release --runs 2 0.1.0", "unknown option `--runs`"),
-            ("ci extra", "takes no arguments"),
-            ("ci --dry-run", "unknown option `--dry-run`"),
-            ("release", "needs a VERSION"),
-            ("release 0.1.0 0.2.0", "one VERSION"),
-            ("release --force 0.1.0", "unknown option `--force`"),
-            ("release 0.1", "not a valid release version"),
-            ("release --dry-run --publish 0.1.0", "cannot be combined"),
-            ("release 0.1.0 --root", "--root needs"),
+        for (line, kind, why) in [
+            ("", ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand, ""),
+            ("bnech", ErrorKind::InvalidSubcommand, "bnech"),
+            ("bench extra", ErrorKind::UnknownArgument, "extra"),
+            ("bench --runs", ErrorKind::InvalidValue, "--runs"),
+            (
+                "bench --runs 0",
+                ErrorKind::ValueValidation,
+                "from 1 to 100",
+            ),
+            (
+                "bench --runs=x",
+                ErrorKind::ValueValidation,
+                "from 1 to 100",
+            ),
+            ("bench --out", ErrorKind::InvalidValue, "--out"),
+            ("bench --out=", ErrorKind::InvalidValue, "--out"),
+            ("bench --quick=yes", ErrorKind::TooManyValues, "--quick"),
+            ("bench --dry-run", ErrorKind::UnknownArgument, "--dry-run"),
+            (
+                "bench-cluster --peers",
+                ErrorKind::UnknownArgument,
+                "--peers",
+            ),
+            ("ci --peers", ErrorKind::UnknownArgument, "--peers"),
+            (
+                "release --runs 2 0.1.0",
+                ErrorKind::UnknownArgument,
+                "--runs",
+            ),
+            ("ci extra", ErrorKind::UnknownArgument, "extra"),
+            ("ci --dry-run", ErrorKind::UnknownArgument, "--dry-run"),
+            ("release", ErrorKind::MissingRequiredArgument, "<VERSION>"),
+            ("release 0.1.0 0.2.0", ErrorKind::UnknownArgument, "0.2.0"),
+            (
+                "release --force 0.1.0",
+                ErrorKind::UnknownArgument,
+                "--force",
+            ),
+            (
+                "release 0.1",
+                ErrorKind::ValueValidation,
+                "not a valid release version",
+            ),
+            (
+                "release --dry-run --publish 0.1.0",
+                ErrorKind::ArgumentConflict,
+                "--publish",
+            ),
+            ("release 0.1.0 --root", ErrorKind::InvalidValue, "--root"),
         ] {
             match parse_str(line) {
-                Err(Error::Usage(msg)) => assert!(msg.contains(why), "{line:?}: {msg}"),
-                other => panic!("{line:?}: expected a usage error, got {other:?}"),
+                Err(e) => {
+                    assert_eq!(e.kind(), kind, "{line:?}: {e}");
+                    assert_eq!(e.exit_code(), 2, "{line:?}");
+                    assert!(e.to_string().contains(why), "{line:?}: {e}");
+                }
+                Ok(cli) => panic!("{line:?}: expected a usage error, got {cli:?}"),
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Reading and rewriting versions in Cargo manifests, line by line.
+//! Reading and rewriting versions in Cargo manifests, with `toml_edit` (format-preserving:
+//! what cargo itself edits manifests with).
 //!
 //! The rules (see [`plan`]):
 //! - `[workspace.package] version` of the root manifest is set to the new version;
@@ -8,29 +9,17 @@
 //!   that now has the new version (a publishable member, or any member with
 //!   `version.workspace = true`) gets its `version` requirement rewritten, in
 //!   `[workspace.dependencies]` and in the members' own dependency tables;
-//! - nothing else changes, byte for byte.
+//! - nothing else changes: comments, spacing, key order and line endings are kept.
 
-use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
-use crate::toml_lines::{self, LineKind, Token};
-
-/// A string value found in a manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StrRef {
-    /// Index of the line holding the string.
-    pub(crate) line: usize,
-    /// Byte range of the string's content within that line.
-    pub(crate) content: Range<usize>,
-    /// The string's value.
-    pub(crate) value: String,
-}
+use toml_edit::{DocumentMut, Item, TableLike};
 
 /// How a package states its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PkgVersion {
     /// `version = "x.y.z"`.
-    Literal(StrRef),
+    Literal(String),
     /// `version.workspace = true`.
     Workspace,
     /// No version key (cargo then uses 0.0.0 and refuses to publish).
@@ -53,250 +42,156 @@ pub(crate) enum Publish {
 pub(crate) struct PathDep {
     /// The dependency's key (its name, or its rename).
     pub(crate) name: String,
-    /// The table it was declared in (e.g. `dependencies`, `workspace.dependencies`).
-    pub(crate) table: String,
+    /// The table it was declared in, as its key path (e.g. `["workspace", "dependencies"]`).
+    pub(crate) table: Vec<String>,
     /// The value of its `path`.
     pub(crate) path: String,
     /// Its `version` requirement, if it has one.
-    pub(crate) version: Option<StrRef>,
+    pub(crate) version: Option<String>,
 }
 
-/// A scanned manifest.
-#[derive(Debug)]
+/// The kinds of dependency table (each also under `[target.'…']`).
+const DEP_KINDS: [&str; 5] = [
+    "dependencies",
+    "dev-dependencies",
+    "dev_dependencies",
+    "build-dependencies",
+    "build_dependencies",
+];
+
+/// The table at `path`, whether written as a header, inline or with dotted keys.
+fn table_at<'a>(root: &'a dyn TableLike, path: &[&str]) -> Option<&'a dyn TableLike> {
+    path.iter()
+        .try_fold(root, |table, key| table.get(key)?.as_table_like())
+}
+
+/// The mutable table at `path`.
+fn table_at_mut<'a>(root: &'a mut dyn TableLike, path: &[&str]) -> Option<&'a mut dyn TableLike> {
+    path.iter()
+        .try_fold(root, |table, key| table.get_mut(key)?.as_table_like_mut())
+}
+
+/// Whether `item` is `{ workspace = true }` inheritance (inline or dotted).
+fn inherits(item: &Item) -> bool {
+    item.as_table_like()
+        .and_then(|t| t.get("workspace"))
+        .and_then(Item::as_bool)
+        == Some(true)
+}
+
+/// A parsed manifest.
+#[derive(Debug, Clone)]
 pub(crate) struct Manifest {
-    /// The scanned lines.
-    lines: Vec<toml_lines::Line>,
-}
-
-/// Whether the table parts name a dependency table.
-fn is_dep_table(parts: &[String]) -> bool {
-    /// The kinds of dependency tables.
-    const KINDS: [&str; 5] = [
-        "dependencies",
-        "dev-dependencies",
-        "dev_dependencies",
-        "build-dependencies",
-        "build_dependencies",
-    ];
-    match parts {
-        [a, b] => a == "workspace" && b == "dependencies",
-        [kind] => KINDS.contains(&kind.as_str()),
-        [target, _, kind] => target == "target" && KINDS.contains(&kind.as_str()),
-        _ => false,
-    }
-}
-
-/// Whether the parts equal the given names.
-fn parts_eq(parts: &[String], names: &[&str]) -> bool {
-    parts.len() == names.len() && parts.iter().zip(names).all(|(p, n)| p == n)
-}
-
-/// The `(key, string)` pairs at the first level of an inline table
-/// (`{ path = "..", version = ".." }`), for keys with a plain string value.
-fn inline_table_strings(tokens: &[Token]) -> Vec<(String, String, Range<usize>)> {
-    let mut found = Vec::new();
-    if tokens.first() != Some(&Token::Punct('{')) {
-        return found;
-    }
-    let mut depth = 0usize;
-    let mut expecting_key = false;
-    let mut i = 0;
-    while i < tokens.len() {
-        match &tokens[i] {
-            Token::Punct('{' | '[') => {
-                depth += 1;
-                expecting_key = depth == 1;
-            }
-            Token::Punct('}' | ']') => depth = depth.saturating_sub(1),
-            Token::Punct(',') if depth == 1 => expecting_key = true,
-            Token::Bare(key) | Token::Str { value: key, .. } if depth == 1 && expecting_key => {
-                expecting_key = false;
-                if tokens.get(i + 1) == Some(&Token::Punct('='))
-                    && let Some(Token::Str { value, content }) = tokens.get(i + 2)
-                {
-                    found.push((key.clone(), value.clone(), content.clone()));
-                    i += 3;
-                    continue;
-                }
-            }
-            _ => expecting_key = false,
-        }
-        i += 1;
-    }
-    found
+    /// The document, with its formatting.
+    doc: DocumentMut,
 }
 
 impl Manifest {
-    /// Scans a manifest's text.
-    pub(crate) fn parse(text: &str) -> Self {
-        Self {
-            lines: toml_lines::scan(text),
-        }
+    /// Parses a manifest's text; `label` names it in the error.
+    pub(crate) fn parse(text: &str, label: &str) -> Result<Self, String> {
+        text.parse()
+            .map(|doc| Self { doc })
+            .map_err(|e| format!("cannot parse {label}: {e}"))
     }
 
-    /// Whether the manifest has a table with exactly these header parts.
-    pub(crate) fn has_table(&self, table: &[&str]) -> bool {
-        self.lines
-            .iter()
-            .any(|l| l.kind == LineKind::Header && parts_eq(&l.table, table))
+    /// The table at `path`, if present.
+    fn table(&self, path: &[&str]) -> Option<&dyn TableLike> {
+        table_at(self.doc.as_table(), path)
     }
 
-    /// The line index and value tokens of `key` in `table`, if present.
-    fn find(&self, table: &[&str], key: &[&str]) -> Option<(usize, &[Token])> {
-        self.lines
-            .iter()
-            .enumerate()
-            .find_map(|(i, l)| match &l.kind {
-                LineKind::KeyValue { key: k } if parts_eq(&l.table, table) && parts_eq(k, key) => {
-                    Some((i, l.tokens.as_slice()))
-                }
-                _ => None,
-            })
+    /// The string value of `key` in the table at `path`, if it has one.
+    pub(crate) fn find_str(&self, path: &[&str], key: &str) -> Option<String> {
+        self.table(path)?.get(key)?.as_str().map(str::to_owned)
     }
 
-    /// The plain string value of `key` in `table`, if it has one.
-    pub(crate) fn find_str(&self, table: &[&str], key: &[&str]) -> Option<StrRef> {
-        match self.find(table, key)? {
-            (line, [Token::Str { value, content }, ..]) => Some(StrRef {
-                line,
-                content: content.clone(),
-                value: value.clone(),
-            }),
-            _ => None,
-        }
+    /// How `[package]` states its version (`None`: no `[package]`, a virtual root).
+    pub(crate) fn package_version(&self) -> Option<PkgVersion> {
+        let package = self.table(&["package"])?;
+        Some(match package.get("version") {
+            Some(item) => match item.as_str() {
+                Some(version) => PkgVersion::Literal(version.to_owned()),
+                None if inherits(item) => PkgVersion::Workspace,
+                None => PkgVersion::Missing,
+            },
+            None => PkgVersion::Missing,
+        })
     }
 
-    /// Whether `key` in `table` is `true`, or `{ workspace = true }`-like
-    /// inheritance (`key.workspace = true` or `key = { workspace = true }`).
-    fn inherits(&self, table: &[&str], key: &str) -> bool {
-        let dotted = matches!(
-            self.find(table, &[key, "workspace"]),
-            Some((_, [Token::Bare(v), ..])) if v == "true"
-        );
-        let inline = matches!(
-            self.find(table, &[key]),
-            Some((_, [Token::Punct('{'), Token::Bare(k), Token::Punct('='), Token::Bare(v), ..]))
-                if k == "workspace" && v == "true"
-        );
-        dotted || inline
-    }
-
-    /// How `[package]` states its version.
-    pub(crate) fn package_version(&self) -> PkgVersion {
-        if let Some(s) = self.find_str(&["package"], &["version"]) {
-            PkgVersion::Literal(s)
-        } else if self.inherits(&["package"], "version") {
-            PkgVersion::Workspace
-        } else {
-            PkgVersion::Missing
-        }
-    }
-
-    /// How `table` (`package` or `workspace.package`) states `publish`.
-    pub(crate) fn publish(&self, table: &[&str]) -> Publish {
-        if self.inherits(table, "publish") {
-            return Publish::Inherit;
-        }
-        match self.find(table, &["publish"]) {
-            Some((_, [Token::Bare(v), ..])) if v == "false" => Publish::No,
-            Some((_, [Token::Punct('['), Token::Punct(']'), ..])) => Publish::No,
+    /// How the table at `path` (`package` or `workspace.package`) states `publish`.
+    pub(crate) fn publish(&self, path: &[&str]) -> Publish {
+        match self.table(path).and_then(|t| t.get("publish")) {
+            Some(item) if item.as_bool() == Some(false) => Publish::No,
+            Some(item) if item.as_array().is_some_and(|a| a.is_empty()) => Publish::No,
+            Some(item) if inherits(item) => Publish::Inherit,
             _ => Publish::Yes,
         }
     }
 
-    /// All strings of an array value, which may span several lines
-    /// (e.g. `[workspace] members`).
-    pub(crate) fn array_strings(&self, table: &[&str], key: &[&str]) -> Vec<String> {
-        let Some((start, first)) = self.find(table, key) else {
-            return Vec::new();
-        };
-        let rest = self
-            .lines
-            .iter()
-            .filter(|l| l.continues == Some(start))
-            .flat_map(|l| l.tokens.iter());
-        first
-            .iter()
-            .chain(rest)
-            .filter_map(|t| match t {
-                Token::Str { value, .. } => Some(value.clone()),
-                _ => None,
-            })
-            .collect()
+    /// The key paths of every dependency table present.
+    fn dep_tables(&self) -> Vec<Vec<String>> {
+        let mut tables = vec![vec!["workspace".to_owned(), "dependencies".to_owned()]];
+        tables.extend(DEP_KINDS.iter().map(|kind| vec![(*kind).to_owned()]));
+        if let Some(targets) = self.table(&["target"]) {
+            for (target, _) in targets.iter() {
+                tables.extend(
+                    DEP_KINDS.iter().map(|kind| {
+                        vec!["target".to_owned(), target.to_owned(), (*kind).to_owned()]
+                    }),
+                );
+            }
+        }
+        tables.retain(|path| self.table(&as_strs(path)).is_some());
+        tables
     }
 
     /// Every dependency that has a `path`, in any dependency table, whether
     /// written inline (`a = { path = ".." }`), dotted (`a.path = ".."`) or as
     /// its own table (`[dependencies.a]`).
     pub(crate) fn path_deps(&self) -> Vec<PathDep> {
-        /// A dependency being collected: table, name, path, version.
-        type Partial = (String, String, Option<String>, Option<StrRef>);
-        let mut partial: Vec<Partial> = Vec::new();
-        let mut record = |table: &[String],
-                          name: &str,
-                          key: &str,
-                          line: usize,
-                          value: &str,
-                          content: Range<usize>| {
-            let table = table.join(".");
-            let index = match partial.iter().position(|p| p.0 == table && p.1 == name) {
-                Some(i) => i,
-                None => {
-                    partial.push((table, name.to_owned(), None, None));
-                    partial.len() - 1
-                }
-            };
-            let entry = &mut partial[index];
-            match key {
-                "path" => entry.2 = Some(value.to_owned()),
-                "version" => {
-                    entry.3 = Some(StrRef {
-                        line,
-                        content,
-                        value: value.to_owned(),
-                    });
-                }
-                _ => {}
-            }
-        };
-        for (i, line) in self.lines.iter().enumerate() {
-            let LineKind::KeyValue { key } = &line.kind else {
+        let mut found = Vec::new();
+        for table in self.dep_tables() {
+            let Some(deps) = self.table(&as_strs(&table)) else {
                 continue;
             };
-            if is_dep_table(&line.table) {
-                match key.as_slice() {
-                    [name] => {
-                        for (k, value, content) in inline_table_strings(&line.tokens) {
-                            record(&line.table, name, &k, i, &value, content);
-                        }
-                    }
-                    [name, k] => {
-                        if let [Token::Str { value, content }, ..] = line.tokens.as_slice() {
-                            record(&line.table, name, k, i, value, content.clone());
-                        }
-                    }
-                    _ => {}
+            for (name, item) in deps.iter() {
+                let Some(dep) = item.as_table_like() else {
+                    continue;
+                };
+                if let Some(path) = dep.get("path").and_then(Item::as_str) {
+                    found.push(PathDep {
+                        name: name.to_owned(),
+                        table: table.clone(),
+                        path: path.to_owned(),
+                        version: dep.get("version").and_then(Item::as_str).map(str::to_owned),
+                    });
                 }
-            } else if let Some((name, parent)) = line.table.split_last()
-                && is_dep_table(parent)
-                && let ([k], [Token::Str { value, content }, ..]) =
-                    (key.as_slice(), line.tokens.as_slice())
-            {
-                record(parent, name, k, i, value, content.clone());
             }
         }
-        partial
-            .into_iter()
-            .filter_map(|(table, name, path, version)| {
-                path.map(|path| PathDep {
-                    name,
-                    table,
-                    path,
-                    version,
-                })
-            })
-            .collect()
+        found
     }
+
+    /// Sets the string `key` of the table at `path` to `new`, keeping the comments and spacing
+    /// around it. Returns whether there was such a string.
+    fn set_str(&mut self, path: &[&str], key: &str, new: &str) -> bool {
+        let Some(value) = table_at_mut(self.doc.as_table_mut(), path)
+            .and_then(|t| t.get_mut(key))
+            .and_then(Item::as_value_mut)
+            .filter(|v| v.is_str())
+        else {
+            return false;
+        };
+        if value.as_str() != Some(new) {
+            let decor = value.decor().clone();
+            *value = new.into();
+            *value.decor_mut() = decor;
+        }
+        true
+    }
+}
+
+/// A key path as `&str`s.
+fn as_strs(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
 }
 
 /// One manifest given to [`plan`].
@@ -334,7 +229,8 @@ pub(crate) struct Plan {
     pub(crate) notes: Vec<String>,
 }
 
-/// Lexically normalises a relative path (`a/./b/../c` → `a/c`).
+/// Lexically normalises a relative path (`a/./b/../c` → `a/c`). (Hand-written: std has only
+/// `canonicalize`, which needs the path to exist; no crate in the lock file does this.)
 pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
@@ -352,7 +248,9 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
 }
 
 /// A new version requirement for a dependency: `version`, keeping a leading
-/// `=`, `^` or `~` of the old requirement when it was a single comparator.
+/// `=`, `^` or `~` of the old requirement when it was a single comparator. (On the string, not
+/// with `semver::VersionReq`, which reads a bare `0.1.0` as `^0.1.0` and so loses how the
+/// requirement was written.)
 fn new_requirement(old: &str, version: &str) -> String {
     let old = old.trim();
     let single = !old.contains([',', '<', '>', '*', ' ']);
@@ -367,7 +265,7 @@ fn new_requirement(old: &str, version: &str) -> String {
 struct Member {
     /// Its directory relative to the root.
     dir: PathBuf,
-    /// Its scanned manifest.
+    /// Its parsed manifest.
     manifest: Manifest,
     /// Its package name (or its directory when unnamed).
     name: String,
@@ -375,6 +273,8 @@ struct Member {
     version: Option<PkgVersion>,
     /// Whether it may be published.
     publishable: bool,
+    /// Whether its lines end with CRLF.
+    crlf: bool,
 }
 
 impl Member {
@@ -392,11 +292,11 @@ impl Member {
 ///
 /// `root` is the root manifest; `members` the member manifests (an entry whose
 /// `dir` is empty is the root itself and is ignored, the root being included
-/// anyway). Fails when no publishable crate would get the version, or when a
-/// member inherits a version that `[workspace.package]` does not define.
+/// anyway). Fails when a manifest does not parse, when no publishable crate would get the
+/// version, or when a member inherits a version that `[workspace.package]` does not define.
 pub(crate) fn plan(root: &str, members: &[ManifestInput], version: &str) -> Result<Plan, String> {
-    let root_manifest = Manifest::parse(root);
-    let workspace_version = root_manifest.find_str(&["workspace", "package"], &["version"]);
+    let root_manifest = Manifest::parse(root, "Cargo.toml")?;
+    let workspace_version = root_manifest.find_str(&["workspace", "package"], "version");
     let workspace_publish_false = root_manifest.publish(&["workspace", "package"]) == Publish::No;
 
     let inputs = std::iter::once((PathBuf::new(), root)).chain(
@@ -407,13 +307,12 @@ pub(crate) fn plan(root: &str, members: &[ManifestInput], version: &str) -> Resu
     );
     let mut all = Vec::new();
     for (dir, text) in inputs {
-        let manifest = Manifest::parse(text);
-        let is_package = manifest.has_table(&["package"]);
+        let manifest = Manifest::parse(text, &manifest_label(&dir))?;
         let name = manifest
-            .find_str(&["package"], &["name"])
-            .map_or_else(|| dir.display().to_string(), |s| s.value);
-        let version_kind = is_package.then(|| manifest.package_version());
-        let publishable = is_package
+            .find_str(&["package"], "name")
+            .unwrap_or_else(|| dir.display().to_string());
+        let version_kind = manifest.package_version();
+        let publishable = version_kind.is_some()
             && match manifest.publish(&["package"]) {
                 Publish::Yes => true,
                 Publish::No => false,
@@ -432,6 +331,7 @@ pub(crate) fn plan(root: &str, members: &[ManifestInput], version: &str) -> Resu
             name,
             version: version_kind,
             publishable,
+            crlf: text.contains("\r\n"),
         });
     }
 
@@ -453,73 +353,74 @@ pub(crate) fn plan(root: &str, members: &[ManifestInput], version: &str) -> Resu
     let mut notes = Vec::new();
     let mut files = Vec::new();
     for (index, member) in all.iter().enumerate() {
-        let mut edits: Vec<(StrRef, String)> = Vec::new();
+        // (table path, key, new value) of each string to set.
+        let mut edits: Vec<(Vec<String>, String)> = Vec::new();
         let mut changes = Vec::new();
         if index == 0
-            && let Some(s) = &workspace_version
+            && let Some(old) = &workspace_version
         {
-            changes.push(format!(
-                "[workspace.package] version {} -> {version}",
-                s.value
+            changes.push(format!("[workspace.package] version {old} -> {version}"));
+            edits.push((
+                vec!["workspace".into(), "package".into()],
+                version.to_owned(),
             ));
-            edits.push((s.clone(), version.to_owned()));
         }
         match &member.version {
-            Some(PkgVersion::Literal(s)) if member.publishable => {
+            Some(PkgVersion::Literal(old)) if member.publishable => {
                 changes.push(format!(
-                    "[package] version of {} {} -> {version}",
-                    member.name, s.value
+                    "[package] version of {} {old} -> {version}",
+                    member.name
                 ));
-                edits.push((s.clone(), version.to_owned()));
+                edits.push((vec!["package".into()], version.to_owned()));
             }
-            Some(PkgVersion::Literal(s)) => notes.push(format!(
-                "left {} at its own version {} (not publishable)",
-                member.name, s.value
+            Some(PkgVersion::Literal(old)) => notes.push(format!(
+                "left {} at its own version {old} (not publishable)",
+                member.name
             )),
             _ => {}
         }
         for dep in member.manifest.path_deps() {
             let Some(old) = dep.version else { continue };
+            let table = dep.table.join(".");
             let target = normalize(&member.dir.join(&dep.path));
             match all.iter().find(|m| m.dir == target) {
                 Some(t) if t.gets_version(has_workspace_version) => {
-                    let new = new_requirement(&old.value, version);
+                    let new = new_requirement(&old, version);
                     changes.push(format!(
-                        "[{}] {} version \"{}\" -> \"{new}\"",
-                        dep.table, dep.name, old.value
+                        "[{table}] {} version \"{old}\" -> \"{new}\"",
+                        dep.name
                     ));
-                    edits.push((old, new));
+                    let mut path = dep.table.clone();
+                    path.push(dep.name.clone());
+                    edits.push((path, new));
                 }
                 Some(t) => notes.push(format!(
-                    "left [{}] {} at version \"{}\" in {}: `{}` does not get the new version",
-                    dep.table,
+                    "left [{table}] {} at version \"{old}\" in {}: `{}` does not get the new version",
                     dep.name,
-                    old.value,
                     manifest_label(&member.dir),
                     t.name
                 )),
                 None => notes.push(format!(
-                    "left [{}] {} at version \"{}\" in {}: path `{}` is not a workspace member",
-                    dep.table,
+                    "left [{table}] {} at version \"{old}\" in {}: path `{}` is not a workspace member",
                     dep.name,
-                    old.value,
                     manifest_label(&member.dir),
                     dep.path
                 )),
             }
         }
         if !edits.is_empty() {
-            let text = if index == 0 {
-                root
-            } else {
-                members
-                    .iter()
-                    .find(|m| normalize(&m.dir) == member.dir)
-                    .map_or("", |m| m.text.as_str())
-            };
+            let mut manifest = member.manifest.clone();
+            for (path, new) in edits {
+                manifest.set_str(&as_strs(&path), "version", &new);
+            }
+            let mut new_text = manifest.doc.to_string();
+            // toml_edit writes `\n`: put back a CRLF manifest's line ends.
+            if member.crlf {
+                new_text = new_text.replace("\r\n", "\n").replace('\n', "\r\n");
+            }
             files.push(FilePlan {
                 dir: member.dir.clone(),
-                new_text: apply(text, edits),
+                new_text,
                 changes,
             });
         }
@@ -535,25 +436,6 @@ pub(crate) fn plan(root: &str, members: &[ManifestInput], version: &str) -> Resu
 /// A manifest's path for messages (`Cargo.toml`, `crates/a/Cargo.toml`).
 pub(crate) fn manifest_label(dir: &Path) -> String {
     dir.join("Cargo.toml").display().to_string()
-}
-
-/// Replaces the content of each string in `edits` with its new value.
-fn apply(text: &str, mut edits: Vec<(StrRef, String)>) -> String {
-    // Right to left within a line, so earlier ranges stay valid.
-    edits.sort_by_key(|e| std::cmp::Reverse((e.0.line, e.0.content.start)));
-    let mut lines: Vec<(String, &str)> = toml_lines::split_lines(text)
-        .into_iter()
-        .map(|(body, end)| (body.to_owned(), end))
-        .collect();
-    for (at, new) in edits {
-        if let Some((body, _)) = lines.get_mut(at.line) {
-            body.replace_range(at.content, &new);
-        }
-    }
-    lines
-        .into_iter()
-        .flat_map(|(b, e)| [b, e.to_owned()])
-        .collect()
 }
 
 #[cfg(test)]
@@ -767,15 +649,6 @@ version = "0.1.0"
                 .map_or_else(|| ROOT.to_owned(), |m| m.text);
             assert_eq!(file.new_text, original);
         }
-    }
-
-    #[test]
-    fn members_array_spanning_lines_is_read() {
-        let manifest = Manifest::parse(ROOT);
-        assert_eq!(
-            manifest.array_strings(&["workspace"], &["members"]),
-            vec!["crates/*", "xtask"]
-        );
     }
 
     #[test]

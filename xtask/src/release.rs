@@ -12,6 +12,18 @@
 //!    --workspace` on the clean release commit (on failure the commit is undone
 //!    and the files restored), `git tag vVERSION`, and `cargo publish
 //!    --workspace` only with `--publish`.
+//!
+//! Why not cargo-release or release-plz behind it: both are sound, but each is a separate
+//! binary with a large dependency tree (git2/gix, a crates.io client, and for release-plz a
+//! GitHub client) that CI and every contributor would have to install, and their models differ
+//! from ours: release-plz writes the changelog from conventional commits and releases from a
+//! pull request, where we keep a hand-written `CHANGELOG.md` that must already hold the
+//! section; cargo-release bumps versions per crate with its own config. What remains here is
+//! small (a `toml_edit` rewrite planned by [`crate::manifest`], the workspace from `cargo
+//! metadata`, then `cargo update`, `cargo package`/`publish` and two git calls), keeps one
+//! version for the whole workspace, restores every byte on failure, and is tested end to end
+//! in `xtask/tests/release.rs`. If the project moves to per-crate versions or automated
+//! release pull requests, release-plz is the one to adopt.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,13 +33,16 @@ use crate::process::{self, Error};
 use crate::{changelog, manifest, workspace};
 
 /// The parsed arguments of `release`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct ReleaseArgs {
-    /// The version to release (already validated).
+    /// The version to release: x.y.z or x.y.z-pre.
+    #[arg(value_name = "VERSION", value_parser = crate::version::release_version)]
     pub(crate) version: String,
     /// Package only, then restore every file.
+    #[arg(long, conflicts_with = "publish")]
     pub(crate) dry_run: bool,
     /// Also `cargo publish --workspace` after tagging.
+    #[arg(long)]
     pub(crate) publish: bool,
 }
 

@@ -14,6 +14,9 @@
 //! the open-files limit is raised as far as the hard limit allows. Server figures (RSS, CPU
 //! seconds) are read from `/proc/PID/…` when the server's pid is given.
 //!
+//! Without the default feature `load`, only [`report`] is built (the types that read a
+//! report's JSON line back, for tools such as `cargo xtask bench`).
+//!
 //! ```no_run
 //! use cerebrum_bench::{run, FanoutOptions, Scenario, Target};
 //!
@@ -28,19 +31,30 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "load")]
 mod error;
 mod latency;
+#[cfg(feature = "load")]
 mod link;
+#[cfg(feature = "load")]
 mod process;
-mod report;
+pub mod report;
+#[cfg(feature = "load")]
 mod scenario;
+#[cfg(feature = "load")]
 mod storm;
+#[cfg(feature = "load")]
 mod target;
 
+#[cfg(feature = "load")]
 pub use error::BenchError;
 pub use latency::LatencySummary;
+#[cfg(feature = "load")]
 pub use process::{ProcessSample, raise_open_files_limit};
 pub use report::{Report, Value};
+#[cfg(feature = "load")]
 pub use scenario::{ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, Scenario, run};
+#[cfg(feature = "load")]
 pub use storm::{CommandRestarter, Restarter, StormOptions, run_storm};
+#[cfg(feature = "load")]
 pub use target::Target;

@@ -92,6 +92,7 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     let hot_topic = TOPICS[seed_of(args) as usize % 3];
     let mut demo = demo;
     let outcome = if io::stdout().is_terminal() {
+        demo.viewer.connect();
         let target = format!("demo · web {}", demo.server.http_url());
         dashboard::show(
             &demo.viewer,
@@ -160,7 +161,7 @@ impl Demo {
             .token(mint(VIEWER, "You")?)
             .build()
             .map_err(|err| err.to_string())?;
-        viewer.connect();
+        // Connected by whoever shows its data, after subscribing (nothing is missed).
 
         let (stop, _) = watch::channel(false);
         let (log_tx, log) = mpsc::unbounded_channel();
@@ -212,6 +213,7 @@ impl Demo {
     async fn live_log(&mut self, hot_topic: &str, duration: Duration) -> Result<(), String> {
         let mut messages = self.viewer.messages();
         let mut status = self.viewer.watch_status();
+        self.viewer.connect();
         let printer = LogPrinter::new(self.started);
         let deadline = tokio::time::sleep(duration);
         tokio::pin!(deadline);

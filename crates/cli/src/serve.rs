@@ -1,5 +1,6 @@
-//! `cerebrum serve`: flags, `CEREBRUM_*` environment variables and a TOML config file (flags
-//! win over the environment, the environment over the file), logging, signals.
+//! `cerebrum serve`: one declaration of every setting ([`Settings`]), read from flags,
+//! `CEREBRUM_*` environment variables and a TOML config file (flags win over the environment,
+//! the environment over the file, the file over the defaults); logging; signals.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -10,10 +11,10 @@ use std::time::Duration;
 use cerebrum_server::auth::JwtKey;
 use cerebrum_server::{Database, Server, ServerConfig, TlsFiles};
 use clap::{Args, ValueEnum};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum LogFormat {
     /// One JSON object per line.
@@ -22,9 +23,12 @@ pub(crate) enum LogFormat {
     Pretty,
 }
 
-/// Arguments of `cerebrum serve`. Every flag also reads `CEREBRUM_<FLAG>` from the
-/// environment, and the config file (`--config`) may set any of them.
-#[derive(Debug, Args)]
+/// Every setting of `cerebrum serve`, declared once: each field is a flag (clap, with its
+/// `CEREBRUM_*` variable) and a key of the config file (serde, kebab-case; snake_case works too).
+/// Defaults are [`ServerConfig::default`]'s; the ranges are checked by
+/// [`ServerConfig::validate`]. `docs/operations.md` lists every one (a test keeps it so).
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub(crate) struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080; port 0 picks a free one].
     #[arg(long, env = "CEREBRUM_ADDR")]
@@ -42,7 +46,7 @@ pub(crate) struct ServeArgs {
     /// Redis URL (`redis://HOST:PORT`): several server processes act as one through it.
     #[arg(long, env = "CEREBRUM_REDIS", hide_env_values = true)]
     redis: Option<String>,
-    /// HS256 secret: turns auth on.
+    /// HS256 secret of at least 32 bytes: turns auth on.
     #[arg(
         long,
         env = "CEREBRUM_JWT_SECRET",
@@ -53,16 +57,30 @@ pub(crate) struct ServeArgs {
     /// RS256 or EdDSA public key (PEM file): turns auth on.
     #[arg(long, env = "CEREBRUM_JWT_PUBLIC_KEY")]
     jwt_public_key: Option<PathBuf>,
+    /// The `aud` every token must name (unchecked when unset).
+    #[arg(long, env = "CEREBRUM_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// The `iss` every token must carry (unchecked when unset).
+    #[arg(long, env = "CEREBRUM_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Serve with auth off on an address that is not loopback (refused without this flag).
+    #[arg(long, env = "CEREBRUM_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    insecure: Option<bool>,
     /// Bearer token of the admin API (`/api/*`); the admin API is off without it.
     #[arg(long, env = "CEREBRUM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// An allowed browser `Origin` (repeatable; comma-separated in the environment).
+    /// Bearer token that `GET /metrics` requires (open without it).
+    #[arg(long, env = "CEREBRUM_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// An allowed browser `Origin` (repeatable; comma-separated in the environment)
+    /// [default: any with auth on, pages of this machine with auth off].
     #[arg(
         long = "allowed-origin",
         env = "CEREBRUM_ALLOWED_ORIGIN",
         value_delimiter = ','
     )]
-    allowed_origins: Vec<String>,
+    #[serde(alias = "allowed-origin")]
+    allowed_origins: Option<Vec<String>>,
     /// TLS certificate chain (PEM): serve `wss://`.
     #[arg(long, env = "CEREBRUM_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -75,181 +93,224 @@ pub(crate) struct ServeArgs {
     /// Burst of the per-connection rate limit [default: 40].
     #[arg(long, env = "CEREBRUM_RATE_BURST", value_name = "N")]
     rate_burst: Option<u32>,
-    /// Global connection cap (HTTP 503 past it) [default: 100000].
+    /// Inbound bytes per second per connection; 0 turns the limit off [default: 262144].
+    #[arg(long, env = "CEREBRUM_INBOUND_BYTES_PER_SEC", value_name = "BYTES")]
+    inbound_bytes_per_sec: Option<f64>,
+    /// Burst of the inbound byte limit [default: 1048576].
+    #[arg(long, env = "CEREBRUM_INBOUND_BYTES_BURST", value_name = "BYTES")]
+    inbound_bytes_burst: Option<u32>,
+    /// Global cap of connections, unfinished HTTP requests included (HTTP 503 past it)
+    /// [default: 100000].
     #[arg(long, env = "CEREBRUM_MAX_CONNECTIONS", value_name = "N")]
     max_connections: Option<usize>,
-    /// TOML config file.
-    #[arg(long, env = "CEREBRUM_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
+    /// Connections per authenticated user; the newest past it is closed 4029 [default: 16].
+    #[arg(long, env = "CEREBRUM_MAX_CONNECTIONS_PER_USER", value_name = "N")]
+    max_connections_per_user: Option<usize>,
+    /// Channels one connection may be on (`system` and its user's not counted) [default: 128].
+    #[arg(long, env = "CEREBRUM_MAX_CHANNELS_PER_CONNECTION", value_name = "N")]
+    max_channels_per_connection: Option<usize>,
+    /// Study sessions one user may be in at once [default: 16].
+    #[arg(long, env = "CEREBRUM_MAX_STUDY_SESSIONS_PER_USER", value_name = "N")]
+    max_study_sessions_per_user: Option<usize>,
+    /// Heartbeat interval advertised in `welcome`; silent connections close after twice it
+    /// [default: 30000].
+    #[arg(long, env = "CEREBRUM_HEARTBEAT_INTERVAL_MS", value_name = "MS")]
+    heartbeat_interval_ms: Option<u64>,
+    /// How long a lost connection keeps its place in a study session [default: 10000].
+    #[arg(long, env = "CEREBRUM_PRESENCE_GRACE_MS", value_name = "MS")]
+    presence_grace_ms: Option<u64>,
+    /// The daily study goal behind `progress` [default: 2.0].
+    #[arg(long, env = "CEREBRUM_DAILY_GOAL_HOURS", value_name = "HOURS")]
+    daily_goal_hours: Option<f64>,
+    /// Publications kept per channel for resume [default: 100].
+    #[arg(long, env = "CEREBRUM_HISTORY_SIZE", value_name = "N")]
+    history_size: Option<usize>,
+    /// How long publications are kept for resume [default: 300].
+    #[arg(long, env = "CEREBRUM_HISTORY_TTL_SECS", value_name = "SECS")]
+    history_ttl_secs: Option<u64>,
+    /// History of all channels on this node; the oldest channels' goes first past it
+    /// [default: 268435456].
+    #[arg(long, env = "CEREBRUM_HISTORY_BUDGET_BYTES", value_name = "BYTES")]
+    history_budget_bytes: Option<usize>,
+    /// With --redis: members of a node that stops refreshing vanish after this [default: 30].
+    #[arg(long, env = "CEREBRUM_PRESENCE_TTL_SECS", value_name = "SECS")]
+    presence_ttl_secs: Option<u64>,
+    /// With --redis: how often a node refreshes its members [default: 10].
+    #[arg(long, env = "CEREBRUM_PRESENCE_REFRESH_SECS", value_name = "SECS")]
+    presence_refresh_secs: Option<u64>,
+    /// Frames queued per connection before a slow consumer is closed 4008 [default: 1024].
+    #[arg(long, env = "CEREBRUM_OUTBOUND_QUEUE", value_name = "FRAMES")]
+    outbound_queue: Option<usize>,
+    /// Time an HTTP request head may take to arrive [default: 10].
+    #[arg(long, env = "CEREBRUM_HEAD_TIMEOUT_SECS", value_name = "SECS")]
+    head_timeout_secs: Option<u64>,
+    /// TLS handshakes in progress at once [default: 256].
+    #[arg(long, env = "CEREBRUM_MAX_TLS_HANDSHAKES", value_name = "N")]
+    max_tls_handshakes: Option<usize>,
     /// Log format on stderr [default: pretty].
     #[arg(long, env = "CEREBRUM_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// TOML config file (its keys are these flags' names).
+    #[arg(long, env = "CEREBRUM_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
 }
 
-/// The config file: the flags' names (kebab-case; snake_case is accepted too) plus a few
-/// tunables without a flag.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct FileConfig {
-    addr: Option<SocketAddr>,
-    #[serde(alias = "data_dir")]
-    data_dir: Option<PathBuf>,
-    database: Option<String>,
-    #[serde(alias = "database_pool_size")]
-    database_pool_size: Option<usize>,
-    redis: Option<String>,
-    #[serde(alias = "jwt_secret")]
-    jwt_secret: Option<String>,
-    #[serde(alias = "jwt_public_key")]
-    jwt_public_key: Option<PathBuf>,
-    #[serde(alias = "admin_token")]
-    admin_token: Option<String>,
-    #[serde(alias = "allowed_origins", alias = "allowed-origin")]
-    allowed_origins: Option<Vec<String>>,
-    #[serde(alias = "tls_cert")]
-    tls_cert: Option<PathBuf>,
-    #[serde(alias = "tls_key")]
-    tls_key: Option<PathBuf>,
-    #[serde(alias = "rate_limit")]
-    rate_limit: Option<f64>,
-    #[serde(alias = "rate_burst")]
-    rate_burst: Option<u32>,
-    #[serde(alias = "max_connections")]
-    max_connections: Option<usize>,
-    #[serde(alias = "max_connections_per_user")]
-    max_connections_per_user: Option<usize>,
-    #[serde(alias = "heartbeat_interval_ms")]
-    heartbeat_interval_ms: Option<u64>,
-    #[serde(alias = "presence_grace_ms")]
-    presence_grace_ms: Option<u64>,
-    #[serde(alias = "daily_goal_hours")]
-    daily_goal_hours: Option<f64>,
-    #[serde(alias = "history_size")]
-    history_size: Option<usize>,
-    #[serde(alias = "history_ttl_secs")]
-    history_ttl_secs: Option<u64>,
-    #[serde(alias = "presence_ttl_secs")]
-    presence_ttl_secs: Option<u64>,
-    #[serde(alias = "presence_refresh_secs")]
-    presence_refresh_secs: Option<u64>,
-    #[serde(alias = "outbound_queue")]
-    outbound_queue: Option<usize>,
-    #[serde(alias = "log_format")]
-    log_format: Option<LogFormat>,
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, String> {
+/// Reads a config file into the same declaration; snake_case keys are read as kebab-case.
+fn read_file(path: &Path) -> Result<ServeArgs, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    toml::from_str(&text).map_err(|err| format!("invalid config file {}: {err}", path.display()))
+    let invalid =
+        |err: &dyn std::fmt::Display| format!("invalid config file {}: {err}", path.display());
+    let table: toml::Table = toml::from_str(&text).map_err(|err| invalid(&err))?;
+    let kebab: toml::Table = table
+        .into_iter()
+        .map(|(key, value)| (key.replace('_', "-"), value))
+        .collect();
+    if kebab.contains_key("config") {
+        return Err(invalid(&"`config` cannot name another file"));
+    }
+    toml::Value::Table(kebab)
+        .try_into()
+        .map_err(|err| invalid(&err))
 }
 
-/// Merges flags (with their environment variables) over the file over the defaults.
-fn build_config(args: ServeArgs) -> Result<(ServerConfig, LogFormat), String> {
-    let file = match &args.config {
-        Some(path) => read_file(path)?,
-        None => FileConfig::default(),
+impl ServeArgs {
+    /// These settings over `file`'s: a setting given here wins, one not given keeps the file's.
+    fn over(self, file: Self) -> Result<Self, String> {
+        let merge_error = |err: serde_json::Error| format!("cannot merge the settings: {err}");
+        let mut merged = serde_json::to_value(file).map_err(merge_error)?;
+        let given = serde_json::to_value(self).map_err(merge_error)?;
+        if let (Some(merged), Some(given)) = (merged.as_object_mut(), given.as_object()) {
+            for (key, value) in given {
+                if !value.is_null() {
+                    merged.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        serde_json::from_value(merged).map_err(merge_error)
+    }
+
+    /// The server's configuration: these settings over [`ServerConfig::default`], validated.
+    fn into_config(self) -> Result<(ServerConfig, LogFormat), String> {
+        let mut config = ServerConfig::default();
+        if let Some(addr) = self.addr {
+            config.addr = addr;
+        }
+        if let Some(dir) = self.data_dir {
+            config.data_dir = dir;
+        }
+        if let Some(url) = self.database {
+            config.database = database(&url, &mut config.data_dir)?;
+        }
+        if let Some(size) = self.database_pool_size {
+            match &mut config.database {
+                Database::Postgres { pool_size, .. } => *pool_size = size.max(1),
+                _ => return Err("--database-pool-size needs --database postgres://…".into()),
+            }
+        }
+        if let Some(url) = self.redis {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err("--redis wants a redis:// URL".into());
+            }
+            config.redis_url = Some(url);
+        }
+        config.jwt = match (self.jwt_secret, self.jwt_public_key) {
+            (Some(_), Some(_)) => {
+                return Err("give either --jwt-secret or --jwt-public-key, not both".into());
+            }
+            (Some(secret), None) if secret.is_empty() => {
+                return Err("--jwt-secret must not be empty".into());
+            }
+            (Some(secret), None) => Some(JwtKey::hs256(secret)),
+            (None, Some(path)) => {
+                let pem = std::fs::read(&path)
+                    .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+                Some(JwtKey::public_pem(&pem).map_err(|err| format!("{}: {err}", path.display()))?)
+            }
+            (None, None) => None,
+        };
+        config.jwt_audience = self.jwt_audience;
+        config.jwt_issuer = self.jwt_issuer;
+        config.insecure = self.insecure.unwrap_or(false);
+        config.admin_token = self.admin_token.filter(|t| !t.is_empty());
+        config.metrics_token = self.metrics_token.filter(|t| !t.is_empty());
+        config.allowed_origins = self.allowed_origins.unwrap_or_default();
+        config.tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
+        set(&mut config.rate_limit_per_sec, self.rate_limit);
+        set(&mut config.rate_burst, self.rate_burst.map(|b| b.max(1)));
+        set(
+            &mut config.inbound_bytes_per_sec,
+            self.inbound_bytes_per_sec,
+        );
+        set(&mut config.inbound_bytes_burst, self.inbound_bytes_burst);
+        set(&mut config.max_connections, self.max_connections);
+        set(
+            &mut config.max_connections_per_user,
+            self.max_connections_per_user,
+        );
+        set(
+            &mut config.max_channels_per_connection,
+            self.max_channels_per_connection,
+        );
+        set(
+            &mut config.max_study_sessions_per_user,
+            self.max_study_sessions_per_user,
+        );
+        set(
+            &mut config.heartbeat_interval,
+            self.heartbeat_interval_ms
+                .map(|ms| Duration::from_millis(ms.max(1))),
+        );
+        set(
+            &mut config.presence_grace,
+            self.presence_grace_ms.map(Duration::from_millis),
+        );
+        set(&mut config.daily_goal_hours, self.daily_goal_hours);
+        set(&mut config.history_size, self.history_size);
+        set(
+            &mut config.history_ttl,
+            self.history_ttl_secs.map(Duration::from_secs),
+        );
+        set(&mut config.history_budget_bytes, self.history_budget_bytes);
+        set(
+            &mut config.presence_ttl,
+            self.presence_ttl_secs
+                .map(|s| Duration::from_secs(s.max(1))),
+        );
+        set(
+            &mut config.presence_refresh,
+            self.presence_refresh_secs
+                .map(|s| Duration::from_secs(s.max(1))),
+        );
+        set(&mut config.outbound_queue, self.outbound_queue);
+        set(
+            &mut config.head_timeout,
+            self.head_timeout_secs.map(Duration::from_secs),
+        );
+        set(&mut config.max_tls_handshakes, self.max_tls_handshakes);
+        config.validate().map_err(|err| err.to_string())?;
+        Ok((config, self.log_format.unwrap_or(LogFormat::Pretty)))
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+/// Flags (with their environment variables) over the file over the defaults.
+fn build_config(mut args: ServeArgs) -> Result<(ServerConfig, LogFormat), String> {
+    let file = match args.config.take() {
+        Some(path) => read_file(&path)?,
+        None => ServeArgs::default(),
     };
-    let mut config = ServerConfig::default();
-    if let Some(addr) = args.addr.or(file.addr) {
-        config.addr = addr;
-    }
-    if let Some(dir) = args.data_dir.or(file.data_dir) {
-        config.data_dir = dir;
-    }
-    if let Some(url) = args.database.or(file.database) {
-        config.database = database(&url, &mut config.data_dir)?;
-    }
-    if let Some(size) = args.database_pool_size.or(file.database_pool_size) {
-        match &mut config.database {
-            Database::Postgres { pool_size, .. } => *pool_size = size.max(1),
-            _ => return Err("--database-pool-size needs --database postgres://…".into()),
-        }
-    }
-    if let Some(url) = args.redis.or(file.redis) {
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(format!("--redis wants a redis:// URL, got {url:?}"));
-        }
-        config.redis_url = Some(url);
-    }
-    if let Some(secs) = file.presence_ttl_secs {
-        config.presence_ttl = Duration::from_secs(secs.max(1));
-    }
-    if let Some(secs) = file.presence_refresh_secs {
-        config.presence_refresh = Duration::from_secs(secs.max(1));
-    }
-    let secret = args.jwt_secret.or(file.jwt_secret);
-    let public_key = args.jwt_public_key.or(file.jwt_public_key);
-    config.jwt = match (secret, public_key) {
-        (Some(_), Some(_)) => {
-            return Err("give either --jwt-secret or --jwt-public-key, not both".into());
-        }
-        (Some(secret), None) if secret.is_empty() => {
-            return Err("--jwt-secret must not be empty".into());
-        }
-        (Some(secret), None) => Some(JwtKey::hs256(secret)),
-        (None, Some(path)) => {
-            let pem = std::fs::read(&path)
-                .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-            Some(JwtKey::public_pem(&pem).map_err(|err| format!("{}: {err}", path.display()))?)
-        }
-        (None, None) => None,
-    };
-    config.admin_token = args
-        .admin_token
-        .or(file.admin_token)
-        .filter(|t| !t.is_empty());
-    config.allowed_origins = if args.allowed_origins.is_empty() {
-        file.allowed_origins.unwrap_or_default()
-    } else {
-        args.allowed_origins
-    };
-    config.tls = match (
-        args.tls_cert.or(file.tls_cert),
-        args.tls_key.or(file.tls_key),
-    ) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-        (None, None) => None,
-        _ => return Err("--tls-cert and --tls-key go together".into()),
-    };
-    if let Some(rate) = args.rate_limit.or(file.rate_limit) {
-        if !rate.is_finite() || rate < 0.0 {
-            return Err("--rate-limit must be a number ≥ 0".into());
-        }
-        config.rate_limit_per_sec = rate;
-    }
-    if let Some(burst) = args.rate_burst.or(file.rate_burst) {
-        config.rate_burst = burst.max(1);
-    }
-    if let Some(max) = args.max_connections.or(file.max_connections) {
-        config.max_connections = max;
-    }
-    if let Some(max) = file.max_connections_per_user {
-        config.max_connections_per_user = max;
-    }
-    if let Some(ms) = file.heartbeat_interval_ms {
-        config.heartbeat_interval = Duration::from_millis(ms.max(1));
-    }
-    if let Some(ms) = file.presence_grace_ms {
-        config.presence_grace = Duration::from_millis(ms);
-    }
-    if let Some(goal) = file.daily_goal_hours {
-        config.daily_goal_hours = goal;
-    }
-    if let Some(size) = file.history_size {
-        config.history_size = size;
-    }
-    if let Some(secs) = file.history_ttl_secs {
-        config.history_ttl = Duration::from_secs(secs);
-    }
-    if let Some(queue) = file.outbound_queue {
-        config.outbound_queue = queue.max(1);
-    }
-    let log_format = args
-        .log_format
-        .or(file.log_format)
-        .unwrap_or(LogFormat::Pretty);
-    Ok((config, log_format))
+    args.over(file)?.into_config()
 }
 
 /// The store of a `--database` URL: `postgres://`/`postgresql://` select PostgreSQL, a
@@ -489,6 +550,119 @@ mod tests {
                 pool_size: 2
             }
         );
+    }
+
+    #[test]
+    fn auth_off_on_a_public_address_needs_insecure_and_short_secrets_are_refused() {
+        let err = build_config(parse(&["--addr", "0.0.0.0:8080"])).unwrap_err();
+        assert!(err.contains("not a loopback address"), "{err}");
+        assert!(err.contains("--insecure"), "{err}");
+        let (config, _) = build_config(parse(&["--addr", "0.0.0.0:8080", "--insecure"])).unwrap();
+        assert!(config.insecure);
+        let (config, _) = build_config(parse(&[
+            "--addr",
+            "0.0.0.0:8080",
+            "--jwt-secret",
+            "0123456789abcdef0123456789abcdef",
+            "--jwt-audience",
+            "cerebrum",
+            "--jwt-issuer",
+            "https://auth.test",
+            "--metrics-token",
+            "m",
+        ]))
+        .unwrap();
+        assert_eq!(config.jwt_audience.as_deref(), Some("cerebrum"));
+        assert_eq!(config.jwt_issuer.as_deref(), Some("https://auth.test"));
+        assert_eq!(config.metrics_token.as_deref(), Some("m"));
+        let err = build_config(parse(&["--jwt-secret", "short"])).unwrap_err();
+        assert!(err.contains("at least 32 bytes"), "{err}");
+        let err = build_config(parse(&["--rate-limit=-1"])).unwrap_err();
+        assert!(err.contains("rate-limit"), "{err}");
+    }
+
+    #[test]
+    fn docs_operations_lists_every_setting_with_its_variable_and_file_key() {
+        use clap::CommandFactory;
+        let doc = include_str!("../../../docs/operations.md");
+        let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `--")).collect();
+        let command = Wrapper::command();
+        let mut documented = 0;
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" {
+                continue;
+            }
+            let flag = format!("`--{long}");
+            let row = rows
+                .iter()
+                .find(|row| row.starts_with(&format!("| {flag}")))
+                .unwrap_or_else(|| panic!("docs/operations.md has no row for --{long}"));
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(
+                    row.contains(&*env),
+                    "the row of --{long} lacks {env}: {row}"
+                );
+            }
+            documented += 1;
+        }
+        // And no row documents a flag that does not exist.
+        for row in &rows {
+            let long = row
+                .trim_start_matches("| `--")
+                .split([' ', '`'])
+                .next()
+                .unwrap_or("");
+            assert!(
+                command.get_arguments().any(|a| a.get_long() == Some(long)),
+                "docs/operations.md documents --{long}, which `cerebrum serve` does not have"
+            );
+        }
+        assert!(documented >= 35, "{documented}");
+        // Every flag is a file key too: the same declaration reads both.
+        let file_keys = serde_json::to_value(ServeArgs::default()).unwrap();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "config") {
+                continue;
+            }
+            let key = if long == "allowed-origin" {
+                "allowed-origins"
+            } else {
+                long
+            };
+            assert!(file_keys.get(key).is_some(), "--{long} is not a file key");
+        }
+    }
+
+    #[test]
+    fn every_setting_reads_from_flags_the_environment_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "max_channels_per_connection = 7\nhead-timeout-secs = 3\ninsecure = true\naddr = \"0.0.0.0:1\"\nallowed-origin = [\"https://a.example\"]\n",
+        )
+        .unwrap();
+        let (config, _) = build_config(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(config.max_channels_per_connection, 7);
+        assert_eq!(config.head_timeout, Duration::from_secs(3));
+        assert!(config.insecure);
+        assert_eq!(config.allowed_origins, vec!["https://a.example".to_owned()]);
+        let (config, _) = build_config(parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--max-channels-per-connection",
+            "9",
+            "--allowed-origin",
+            "https://b.example",
+        ]))
+        .unwrap();
+        assert_eq!(config.max_channels_per_connection, 9);
+        assert_eq!(config.allowed_origins, vec!["https://b.example".to_owned()]);
+        let err = build_config(parse(&["--max-channels-per-connection", "0"])).unwrap_err();
+        assert!(err.contains("max-channels-per-connection"), "{err}");
     }
 
     #[test]

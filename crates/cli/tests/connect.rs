@@ -219,7 +219,7 @@ async fn against_cerebrum_serve_with_auth_a_minted_token_connects_and_a_bad_one_
             "--addr",
             "127.0.0.1:0",
             "--jwt-secret",
-            "s3cret",
+            "test-secret-of-at-least-32-bytes!",
             "--data-dir",
         ])
         .arg(dir.path())
@@ -235,7 +235,13 @@ async fn against_cerebrum_serve_with_auth_a_minted_token_connects_and_a_bad_one_
     .unwrap();
     let url = line.strip_prefix("listening on ").unwrap().to_owned();
     let minted = Command::new(BIN)
-        .args(["token", "--secret", "s3cret", "--user", "u1"])
+        .args([
+            "token",
+            "--secret",
+            "test-secret-of-at-least-32-bytes!",
+            "--user",
+            "u1",
+        ])
         .output()
         .unwrap();
     let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
@@ -275,7 +281,7 @@ async fn the_client_authenticates_to_cerebrum_serve_by_query_header_and_auth_mes
             "--addr",
             "127.0.0.1:0",
             "--jwt-secret",
-            "s3cret",
+            "test-secret-of-at-least-32-bytes!",
             "--data-dir",
         ])
         .arg(dir.path())
@@ -291,7 +297,13 @@ async fn the_client_authenticates_to_cerebrum_serve_by_query_header_and_auth_mes
     .unwrap();
     let url = line.strip_prefix("listening on ").unwrap().to_owned();
     let minted = Command::new(BIN)
-        .args(["token", "--secret", "s3cret", "--user", "u7"])
+        .args([
+            "token",
+            "--secret",
+            "test-secret-of-at-least-32-bytes!",
+            "--user",
+            "u7",
+        ])
         .output()
         .unwrap();
     let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();

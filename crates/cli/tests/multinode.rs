@@ -207,19 +207,35 @@ impl Client {
         }
     }
 
-    /// Every `chat.msg` offset received within `window` (nothing else expected in between).
-    async fn offsets_within(&mut self, window: Duration) -> Vec<u64> {
+    /// Every `chat.msg` offset received until `last` has arrived and then until the pong of a
+    /// ping sent after it: a positive barrier instead of a time window, so that whatever the
+    /// server queued for this client before answering the ping (a duplicate, a stray offset)
+    /// is in the list.
+    async fn offsets_through(&mut self, last: u64) -> Vec<u64> {
         let mut offsets = Vec::new();
-        let deadline = tokio::time::Instant::now() + window;
-        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
-            if let Message::Text(text) = frame {
-                let value: Value = serde_json::from_str(&text).unwrap();
-                if value["type"] == "chat.msg" {
-                    offsets.push(value["offset"].as_u64().unwrap());
-                }
+        let mut ping_sent = false;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if !ping_sent && offsets.contains(&last) {
+                self.send(json!({ "type": "ping", "payload": { "n": "offsets-barrier" } }))
+                    .await;
+                ping_sent = true;
+            }
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("offset {last} or the barrier's pong missing; got {offsets:?}")
+                })
+                .expect("connection open")
+                .expect("frame");
+            let Message::Text(text) = frame else { continue };
+            let value: Value = serde_json::from_str(&text).unwrap();
+            if value["type"] == "chat.msg" {
+                offsets.push(value["offset"].as_u64().unwrap());
+            } else if value["type"] == "pong" && value["payload"]["n"] == "offsets-barrier" {
+                return offsets;
             }
         }
-        offsets
     }
 }
 
@@ -374,7 +390,7 @@ async fn a_client_resumes_on_another_node_and_a_killed_nodes_members_leave() {
     assert_eq!(resumed["payload"]["recovered"], true);
     assert_eq!(resumed["payload"]["missed"], 2);
     publisher.send(chat("chat:optics", "four")).await;
-    let offsets = back.offsets_within(Duration::from_secs(1)).await;
+    let offsets = back.offsets_through(4).await;
     assert_eq!(offsets, [2, 3, 4]);
 
     // Its member leaves the presence once the TTL (3 s here) is over, announced to the others
@@ -468,7 +484,7 @@ async fn publications_made_while_a_nodes_pubsub_link_is_cut_are_caught_up_from_h
         a.send(chat("chat:cut", &i.to_string())).await;
     }
     for client in [&mut b, &mut c] {
-        let offsets = client.offsets_within(Duration::from_secs(3)).await;
+        let offsets = client.offsets_through(21).await;
         assert_eq!(offsets, (2..=21).collect::<Vec<u64>>());
     }
 }

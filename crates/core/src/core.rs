@@ -2,7 +2,7 @@
 //! together.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cerebrum_protocol::{
     Ack, Auth, Envelope, ErrorPayload, MAX_FRAME_BYTES, MessageId, MessageIdGenerator, Payload,
@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError, TokenTransport};
 use crate::error::{AckError, SendError, SubscribeError};
 use crate::event::{Command, Event, Outgoing, ServerLevel, TransportEvent};
 use crate::heartbeat::{Heartbeat, LatencyStats};
+use crate::instant::Instant;
 use crate::outbox::{Limits, Outbox, Queued};
 use crate::status::Status;
 use crate::timer::{Timer, TimerTable};
@@ -589,16 +590,7 @@ impl ClientCore {
     fn open_url(&self) -> String {
         match (&self.config.token, self.config.token_transport) {
             (Some(token), TokenTransport::Query) => {
-                let separator = if self.config.url.contains('?') {
-                    '&'
-                } else {
-                    '?'
-                };
-                format!(
-                    "{}{separator}token={}",
-                    self.config.url,
-                    percent_encode(token.expose())
-                )
+                with_query_param(&self.config.url, "token", token.expose())
             }
             _ => self.config.url.clone(),
         }
@@ -831,7 +823,15 @@ impl ClientCore {
             // A v1 server's first frame is `welcome`: anything else is a level-0 server talking.
             self.set_level(Level::Level0, now);
         }
-        match kind {
+        // A frame with a `channel` is a publication of that channel, whatever its type: only
+        // frames without one are the server's control messages (PROTOCOL.md section 7), so a
+        // forged `ack` or `error` published by a peer settles nothing.
+        let control = if envelope.channel().is_some() {
+            ""
+        } else {
+            kind
+        };
+        match control {
             "pong" => {
                 if let Some(rtt) = self.heartbeat.pong(envelope.payload().get(), now) {
                     self.events.push_back(Event::Latency(rtt));
@@ -1154,17 +1154,29 @@ impl ClientCore {
     }
 }
 
-/// Percent-encodes everything but the URL-safe unreserved characters (RFC 3986).
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+/// Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) is percent-encoded.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `url` with `name=value` (value percent-encoded) added to its query, before any `#fragment`.
+///
+/// `percent-encoding` rather than the `url` crate: the core is compiled to wasm32 for the
+/// browser, where `url` and its IDNA tables would cost far more size than this splice.
+fn with_query_param(url: &str, name: &str, value: &str) -> String {
+    let (base, fragment) = match url.find('#') {
+        Some(at) => url.split_at(at),
+        None => (url, ""),
+    };
+    let separator = match base.find('?') {
+        None => "?",
+        Some(at) if at + 1 == base.len() || base.ends_with('&') => "",
+        Some(_) => "&",
+    };
+    let value = percent_encoding::utf8_percent_encode(value, QUERY_VALUE);
+    format!("{base}{separator}{name}={value}{fragment}")
 }
 
 #[cfg(test)]
@@ -1173,7 +1185,27 @@ mod tests {
 
     #[test]
     fn tokens_are_percent_encoded() {
-        assert_eq!(percent_encode("a.b-c_d~"), "a.b-c_d~");
-        assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(
+            with_query_param("ws://h/ws", "token", "a.b-c_d~"),
+            "ws://h/ws?token=a.b-c_d~"
+        );
+        assert_eq!(
+            with_query_param("ws://h/ws", "token", "a b&c=d/é"),
+            "ws://h/ws?token=a%20b%26c%3Dd%2F%C3%A9"
+        );
+    }
+
+    #[test]
+    fn the_token_goes_into_the_query_before_a_fragment() {
+        for (url, with_token) in [
+            ("ws://h/ws#frag", "ws://h/ws?token=t%2B1#frag"),
+            ("ws://h/ws?x=1#frag", "ws://h/ws?x=1&token=t%2B1#frag"),
+            ("ws://h/ws?#frag?x", "ws://h/ws?token=t%2B1#frag?x"),
+            ("ws://h/ws?x=1&", "ws://h/ws?x=1&token=t%2B1"),
+            ("ws://h/ws?x=1", "ws://h/ws?x=1&token=t%2B1"),
+            ("ws://h/ws", "ws://h/ws?token=t%2B1"),
+        ] {
+            assert_eq!(with_query_param(url, "token", "t+1"), with_token, "{url}");
+        }
     }
 }

@@ -335,6 +335,40 @@ impl Outgoing {
         &self.envelope
     }
 
+    /// The channel it is published to, when set with [`to_channel`](Self::to_channel).
+    ///
+    /// ```
+    /// use cerebrum_core::Outgoing;
+    /// let chat = Outgoing::value("chat.message", &"hi")?.to_channel("chat:a");
+    /// assert_eq!(chat.channel(), Some("chat:a"));
+    /// # Ok::<(), cerebrum_protocol::ProtocolError>(())
+    /// ```
+    #[must_use]
+    pub fn channel(&self) -> Option<&str> {
+        self.channel.as_deref()
+    }
+
+    /// The same send with its envelope replaced by `map`'s result (how the facade seals the
+    /// payload of a publication on an end-to-end encrypted channel); channel, ack and
+    /// volatility are kept.
+    ///
+    /// ```
+    /// use cerebrum_core::Outgoing;
+    /// use cerebrum_protocol::Envelope;
+    /// let send = Outgoing::value("chat.message", &"hi")?.to_channel("chat:a").with_ack(true);
+    /// let replaced = send.try_map_envelope(|_| Envelope::from_value("chat.message", &"bye"))?;
+    /// assert_eq!(replaced.envelope().payload().get(), r#""bye""#);
+    /// assert!(replaced.is_ack());
+    /// # Ok::<(), cerebrum_protocol::ProtocolError>(())
+    /// ```
+    pub fn try_map_envelope<E>(
+        mut self,
+        map: impl FnOnce(Envelope) -> Result<Envelope, E>,
+    ) -> Result<Self, E> {
+        self.envelope = map(self.envelope)?;
+        Ok(self)
+    }
+
     /// Whether an ack is asked for.
     #[must_use]
     pub fn is_ack(&self) -> bool {

@@ -1,7 +1,9 @@
 //! Heartbeat: pings with a nonce, pongs matched by nonce, latency samples, liveness deadline.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::instant::Instant;
 
 use serde::Deserialize;
 

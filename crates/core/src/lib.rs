@@ -4,7 +4,8 @@
 //!
 //! The core reads no clock, opens no socket, spawns nothing and draws no randomness it was not
 //! given (the jitter RNG is seeded from [`Config::seed`]). Its owner — a transport adapter, or a
-//! simulator in tests — feeds it inputs with the current [`Instant`](std::time::Instant) and
+//! simulator in tests — feeds it inputs with the current [`Instant`] (`std::time::Instant`; on
+//! `wasm32-unknown-unknown`, which has no clock, an offset from an origin the owner picks) and
 //! drains its outputs, in the style of `quinn-proto` and `str0m`.
 //!
 //! # Driving contract
@@ -131,6 +132,7 @@ mod core;
 mod error;
 mod event;
 mod heartbeat;
+mod instant;
 mod outbox;
 mod status;
 mod timer;
@@ -146,4 +148,5 @@ pub use crate::core::{
 pub use crate::error::{AckError, SendError, SubscribeError};
 pub use crate::event::{Command, Event, Outgoing, ServerLevel, TransportEvent};
 pub use crate::heartbeat::{LATENCY_ALPHA, LatencyStats};
+pub use crate::instant::Instant;
 pub use crate::status::Status;

@@ -1,7 +1,9 @@
 //! The outbox: the FIFO offline queue and the table of sends waiting for their `ack`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::instant::Instant;
 
 use cerebrum_protocol::{Envelope, MessageId};
 

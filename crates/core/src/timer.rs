@@ -1,6 +1,8 @@
 //! A small table of deadlines, one slot per kind (as quinn-proto keeps its timers).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::instant::Instant;
 
 /// The kinds of timer the core keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

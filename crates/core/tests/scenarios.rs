@@ -652,6 +652,35 @@ fn acked_send_happy_path() {
 }
 
 #[test]
+fn control_types_published_on_a_channel_are_app_messages_not_control() {
+    // PROTOCOL.md section 7: a server type with a `channel` is app data of that channel.
+    let mut sim = Sim::origin();
+    sim.connected(Some(WELCOME_ACK));
+    let id = sim.send(app(1).with_ack(true)).unwrap();
+    for forged in [
+        format!(
+            r#"{{"type":"ack","payload":{{"messageId":"{id}"}},"channel":"chat:1","offset":1}}"#
+        ),
+        format!(
+            r#"{{"type":"error","payload":{{"code":"forbidden","message":"no","refId":"{id}"}},"channel":"chat:1","offset":2}}"#
+        ),
+        r#"{"type":"pong","payload":{"nonce":1},"channel":"chat:1","offset":3}"#.to_owned(),
+    ] {
+        let (_, events) = sim.frame(&forged);
+        assert!(
+            matches!(events.as_slice(), [Event::Message(e)] if e.channel() == Some("chat:1")),
+            "{forged}: {events:?}"
+        );
+    }
+    // The send is still in flight: only the server's own `ack` settles it.
+    assert_eq!(sim.core.in_flight().collect::<Vec<_>>(), [&id]);
+    let (_, events) = sim.frame(&format!(
+        r#"{{"type":"ack","payload":{{"messageId":"{id}"}}}}"#
+    ));
+    assert_eq!(events, [Event::Acked { message_id: id }]);
+}
+
+#[test]
 fn acked_send_times_out() {
     let mut sim = Sim::origin();
     sim.connected(Some(WELCOME_ACK));

@@ -42,30 +42,35 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The kinds of dependency table a manifest (or one of its `[target.'…']` tables) may have.
+const DEPENDENCY_TABLES: &[&str] = &[
+    "dependencies",
+    "dev-dependencies",
+    "dev_dependencies",
+    "build-dependencies",
+    "build_dependencies",
+];
+
 /// The names of the dependencies declared in every dependency table of the manifest
 /// (`[dependencies]`, `[dev-dependencies]`, `[target.'…'.dependencies]`, `[dependencies.x]`).
 fn dependency_names(manifest: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut in_dependencies = false;
-    for line in manifest.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            let table = line.trim_matches(['[', ']']);
-            in_dependencies = table.ends_with("dependencies");
-            if let Some((_, name)) = table.split_once("dependencies.") {
-                names.push(name.trim().trim_matches('"').to_owned());
-            }
-            continue;
-        }
-        if in_dependencies
-            && !line.starts_with('#')
-            && let Some((key, _)) = line.split_once('=')
-        {
-            let name = key.split('.').next().unwrap_or(key);
-            names.push(name.trim().trim_matches('"').to_owned());
-        }
-    }
-    names
+    let manifest: toml::Table = manifest
+        .parse()
+        .unwrap_or_else(|err| panic!("Cargo.toml: {err}"));
+    let targets = manifest
+        .get("target")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flat_map(|targets| targets.values().filter_map(toml::Value::as_table));
+    std::iter::once(&manifest)
+        .chain(targets)
+        .flat_map(|table| {
+            DEPENDENCY_TABLES
+                .iter()
+                .filter_map(|kind| table.get(*kind).and_then(toml::Value::as_table))
+        })
+        .flat_map(|deps| deps.keys().cloned())
+        .collect()
 }
 
 #[test]
@@ -108,7 +113,7 @@ fn the_sources_read_no_clock_open_no_socket_and_spawn_nothing() {
 #[test]
 fn the_dependency_parser_sees_what_it_must() {
     let names = dependency_names(
-        "[package]\nname = \"x\"\n[dependencies]\ntokio = \"1\"\n[dev-dependencies.socket2]\nversion = \"1\"\n",
+        "[package]\nname = \"x\"\n[dependencies]\ntokio = \"1\"\n[dev-dependencies.socket2]\nversion = \"1\"\n[target.'cfg(unix)'.dependencies]\nmio.version = \"1\"\n",
     );
-    assert_eq!(names, ["tokio", "socket2"]);
+    assert_eq!(names, ["tokio", "socket2", "mio"]);
 }

@@ -84,7 +84,7 @@ impl DataGenerator {
         };
         while generator.sessions.len() < LIVE_TOPICS {
             let topic = generator.pick_topic();
-            let members = generator.rng.usize(1..5);
+            let members = pick(&mut generator.rng, 4) + 1;
             let mut participants = Vec::new();
             for _ in 0..members {
                 let student = generator.pick_student();
@@ -167,7 +167,7 @@ impl DataGenerator {
         let leave = self.rng.f64() < 0.4;
         let participants = self.sessions.entry(topic).or_default();
         if leave && participants.len() > 1 {
-            let index = self.rng.usize(0..participants.len());
+            let index = pick(&mut self.rng, participants.len());
             participants.remove(index);
         } else if participants.iter().all(|p| p.user_id != joining.id) {
             participants.push(participant(joining, now_ms));
@@ -182,7 +182,7 @@ impl DataGenerator {
     }
 
     fn notification(&mut self) -> Notification {
-        let template = NOTIFICATIONS[self.rng.usize(0..NOTIFICATIONS.len())];
+        let template = NOTIFICATIONS[pick(&mut self.rng, NOTIFICATIONS.len())];
         let topic = self.pick_topic();
         let n = match template.title {
             "Streak extended" => self.streak.max(1),
@@ -221,11 +221,11 @@ impl DataGenerator {
     }
 
     fn pick_topic(&mut self) -> &'static str {
-        TOPICS[self.rng.usize(0..TOPICS.len())]
+        TOPICS[pick(&mut self.rng, TOPICS.len())]
     }
 
     fn pick_live_topic(&mut self) -> &'static str {
-        let index = self.rng.usize(0..self.sessions.len().max(1));
+        let index = pick(&mut self.rng, self.sessions.len().max(1));
         match self.sessions.keys().nth(index) {
             Some(topic) => topic,
             None => self.pick_topic(),
@@ -233,7 +233,7 @@ impl DataGenerator {
     }
 
     fn pick_student(&mut self) -> Student {
-        STUDENTS[self.rng.usize(0..STUDENTS.len())]
+        STUDENTS[pick(&mut self.rng, STUDENTS.len())]
     }
 }
 
@@ -248,6 +248,14 @@ fn participant(student: Student, joined_at: u64) -> Participant {
 
 fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
+}
+
+/// A uniform index below `len` (`len` ≥ 1), drawn as a `u32` so that the same seed picks the
+/// same index on 64-bit hosts and on `wasm32` (`fastrand`'s `usize` draws depend on the
+/// pointer width, which made the browser's mock stream differ from the Rust crate's).
+fn pick(rng: &mut fastrand::Rng, len: usize) -> usize {
+    let bound = u32::try_from(len).unwrap_or(u32::MAX).max(1);
+    usize::try_from(rng.u32(0..bound)).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! The simulated server: a sans-IO peer that the mock transport drives like a socket.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use cerebrum_core::Instant;
 use cerebrum_protocol::{
     Ack, ClientMessage, Envelope, ErrorPayload, MessageIdGenerator, PROTOCOL_VERSION, Payload,
     Subscribed, SystemStatus, Unsubscribed, Welcome, decode, encode, features,

@@ -142,6 +142,9 @@ pub enum ErrorCode {
     UnsupportedFrame,
     /// Unsubscribe or publish on a channel the connection is not subscribed to.
     NotSubscribed,
+    /// A per-connection or per-user cap of PROTOCOL.md section 7 is reached (channels per
+    /// connection, study sessions per user); the message names the cap.
+    LimitExceeded,
     /// The server failed; the message says nothing about why.
     Internal,
     /// A code this version does not know.
@@ -150,7 +153,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code that this version knows, in the order PROTOCOL.md lists them.
-    pub const KNOWN: [Self; 11] = [
+    pub const KNOWN: [Self; 12] = [
         Self::InvalidJson,
         Self::InvalidEnvelope,
         Self::UnknownType,
@@ -161,6 +164,7 @@ impl ErrorCode {
         Self::TooLarge,
         Self::UnsupportedFrame,
         Self::NotSubscribed,
+        Self::LimitExceeded,
         Self::Internal,
     ];
 
@@ -178,6 +182,7 @@ impl ErrorCode {
             Self::TooLarge => "too_large",
             Self::UnsupportedFrame => "unsupported_frame",
             Self::NotSubscribed => "not_subscribed",
+            Self::LimitExceeded => "limit_exceeded",
             Self::Internal => "internal",
             Self::Other(code) => code,
         }

@@ -26,6 +26,7 @@ mod error;
 mod id;
 mod limits;
 mod message;
+mod sealed;
 
 pub use catalog::Payload;
 pub use catalog::level0::{
@@ -46,7 +47,12 @@ pub use envelope::{
 pub use error::{ErrorCode, ProtocolError};
 pub use id::{MessageId, MessageIdGenerator};
 pub use limits::{
-    MAX_CHANNEL_LEN, MAX_DEPTH, MAX_FRAME_BYTES, MAX_MESSAGE_ID_LEN, MAX_TYPE_LEN, check_depth,
-    validate_channel, validate_message_id, validate_type,
+    MAX_CHANNEL_LEN, MAX_DEPTH, MAX_FRAME_BYTES, MAX_LISTED_PARTICIPANTS, MAX_MESSAGE_ID_LEN,
+    MAX_TOPIC_LEN, MAX_TYPE_LEN, MAX_USER_NAME_LEN, check_depth, is_safe_action_url,
+    validate_channel, validate_message_id, validate_topic, validate_type,
 };
-pub use message::{ClientMessage, ServerMessage};
+pub use message::{ClientMessage, ServerMessage, is_server_message, is_server_type};
+pub use sealed::{
+    Cipher, KeyId, MAX_KEY_ID_LEN, SEALED_NONCE_LEN, SEALED_TAG_LEN, SealedPayload,
+    XCHACHA20POLY1305,
+};

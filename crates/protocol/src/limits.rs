@@ -20,6 +20,36 @@ pub const MAX_MESSAGE_ID_LEN: usize = 64;
 /// Longest channel name, in characters.
 pub const MAX_CHANNEL_LEN: usize = 128;
 
+/// Longest study topic, in characters (PROTOCOL.md section 7: bounded so that a presence update,
+/// which echoes it, stays under the outbound frame limit).
+pub const MAX_TOPIC_LEN: usize = 128;
+
+/// Longest user name listed in a presence update, in characters (longer names are cut).
+pub const MAX_USER_NAME_LEN: usize = 128;
+
+/// Most participants listed in one `collaborative_session_update` (the earliest joined first);
+/// `activeUsers` still counts everyone.
+pub const MAX_LISTED_PARTICIPANTS: usize = 100;
+
+/// Checks a study topic: at most 128 characters, at least one ASCII letter or digit (its slug
+/// names the session channel). Errors name field `topic`.
+///
+/// ```
+/// use cerebrum_protocol::validate_topic;
+/// assert!(validate_topic("Cell Biology").is_ok());
+/// assert!(validate_topic(&"a".repeat(129)).is_err());
+/// assert!(validate_topic(" - ").is_err());
+/// ```
+pub fn validate_topic(topic: &str) -> Result<(), ProtocolError> {
+    if topic.chars().count() > MAX_TOPIC_LEN {
+        return Err(ProtocolError::validation(
+            "topic",
+            "longer than 128 characters",
+        ));
+    }
+    crate::topic_slug(topic).map(drop)
+}
+
 /// Checks a message `type`: 1-64 characters of `[a-z0-9_.:-]`.
 ///
 /// ```
@@ -147,6 +177,39 @@ pub fn check_depth(text: &str, limit: usize) -> Result<(), ProtocolError> {
         i += 1;
     }
     Ok(())
+}
+
+/// Whether a notification's `actionUrl` is safe to put in a link: an `http://` or `https://`
+/// URL, or a path starting with `/` (not `//`, which browsers read as another host). Anything
+/// else (`javascript:`, `data:`, relative text) is refused by `POST /api/notifications` with 400
+/// and rendered as plain text by dashboards (PROTOCOL.md section 7).
+///
+/// ```
+/// use cerebrum_protocol::is_safe_action_url;
+/// assert!(is_safe_action_url("/progress"));
+/// assert!(is_safe_action_url("https://example.org/exams?id=4"));
+/// assert!(!is_safe_action_url("javascript:alert(1)"));
+/// assert!(!is_safe_action_url(" JavaScript:alert(1)"));
+/// assert!(!is_safe_action_url("//evil.example/x"));
+/// assert!(!is_safe_action_url("progress"));
+/// ```
+#[must_use]
+pub fn is_safe_action_url(url: &str) -> bool {
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return false;
+    }
+    if let Some(path) = url.strip_prefix('/') {
+        return !path.starts_with('/') && !path.starts_with('\\');
+    }
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return false;
+    };
+    !rest.is_empty() && !rest.starts_with('/')
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Enums over the known messages of each direction.
 
 use crate::{
-    Ack, Auth, CollaborativeSession, Envelope, ErrorPayload, Notification, Payload, Ping, Pong,
-    ProtocolError, StudyMetrics, StudySessionEnd, StudySessionStart, Subscribe, Subscribed,
-    SystemStatus, Unsubscribe, Unsubscribed, Welcome,
+    Ack, Auth, CollaborativeSession, Envelope, ErrorPayload, Namespace, Notification, Payload,
+    Ping, Pong, ProtocolError, StudyMetrics, StudySessionEnd, StudySessionStart, Subscribe,
+    Subscribed, SystemStatus, Unsubscribe, Unsubscribed, Welcome,
 };
 
 macro_rules! message_enum {
@@ -113,4 +113,56 @@ message_enum! {
         /// `ack`: the client processed a server frame.
         Ack(Ack),
     }
+}
+
+/// Whether `kind` is one of the server's own types (PROTOCOL.md section 3): `welcome`, `pong`,
+/// `ack`, `error`, `subscribed`, `unsubscribed`, `study_metrics_update`,
+/// `collaborative_session_update`, `notification`, `system_status`. A client publication of
+/// such a type is refused with `forbidden`: only the server speaks with its own types.
+///
+/// ```
+/// use cerebrum_protocol::is_server_type;
+/// assert!(is_server_type("notification"));
+/// assert!(!is_server_type("chat.message"));
+/// ```
+#[must_use]
+pub fn is_server_type(kind: &str) -> bool {
+    ServerMessage::TYPES.contains(&kind)
+}
+
+/// Whether a frame a client received is the server's own message rather than app data of a
+/// channel (PROTOCOL.md section 7, defence in depth against forged frames).
+///
+/// A frame of one of the server's types is the server's own when it carries no `channel`, or
+/// when it arrives from the one namespace in which only the server sends that type:
+/// `system_status` from `system`, `study_metrics_update` and `notification` from `user:<id>`,
+/// `collaborative_session_update` from `session:<slug>`. The control types (`welcome`, `pong`,
+/// `ack`, `error`, `subscribed`, `unsubscribed`) never come with a channel. Anything else is an
+/// app message of its channel and must not be handled as the server's own.
+///
+/// ```
+/// use cerebrum_protocol::{decode, is_server_message};
+/// let own = decode(r#"{"type":"notification","payload":{},"channel":"user:u1","offset":3}"#)?;
+/// assert!(is_server_message(&own));
+/// let forged = decode(r#"{"type":"notification","payload":{},"channel":"chat:room","offset":3}"#)?;
+/// assert!(!is_server_message(&forged));
+/// let forged_ack = decode(r#"{"type":"ack","payload":{"messageId":"m1"},"channel":"chat:room"}"#)?;
+/// assert!(!is_server_message(&forged_ack));
+/// # Ok::<(), cerebrum_protocol::ProtocolError>(())
+/// ```
+#[must_use]
+pub fn is_server_message(envelope: &Envelope) -> bool {
+    let kind = envelope.kind();
+    if !is_server_type(kind) {
+        return false;
+    }
+    let Some(channel) = envelope.channel() else {
+        return true;
+    };
+    matches!(
+        (kind, Namespace::of(channel)),
+        (SystemStatus::TYPE, Namespace::System)
+            | (StudyMetrics::TYPE | Notification::TYPE, Namespace::User(_))
+            | (CollaborativeSession::TYPE, Namespace::Session(_))
+    )
 }

@@ -4,10 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use cerebrum_protocol::{
-    Ack, Auth, CollaborativeSession, Envelope, ErrorCode, ErrorPayload, MessageId, Notification,
-    NotificationKind, OverallStatus, Participant, Payload, Ping, Pong, Priority, Services,
-    StreamPosition, StudyMetrics, StudySessionEnd, StudySessionStart, Subscribe, Subscribed,
-    SystemStatus, Unsubscribe, Unsubscribed, Welcome, decode, encode, features,
+    Ack, Auth, Cipher, CollaborativeSession, Envelope, ErrorCode, ErrorPayload, KeyId, MessageId,
+    Notification, NotificationKind, OverallStatus, Participant, Payload, Ping, Pong, Priority,
+    SealedPayload, Services, StreamPosition, StudyMetrics, StudySessionEnd, StudySessionStart,
+    Subscribe, Subscribed, SystemStatus, Unsubscribe, Unsubscribed, Welcome, decode, encode,
+    features,
 };
 use serde_json::json;
 
@@ -233,4 +234,35 @@ fn channel_publication_and_acked_send() {
         .with_message_id(id("01JD3Q7W6N0000000000000003"))
         .with_ack(true);
     insta::assert_snapshot!("acked_send", encode(&acked));
+}
+
+#[test]
+fn sealed_publication() {
+    // A publication on an end-to-end encrypted channel. The bytes are the test vector of
+    // docs/protocol.md: key 00 01 … 1f (id `2026-12`), nonce 40 41 … 57, plaintext
+    // `{"text":"Mitosis has 4 phases"}`; cerebrum-e2ee's tests seal it and get this `ct`.
+    let sealed = SealedPayload {
+        cipher: Cipher::XChaCha20Poly1305,
+        key_id: KeyId::new("2026-12").unwrap(),
+        nonce: std::array::from_fn(|i| 0x40 + i as u8),
+        ciphertext: base64_url("rxtxFaiUWyytue7KwO8M4bLSzLczbXPqAlCOIHomXmu4mJhqR71oxuhMbcmxDgA"),
+    };
+    let publication = Envelope::new("chat.message", sealed.to_raw())
+        .unwrap()
+        .with_timestamp(T)
+        .with_message_id(id("01JD3Q7W6N0000000000000002"))
+        .with_channel("chat:biology-101")
+        .unwrap()
+        .with_offset(42);
+    let text = encode(&publication);
+    let back = decode(&text).unwrap();
+    assert_eq!(SealedPayload::from_raw(back.payload()).unwrap(), sealed);
+    insta::assert_snapshot!("sealed_publication", text);
+}
+
+fn base64_url(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
 }

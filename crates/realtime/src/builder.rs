@@ -8,6 +8,7 @@ use std::time::Duration;
 use cerebrum_core::{
     ClientCore, Config, OverflowPolicy, ReconnectAttempts, Status, TokenTransport,
 };
+use cerebrum_e2ee::{ChannelCrypto, KeyProvider};
 use cerebrum_protocol::Envelope;
 use cerebrum_tokio::{Driver, Handle, TokenProvider, Transport, now, unix_ms};
 use tokio::sync::watch;
@@ -61,6 +62,7 @@ pub struct ClientBuilder {
     notification_history: usize,
     subscription_capacity: usize,
     auto_ack_notifications: bool,
+    crypto: Option<ChannelCrypto>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -68,6 +70,7 @@ impl std::fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("config", &self.config)
             .field("mock", &self.mock)
+            .field("channel_keys", &self.crypto.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +91,7 @@ impl ClientBuilder {
             notification_history: DEFAULT_NOTIFICATION_HISTORY,
             subscription_capacity: DEFAULT_SUBSCRIPTION_CAPACITY,
             auto_ack_notifications: true,
+            crypto: None,
         }
     }
 
@@ -286,6 +290,35 @@ impl ClientBuilder {
         self
     }
 
+    /// End-to-end encrypted channels: `provider` gives, per channel, the current key and its
+    /// id for sealing, and any key by id for opening ([`Keyring`](crate::Keyring) is a ready
+    /// one with rotation). Publications to a channel that has a key are sealed with
+    /// XChaCha20-Poly1305 before they are queued or sent; publications delivered from it are
+    /// opened before any subscriber, callback or the store sees them, and one that does not
+    /// open is reported as [`ClientError::Decrypt`] instead. Keys never appear in `Debug`
+    /// output or logs. What stays sealed: the offline queue ([`Client::queued_messages`]) and
+    /// the raw inbound frames of [`Client::frames`], which show what travels on the wire.
+    ///
+    /// ```
+    /// use cerebrum_realtime::{ChannelKey, Client, KeyId, Keyring};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let keys = Keyring::new();
+    /// keys.insert("chat:staff", KeyId::new("2026-12")?, ChannelKey::generate()?)?;
+    /// let client = Client::builder("wss://api.example.org/ws")
+    ///     .channel_keys(keys.clone())
+    ///     .build()?;
+    /// assert!(client.is_encrypted("chat:staff"));
+    /// assert!(!client.is_encrypted("chat:lobby"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn channel_keys(mut self, provider: impl KeyProvider + 'static) -> Self {
+        self.crypto = Some(ChannelCrypto::new(provider));
+        self
+    }
+
     /// The simulated server of mock mode (seed, data interval, latency, fault script).
     #[cfg(feature = "mock")]
     pub fn mock_config(mut self, config: cerebrum_mock::MockConfig) -> Self {
@@ -337,6 +370,7 @@ impl ClientBuilder {
             debug: self.config.debug,
             auto_ack_notifications: self.auto_ack_notifications,
             v1: false,
+            crypto: self.crypto.clone(),
         };
         let handle = if self.mock {
             self.spawn_mock(core, dispatcher)?
@@ -350,6 +384,7 @@ impl ClientBuilder {
                 state: state_rx,
                 store: store_rx,
                 registry,
+                crypto: self.crypto.clone(),
             }),
         })
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cerebrum_core::{LatencyStats, Outgoing, ServerLevel, Status};
+use cerebrum_e2ee::ChannelCrypto;
 use cerebrum_protocol::{Envelope, MessageId, Payload, validate_channel};
 use cerebrum_tokio::{Handle, Sent};
 use serde::Serialize;
@@ -41,6 +42,7 @@ pub(crate) struct Inner {
     pub(crate) state: watch::Receiver<ClientState>,
     pub(crate) store: watch::Receiver<DashboardState>,
     pub(crate) registry: SharedRegistry,
+    pub(crate) crypto: Option<ChannelCrypto>,
 }
 
 /// A real-time client: the origin's `WebSocketClient` / `useWebSocket`, in Rust.
@@ -156,7 +158,8 @@ impl Client {
         self.inner.state.clone()
     }
 
-    /// The messages in the offline queue, oldest first (the origin's `getQueuedMessages`).
+    /// The messages in the offline queue, oldest first (the origin's `getQueuedMessages`),
+    /// exactly as they will be sent: publications to encrypted channels are already sealed.
     #[must_use]
     pub fn queued_messages(&self) -> Vec<Envelope> {
         self.inner.state.borrow().queued.clone()
@@ -198,8 +201,35 @@ impl Client {
 
     /// Sends a message built with every option of [`Outgoing`] (channel, ack, volatile);
     /// [`Sent::acked`] waits for the ack of an `ack: true` message.
+    ///
+    /// Every send goes through here; a publication to an end-to-end encrypted channel
+    /// ([`ClientBuilder::channel_keys`]) is sealed here, before the client takes it, so the
+    /// offline queue holds it sealed and sends exactly what it holds.
     pub async fn send_outgoing(&self, message: Outgoing) -> Result<Sent, SendError> {
+        let message = self.seal(message)?;
         Ok(self.inner.handle.send(message).await?)
+    }
+
+    /// Seals the payload of a publication to an encrypted channel with the channel's current
+    /// key; anything else passes unchanged.
+    fn seal(&self, message: Outgoing) -> Result<Outgoing, SendError> {
+        let Some(crypto) = &self.inner.crypto else {
+            return Ok(message);
+        };
+        let channel = match message.channel().or(message.envelope().channel()) {
+            Some(channel) if crypto.is_encrypted(channel) => channel.to_owned(),
+            _ => return Ok(message),
+        };
+        Ok(message.try_map_envelope(|envelope| crypto.seal(&channel, envelope))?)
+    }
+
+    /// Whether publications of `channel` are end-to-end encrypted by this client.
+    #[must_use]
+    pub fn is_encrypted(&self, channel: &str) -> bool {
+        self.inner
+            .crypto
+            .as_ref()
+            .is_some_and(|crypto| crypto.is_encrypted(channel))
     }
 
     /// Sends with `ack: true` and resolves once the server acknowledged it; errors on timeout,

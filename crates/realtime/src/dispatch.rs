@@ -5,7 +5,10 @@ use std::sync::Arc;
 use cerebrum_core::{
     CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, ClientCore, Event, Outgoing, ServerLevel, Status,
 };
-use cerebrum_protocol::{Ack, Envelope, Notification, Payload, decode};
+use cerebrum_e2ee::ChannelCrypto;
+use cerebrum_protocol::{
+    Ack, Envelope, Notification, Payload, decode, is_server_message, is_server_type,
+};
 use cerebrum_tokio::{FollowUp, Observer};
 use tokio::sync::watch;
 
@@ -38,6 +41,8 @@ pub(crate) struct Dispatcher {
     pub(crate) debug: bool,
     pub(crate) auto_ack_notifications: bool,
     pub(crate) v1: bool,
+    /// Opens publications of end-to-end encrypted channels before anyone sees them.
+    pub(crate) crypto: Option<ChannelCrypto>,
 }
 
 impl Dispatcher {
@@ -55,14 +60,47 @@ impl Dispatcher {
         self.store.send_modify(|state| state.apply(&event));
     }
 
+    /// Opens a publication of an encrypted channel; `None` (after reporting the typed error)
+    /// when it does not open, so that it reaches no subscriber, callback or store.
+    fn open(&self, envelope: Envelope) -> Option<Envelope> {
+        let Some(crypto) = &self.crypto else {
+            return Some(envelope);
+        };
+        let channel = match envelope.channel() {
+            Some(channel) if crypto.is_encrypted(channel) => channel.to_owned(),
+            _ => return Some(envelope),
+        };
+        let message_id = envelope.message_id().cloned();
+        let offset = envelope.offset();
+        match crypto.open(envelope) {
+            Ok(opened) => Some(opened),
+            Err(reason) => {
+                self.error(ClientError::Decrypt {
+                    channel,
+                    message_id,
+                    offset,
+                    reason,
+                });
+                None
+            }
+        }
+    }
+
     fn message(&mut self, envelope: Envelope, follow_up: &mut FollowUp) {
+        let Some(envelope) = self.open(envelope) else {
+            return;
+        };
         if let Some(on_message) = &self.callbacks.on_message {
             on_message(&envelope);
         }
-        if let Some(event) = StoreEvent::from_envelope(&envelope) {
+        // A server type that arrives from a channel where only apps publish is app data of
+        // that channel, never the server's own message (PROTOCOL.md section 7).
+        let forged = is_server_type(envelope.kind()) && !is_server_message(&envelope);
+        if !forged && let Some(event) = StoreEvent::from_envelope(&envelope) {
             self.store(event);
         }
-        if self.auto_ack_notifications
+        if !forged
+            && self.auto_ack_notifications
             && self.v1
             && envelope.kind() == Notification::TYPE
             && let Some(id) = envelope.message_id()
@@ -80,7 +118,9 @@ impl Dispatcher {
         if let Some(channel) = envelope.channel() {
             registry.dispatch(&Key::Channel(channel.to_owned()), &envelope);
         }
-        registry.dispatch(&Key::Type(envelope.kind().to_owned()), &envelope);
+        if !forged {
+            registry.dispatch(&Key::Type(envelope.kind().to_owned()), &envelope);
+        }
         registry.dispatch(&Key::Messages, &envelope);
     }
 }

@@ -1,6 +1,7 @@
 //! The facade's errors: one enum per operation, and the errors reported while running.
 
 use cerebrum_core::ConfigError;
+use cerebrum_e2ee::{OpenError, SealError};
 use cerebrum_protocol::{ErrorPayload, MessageId, ProtocolError};
 use cerebrum_tokio::{AckWaitError, HandleError};
 
@@ -36,6 +37,10 @@ pub enum SendError {
     /// The payload could not be serialised, or breaks a protocol rule.
     #[error(transparent)]
     Invalid(#[from] ProtocolError),
+    /// The channel is end-to-end encrypted and the payload could not be sealed (no randomness
+    /// for a nonce). Nothing was sent.
+    #[error("sealing for an encrypted channel failed: {0}")]
+    Seal(#[from] SealError),
     /// The client's task has stopped (its runtime shut down).
     #[error("the client has stopped")]
     Stopped,
@@ -126,6 +131,20 @@ pub enum ClientError {
         message_id: MessageId,
         /// Why.
         error: cerebrum_core::AckError,
+    },
+    /// A publication delivered from an end-to-end encrypted channel did not open (tampered,
+    /// wrong key, unknown key id, malformed, or plaintext where a sealed payload belongs). It
+    /// was not delivered to any subscriber, callback or the store.
+    #[error("publication {} of `{channel}` did not open: {reason}", message_id.as_ref().map_or("without id", MessageId::as_str))]
+    Decrypt {
+        /// The channel it came from.
+        channel: String,
+        /// Its `messageId`, when it had one.
+        message_id: Option<MessageId>,
+        /// Its `offset` in the channel, when it had one.
+        offset: Option<u64>,
+        /// Why it did not open.
+        reason: OpenError,
     },
     /// A queued message was dropped to make room (overflow policy `DropOldest`).
     #[error("queued message {dropped} dropped: the queue is full")]

@@ -93,6 +93,11 @@ pub use cerebrum_core::{
 };
 pub use cerebrum_tokio::{AckWaitError, Sent};
 
+/// End-to-end encrypted channels (sealing, opening, keys), re-exported.
+pub use cerebrum_e2ee as e2ee;
+pub use cerebrum_e2ee::{ChannelKey, KeyProvider, Keyring, KeyringError, OpenError, SealError};
+pub use cerebrum_protocol::KeyId;
+
 /// Mock mode's simulated server (seed, data interval, latency, fault script).
 #[cfg(feature = "mock")]
 pub use cerebrum_mock::{FaultScript, MockConfig};

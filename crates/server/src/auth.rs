@@ -69,7 +69,17 @@ pub enum AuthError {
     /// Signing failed.
     #[error("could not sign the token")]
     Signing,
+    /// An HS256 secret shorter than [`MIN_HS256_SECRET_BYTES`]: guessable offline from one
+    /// token.
+    #[error(
+        "the HS256 secret must be at least 32 bytes long (it has {0}); generate one with `openssl rand -hex 32`"
+    )]
+    WeakSecret(usize),
 }
+
+/// Shortest HS256 secret a server accepts, in bytes (RFC 7518 section 3.2: a key of at least
+/// the hash's size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// The claims the server reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,9 +91,12 @@ pub struct Claims {
     pub name: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
-    /// Channel globs the user may subscribe and publish to.
+    /// Channel globs the user may subscribe and publish to, compiled when the token is read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Vec<String>>,
+    pub channels: Option<ChannelGlobs>,
+    /// Not before, seconds since the Unix epoch: the token is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 impl Claims {
@@ -92,9 +105,72 @@ impl Claims {
     pub fn allows_channel(&self, channel: &str) -> bool {
         self.channels
             .as_ref()
-            .is_some_and(|globs| globs.iter().any(|glob| glob_match(glob, channel)))
+            .is_some_and(|globs| globs.allows(channel))
     }
 }
+
+/// The `channels` claim: globs where `*` is any run of characters and `?` any one, compiled
+/// once when the claims are read (a check then neither parses nor allocates). On the wire it
+/// is the JSON array of the glob strings.
+///
+/// `wildmatch` rather than `globset`: it has exactly these two wildcards (globset would also
+/// give `[...]`, `{a,b}` and `\` a meaning, changing which tokens match), no dependencies,
+/// and no regex engine behind it.
+///
+/// ```
+/// use cerebrum_server::auth::ChannelGlobs;
+/// let globs = ChannelGlobs::from(vec!["chat:*".to_owned(), "room-?".to_owned()]);
+/// assert!(globs.allows("chat:room-1"));
+/// assert!(globs.allows("room-7"));
+/// assert!(!globs.allows("quiz:1"));
+/// assert_eq!(globs.as_strings(), ["chat:*", "room-?"]);
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "Vec<String>", into = "Vec<String>")]
+pub struct ChannelGlobs {
+    /// The globs as written in the token.
+    sources: Vec<String>,
+    /// The same globs, compiled.
+    compiled: Vec<wildmatch::WildMatch>,
+}
+
+impl ChannelGlobs {
+    /// Whether any glob matches `channel`.
+    #[must_use]
+    pub fn allows(&self, channel: &str) -> bool {
+        self.compiled.iter().any(|glob| glob.matches(channel))
+    }
+
+    /// The globs as written in the token.
+    #[must_use]
+    pub fn as_strings(&self) -> &[String] {
+        &self.sources
+    }
+}
+
+impl From<Vec<String>> for ChannelGlobs {
+    fn from(sources: Vec<String>) -> Self {
+        let compiled = sources
+            .iter()
+            .map(|glob| wildmatch::WildMatch::new(glob))
+            .collect();
+        Self { sources, compiled }
+    }
+}
+
+impl From<ChannelGlobs> for Vec<String> {
+    fn from(globs: ChannelGlobs) -> Self {
+        globs.sources
+    }
+}
+
+impl PartialEq for ChannelGlobs {
+    fn eq(&self, other: &Self) -> bool {
+        self.sources == other.sources
+    }
+}
+
+impl Eq for ChannelGlobs {}
 
 /// Verifies tokens with one key.
 pub struct Verifier {
@@ -127,8 +203,39 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
         validation.validate_aud = false;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(Self { key, validation })
+    }
+
+    /// Also requires the token's `aud` to name `audience` and its `iss` to be `issuer`, where
+    /// given (`--jwt-audience`, `--jwt-issuer`); a token without the claim is refused.
+    ///
+    /// ```
+    /// use cerebrum_server::auth::{JwtKey, Verifier};
+    /// let verifier = Verifier::new(&JwtKey::hs256("a-secret-of-at-least-32-bytes!!!"))?
+    ///     .with_audience_and_issuer(Some("cerebrum"), Some("https://auth.example.org"));
+    /// # let _ = verifier;
+    /// # Ok::<(), cerebrum_server::auth::AuthError>(())
+    /// ```
+    #[must_use]
+    pub fn with_audience_and_issuer(
+        mut self,
+        audience: Option<&str>,
+        issuer: Option<&str>,
+    ) -> Self {
+        let mut required = vec!["exp", "sub"];
+        if let Some(audience) = audience {
+            self.validation.set_audience(&[audience]);
+            self.validation.validate_aud = true;
+            required.push("aud");
+        }
+        if let Some(issuer) = issuer {
+            self.validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        self.validation.set_required_spec_claims(&required);
+        self
     }
 
     /// Checks the signature, the algorithm and `exp`; returns the claims.
@@ -165,7 +272,8 @@ pub fn mint_hs256(
         sub: user.to_owned(),
         name: name.map(str::to_owned),
         exp: crate::clock::unix_ms() / 1000 + ttl_secs,
-        channels,
+        channels: channels.map(ChannelGlobs::from),
+        nbf: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -175,7 +283,8 @@ pub fn mint_hs256(
     .map_err(|_| AuthError::Signing)
 }
 
-/// Matches `text` against a glob where `*` is any run of characters and `?` any one.
+/// Matches `text` against a glob where `*` is any run of characters and `?` any one (compiles
+/// the glob on each call: checks of a token's claim use the [`ChannelGlobs`] compiled once).
 ///
 /// ```
 /// use cerebrum_server::auth::glob_match;
@@ -186,29 +295,7 @@ pub fn mint_hs256(
 /// ```
 #[must_use]
 pub fn glob_match(glob: &str, text: &str) -> bool {
-    let g: Vec<char> = glob.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut gi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
-            gi += 1;
-            ti += 1;
-        } else if gi < g.len() && g[gi] == '*' {
-            star = Some((gi, ti));
-            gi += 1;
-        } else if let Some((sg, st)) = star {
-            gi = sg + 1;
-            ti = st + 1;
-            star = Some((sg, st + 1));
-        } else {
-            return false;
-        }
-    }
-    while gi < g.len() && g[gi] == '*' {
-        gi += 1;
-    }
-    gi == g.len()
+    wildmatch::WildMatch::new(glob).matches(text)
 }
 
 #[cfg(test)]
@@ -219,6 +306,7 @@ mod tests {
     fn expired_and_foreign_algorithm_tokens_are_refused() {
         let verifier = Verifier::new(&JwtKey::hs256("s")).unwrap();
         let claims = Claims {
+            nbf: None,
             sub: "u".into(),
             name: None,
             exp: 1,
@@ -245,12 +333,86 @@ mod tests {
     }
 
     #[test]
+    fn audience_issuer_and_not_before_are_checked() {
+        #[derive(Serialize)]
+        struct Raw<'a> {
+            sub: &'a str,
+            exp: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            nbf: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            aud: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            iss: Option<&'a str>,
+        }
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let now = crate::clock::unix_ms() / 1000;
+        let sign = |raw: &Raw<'_>| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                raw,
+                &EncodingKey::from_secret(secret),
+            )
+            .unwrap()
+        };
+        let base = Raw {
+            sub: "ada",
+            exp: now + 600,
+            nbf: None,
+            aud: Some("cerebrum"),
+            iss: Some("https://auth.test"),
+        };
+        let plain = Verifier::new(&JwtKey::hs256(secret.to_vec())).unwrap();
+        let strict = Verifier::new(&JwtKey::hs256(secret.to_vec()))
+            .unwrap()
+            .with_audience_and_issuer(Some("cerebrum"), Some("https://auth.test"));
+        assert!(strict.verify(&sign(&base)).is_ok());
+        assert!(
+            plain.verify(&sign(&base)).is_ok(),
+            "unchecked without the flags"
+        );
+        for (i, wrong) in [
+            Raw {
+                aud: Some("other"),
+                ..base
+            },
+            Raw { aud: None, ..base },
+            Raw {
+                iss: Some("https://evil.test"),
+                ..base
+            },
+            Raw { iss: None, ..base },
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(
+                strict.verify(&sign(wrong)),
+                Err(AuthError::Invalid),
+                "case {i}"
+            );
+        }
+        let early = Raw {
+            nbf: Some(now + 300),
+            ..base
+        };
+        assert_eq!(strict.verify(&sign(&early)), Err(AuthError::Invalid));
+        assert_eq!(plain.verify(&sign(&early)), Err(AuthError::Invalid));
+        let started = Raw {
+            nbf: Some(now.saturating_sub(5)),
+            ..base
+        };
+        assert!(strict.verify(&sign(&started)).is_ok());
+    }
+
+    #[test]
     fn channel_claims_are_globs() {
         let claims = Claims {
+            nbf: None,
             sub: "u".into(),
             name: None,
             exp: 0,
-            channels: Some(vec!["chat:*".into()]),
+            channels: Some(ChannelGlobs::from(vec!["chat:*".to_owned()])),
         };
         assert!(claims.allows_channel("chat:1"));
         assert!(!claims.allows_channel("quiz:1"));
@@ -262,6 +424,39 @@ mod tests {
     }
 
     #[test]
+    fn the_channels_claim_is_a_json_array_of_globs_compiled_when_read() {
+        let token = mint_hs256(
+            b"s",
+            "ada",
+            None,
+            600,
+            Some(vec!["chat:*".into(), "q?".into()]),
+        )
+        .unwrap();
+        let claims = Verifier::new(&JwtKey::hs256("s"))
+            .unwrap()
+            .verify(&token)
+            .unwrap();
+        let globs = claims.channels.as_ref().unwrap();
+        assert_eq!(globs.as_strings(), ["chat:*", "q?"]);
+        assert!(claims.allows_channel("chat:x") && claims.allows_channel("q1"));
+        assert!(!claims.allows_channel("q12") && !claims.allows_channel("quiz:1"));
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["channels"], serde_json::json!(["chat:*", "q?"]));
+        for (glob, text, matches) in [
+            ("*", "", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("é?", "éx", true),
+            ("?", "", false),
+            ("", "", true),
+            ("", "x", false),
+        ] {
+            assert_eq!(glob_match(glob, text), matches, "{glob:?} {text:?}");
+        }
+    }
+
+    #[test]
     fn an_eddsa_public_key_accepts_only_eddsa_tokens() {
         let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
         let public = pair.public_key_pem();
@@ -269,6 +464,7 @@ mod tests {
         assert_eq!(key.algorithm_name(), "EdDSA");
         let verifier = Verifier::new(&key).unwrap();
         let claims = Claims {
+            nbf: None,
             sub: "ada".into(),
             name: Some("Ada".into()),
             exp: crate::clock::unix_ms() / 1000 + 600,

@@ -225,6 +225,10 @@ pub struct MemoryBroker {
     hasher: std::collections::hash_map::RandomState,
     history_size: usize,
     history_ttl: Duration,
+    /// Bytes of history kept, all channels together.
+    history_bytes: std::sync::atomic::AtomicUsize,
+    /// Past this many bytes, the oldest channels' history is dropped first.
+    history_budget: usize,
 }
 
 impl MemoryBroker {
@@ -236,7 +240,43 @@ impl MemoryBroker {
             hasher: std::collections::hash_map::RandomState::new(),
             history_size,
             history_ttl,
+            history_bytes: std::sync::atomic::AtomicUsize::new(0),
+            history_budget: usize::MAX,
         }
+    }
+
+    /// Bounds the history of all channels together to `bytes` (PROTOCOL.md section 7: 256 MiB
+    /// by default): past it, the history of the channels whose oldest kept publication is the
+    /// oldest is dropped first, down to nine tenths of the budget. Their resumes then answer
+    /// `recovered:false`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cerebrum_protocol::{Envelope, StreamPosition};
+    /// use cerebrum_server::broker::{Broker, MemoryBroker};
+    ///
+    /// let broker = MemoryBroker::new(100, Duration::from_secs(300)).with_history_budget(1_000);
+    /// let t0 = Instant::now();
+    /// let old = broker.append("chat:old", Envelope::from_value("m", &"x".repeat(400))?, t0)?;
+    /// broker.append("chat:new", Envelope::from_value("m", &"y".repeat(400))?, t0 + Duration::from_secs(1))?;
+    /// broker.append("chat:new", Envelope::from_value("m", &"z".repeat(400))?, t0 + Duration::from_secs(2))?;
+    /// assert!(broker.history_bytes() <= 1_000);
+    /// let since = StreamPosition { offset: 0, epoch: broker.replay("chat:old", None, t0)?.epoch.to_string() };
+    /// assert!(!broker.replay("chat:old", Some(&since), t0)?.recovered);
+    /// # let _ = old;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_history_budget(mut self, bytes: usize) -> Self {
+        self.history_budget = bytes;
+        self
+    }
+
+    /// Bytes of history kept now, all channels together.
+    #[must_use]
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn shard(&self, channel: &str) -> &Mutex<Shard> {
@@ -244,15 +284,56 @@ impl MemoryBroker {
         &self.shards[index]
     }
 
+    fn forget_bytes(&self, publication: &Publication) {
+        self.history_bytes
+            .fetch_sub(publication.text.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn prune(&self, state: &mut ChannelState, now: Instant) {
         while state.history.len() > self.history_size {
-            state.history.pop_front();
+            if let Some(dropped) = state.history.pop_front() {
+                self.forget_bytes(&dropped);
+            }
         }
+        self.prune_expired(state, now);
+    }
+
+    fn prune_expired(&self, state: &mut ChannelState, now: Instant) {
         while let Some(front) = state.history.front() {
             if now.saturating_duration_since(front.at) > self.history_ttl {
-                state.history.pop_front();
+                if let Some(dropped) = state.history.pop_front() {
+                    self.forget_bytes(&dropped);
+                }
             } else {
                 break;
+            }
+        }
+    }
+
+    /// Drops the oldest channels' history until the total is under nine tenths of the budget.
+    /// Takes one shard lock at a time (never while the caller holds one).
+    fn enforce_budget(&self) {
+        if self.history_bytes() <= self.history_budget {
+            return;
+        }
+        let target = self.history_budget / 10 * 9;
+        let mut oldest: Vec<(Instant, usize, Arc<str>)> = Vec::new();
+        for (index, shard) in self.shards.iter().enumerate() {
+            let shard = lock(shard);
+            oldest.extend(shard.channels.iter().filter_map(|(name, state)| {
+                state.history.front().map(|p| (p.at, index, name.clone()))
+            }));
+        }
+        oldest.sort_unstable_by_key(|candidate| candidate.0);
+        for (_, index, name) in oldest {
+            if self.history_bytes() <= target {
+                break;
+            }
+            let mut shard = lock(&self.shards[index]);
+            if let Some(state) = shard.channels.get_mut(&name) {
+                for dropped in std::mem::take(&mut state.history) {
+                    self.forget_bytes(&dropped);
+                }
             }
         }
     }
@@ -302,9 +383,13 @@ impl Broker for MemoryBroker {
         state.last_offset = offset;
         state.touched = state.touched.max(now);
         if self.history_size > 0 {
+            self.history_bytes
+                .fetch_add(publication.text.len(), std::sync::atomic::Ordering::Relaxed);
             state.history.push_back(publication.clone());
         }
         self.prune(state, now);
+        drop(shard);
+        self.enforce_budget();
         Ok(publication)
     }
 
@@ -388,13 +473,7 @@ impl Broker for MemoryBroker {
             let candidates: Vec<Arc<str>> = {
                 let mut shard = lock(shard);
                 for state in shard.channels.values_mut() {
-                    while let Some(front) = state.history.front() {
-                        if now.saturating_duration_since(front.at) > ttl {
-                            state.history.pop_front();
-                        } else {
-                            break;
-                        }
-                    }
+                    self.prune_expired(state, now);
                 }
                 shard
                     .channels

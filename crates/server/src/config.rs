@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::auth::JwtKey;
+use crate::auth::{AuthError, JwtKey};
 
 /// Files of a TLS certificate chain and its private key (PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +171,32 @@ pub struct ServerConfig {
     pub read_buffer_size: usize,
     /// Largest accepted frame and message, in bytes (close 1009 past it).
     pub max_frame_bytes: usize,
+    /// Channels one connection may be subscribed to at once (`system` and the user's own
+    /// channel not counted); the next `subscribe` gets `limit_exceeded`.
+    pub max_channels_per_connection: usize,
+    /// Study sessions (presence) one user may be in at once on this node; the next
+    /// `study_session_start` gets `limit_exceeded`.
+    pub max_study_sessions_per_user: usize,
+    /// Inbound bytes per second per connection (token bucket); past it `rate_limited`, which
+    /// counts toward the 1008 rule. 0 turns the limit off.
+    pub inbound_bytes_per_sec: f64,
+    /// Bucket size of [`ServerConfig::inbound_bytes_per_sec`], in bytes.
+    pub inbound_bytes_burst: u32,
+    /// Channel history this node keeps, all channels together, in bytes; past it the oldest
+    /// channels' history is dropped first (their resumes answer `recovered:false`).
+    pub history_budget_bytes: usize,
+    /// Time an HTTP request head may take to arrive (before the upgrade or an API call).
+    pub head_timeout: Duration,
+    /// TLS handshakes in progress at once; more accepted sockets wait for a slot.
+    pub max_tls_handshakes: usize,
+    /// With auth on: the `aud` a token must name (`--jwt-audience`); unchecked when unset.
+    pub jwt_audience: Option<String>,
+    /// With auth on: the `iss` a token must name (`--jwt-issuer`); unchecked when unset.
+    pub jwt_issuer: Option<String>,
+    /// Allow auth off on an address that is not loopback (`--insecure`).
+    pub insecure: bool,
+    /// Bearer token that `GET /metrics` requires when set (`--metrics-token`).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -206,11 +232,117 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(10),
             read_buffer_size: 256,
             max_frame_bytes: cerebrum_protocol::MAX_FRAME_BYTES,
+            max_channels_per_connection: 128,
+            max_study_sessions_per_user: 16,
+            inbound_bytes_per_sec: 256.0 * 1024.0,
+            inbound_bytes_burst: 1024 * 1024,
+            history_budget_bytes: 256 * 1024 * 1024,
+            head_timeout: Duration::from_secs(10),
+            max_tls_handshakes: 256,
+            jwt_audience: None,
+            jwt_issuer: None,
+            insecure: false,
+            metrics_token: None,
         }
     }
 }
 
+/// A rule of the configuration that is broken ([`ServerConfig::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Auth is off on an address other hosts can reach.
+    #[error(
+        "auth is off and {0} is not a loopback address: anyone who reaches it could act as any \
+         user. Give --jwt-secret or --jwt-public-key, or --insecure to serve without auth anyway"
+    )]
+    InsecureAddress(SocketAddr),
+    /// The HS256 secret is too short.
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    /// A number out of its range.
+    #[error("{setting} {reason}")]
+    OutOfRange {
+        /// The setting, as its flag or file key.
+        setting: &'static str,
+        /// What the value must be.
+        reason: &'static str,
+    },
+}
+
 impl ServerConfig {
+    /// Checks the rules no type expresses: an HS256 secret of at least 32 bytes, no auth-off
+    /// server on a non-loopback address unless [`ServerConfig::insecure`], numbers in range.
+    /// [`crate::Server::bind`] calls it.
+    ///
+    /// ```
+    /// use cerebrum_server::{auth::JwtKey, ServerConfig};
+    ///
+    /// let mut config = ServerConfig::default();
+    /// assert!(config.validate().is_ok());
+    /// config.addr = "0.0.0.0:8080".parse()?;
+    /// assert!(config.validate().unwrap_err().to_string().contains("--insecure"));
+    /// config.insecure = true;
+    /// assert!(config.validate().is_ok());
+    /// config.jwt = Some(JwtKey::hs256("short"));
+    /// assert!(config.validate().unwrap_err().to_string().contains("32 bytes"));
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(JwtKey::Hs256(secret)) = &self.jwt
+            && secret.len() < crate::auth::MIN_HS256_SECRET_BYTES
+        {
+            return Err(AuthError::WeakSecret(secret.len()).into());
+        }
+        if self.jwt.is_none() && !self.addr.ip().is_loopback() && !self.insecure {
+            return Err(ConfigError::InsecureAddress(self.addr));
+        }
+        let range = |ok: bool, setting, reason| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange { setting, reason })
+            }
+        };
+        range(
+            self.rate_limit_per_sec.is_finite() && self.rate_limit_per_sec >= 0.0,
+            "rate-limit",
+            "must be a number ≥ 0",
+        )?;
+        range(
+            self.inbound_bytes_per_sec.is_finite() && self.inbound_bytes_per_sec >= 0.0,
+            "inbound-bytes-per-sec",
+            "must be a number ≥ 0",
+        )?;
+        range(
+            self.daily_goal_hours.is_finite() && self.daily_goal_hours > 0.0,
+            "daily-goal-hours",
+            "must be a number > 0",
+        )?;
+        range(self.outbound_queue >= 1, "outbound-queue", "must be ≥ 1")?;
+        range(
+            self.max_channels_per_connection >= 1,
+            "max-channels-per-connection",
+            "must be ≥ 1",
+        )?;
+        range(
+            self.max_study_sessions_per_user >= 1,
+            "max-study-sessions-per-user",
+            "must be ≥ 1",
+        )?;
+        range(
+            !self.head_timeout.is_zero(),
+            "head-timeout-secs",
+            "must be > 0",
+        )?;
+        range(
+            self.max_tls_handshakes >= 1,
+            "max-tls-handshakes",
+            "must be ≥ 1",
+        )?;
+        Ok(())
+    }
+
     /// The defaults, listening on `addr` with the database in `data_dir`.
     ///
     /// ```

@@ -68,7 +68,17 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// The shared state of a server with `config` over `broker`.
     pub fn new(config: ServerConfig, broker: Arc<dyn Broker>) -> Result<Arc<Self>, AuthError> {
-        let verifier = config.jwt.as_ref().map(Verifier::new).transpose()?;
+        let verifier = config
+            .jwt
+            .as_ref()
+            .map(Verifier::new)
+            .transpose()?
+            .map(|verifier| {
+                verifier.with_audience_and_issuer(
+                    config.jwt_audience.as_deref(),
+                    config.jwt_issuer.as_deref(),
+                )
+            });
         let ids = Arc::new(MessageIdGenerator::new());
         let started = Instant::now();
         let checks = Checks {
@@ -181,11 +191,16 @@ impl Context {
 
     /// Publishes the `collaborative_session_update` of `channel` to its members.
     pub fn publish_session_update(&self, channel: &str, topic: &str, now: Now) {
-        let participants = self.hub.broker().presence(channel).unwrap_or_default();
+        let mut participants = self.hub.broker().presence(channel).unwrap_or_default();
+        let active_users = u32::try_from(participants.len()).unwrap_or(u32::MAX);
+        // The earliest joined are listed; everyone is counted. A stable sort: the memory broker
+        // keeps join order already, Redis hands members back in hash order.
+        participants.sort_by_key(|p| p.joined_at);
+        participants.truncate(cerebrum_protocol::MAX_LISTED_PARTICIPANTS);
         let update = CollaborativeSession {
             session_id: channel.to_owned(),
             topic: topic.to_owned(),
-            active_users: u32::try_from(participants.len()).unwrap_or(u32::MAX),
+            active_users,
             participants,
         };
         if let Ok(envelope) = Envelope::from_payload(&update) {

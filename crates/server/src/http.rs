@@ -1,5 +1,6 @@
 //! The HTTP routes on the WebSocket's port: `/ws`, `/healthz`, `/metrics`, `/api/*`, and the
-//! web dashboard (`/`, `/app.js`, `/style.css`, embedded from `web/`).
+//! web dashboard (`/`, `/app.js`, `/style.css`, the `@cerebrum/realtime` bundle `/realtime.js` and
+//! its `/wasm/cerebrum_wasm_bg.wasm`, embedded from `web/`).
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/index.html", get(web_index))
         .route("/app.js", get(web_script))
         .route("/style.css", get(web_style))
+        .route("/realtime.js", get(web_client))
+        .route("/wasm/cerebrum_wasm_bg.wasm", get(web_client_wasm))
         .fallback(not_found)
         .with_state(app)
 }
@@ -55,16 +58,38 @@ fn error(status: StatusCode, message: &str) -> Response {
     json_response(status, &json!({ "error": message }))
 }
 
-/// The web dashboard: one page, one stylesheet, one ES module, embedded in the binary.
+/// The web dashboard: one page, one stylesheet, its ES module, and the client package (built and
+/// committed by `cargo xtask wasm`), embedded in the binary.
 const WEB_INDEX: &str = include_str!("../web/index.html");
 const WEB_SCRIPT: &str = include_str!("../web/app.js");
 const WEB_STYLE: &str = include_str!("../web/style.css");
+const WEB_CLIENT: &str = include_str!("../web/realtime.js");
+const WEB_CLIENT_WASM: &[u8] = include_bytes!("../web/wasm/cerebrum_wasm_bg.wasm");
 
-fn web_asset(content_type: &'static str, body: &'static str) -> Response {
-    let mut response = respond(StatusCode::OK, content_type, body.to_owned());
-    response.headers_mut().insert(
+/// The dashboard's Content-Security-Policy: scripts from this origin only (no inline script),
+/// WebAssembly compilation allowed, sockets to this server.
+const WEB_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+    connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn web_asset(content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    headers.insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-cache"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(WEB_CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
     );
     response
 }
@@ -81,8 +106,35 @@ async fn web_style() -> Response {
     web_asset("text/css; charset=utf-8", WEB_STYLE)
 }
 
+async fn web_client() -> Response {
+    web_asset("text/javascript; charset=utf-8", WEB_CLIENT)
+}
+
+async fn web_client_wasm() -> Response {
+    web_asset("application/wasm", WEB_CLIENT_WASM)
+}
+
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not found")
+}
+
+/// Whether a browser `Origin` is a page of this machine: `http(s)://localhost`,
+/// `127.0.0.0/8` or `[::1]`, any port.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The token of `?token=` or `Authorization: Bearer`.
@@ -113,12 +165,15 @@ async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let config = &app.ctx.config;
-    if !config.allowed_origins.is_empty()
-        && let Some(origin) = headers.get(header::ORIGIN)
-    {
-        let allowed = origin
-            .to_str()
-            .is_ok_and(|o| config.allowed_origins.iter().any(|a| a == o));
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let allowed = if !config.allowed_origins.is_empty() {
+            config.allowed_origins.iter().any(|a| a == origin)
+        } else {
+            // With auth off any page could act as any user of a developer's local server:
+            // only pages served from this machine may connect, unless an allow-list says more.
+            app.ctx.auth_enabled() || is_loopback_origin(origin)
+        };
         if !allowed {
             return error(StatusCode::FORBIDDEN, "origin not allowed");
         }
@@ -155,10 +210,19 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(expected) = app.ctx.config.metrics_token.as_deref()
+        && !bearer(&headers)
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()))
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong metrics bearer token",
+        );
+    }
     respond(
         StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
+        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         app.ctx.metrics.render(app.ctx.hub.channel_count()),
     )
 }
@@ -180,11 +244,10 @@ fn check_admin(app: &App, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+/// `subtle`'s comparison, which the optimiser cannot turn into an early exit (the length is
+/// not secret: it returns at once on a length mismatch).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Why an admin API body was refused: the HTTP status and the message of its `{"error"}` body.
@@ -231,6 +294,21 @@ pub fn notification_body(
     if MessageId::new(notification.id.clone()).is_err() {
         return Err(bad("`id` must be 1-64 characters"));
     }
+    if let Some(url) = &notification.action_url
+        && !cerebrum_protocol::is_safe_action_url(url)
+    {
+        return Err(bad(
+            "`actionUrl` must be an http(s) URL or a path starting with `/`",
+        ));
+    }
+    if notification_frame_len(&notification, user_id.as_deref())
+        > cerebrum_protocol::MAX_FRAME_BYTES
+    {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the notification would make a frame larger than 64 KiB",
+        ));
+    }
     if let Some(user) = &user_id
         && cerebrum_protocol::user_channel(user).is_err()
     {
@@ -263,10 +341,27 @@ pub fn publish_body(body: &[u8]) -> Result<(String, Envelope), BodyRefusal> {
     Ok((request.channel, envelope))
 }
 
-async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = check_admin(&app, &headers) {
-        return refusal;
+/// Largest admin API body read, in bytes (a frame's worth plus the request's own fields).
+const MAX_API_BODY: usize = 2 * cerebrum_protocol::MAX_FRAME_BYTES;
+
+/// The body of an admin API call, read only after its token was checked.
+async fn admin_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    if let Some(refusal) = check_admin(app, headers) {
+        return Err(refusal);
     }
+    axum::body::to_bytes(body, MAX_API_BODY).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 128 KiB",
+        )
+    })
+}
+
+async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match admin_body(&app, &headers, body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let (notification, user_id) = match notification_body(&body, || {
         app.ctx.ids.next(crate::clock::unix_ms()).into_string()
     }) {
@@ -276,7 +371,7 @@ async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: By
     let id = notification.id.clone();
     match app.notify(notification, user_id).await {
         Ok(()) => json_response(StatusCode::ACCEPTED, &json!({ "id": id })),
-        Err(err) if err.to_string().contains("UNIQUE") => {
+        Err(err) if is_unique_violation(&err.to_string()) => {
             error(StatusCode::CONFLICT, "a notification with this id exists")
         }
         Err(err) => {
@@ -298,10 +393,31 @@ struct PublishBody {
     payload: Option<Box<serde_json::value::RawValue>>,
 }
 
-async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = check_admin(&app, &headers) {
-        return refusal;
+/// Whether a store error says a row with that key exists (SQLite says `UNIQUE constraint
+/// failed`, PostgreSQL `duplicate key value violates unique constraint`).
+fn is_unique_violation(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("unique constraint") || message.contains("duplicate key")
+}
+
+/// The length of `notification`'s frame as delivered on the user's channel (or `system`'s
+/// longest possible user channel for a broadcast): stamped, with channel and offset.
+fn notification_frame_len(notification: &Notification, user_id: Option<&str>) -> usize {
+    const STAMPS: usize = ",\"timestamp\":,\"messageId\":\"\",\"offset\":".len() + 20 + 64 + 20;
+    let channel = user_id.map_or(cerebrum_protocol::MAX_CHANNEL_LEN, |user| {
+        cerebrum_protocol::USER_PREFIX.len() + user.len()
+    });
+    match Envelope::from_payload(notification) {
+        Ok(envelope) => cerebrum_protocol::encode(&envelope).len() + STAMPS + channel + 16,
+        Err(_) => usize::MAX,
     }
+}
+
+async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match admin_body(&app, &headers, body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let (channel, envelope) = match publish_body(&body) {
         Ok(parsed) => parsed,
         Err(refusal) => return error(refusal.status, &refusal.message),
@@ -311,5 +427,33 @@ async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     match app.ctx.hub.publish(&channel, envelope, now) {
         Ok(offset) => json_response(StatusCode::ACCEPTED, &json!({ "offset": offset })),
         Err(err) => error(StatusCode::BAD_REQUEST, &err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::is_loopback_origin;
+
+    #[test]
+    fn loopback_origins() {
+        for ok in [
+            "http://localhost:5173",
+            "http://127.0.0.1:8080",
+            "https://localhost",
+            "http://[::1]:3000",
+            "http://127.1.2.3",
+        ] {
+            assert!(is_loopback_origin(ok), "{ok}");
+        }
+        for bad in [
+            "https://evil.example",
+            "http://localhost.evil.example",
+            "http://10.0.0.1:8080",
+            "null",
+            "file://",
+            "",
+        ] {
+            assert!(!is_loopback_origin(bad), "{bad}");
+        }
     }
 }

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod acceptor;
 pub mod auth;
 pub mod broker;
 pub mod clock;
@@ -46,6 +47,6 @@ pub mod store;
 pub mod study;
 mod tls;
 
-pub use config::{Database, ServerConfig, TlsFiles};
+pub use config::{ConfigError, Database, ServerConfig, TlsFiles};
 pub use http::{BodyRefusal, notification_body, publish_body};
 pub use server::{RunningServer, Server, ServerError, ShutdownHandle};

@@ -63,10 +63,11 @@ mod tests {
     #[test]
     fn the_permissions_table() {
         let claims = Claims {
+            nbf: None,
             sub: "ada".into(),
             name: None,
             exp: 0,
-            channels: Some(vec!["chat:*".into()]),
+            channels: Some(crate::auth::ChannelGlobs::from(vec!["chat:*".to_owned()])),
         };
         let bare = Claims {
             channels: None,

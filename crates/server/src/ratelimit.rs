@@ -46,14 +46,31 @@ impl TokenBucket {
 
     /// Takes one token if one is available at `now`.
     pub fn try_take(&mut self, now: Instant) -> bool {
+        self.try_take_n(1.0, now)
+    }
+
+    /// Takes `n` tokens if that many are available at `now` (a byte bucket takes a frame's
+    /// length). Nothing is taken when they are not.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cerebrum_server::ratelimit::TokenBucket;
+    ///
+    /// let start = Instant::now();
+    /// let mut bytes = TokenBucket::new(1024.0, 4096, start);
+    /// assert!(bytes.try_take_n(4000.0, start));
+    /// assert!(!bytes.try_take_n(1000.0, start));
+    /// assert!(bytes.try_take_n(1000.0, start + Duration::from_secs(1)));
+    /// ```
+    pub fn try_take_n(&mut self, n: f64, now: Instant) -> bool {
         if self.is_unlimited() {
             return true;
         }
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = self.last.max(now);
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 - 1e-9 {
-            self.tokens = (self.tokens - 1.0).max(0.0);
+        if self.tokens >= n - 1e-9 {
+            self.tokens = (self.tokens - n).max(0.0);
             true
         } else {
             false

@@ -54,6 +54,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The configuration breaks a rule ([`ServerConfig::validate`]).
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// State of a running server, shared by the HTTP routes and the connection tasks.
@@ -62,6 +65,8 @@ pub(crate) struct App {
     pub(crate) store: Arc<dyn Store>,
     shutdown: watch::Receiver<bool>,
     open: AtomicUsize,
+    /// Accepted connections that are not (yet) WebSockets: they count toward the cap too.
+    pending: AtomicUsize,
     drained: Notify,
 }
 
@@ -79,6 +84,23 @@ impl App {
         }
         self.ctx.metrics.connections.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// Reserves a place for an accepted connection before its request arrives; `false` when
+    /// open WebSockets and such connections together are at the global cap.
+    pub(crate) fn try_open_pending(&self) -> bool {
+        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        if before + self.open.load(Ordering::Acquire) >= self.ctx.config.max_connections {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// An accepted connection's HTTP exchange ended (closed, or upgraded to a WebSocket, which
+    /// holds its own place).
+    pub(crate) fn pending_closed(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
     }
 
     pub(crate) fn connection_closed(&self) {
@@ -397,7 +419,10 @@ impl Server {
                 redis.presence_refresh = config.presence_refresh;
                 Arc::new(RedisBroker::connect(redis).await?)
             }
-            None => Arc::new(MemoryBroker::new(config.history_size, config.history_ttl)),
+            None => Arc::new(
+                MemoryBroker::new(config.history_size, config.history_ttl)
+                    .with_history_budget(config.history_budget_bytes),
+            ),
         };
         Self::bind_with(config, store, broker).await
     }
@@ -408,6 +433,7 @@ impl Server {
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
     ) -> Result<RunningServer, ServerError> {
+        config.validate()?;
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let listener = listen(config.addr)?;
         let local_addr = listener.local_addr()?;
@@ -427,6 +453,7 @@ impl Server {
             store,
             shutdown: rx,
             open: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
             drained: Notify::new(),
         });
         let handle = ShutdownHandle { tx: Arc::new(tx) };
@@ -434,26 +461,14 @@ impl Server {
         let router = crate::http::router(app.clone());
         let is_tls = tls.is_some();
         let task = tokio::spawn(async move {
-            let mut stop = app.shutdown_rx();
-            let signal = async move {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-            };
-            let drain_timeout = app.ctx.config.drain_timeout;
-            let mut stopped = app.shutdown_rx();
-            // A connection stuck in its HTTP handshake must not hold shutdown up for ever.
-            let deadline = async move {
-                let _ = stopped.wait_for(|stopping| *stopping).await;
-                tokio::time::sleep(drain_timeout).await;
-            };
-            let served = match tls {
+            match tls {
                 Some(acceptor) => {
-                    let serving =
-                        axum::serve(crate::tls::TlsListener::new(listener, acceptor), router)
-                            .with_graceful_shutdown(signal);
-                    tokio::select! {
-                        served = serving => served,
-                        () = deadline => Ok(()),
-                    }
+                    let listener = crate::tls::TlsListener::new(
+                        listener,
+                        acceptor,
+                        app.ctx.config.max_tls_handshakes,
+                    );
+                    crate::acceptor::serve(listener, router, app.clone()).await;
                 }
                 None => {
                     // Small frames go out at once: without TCP_NODELAY, Nagle's algorithm and
@@ -464,13 +479,9 @@ impl Server {
                             tracing::debug!(%err, "cannot set TCP_NODELAY");
                         }
                     });
-                    let serving = axum::serve(listener, router).with_graceful_shutdown(signal);
-                    tokio::select! {
-                        served = serving => served,
-                        () = deadline => Ok(()),
-                    }
+                    crate::acceptor::serve(listener, router, app.clone()).await;
                 }
-            };
+            }
             drain(&app).await;
             for task in background {
                 task.abort();
@@ -480,7 +491,6 @@ impl Server {
                 tracing::error!(%err, "could not flush the store");
             }
             tracing::info!("server stopped");
-            served?;
             flushed?;
             Ok(())
         });

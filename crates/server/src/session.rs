@@ -12,7 +12,8 @@ use axum::extract::ws::Utf8Bytes;
 use cerebrum_protocol::{
     Ack, ClientMessage, Envelope, ErrorCode, ErrorPayload, MessageId, Namespace, PROTOCOL_VERSION,
     Payload, ProtocolError, SYSTEM_CHANNEL, StudySessionEnd, StudySessionStart, Subscribe,
-    Unsubscribe, Unsubscribed, Welcome, decode, encode, features, session_channel, user_channel,
+    Unsubscribe, Unsubscribed, Welcome, decode, encode, features, is_server_type, session_channel,
+    user_channel,
 };
 use serde::Deserialize;
 
@@ -145,6 +146,10 @@ pub struct Session {
     user: Option<String>,
     counted_user: Option<String>,
     bucket: TokenBucket,
+    /// Inbound bytes per second.
+    bytes: TokenBucket,
+    /// When the token's `exp` passes (auth on): the connection closes with 4001 then.
+    expires_at: Option<Instant>,
     /// Created on the first rate-limited frame.
     abuse: Option<Box<AbuseCounter>>,
     last_inbound: Instant,
@@ -180,6 +185,11 @@ impl Session {
             ctx.config.rate_burst,
             now.mono,
         );
+        let bytes = TokenBucket::new(
+            ctx.config.inbound_bytes_per_sec,
+            ctx.config.inbound_bytes_burst,
+            now.mono,
+        );
         let deadline = now.mono + ctx.config.auth_timeout;
         let mut session = Self {
             ctx,
@@ -191,6 +201,8 @@ impl Session {
             user: None,
             counted_user: None,
             bucket,
+            bytes,
+            expires_at: None,
             abuse: None,
             last_inbound: now.mono,
             channels: ChannelSet::default(),
@@ -244,10 +256,11 @@ impl Session {
     #[must_use]
     pub fn poll_timeout(&self) -> Instant {
         let idle = self.last_inbound + self.ctx.config.heartbeat_interval * 2;
-        match self.state {
+        let next = match self.state {
             State::Authenticating { deadline } => idle.min(deadline),
             _ => idle,
-        }
+        };
+        self.expires_at.map_or(next, |at| next.min(at))
     }
 
     /// Closes the connection for silence or a missing token when their time has come.
@@ -256,6 +269,14 @@ impl Session {
             && now.mono >= deadline
         {
             self.close(close_code::UNAUTHORIZED, "no token before the deadline");
+            return;
+        }
+        if self.state == State::Ready
+            && let Some(at) = self.expires_at
+            && now.mono >= at
+        {
+            self.error_code(ErrorCode::Unauthorized, "the token has expired", None, now);
+            self.close(close_code::UNAUTHORIZED, "token expired");
             return;
         }
         if self.state != State::Closing
@@ -272,7 +293,7 @@ impl Session {
 
     /// A binary frame arrived: refused with `unsupported_frame`.
     pub fn handle_binary(&mut self, len: usize, now: Now) {
-        if !self.inbound(len, now) || !self.admit(None, now) {
+        if !self.inbound(len, now) || !self.admit(None, len, now) {
             return;
         }
         self.error_code(
@@ -293,7 +314,7 @@ impl Session {
             Ok(envelope) => envelope.message_id().cloned(),
             Err(err) => probe_message_id(text, err),
         };
-        if !self.admit(ref_id.as_ref(), now) {
+        if !self.admit(ref_id.as_ref(), text.len(), now) {
             return;
         }
         let envelope = match decoded {
@@ -335,7 +356,7 @@ impl Session {
             return;
         }
         let ack = if wants_ack { ref_id.clone() } else { None };
-        match self.dispatch(&envelope, ack.clone(), now) {
+        match self.dispatch(&envelope, text.len(), ack.clone(), now) {
             Ok(Outcome::Done) => {
                 if let Some(id) = ack {
                     self.send_ack(id, now);
@@ -407,21 +428,21 @@ impl Session {
         true
     }
 
-    /// The rate limit: `false` when the frame was refused (and maybe the connection closed).
-    fn admit(&mut self, ref_id: Option<&MessageId>, now: Now) -> bool {
-        if self.bucket.try_take(now.mono) {
+    /// The rate limits (frames and bytes per second): `false` when the frame of `len` bytes
+    /// was refused (and maybe the connection closed).
+    fn admit(&mut self, ref_id: Option<&MessageId>, len: usize, now: Now) -> bool {
+        let message = if !self.bucket.try_take(now.mono) {
+            "too many messages; slow down"
+        } else if !self.bytes.try_take_n(len as f64, now.mono) {
+            "too many bytes per second; slow down"
+        } else {
             return true;
-        }
+        };
         self.ctx
             .metrics
             .rate_limited
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.error_code(
-            ErrorCode::RateLimited,
-            "too many messages; slow down",
-            ref_id.cloned(),
-            now,
-        );
+        self.error_code(ErrorCode::RateLimited, message, ref_id.cloned(), now);
         let config = &self.ctx.config;
         let abuse = self.abuse.get_or_insert_with(|| {
             Box::new(AbuseCounter::new(config.abuse_limit, config.abuse_window))
@@ -461,9 +482,12 @@ impl Session {
                         return;
                     }
                     self.counted_user = Some(claims.sub.clone());
+                    self.expires_at = Some(expiry(claims.exp, now));
                     self.claims = Some(Box::new(claims));
                     self.welcome(now);
                 } else if self.claims.as_ref().is_some_and(|c| c.sub == claims.sub) {
+                    // A fresh token of the same user extends the connection's life.
+                    self.expires_at = Some(expiry(claims.exp, now));
                     self.claims = Some(Box::new(claims));
                     if let Some(id) = ref_id {
                         self.send_ack(id, now);
@@ -548,6 +572,18 @@ impl Session {
         });
     }
 
+    /// The channels that count toward the per-connection cap: all but `system` and the user's
+    /// own channel, which every connection is on.
+    fn counted_channels(&self) -> usize {
+        let own = self
+            .user
+            .as_deref()
+            .and_then(|user| user_channel(user).ok())
+            .is_some_and(|channel| self.channels.contains(&channel));
+        let system = self.channels.contains(SYSTEM_CHANNEL);
+        self.channels.len() - usize::from(own) - usize::from(system)
+    }
+
     fn principal(&self) -> Principal<'_> {
         Principal {
             auth_on: self.ctx.auth_enabled(),
@@ -575,6 +611,7 @@ impl Session {
     fn dispatch(
         &mut self,
         envelope: &Envelope,
+        encoded_len: usize,
         ack: Option<MessageId>,
         now: Now,
     ) -> Result<Outcome, ErrorPayload> {
@@ -590,6 +627,15 @@ impl Session {
                 .stamped(&self.ctx.ids, now.unix_ms);
             self.push(Utf8Bytes::from(encode(&pong)), now);
             return Ok(Outcome::Done);
+        }
+        if envelope.channel().is_some() && is_server_type(envelope.kind()) {
+            return Err(with_ref(error(
+                ErrorCode::Forbidden,
+                &format!(
+                    "`{}` is a server message type; only the server sends it",
+                    envelope.kind()
+                ),
+            )));
         }
         let message =
             ClientMessage::from_envelope(envelope).map_err(|e| protocol(&e, ref_id.clone()))?;
@@ -631,7 +677,8 @@ impl Session {
             _ => match envelope.channel() {
                 Some(channel) => {
                     let channel = channel.to_owned();
-                    self.publish(&channel, envelope, ack, now).map_err(with_ref)
+                    self.publish(&channel, envelope, encoded_len, ack, now)
+                        .map_err(with_ref)
                 }
                 None => Err(with_ref(error(
                     ErrorCode::UnknownType,
@@ -650,10 +697,24 @@ impl Session {
         let name = self
             .claims
             .as_ref()
-            .and_then(|c| c.name.clone())
-            .unwrap_or_else(|| start.user_id.clone());
+            .and_then(|c| c.name.as_deref())
+            .unwrap_or(&start.user_id);
+        // Bounded, so that a presence update listing 100 members stays under the frame limit.
+        let name: String = name
+            .chars()
+            .take(cerebrum_protocol::MAX_USER_NAME_LEN)
+            .collect();
         let participant = {
             let mut study = lock(&self.ctx.study);
+            let cap = self.ctx.config.max_study_sessions_per_user;
+            if !study.is_member(&start.user_id, &channel)
+                && study.sessions_of(&start.user_id) >= cap
+            {
+                return Err(error(
+                    ErrorCode::LimitExceeded,
+                    &format!("too many study sessions at once for this user (the cap is {cap})"),
+                ));
+            }
             let joined = study.start(
                 self.conn,
                 &start.user_id,
@@ -719,6 +780,13 @@ impl Session {
                 "not allowed to subscribe to this channel",
             ));
         }
+        let cap = self.ctx.config.max_channels_per_connection;
+        if !self.channels.contains(channel) && self.counted_channels() >= cap {
+            return Err(error(
+                ErrorCode::LimitExceeded,
+                &format!("too many channels on this connection (the cap is {cap})"),
+            ));
+        }
         if let Namespace::User(user) = Namespace::of(channel)
             && self.user.is_none()
         {
@@ -766,6 +834,7 @@ impl Session {
         &mut self,
         channel: &str,
         envelope: &Envelope,
+        encoded_len: usize,
         ack: Option<MessageId>,
         now: Now,
     ) -> Result<Outcome, ErrorPayload> {
@@ -790,6 +859,12 @@ impl Session {
             return Err(error(
                 ErrorCode::Forbidden,
                 "`userId` is not the authenticated user",
+            ));
+        }
+        if delivered_len_bound(envelope, encoded_len) > self.ctx.config.max_frame_bytes {
+            return Err(error(
+                ErrorCode::TooLarge,
+                "the publication would be larger than 64 KiB once delivered",
             ));
         }
         let mut publication = envelope.clone().with_ack(false);
@@ -859,6 +934,32 @@ impl ChannelSet {
     fn contains(&self, channel: &str) -> bool {
         self.0.binary_search_by(|c| (**c).cmp(channel)).is_ok()
     }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The monotonic instant at which a token with `exp` (seconds since the Unix epoch) expires.
+fn expiry(exp: u64, now: Now) -> Instant {
+    let left_ms = exp.saturating_mul(1000).saturating_sub(now.unix_ms);
+    now.mono + std::time::Duration::from_millis(left_ms)
+}
+
+/// An upper bound of the length of `envelope` (received as `encoded_len` bytes) once delivered:
+/// the server adds `timestamp` and `messageId` when absent, and always `offset`.
+fn delivered_len_bound(envelope: &Envelope, encoded_len: usize) -> usize {
+    const TIMESTAMP: usize = ",\"timestamp\":".len() + 20;
+    const MESSAGE_ID: usize = ",\"messageId\":\"\"".len() + 26;
+    const OFFSET: usize = ",\"offset\":".len() + 20;
+    let mut len = encoded_len + OFFSET;
+    if envelope.timestamp().is_none() {
+        len += TIMESTAMP;
+    }
+    if envelope.message_id().is_none() {
+        len += MESSAGE_ID;
+    }
+    len
 }
 
 /// The `messageId` of a frame the envelope rules refused, when it has a well-formed one (so

@@ -106,6 +106,22 @@ impl StudyTracker {
         Joined::New
     }
 
+    /// How many study sessions `user` is in (its grace periods included).
+    #[must_use]
+    pub fn sessions_of(&self, user: &str) -> usize {
+        self.active
+            .range((user.to_owned(), String::new())..)
+            .take_while(|((owner, _), _)| owner == user)
+            .count()
+    }
+
+    /// Whether `user` is in the study session of `channel`.
+    #[must_use]
+    pub fn is_member(&self, user: &str, channel: &str) -> bool {
+        self.active
+            .contains_key(&(user.to_owned(), channel.to_owned()))
+    }
+
     /// The participant record of `user` in `channel`.
     #[must_use]
     pub fn participant(&self, user: &str, channel: &str) -> Option<&Participant> {

@@ -56,13 +56,19 @@ impl Drop for AbortOnDrop {
 }
 
 impl TlsListener {
-    pub(crate) fn new(listener: TcpListener, acceptor: TlsAcceptor) -> Self {
+    /// At most `max_handshakes` handshakes run at once; further accepted sockets wait in the
+    /// kernel's backlog until a slot frees.
+    pub(crate) fn new(listener: TcpListener, acceptor: TlsAcceptor, max_handshakes: usize) -> Self {
         let local_addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let (tx, ready) = mpsc::channel(PENDING_HANDSHAKES);
+        let slots = Arc::new(tokio::sync::Semaphore::new(max_handshakes.max(1)));
         let task = tokio::spawn(async move {
             loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 let (tcp, peer) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     Err(err) => {
@@ -77,6 +83,7 @@ impl TlsListener {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let handshake = tokio::time::timeout(
                         std::time::Duration::from_secs(10),
                         acceptor.accept(tcp),

@@ -133,11 +133,11 @@ async fn a_lost_connection_leaves_the_session_after_the_grace_period() {
 async fn notifications_reach_online_users_and_wait_for_offline_ones_until_acked() {
     let server = start_with(|c| {
         c.admin_token = Some("admin".into());
-        c.jwt = Some(cerebrum_server::auth::JwtKey::hs256("k"));
+        c.jwt = Some(cerebrum_server::auth::JwtKey::hs256(SECRET));
     })
     .await;
-    let ada_url = format!("{}?token={}", server.url, token("k", "ada", None));
-    let bob_url = format!("{}?token={}", server.url, token("k", "bob", None));
+    let ada_url = format!("{}?token={}", server.url, token(SECRET, "ada", None));
+    let bob_url = format!("{}?token={}", server.url, token(SECRET, "bob", None));
     let (mut ada, _) = connect_ready(&ada_url).await;
     let post = |body: Value| {
         let http = server.http.clone();
@@ -266,12 +266,12 @@ async fn a_client_that_never_reads_is_closed_4008_while_others_keep_receiving() 
 #[tokio::test]
 async fn a_quick_reconnect_keeps_the_member_without_flapping() {
     let server = start_with(|c| {
-        c.jwt = Some(cerebrum_server::auth::JwtKey::hs256("k"));
+        c.jwt = Some(cerebrum_server::auth::JwtKey::hs256(SECRET));
         c.presence_grace = Duration::from_secs(30);
     })
     .await;
-    let ada_url = format!("{}?token={}", server.url, token("k", "ada", None));
-    let bob_url = format!("{}?token={}", server.url, token("k", "bob", None));
+    let ada_url = format!("{}?token={}", server.url, token(SECRET, "ada", None));
+    let bob_url = format!("{}?token={}", server.url, token(SECRET, "bob", None));
     let (mut bob, _) = connect_ready(&bob_url).await;
     start_study(&mut bob, "bob", "Chemistry").await;
     recv_type(&mut bob, "collaborative_session_update").await;

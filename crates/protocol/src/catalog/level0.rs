@@ -240,6 +240,6 @@ impl Payload for StudySessionStart {
 
     fn validate(&self) -> Result<(), ProtocolError> {
         non_empty("userId", &self.user_id)?;
-        crate::topic_slug(&self.topic).map(drop)
+        crate::validate_topic(&self.topic)
     }
 }

@@ -115,7 +115,7 @@ impl Payload for StudySessionEnd {
 
     fn validate(&self) -> Result<(), ProtocolError> {
         non_empty("userId", &self.user_id)?;
-        crate::topic_slug(&self.topic).map(drop)
+        crate::validate_topic(&self.topic)
     }
 }
 

@@ -8,6 +8,7 @@
     clippy::result_large_err
 )]
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,11 +42,16 @@ pub enum Kind {
     Unauthorized,
     /// Like `Origin`, but never selects a subprotocol (as servers that ignore them do).
     Bare,
+    /// `V1` plus channels: `subscribe` is answered with `subscribed` and a replay of the
+    /// history after `since` (epoch `e1`); a frame with `channel` is given the next offset,
+    /// kept, and relayed to every subscriber, payload untouched (as the real server does).
+    Relay,
 }
 
 struct Conn {
     push: mpsc::UnboundedSender<String>,
     silent: Arc<AtomicBool>,
+    channels: Arc<Mutex<HashSet<String>>>,
 }
 
 #[derive(Default)]
@@ -57,6 +63,8 @@ pub struct Shared {
     last_query: Mutex<Option<String>>,
     last_subprotocol: Mutex<Option<String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// `Relay`: each channel's publications, as delivered (offset = index + 1).
+    history: Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// A WebSocket server on loopback, started by a test.
@@ -117,6 +125,13 @@ impl TestServer {
         for conn in self.shared.conns.lock().unwrap().iter() {
             let _ = conn.push.send(frame.to_owned());
         }
+    }
+
+    /// `Relay`: publishes `frame` (an envelope with `channel`) as if a client had, given the
+    /// next offset of its channel: kept in history and delivered to the subscribers.
+    pub fn publish(&self, frame: &str) {
+        let value: serde_json::Value = serde_json::from_str(frame).unwrap();
+        relay(&self.shared, value);
     }
 
     /// Makes the current connections stop answering (and stop sending) without closing.
@@ -221,6 +236,7 @@ pub async fn serve<S>(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(',').any(|p| p.trim() == "cerebrum.v1.json"));
         if offered && kind != Kind::Origin && kind != Kind::Bare {
+            // V1, Relay and Unauthorized select it.
             response.headers_mut().insert(
                 "sec-websocket-protocol",
                 HeaderValue::from_static("cerebrum.v1.json"),
@@ -253,11 +269,13 @@ pub async fn serve<S>(
     }
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<String>();
     let silent = Arc::new(AtomicBool::new(false));
+    let channels = Arc::new(Mutex::new(HashSet::new()));
     shared.conns.lock().unwrap().push(Conn {
         push: push_tx,
         silent: Arc::clone(&silent),
+        channels: Arc::clone(&channels),
     });
-    if kind == Kind::V1 {
+    if kind == Kind::V1 || kind == Kind::Relay {
         let welcome = format!(
             r#"{{"type":"welcome","payload":{{"connectionId":"c-{}","protocol":1,"heartbeatIntervalMs":30000,"features":["ack","channels","presence","resume"],"serverTime":{}}},"timestamp":{},"messageId":"{}"}}"#,
             shared.connections.load(Ordering::SeqCst),
@@ -281,8 +299,14 @@ pub async fn serve<S>(
                     continue;
                 }
                 let text = text.as_str().to_owned();
-                let _ = received.send(text.clone());
                 let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if kind == Kind::Relay {
+                    // Relayed before it is reported: a test that saw it can count on its offset.
+                    for frame in relay_frame(&shared, &channels, value.clone()) {
+                        let _ = sink.send(Message::text(frame)).await;
+                    }
+                }
+                let _ = received.send(text.clone());
                 if value["type"] == "ping" {
                     let pong = serde_json::json!({
                         "type": "pong",
@@ -293,7 +317,7 @@ pub async fn serve<S>(
                     let _ = sink.send(Message::text(pong.to_string())).await;
                 }
                 match kind {
-                    Kind::V1 => {
+                    Kind::V1 | Kind::Relay => {
                         if value["ack"] == true {
                             let ack = serde_json::json!({
                                 "type": "ack",
@@ -329,6 +353,64 @@ pub async fn serve<S>(
                     break;
                 }
             }
+        }
+    }
+}
+
+/// `Relay`: what one client frame does; returns the frames to send back on its connection
+/// (`subscribed` and the replay), in order.
+fn relay_frame(
+    shared: &Shared,
+    channels: &Mutex<HashSet<String>>,
+    value: serde_json::Value,
+) -> Vec<String> {
+    if value["channel"].is_string() {
+        relay(shared, value);
+        return Vec::new();
+    }
+    if value["type"] != "subscribe" {
+        return Vec::new();
+    }
+    let Some(channel) = value["payload"]["channel"].as_str() else {
+        return Vec::new();
+    };
+    // Under the history lock: no publication slips between the replay and the live ones.
+    let history = shared.history.lock().unwrap();
+    channels.lock().unwrap().insert(channel.to_owned());
+    let kept = history.get(channel).cloned().unwrap_or_default();
+    let since = &value["payload"]["since"];
+    let recovered = since["epoch"] == "e1";
+    let from = if recovered {
+        usize::try_from(since["offset"].as_u64().unwrap_or(0)).unwrap()
+    } else {
+        kept.len()
+    };
+    let missed = kept.get(from..).unwrap_or_default().to_vec();
+    let subscribed = serde_json::json!({
+        "type": "subscribed",
+        "payload": {"channel": channel, "offset": kept.len(), "epoch": "e1",
+                    "recovered": recovered, "missed": missed.len()},
+        "timestamp": now_ms(),
+        "messageId": next_id(shared),
+    });
+    let mut frames = vec![subscribed.to_string()];
+    frames.extend(missed);
+    frames
+}
+
+/// `Relay`: gives a publication its offset, keeps it, and delivers it to every subscriber.
+fn relay(shared: &Shared, mut value: serde_json::Value) {
+    let channel = value["channel"].as_str().unwrap().to_owned();
+    let mut history = shared.history.lock().unwrap();
+    let kept = history.entry(channel.clone()).or_default();
+    let object = value.as_object_mut().unwrap();
+    object.remove("ack");
+    object.insert("offset".into(), (kept.len() + 1).into());
+    let frame = value.to_string();
+    kept.push(frame.clone());
+    for conn in shared.conns.lock().unwrap().iter() {
+        if conn.channels.lock().unwrap().contains(&channel) {
+            let _ = conn.push.send(frame.clone());
         }
     }
 }

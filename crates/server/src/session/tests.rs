@@ -683,3 +683,305 @@ proptest! {
         prop_assert!(client.session.is_ready());
     }
 }
+
+// ----- PROTOCOL.md sections 3, 5 and 7: reserved types, caps, outbound bound, token expiry -----
+
+#[test]
+fn a_publication_with_a_server_type_is_forbidden_and_not_delivered() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut alice = Client::new(&ctx, None, now);
+    let mut bob = Client::new(&ctx, None, now);
+    for client in [&mut alice, &mut bob] {
+        client.frames();
+        client.send(
+            r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+            now,
+        );
+    }
+    bob.frames();
+    for (i, kind) in cerebrum_protocol::ServerMessage::TYPES.iter().enumerate() {
+        let frame = format!(
+            r#"{{"type":"{kind}","channel":"chat:1","payload":{{"messageId":"x"}},"messageId":"f{i}"}}"#
+        );
+        let (code, ref_id, message) = only_error(&alice.send(&frame, now));
+        assert_eq!(code, "forbidden", "{kind}");
+        assert_eq!(ref_id.as_deref(), Some(format!("f{i}").as_str()));
+        assert!(message.contains(kind), "{message}");
+    }
+    assert!(bob.frames().is_empty(), "nothing forged was delivered");
+    // App types still go through.
+    let frames = alice.send(
+        r#"{"type":"chat.message","channel":"chat:1","payload":{"text":"hi"}}"#,
+        now,
+    );
+    assert_eq!(types(&frames), vec!["chat.message"]);
+}
+
+#[test]
+fn the_channel_cap_answers_limit_exceeded_and_keeps_the_connection() {
+    let mut config = ServerConfig::default();
+    config.rate_limit_per_sec = 0.0;
+    let ctx = ctx_with(config);
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    // The user's own channel and `system` do not count.
+    client.send(
+        r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
+        now,
+    );
+    for i in 0..128 {
+        let frames = client.send(
+            &format!(r#"{{"type":"subscribe","payload":{{"channel":"chat:{i}"}}}}"#),
+            now,
+        );
+        assert_eq!(types(&frames), vec!["subscribed"], "channel {i}");
+    }
+    let (code, ref_id, message) = only_error(&client.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:128"},"messageId":"s129"}"#,
+        now,
+    ));
+    assert_eq!(
+        (code.as_str(), ref_id.as_deref()),
+        ("limit_exceeded", Some("s129"))
+    );
+    assert!(message.contains("128"), "{message}");
+    // Subscribing again to a channel it is on is no new channel.
+    let frames = client.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:5"}}"#,
+        now,
+    );
+    assert_eq!(types(&frames), vec!["subscribed"]);
+    // Leaving one makes room.
+    client.send(
+        r#"{"type":"unsubscribe","payload":{"channel":"chat:0"}}"#,
+        now,
+    );
+    let frames = client.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:128"}}"#,
+        now,
+    );
+    assert_eq!(types(&frames), vec!["subscribed"]);
+    assert!(client.session.is_ready());
+    assert_eq!(ctx.metrics.errors_of(&ErrorCode::LimitExceeded), 1);
+}
+
+#[test]
+fn the_study_session_cap_is_per_user_across_connections() {
+    let mut config = ServerConfig::default();
+    config.rate_limit_per_sec = 0.0;
+    let ctx = ctx_with(config);
+    let now = Now::current();
+    let mut first = Client::new(&ctx, None, now);
+    let mut second = Client::new(&ctx, None, now);
+    first.frames();
+    second.frames();
+    for i in 0..16 {
+        let client = if i % 2 == 0 { &mut first } else { &mut second };
+        let frames = client.send(
+            &format!(
+                r#"{{"type":"study_session_start","payload":{{"userId":"ada","topic":"Topic {i}"}},"messageId":"t{i}","ack":true}}"#
+            ),
+            now,
+        );
+        assert!(types(&frames).contains(&"ack"), "session {i}: {frames:?}");
+    }
+    let (code, ref_id, _) = only_error(&second.send(
+        r#"{"type":"study_session_start","payload":{"userId":"ada","topic":"Topic 16"},"messageId":"t16","ack":true}"#,
+        now,
+    ));
+    assert_eq!(
+        (code.as_str(), ref_id.as_deref()),
+        ("limit_exceeded", Some("t16"))
+    );
+    // A session the user is already in is no new session.
+    let frames = first.send(
+        r#"{"type":"study_session_start","payload":{"userId":"ada","topic":"Topic 3"},"messageId":"t3b","ack":true}"#,
+        now,
+    );
+    assert!(types(&frames).contains(&"ack"), "{frames:?}");
+    // Another user is not affected.
+    let mut bob = Client::new(&ctx, None, now);
+    bob.frames();
+    let frames = bob.send(
+        r#"{"type":"study_session_start","payload":{"userId":"bob","topic":"Topic 1"},"messageId":"b1","ack":true}"#,
+        now,
+    );
+    assert!(types(&frames).contains(&"ack"), "{frames:?}");
+}
+
+#[test]
+fn topics_longer_than_128_characters_are_refused() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    let topic = "é".repeat(129);
+    let (code, _, message) = only_error(&client.send(
+        &format!(
+            r#"{{"type":"study_session_start","payload":{{"userId":"ada","topic":"{topic}x"}}}}"#
+        ),
+        now,
+    ));
+    assert_eq!(code, "validation_failed");
+    assert!(message.contains("topic"), "{message}");
+    let ok = "é".repeat(127) + "x";
+    let frames = client.send(
+        &format!(r#"{{"type":"study_session_start","payload":{{"userId":"ada","topic":"{ok}"}}}}"#),
+        now,
+    );
+    assert!(
+        types(&frames).contains(&"collaborative_session_update"),
+        "{frames:?}"
+    );
+}
+
+#[test]
+fn inbound_bytes_over_the_budget_are_rate_limited_and_count_toward_1008() {
+    let mut config = ServerConfig::default();
+    config.rate_limit_per_sec = 0.0;
+    let ctx = ctx_with(config);
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    client.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    let big = format!(
+        r#"{{"type":"chat.blob","channel":"chat:1","payload":"{}"}}"#,
+        "x".repeat(60_000)
+    );
+    // The 1 MiB burst lets 17 such frames through at once, the 18th is refused.
+    for i in 0..17 {
+        let frames = client.send(&big, now);
+        assert_eq!(types(&frames), vec!["chat.blob"], "frame {i}");
+    }
+    let (code, _, message) = only_error(&client.send(&big, now));
+    assert_eq!(code, "rate_limited");
+    assert!(message.contains("bytes"), "{message}");
+    // A second later 256 KiB came back: four frames pass again.
+    let later = now.plus_ms(1_000);
+    for _ in 0..4 {
+        assert_eq!(types(&client.send(&big, later)), vec!["chat.blob"]);
+    }
+    // Five refusals within 10 s close the connection with 1008.
+    for _ in 0..4 {
+        client.send(&big, later);
+    }
+    assert_eq!(
+        client.effects(),
+        vec![Effect::Close {
+            code: close_code::POLICY,
+            reason: "rate limit exceeded repeatedly"
+        }]
+    );
+}
+
+#[test]
+fn a_publication_too_large_once_delivered_gets_too_large() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut client = Client::new(&ctx, None, now);
+    client.frames();
+    client.send(
+        r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    let head = r#"{"type":"chat.blob","channel":"chat:1","payload":""#;
+    let tail = r#"","messageId":"big"}"#;
+    let fill = cerebrum_protocol::MAX_FRAME_BYTES - head.len() - tail.len();
+    let frame = format!("{head}{}{tail}", "x".repeat(fill));
+    assert_eq!(frame.len(), cerebrum_protocol::MAX_FRAME_BYTES);
+    let (code, ref_id, _) = only_error(&client.send(&frame, now));
+    assert_eq!(
+        (code.as_str(), ref_id.as_deref()),
+        ("too_large", Some("big"))
+    );
+    // With room for the fields the server adds, it is delivered, and under the limit.
+    let fill = fill - 120;
+    let frame = format!("{head}{}{tail}", "x".repeat(fill));
+    let texts = {
+        client.session.handle_text(&frame, now.plus_ms(100));
+        client.texts()
+    };
+    assert_eq!(texts.len(), 1);
+    assert!(texts[0].len() <= cerebrum_protocol::MAX_FRAME_BYTES);
+}
+
+#[test]
+fn a_connection_closes_with_4001_when_its_token_expires_and_a_fresh_token_extends_it() {
+    let ctx = auth_ctx();
+    let now = Now::current();
+    let token = mint_hs256(b"secret", "ada", None, 60, None).unwrap();
+    let mut client = Client::new(&ctx, Some(&token), now);
+    assert_eq!(types(&client.frames()), vec!["welcome", "system_status"]);
+    client.effects();
+    let expires = client.session.poll_timeout();
+    assert!(expires <= now.mono + Duration::from_secs(60), "{expires:?}");
+    // Before expiry a fresh token of the same user moves the deadline.
+    let fresh = mint_hs256(b"secret", "ada", None, 3_600, None).unwrap();
+    client.send(
+        &format!(r#"{{"type":"auth","payload":{{"token":"{fresh}"}},"messageId":"r1"}}"#),
+        now.plus_ms(30_000),
+    );
+    client.session.handle_activity(now.plus_ms(59_000));
+    client.session.handle_timeout(now.plus_ms(61_000));
+    let effects = client.effects();
+    assert!(
+        effects.is_empty(),
+        "the fresh token keeps it open: {effects:?}"
+    );
+    // A connection whose token runs out is told so and closed with 4001.
+    let short = mint_hs256(b"secret", "bob", None, 2, None).unwrap();
+    let mut bob = Client::new(&ctx, Some(&short), now);
+    bob.frames();
+    bob.effects();
+    let at = bob.session.poll_timeout();
+    assert!(at <= now.mono + Duration::from_secs(2));
+    let later = Now {
+        mono: at,
+        unix_ms: now.unix_ms + 2_000,
+    };
+    bob.session.handle_timeout(later);
+    let (code, _, message) = only_error(&bob.frames());
+    assert_eq!(code, "unauthorized");
+    assert!(message.contains("expired"), "{message}");
+    assert_eq!(
+        bob.effects(),
+        vec![Effect::Close {
+            code: close_code::UNAUTHORIZED,
+            reason: "token expired"
+        }]
+    );
+}
+
+#[test]
+fn a_presence_update_lists_the_100_earliest_and_counts_everyone() {
+    let ctx = ctx();
+    let now = Now::current();
+    let mut clients = Vec::new();
+    for i in 0..101u64 {
+        let mut client = Client::new(&ctx, None, now);
+        client.frames();
+        client.send(
+            &format!(
+                r#"{{"type":"study_session_start","payload":{{"userId":"u{i}","topic":"Genetics"}}}}"#
+            ),
+            now.plus_ms(i),
+        );
+        clients.push(client);
+    }
+    let frames = clients[0].frames();
+    let last = frames
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "collaborative_session_update")
+        .unwrap();
+    let participants = last["payload"]["participants"].as_array().unwrap();
+    assert_eq!(participants.len(), 100);
+    assert_eq!(last["payload"]["activeUsers"], 101);
+    assert_eq!(participants[0]["userId"], "u0");
+    assert_eq!(participants[99]["userId"], "u99");
+}

@@ -14,6 +14,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// An HS256 secret of the 32 bytes the server requires at least.
+pub const SECRET: &str = "test-secret-of-at-least-32-bytes!";
+
 /// Generous bound so that a broken test fails instead of hanging; never a timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 

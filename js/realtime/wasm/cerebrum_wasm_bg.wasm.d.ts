@@ -1,0 +1,37 @@
+/* tslint:disable */
+/* eslint-disable */
+export const memory: WebAssembly.Memory;
+export const __wbg_wasmclient_free: (a: number, b: number) => void;
+export const sessionChannel: (a: number, b: number) => [number, number, number, number];
+export const wasmclient_clearQueue: (a: number) => [number, number];
+export const wasmclient_connect: (a: number, b: number) => void;
+export const wasmclient_disconnect: (a: number, b: number) => void;
+export const wasmclient_drain: (a: number) => [number, number];
+export const wasmclient_flushFollowUps: (a: number) => number;
+export const wasmclient_handleClose: (a: number, b: number, c: number, d: number, e: number) => void;
+export const wasmclient_handleError: (a: number, b: number, c: number, d: number) => void;
+export const wasmclient_handleFrame: (a: number, b: number, c: number, d: number) => void;
+export const wasmclient_handleOpen: (a: number, b: number) => void;
+export const wasmclient_handleTimeout: (a: number, b: number) => void;
+export const wasmclient_hasToken: (a: number) => number;
+export const wasmclient_latency: (a: number) => [number, number];
+export const wasmclient_networkChanged: (a: number, b: number) => void;
+export const wasmclient_new: (a: number, b: number, c: number, d: number) => [number, number, number];
+export const wasmclient_openUrl: (a: number, b: number, c: number) => [number, number];
+export const wasmclient_pollCommand: (a: number) => [number, number];
+export const wasmclient_pollEvent: (a: number) => [number, number];
+export const wasmclient_pollTimeout: (a: number) => [number, number];
+export const wasmclient_queued: (a: number) => [number, number];
+export const wasmclient_queuedCount: (a: number) => number;
+export const wasmclient_reconnect: (a: number, b: number) => void;
+export const wasmclient_send: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number, j: number) => [number, number, number, number];
+export const wasmclient_setToken: (a: number, b: number, c: number) => void;
+export const wasmclient_status: (a: number) => [number, number];
+export const wasmclient_subscribe: (a: number, b: number, c: number, d: number) => [number, number];
+export const wasmclient_unsubscribe: (a: number, b: number, c: number, d: number) => number;
+export const __wbindgen_externrefs: WebAssembly.Table;
+export const __wbindgen_malloc: (a: number, b: number) => number;
+export const __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+export const __wbindgen_free: (a: number, b: number, c: number) => void;
+export const __externref_table_dealloc: (a: number) => void;
+export const __wbindgen_start: () => void;
