@@ -250,6 +250,97 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
+/// Why an admin API body was refused: the HTTP status and the message of its `{"error"}` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyRefusal {
+    /// 400, or 413 for a payload too large.
+    pub status: StatusCode,
+    /// What is wrong, safe to return to the caller.
+    pub message: String,
+}
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> BodyRefusal {
+    BodyRefusal {
+        status,
+        message: message.into(),
+    }
+}
+
+/// Reads and checks the body of `POST /api/notifications`: a notification payload plus an
+/// optional `userId` (absent: everyone). `fresh_id` gives the `id` of a body without one.
+///
+/// What the handler runs before storing and delivering; pure, so the fuzz harness calls it.
+pub fn notification_body(
+    body: &[u8],
+    fresh_id: impl FnOnce() -> String,
+) -> Result<(Notification, Option<String>), BodyRefusal> {
+    let bad = |message: &str| refuse(StatusCode::BAD_REQUEST, message);
+    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(body) else {
+        return Err(bad("the body must be a JSON object"));
+    };
+    let user_id = match fields.remove("userId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(user)) if !user.is_empty() => Some(user),
+        Some(_) => return Err(bad("`userId` must be a non-empty string")),
+    };
+    if !fields.contains_key("id") || fields.get("id") == Some(&Value::Null) {
+        fields.insert("id".into(), Value::String(fresh_id()));
+    }
+    let notification: Notification = serde_json::from_value(Value::Object(fields))
+        .map_err(|err| bad(&format!("invalid notification: {err}")))?;
+    notification
+        .validate()
+        .map_err(|err| bad(&err.to_string()))?;
+    if MessageId::new(notification.id.clone()).is_err() {
+        return Err(bad("`id` must be 1-64 characters"));
+    }
+    if let Some(url) = &notification.action_url
+        && !cerebrum_protocol::is_safe_action_url(url)
+    {
+        return Err(bad(
+            "`actionUrl` must be an http(s) URL or a path starting with `/`",
+        ));
+    }
+    if notification_frame_len(&notification, user_id.as_deref())
+        > cerebrum_protocol::MAX_FRAME_BYTES
+    {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the notification would make a frame larger than 64 KiB",
+        ));
+    }
+    if let Some(user) = &user_id
+        && cerebrum_protocol::user_channel(user).is_err()
+    {
+        return Err(bad("`userId` has characters a channel name cannot hold"));
+    }
+    Ok((notification, user_id))
+}
+
+/// Reads and checks the body of `POST /api/publish` (`{channel, type, payload}`): the channel
+/// and the envelope to publish there, not yet stamped.
+///
+/// What the handler runs before publishing; pure, so the fuzz harness calls it.
+pub fn publish_body(body: &[u8]) -> Result<(String, Envelope), BodyRefusal> {
+    let bad = |message: String| refuse(StatusCode::BAD_REQUEST, message);
+    let request: PublishBody =
+        serde_json::from_slice(body).map_err(|err| bad(format!("invalid body: {err}")))?;
+    validate_channel(&request.channel).map_err(|err| bad(err.to_string()))?;
+    let payload = request
+        .payload
+        .unwrap_or_else(|| serde_json::value::RawValue::NULL.to_owned());
+    if payload.get().len() + 512 > cerebrum_protocol::MAX_FRAME_BYTES {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the payload would make a frame larger than 64 KiB",
+        ));
+    }
+    cerebrum_protocol::check_depth(payload.get(), cerebrum_protocol::MAX_DEPTH - 1)
+        .map_err(|err| bad(err.to_string()))?;
+    let envelope = Envelope::new(request.kind, payload).map_err(|err| bad(err.to_string()))?;
+    Ok((request.channel, envelope))
+}
+
 /// Largest admin API body read, in bytes (a frame's worth plus the request's own fields).
 const MAX_API_BODY: usize = 2 * cerebrum_protocol::MAX_FRAME_BYTES;
 
@@ -271,62 +362,12 @@ async fn notifications(State(app): State<Arc<App>>, headers: HeaderMap, body: Bo
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "the body must be a JSON object");
+    let (notification, user_id) = match notification_body(&body, || {
+        app.ctx.ids.next(crate::clock::unix_ms()).into_string()
+    }) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return error(refusal.status, &refusal.message),
     };
-    let user_id = match fields.remove("userId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(user)) if !user.is_empty() => Some(user),
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "`userId` must be a non-empty string",
-            );
-        }
-    };
-    if !fields.contains_key("id") || fields.get("id") == Some(&Value::Null) {
-        let id = app.ctx.ids.next(crate::clock::unix_ms());
-        fields.insert("id".into(), Value::String(id.into_string()));
-    }
-    let notification: Notification = match serde_json::from_value(Value::Object(fields)) {
-        Ok(notification) => notification,
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("invalid notification: {err}"),
-            );
-        }
-    };
-    if let Err(err) = notification.validate() {
-        return error(StatusCode::BAD_REQUEST, &err.to_string());
-    }
-    if MessageId::new(notification.id.clone()).is_err() {
-        return error(StatusCode::BAD_REQUEST, "`id` must be 1-64 characters");
-    }
-    if let Some(url) = &notification.action_url
-        && !cerebrum_protocol::is_safe_action_url(url)
-    {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "`actionUrl` must be an http(s) URL or a path starting with `/`",
-        );
-    }
-    if notification_frame_len(&notification, user_id.as_deref())
-        > cerebrum_protocol::MAX_FRAME_BYTES
-    {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the notification would make a frame larger than 64 KiB",
-        );
-    }
-    if let Some(user) = &user_id
-        && cerebrum_protocol::user_channel(user).is_err()
-    {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "`userId` has characters a channel name cannot hold",
-        );
-    }
     let id = notification.id.clone();
     match app.notify(notification, user_id).await {
         Ok(()) => json_response(StatusCode::ACCEPTED, &json!({ "id": id })),
@@ -377,34 +418,13 @@ async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    let request: PublishBody = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(err) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {err}")),
-    };
-    if let Err(err) = validate_channel(&request.channel) {
-        return error(StatusCode::BAD_REQUEST, &err.to_string());
-    }
-    let payload = request
-        .payload
-        .unwrap_or_else(|| serde_json::value::RawValue::NULL.to_owned());
-    if payload.get().len() + 512 > cerebrum_protocol::MAX_FRAME_BYTES {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the payload would make a frame larger than 64 KiB",
-        );
-    }
-    if let Err(err) =
-        cerebrum_protocol::check_depth(payload.get(), cerebrum_protocol::MAX_DEPTH - 1)
-    {
-        return error(StatusCode::BAD_REQUEST, &err.to_string());
-    }
-    let envelope = match Envelope::new(request.kind, payload) {
-        Ok(envelope) => envelope,
-        Err(err) => return error(StatusCode::BAD_REQUEST, &err.to_string()),
+    let (channel, envelope) = match publish_body(&body) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return error(refusal.status, &refusal.message),
     };
     let now = Now::current();
     let envelope = envelope.stamped(&app.ctx.ids, now.unix_ms);
-    match app.ctx.hub.publish(&request.channel, envelope, now) {
+    match app.ctx.hub.publish(&channel, envelope, now) {
         Ok(offset) => json_response(StatusCode::ACCEPTED, &json!({ "offset": offset })),
         Err(err) => error(StatusCode::BAD_REQUEST, &err.to_string()),
     }

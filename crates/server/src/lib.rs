@@ -48,4 +48,5 @@ pub mod study;
 mod tls;
 
 pub use config::{ConfigError, Database, ServerConfig, TlsFiles};
+pub use http::{BodyRefusal, notification_body, publish_body};
 pub use server::{RunningServer, Server, ServerError, ShutdownHandle};

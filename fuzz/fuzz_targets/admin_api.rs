@@ -1,0 +1,4 @@
+//! `admin_api`: see `cerebrum_fuzz_harness::admin::run` for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cerebrum_fuzz_harness::admin::run(data));
