@@ -908,6 +908,12 @@ fn a_publication_too_large_once_delivered_gets_too_large() {
     };
     assert_eq!(texts.len(), 1);
     assert!(texts[0].len() <= cerebrum_protocol::MAX_FRAME_BYTES);
+    // A timestamp is written anew: `1e15` grows to 16 digits, so it is counted in full.
+    let tail = r#"","messageId":"grow","timestamp":1e15}"#;
+    let fill = cerebrum_protocol::MAX_FRAME_BYTES - head.len() - tail.len() - 40;
+    let frame = format!("{head}{}{tail}", "x".repeat(fill));
+    let (code, _, _) = only_error(&client.send(&frame, now.plus_ms(200)));
+    assert_eq!(code, "too_large");
 }
 
 #[test]
