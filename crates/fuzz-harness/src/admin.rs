@@ -1,7 +1,7 @@
 //! The admin API's body checks on arbitrary bodies.
 
 use cerebrum_protocol::{Envelope, MessageId, Notification, Payload, decode, encode, user_channel};
-use cerebrum_server::{notification_body, publish_body};
+use cerebrum_server::{BodyRefusal, notification_body, publish_body};
 
 /// Runs `data` as the body of `POST /api/notifications` and of `POST /api/publish`.
 ///
@@ -49,15 +49,7 @@ fn notification(body: &[u8], choice: u8) -> bool {
             assert_eq!(typed, notification);
             true
         }
-        Err(refusal) => {
-            assert!(
-                matches!(refusal.status.as_u16(), 400 | 413),
-                "status {}",
-                refusal.status
-            );
-            assert!(!refusal.message.is_empty());
-            false
-        }
+        Err(refusal) => refused(&refusal),
     }
 }
 
@@ -77,14 +69,17 @@ fn publish(body: &[u8]) -> bool {
             assert_eq!(back, delivered);
             true
         }
-        Err(refusal) => {
-            assert!(
-                matches!(refusal.status.as_u16(), 400 | 413),
-                "status {}",
-                refusal.status
-            );
-            assert!(!refusal.message.is_empty());
-            false
-        }
+        Err(refusal) => refused(&refusal),
     }
+}
+
+/// A refusal is a client error with a reason: 400 or 413 and a message, never a 5xx.
+fn refused(refusal: &BodyRefusal) -> bool {
+    assert!(
+        matches!(refusal.status.as_u16(), 400 | 413),
+        "status {}",
+        refusal.status
+    );
+    assert!(!refusal.message.is_empty());
+    false
 }

@@ -193,9 +193,7 @@ impl Context {
     pub fn publish_session_update(&self, channel: &str, topic: &str, now: Now) {
         let mut participants = self.hub.broker().presence(channel).unwrap_or_default();
         let active_users = u32::try_from(participants.len()).unwrap_or(u32::MAX);
-        // The earliest joined are listed; everyone is counted. A stable sort: the memory broker
-        // keeps join order already, Redis hands members back in hash order.
-        participants.sort_by_key(|p| p.joined_at);
+        // The earliest joined are listed (`Broker::presence` is in join order); everyone counts.
         participants.truncate(cerebrum_protocol::MAX_LISTED_PARTICIPANTS);
         let update = CollaborativeSession {
             session_id: channel.to_owned(),
