@@ -201,11 +201,14 @@ impl Running {
         deadline: Instant,
     ) -> Result<(), String> {
         loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
+            let accepted = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+            // A server that has exited is not ready, even if something else took its port
+            // meanwhile (a port from `free_port` can be reused by another process).
             if let Some(why) = self.exited() {
                 return Err(why);
+            }
+            if accepted {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(format!(
