@@ -146,7 +146,7 @@ fn token_mints_a_verifiable_hs256_jwt() {
     let token = String::from_utf8(output.stdout).unwrap();
     let claims = Verifier::new(&JwtKey::hs256("dev"))
         .unwrap()
-        .verify(token.trim())
+        .verify(token.trim(), cerebrum_server::clock::unix_ms() / 1000)
         .unwrap();
     assert_eq!(claims.sub, "ada");
     assert_eq!(claims.name.as_deref(), Some("Ada"));

@@ -246,8 +246,9 @@ pub fn verify(data: &[u8]) -> [bool; 2] {
         (&keys.hs256, Algorithm::HS256),
         (&keys.eddsa, Algorithm::EdDSA),
     ];
+    let now_secs = cerebrum_server::clock::unix_ms() / 1000;
     for (i, (verifier, algorithm)) in verifiers.into_iter().enumerate() {
-        match verifier.verify(&token) {
+        match verifier.verify(&token, now_secs) {
             Ok(claims) => {
                 assert!(!claims.sub.is_empty(), "a verified token without `sub`");
                 let now = cerebrum_server::clock::unix_ms() / 1000;

@@ -441,15 +441,19 @@ fn run_scenario(scenario: &Scenario) {
     }
     let history_ttl = config.history_ttl;
     let history_size = config.history_size;
+    let start = cerebrum_server::clock::now();
     let ctx = Context::new(
         config,
-        Arc::new(MemoryBroker::new(history_size, history_ttl)),
+        MemoryBroker::new(history_size, history_ttl, 1),
+        false,
+        7,
+        start,
     )
     .expect("a valid configuration");
     let mut world = World {
         ctx,
         slots: [None, None, None],
-        now: Now::current(),
+        now: start,
         store_fails: scenario.store_fails,
     };
     world.connect(0, None);
@@ -569,10 +573,9 @@ impl World {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .expire(now);
         for finished in expired {
-            let _ = self
-                .ctx
+            self.ctx
                 .hub
-                .broker()
+                .memory()
                 .presence_leave(&finished.channel, &finished.user_id);
             self.publish_metrics(&finished.user_id, None, finished.duration_secs);
             self.ctx

@@ -27,7 +27,7 @@ fn tracker(t0: Now) -> (StudyTracker, Vec<String>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let t0 = Now::current();
+    let t0 = cerebrum_server::clock::now();
     let mut group = c.benchmark_group("study_tracker_10k");
 
     // One client reconnects: its connection closes, the new one binds the same user.

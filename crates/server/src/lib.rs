@@ -3,9 +3,10 @@
 //! collaborative study sessions with durable metrics, notifications, system status, and the
 //! HTTP routes beside `/ws` (`/healthz`, `/metrics`, `/api/*`).
 //!
-//! The protocol logic lives in socket-free types ([`session::Session`], [`hub::Hub`],
-//! [`study::StudyTracker`], [`ratelimit::TokenBucket`]) that tests drive with simulated time;
-//! the tokio glue ([`Server`]) only moves frames between sockets and them.
+//! The protocol logic lives in the sans-IO core, `cerebrum-server-core` ([`session::Session`],
+//! [`hub::Hub`], [`study::StudyTracker`], …, re-exported here); this crate is its tokio
+//! driver: `net/` moves frames between sockets and sessions and carries out their effects,
+//! `broker/` is the remote (Redis) broker, `store/` the databases.
 //!
 //! ```no_run
 //! use cerebrum_server::{Server, ServerConfig};
@@ -23,30 +24,45 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod acceptor;
+mod app;
 pub mod auth;
 pub mod broker;
 pub mod clock;
-mod config;
-mod conn;
-pub mod context;
-pub mod dedupe;
-mod http;
-pub mod hub;
-pub mod metrics;
-pub mod outbox;
-pub mod permissions;
-pub mod postgres;
-pub mod ratelimit;
-pub mod redis_broker;
+mod net;
 mod server;
-pub mod session;
-pub mod sqlite;
-pub mod status;
 pub mod store;
-pub mod study;
-mod tls;
 
-pub use config::{ConfigError, Database, ServerConfig, TlsFiles};
-pub use http::{BodyRefusal, notification_body, publish_body};
+pub use broker::redis as redis_broker;
+pub use cerebrum_server_core::{
+    ConfigError, Database, ServerConfig, TlsFiles, context, dedupe, hub, metrics, outbox,
+    permissions, ratelimit, session, study,
+};
+pub use net::http::{BodyRefusal, notification_body, publish_body};
 pub use server::{RunningServer, Server, ServerError, ShutdownHandle};
+pub use store::{postgres, sqlite};
+
+/// System status from real checks (the rule is the core's; the checks are the driver's).
+pub mod status {
+    pub use cerebrum_server_core::status::Checks;
+
+    /// Whether a file can be created, written and removed in `dir`.
+    #[must_use]
+    pub fn dir_writable(dir: &std::path::Path) -> bool {
+        let probe = dir.join(format!(".cerebrum-probe-{}", std::process::id()));
+        let ok = std::fs::write(&probe, b"ok").is_ok();
+        let removed = std::fs::remove_file(&probe).is_ok();
+        ok && removed
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_missing_directory_is_not_writable() {
+            let dir = tempfile::tempdir().unwrap();
+            assert!(dir_writable(dir.path()));
+            assert!(!dir_writable(&dir.path().join("missing")));
+        }
+    }
+}

@@ -2,30 +2,26 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt as _;
-use cerebrum_protocol::{
-    Envelope, MessageId, Notification, SYSTEM_CHANNEL, StudyMetrics, user_channel,
-};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::ServerConfig;
+use crate::app::App;
 use crate::auth::AuthError;
-use crate::broker::{Broker, BrokerEvent, MemoryBroker};
-use crate::clock::Now;
-use crate::config::Database;
+use crate::broker::redis::{RedisBroker, RedisConfig};
+use crate::broker::{BrokerEvent, MemoryBroker, RemoteBroker};
 use crate::context::Context;
 use crate::outbox::lock;
-use crate::postgres::PostgresStore;
-use crate::redis_broker::{RedisBroker, RedisConfig};
-use crate::sqlite::SqliteStore;
-use crate::status::{Checks, dir_writable};
+use crate::store::postgres::PostgresStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::study::FinishedStudy;
+use cerebrum_server_core::Database;
 
 /// Why the server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -50,256 +46,13 @@ pub enum ServerError {
     Tls(String),
     /// The Redis broker could not be set up.
     #[error("Redis: {0}")]
-    Redis(#[from] crate::redis_broker::RedisSetupError),
+    Redis(#[from] crate::broker::redis::RedisSetupError),
     /// Serving failed.
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
     /// The configuration breaks a rule ([`ServerConfig::validate`]).
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
-}
-
-/// State of a running server, shared by the HTTP routes and the connection tasks.
-pub(crate) struct App {
-    pub(crate) ctx: Arc<Context>,
-    pub(crate) store: Arc<dyn Store>,
-    shutdown: watch::Receiver<bool>,
-    open: AtomicUsize,
-    /// Accepted connections that are not (yet) WebSockets: they count toward the cap too.
-    pending: AtomicUsize,
-    drained: Notify,
-    /// Study sessions that ended (grace period over) while the store failed: written again at
-    /// every presence sweep, and at shutdown, until the store takes them.
-    unrecorded: std::sync::Mutex<Vec<FinishedStudy>>,
-}
-
-impl App {
-    pub(crate) fn shutdown_rx(&self) -> watch::Receiver<bool> {
-        self.shutdown.clone()
-    }
-
-    /// Reserves a connection slot; `false` at the global cap.
-    pub(crate) fn try_open_connection(&self) -> bool {
-        let before = self.open.fetch_add(1, Ordering::AcqRel);
-        if before >= self.ctx.config.max_connections {
-            self.open.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        self.ctx.metrics.connections.fetch_add(1, Ordering::Relaxed);
-        true
-    }
-
-    /// Reserves a place for an accepted connection before its request arrives; `false` when
-    /// open WebSockets and such connections together are at the global cap.
-    pub(crate) fn try_open_pending(&self) -> bool {
-        let before = self.pending.fetch_add(1, Ordering::AcqRel);
-        if before + self.open.load(Ordering::Acquire) >= self.ctx.config.max_connections {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        true
-    }
-
-    /// An accepted connection's HTTP exchange ended (closed, or upgraded to a WebSocket, which
-    /// holds its own place).
-    pub(crate) fn pending_closed(&self) {
-        self.pending.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn connection_closed(&self) {
-        self.ctx.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-        if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.drained.notify_waiters();
-        }
-    }
-
-    fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-
-    /// Runs a store call on a blocking thread.
-    pub(crate) async fn blocking<T, F>(&self, call: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-    {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || call(store.as_ref()))
-            .await
-            .map_err(|err| StoreError::Database(format!("store task failed: {err}")))?
-    }
-
-    /// Adds a finished session to the record durably, then publishes the user's metrics.
-    pub(crate) async fn finish_study(
-        &self,
-        user_id: String,
-        finished: Option<FinishedStudy>,
-    ) -> Result<StudyMetrics, StoreError> {
-        let user = user_id.clone();
-        let record = self
-            .blocking(move |store| match finished {
-                Some(done) => store.record_session(&user, done.duration_secs, done.ended_ms),
-                None => store.study_record(&user, crate::clock::unix_ms()),
-            })
-            .await?;
-        let metrics = record.to_metrics(&user_id, self.ctx.config.daily_goal_hours);
-        self.ctx.publish_metrics(&metrics, Now::current());
-        Ok(metrics)
-    }
-
-    /// Publishes the user's metrics while studying `topic`: the stored record, this
-    /// session's duration so far (0 at its start) and `currentTopic`.
-    pub(crate) async fn study_started(
-        &self,
-        user_id: &str,
-        topic: String,
-    ) -> Result<(), StoreError> {
-        let user = user_id.to_owned();
-        let record = self
-            .blocking(move |store| store.study_record(&user, crate::clock::unix_ms()))
-            .await?;
-        let mut metrics = record.to_metrics(user_id, self.ctx.config.daily_goal_hours);
-        metrics.current_topic = Some(topic);
-        metrics.session_duration = 0.0;
-        self.ctx.publish_metrics(&metrics, Now::current());
-        Ok(())
-    }
-
-    /// The next page of `user_id`'s pending notifications.
-    pub(crate) async fn pending(&self, user_id: &str) -> Result<Vec<Notification>, StoreError> {
-        let user = user_id.to_owned();
-        let limit = self.ctx.config.pending_page();
-        self.blocking(move |store| store.pending_notifications(&user, limit))
-            .await
-    }
-
-    pub(crate) async fn ack_notification(
-        &self,
-        user_id: &str,
-        id: &MessageId,
-    ) -> Result<(), StoreError> {
-        let (user, id) = (user_id.to_owned(), id.as_str().to_owned());
-        self.blocking(move |store| store.ack_notification(&user, &id, crate::clock::unix_ms()))
-            .await
-            .map(drop)
-    }
-
-    /// Stores a notification and delivers it to the live connections of its user (or of
-    /// everyone).
-    pub(crate) async fn notify(
-        &self,
-        notification: Notification,
-        user_id: Option<String>,
-    ) -> Result<(), StoreError> {
-        let (stored, user) = (notification.clone(), user_id.clone());
-        self.blocking(move |store| {
-            store.save_notification(&stored, user.as_deref(), crate::clock::unix_ms())
-        })
-        .await?;
-        let now = Now::current();
-        let channel = match &user_id {
-            Some(user) => match user_channel(user) {
-                Ok(channel) => channel,
-                Err(_) => return Ok(()),
-            },
-            None => SYSTEM_CHANNEL.to_owned(),
-        };
-        let Ok(id) = MessageId::new(notification.id.clone()) else {
-            return Ok(());
-        };
-        if let Ok(envelope) = Envelope::from_payload(&notification) {
-            let envelope = envelope.with_timestamp(now.unix_ms).with_message_id(id);
-            if let Err(err) = self.ctx.hub.publish(&channel, envelope, now) {
-                tracing::warn!(%err, "could not deliver a notification");
-            }
-        }
-        Ok(())
-    }
-
-    /// One round of health checks; publishes the status when it changed or `force`.
-    async fn check_status(&self, force: bool) {
-        let data_dir = self.ctx.config.data_dir.clone();
-        let database = self.blocking(|store| store.ping()).await.is_ok();
-        // PostgreSQL keeps nothing on the local disk.
-        let local = self.ctx.config.database == Database::Sqlite;
-        let storage = tokio::task::spawn_blocking(move || !local || dir_writable(&data_dir))
-            .await
-            .unwrap_or(false);
-        let checks = Checks {
-            database,
-            storage,
-            cache: self.ctx.hub.broker().is_healthy(),
-        };
-        let now = Now::current();
-        let status = checks.to_status(self.ctx.started, now);
-        let changed = self.ctx.set_status(status.clone());
-        if changed {
-            tracing::warn!(status = ?status.status, services = ?status.services, "system status changed");
-        }
-        if (changed || force)
-            && let Ok(envelope) = Envelope::from_payload(&status)
-        {
-            let envelope = envelope.stamped(&self.ctx.ids, now.unix_ms);
-            let _ = self.ctx.hub.publish(SYSTEM_CHANNEL, envelope, now);
-        }
-    }
-
-    /// With a shared broker: removes the members whose node stopped refreshing them (killed
-    /// without leaving) from the sessions this node has subscribers on, and tells those.
-    fn expire_remote_presence(&self) {
-        let now = Now::current();
-        for channel in self.ctx.hub.local_channels() {
-            if !channel.starts_with(cerebrum_protocol::SESSION_PREFIX) {
-                continue;
-            }
-            let gone = self.ctx.hub.broker().presence_expire(&channel);
-            if gone.is_empty() {
-                continue;
-            }
-            tracing::info!(channel, members = ?gone, "presence expired (their node stopped refreshing)");
-            let topic = lock(&self.ctx.study)
-                .topic_of(&channel)
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    channel
-                        .strip_prefix(cerebrum_protocol::SESSION_PREFIX)
-                        .unwrap_or(&channel)
-                        .to_owned()
-                });
-            self.ctx.publish_session_update(&channel, &topic, now);
-        }
-    }
-
-    /// Ends the study sessions whose grace period is over, and writes again those whose write
-    /// failed before.
-    async fn expire_presence(&self) {
-        let now = Now::current();
-        let retry = std::mem::take(&mut *lock(&self.unrecorded));
-        for finished in retry {
-            let user = finished.user_id.clone();
-            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
-                tracing::warn!(%err, "could not record an expired study session yet");
-                lock(&self.unrecorded).push(finished);
-            }
-        }
-        let expired = lock(&self.ctx.study).expire(now);
-        for finished in expired {
-            let _ = self
-                .ctx
-                .hub
-                .broker()
-                .presence_leave(&finished.channel, &finished.user_id);
-            let (channel, topic) = (finished.channel.clone(), finished.topic.clone());
-            let user = finished.user_id.clone();
-            // The record is durable before the remaining members hear that the user left.
-            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
-                tracing::error!(%err, "could not record an expired study session; retrying");
-                lock(&self.unrecorded).push(finished);
-            }
-            self.ctx
-                .publish_session_update(&channel, &topic, Now::current());
-        }
-    }
+    Config(#[from] cerebrum_server_core::ConfigError),
 }
 
 /// Starts servers.
@@ -378,6 +131,12 @@ impl RunningServer {
     }
 }
 
+/// A seed for the core's random number generators, from the OS (a restarted server must not
+/// draw the channel epochs of its previous life).
+fn seed() -> u64 {
+    fastrand::u64(..)
+}
+
 fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     let bind = |source| ServerError::Bind { addr, source };
     let socket = if addr.is_ipv4() {
@@ -402,6 +161,11 @@ async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError
                 PostgresStore::connect_with_pool(&url, pool_size)?.with_retention(retention),
             ),
             Database::Sqlite => Arc::new(SqliteStore::open(&data_dir)?.with_retention(retention)),
+            other => {
+                return Err(StoreError::Database(format!(
+                    "no store for the database {other:?}"
+                )));
+            }
         })
     })
     .await
@@ -426,66 +190,89 @@ impl Server {
     /// ```
     pub async fn bind(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let store = open_store(&config).await?;
-        let broker: Arc<dyn Broker> = match &config.redis_url {
+        let remote: Option<Arc<dyn RemoteBroker>> = match &config.redis_url {
             Some(url) => {
                 let mut redis = RedisConfig::new(url);
                 redis.history_size = config.history_size;
                 redis.history_ttl = config.history_ttl;
                 redis.presence_ttl = config.presence_ttl;
                 redis.presence_refresh = config.presence_refresh;
-                Arc::new(RedisBroker::connect(redis).await?)
+                Some(Arc::new(RedisBroker::connect(redis).await?))
             }
-            None => Arc::new(
-                MemoryBroker::new(config.history_size, config.history_ttl)
-                    .with_history_budget(config.history_budget_bytes),
-            ),
+            None => None,
         };
-        Self::bind_with(config, store, broker).await
+        Self::bind_with(config, store, remote).await
     }
 
-    /// Like [`Server::bind`] with a given store and broker.
+    /// Like [`Server::bind`] with a given store and, for a node of a group, a given remote
+    /// broker (`None`: the core's memory broker orders every channel).
     pub async fn bind_with(
-        config: ServerConfig,
+        mut config: ServerConfig,
         store: Arc<dyn Store>,
-        broker: Arc<dyn Broker>,
+        remote: Option<Arc<dyn RemoteBroker>>,
     ) -> Result<RunningServer, ServerError> {
         config.validate()?;
-        let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::net::tls::acceptor)
+            .transpose()?;
         let listener = listen(config.addr)?;
         let local_addr = listener.local_addr()?;
-        let ctx = Context::new(config, broker)?;
-        let weak = Arc::downgrade(&ctx);
-        ctx.hub.broker().attach(Arc::new(move |event| {
-            if let Some(ctx) = weak.upgrade() {
-                match event {
-                    BrokerEvent::Publication(delivery) => ctx.hub.deliver(&delivery),
-                    BrokerEvent::Resubscribed => ctx.hub.resync(Instant::now()),
-                }
-            }
-        }));
+        config.hub_shards = std::thread::available_parallelism().map_or(4, |n| n.get() * 8);
+        // With a remote broker the memory broker orders the node's own `system` channel only.
+        let memory = match remote {
+            Some(_) => MemoryBroker::new(16, Duration::from_secs(300), seed()),
+            None => MemoryBroker::new(config.history_size, config.history_ttl, seed())
+                .with_history_budget(config.history_budget_bytes),
+        };
+        let ctx = Context::new(
+            config,
+            memory,
+            remote.is_some(),
+            seed(),
+            crate::clock::now(),
+        )?;
         let (tx, rx) = watch::channel(false);
         let app = Arc::new(App {
             ctx: ctx.clone(),
             store,
+            remote: remote.clone(),
             shutdown: rx,
             open: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             drained: Notify::new(),
             unrecorded: std::sync::Mutex::new(Vec::new()),
         });
+        if let Some(remote) = &remote {
+            let weak = Arc::downgrade(&app);
+            remote.attach(Arc::new(move |event| {
+                let Some(app) = weak.upgrade() else {
+                    return;
+                };
+                match event {
+                    BrokerEvent::Publication(delivery) => {
+                        app.ctx.hub.deliver(&delivery, Instant::now());
+                    }
+                    BrokerEvent::Resubscribed => {
+                        tokio::spawn(async move { app.resync().await });
+                    }
+                }
+            }));
+        }
         let handle = ShutdownHandle { tx: Arc::new(tx) };
         let background = spawn_background(app.clone());
-        let router = crate::http::router(app.clone());
+        let router = crate::net::http::router(app.clone());
         let is_tls = tls.is_some();
         let task = tokio::spawn(async move {
             match tls {
                 Some(acceptor) => {
-                    let listener = crate::tls::TlsListener::new(
+                    let listener = crate::net::tls::TlsListener::new(
                         listener,
                         acceptor,
                         app.ctx.config.max_tls_handshakes,
                     );
-                    crate::acceptor::serve(listener, router, app.clone()).await;
+                    crate::net::acceptor::serve(listener, router, app.clone()).await;
                 }
                 None => {
                     // Small frames go out at once: without TCP_NODELAY, Nagle's algorithm and
@@ -496,7 +283,7 @@ impl Server {
                             tracing::debug!(%err, "cannot set TCP_NODELAY");
                         }
                     });
-                    crate::acceptor::serve(listener, router, app.clone()).await;
+                    crate::net::acceptor::serve(listener, router, app.clone()).await;
                 }
             }
             drain(&app).await;
@@ -526,7 +313,7 @@ impl Server {
 /// so that a graceful shutdown loses no study time.
 async fn record_study_in_progress(app: &App) {
     let mut in_progress = std::mem::take(&mut *lock(&app.unrecorded));
-    in_progress.extend(lock(&app.ctx.study).end_all(Now::current()));
+    in_progress.extend(lock(&app.ctx.study).end_all(crate::clock::now()));
     for finished in in_progress {
         let FinishedStudy {
             user_id,
@@ -588,8 +375,8 @@ fn spawn_background(app: Arc<App>) -> Vec<JoinHandle<()>> {
             tick.tick().await;
             app.expire_presence().await;
             sweeps = sweeps.wrapping_add(1);
-            if app.ctx.hub.broker().is_remote() && sweeps.is_multiple_of(8) {
-                app.expire_remote_presence();
+            if sweeps.is_multiple_of(8) {
+                app.expire_remote_presence().await;
             }
             if sweeps.is_multiple_of(240) {
                 app.ctx.hub.sweep(Instant::now());

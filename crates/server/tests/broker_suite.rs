@@ -6,8 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use cerebrum_protocol::{Envelope, Participant, StreamPosition};
-use cerebrum_server::broker::{Broker, BrokerError, BrokerEvent, Delivery, MemoryBroker};
+use cerebrum_server::broker::{
+    BrokerError, BrokerEvent, ClusterLimits, Delivery, FanOut, Health, History, MemoryBroker,
+    Presence, Publication, Replay,
+};
 use cerebrum_server::redis_broker::{RedisBroker, RedisConfig};
 use cerebrum_testkit::redis::RedisServer;
 
@@ -32,22 +36,64 @@ async fn redis_broker(redis: &RedisServer, history: usize) -> RedisBroker {
     RedisBroker::connect(config).await.unwrap()
 }
 
+/// The core's memory broker behind the same async capabilities, so that one suite checks
+/// both.
+struct Memory(MemoryBroker);
+
+#[async_trait]
+impl History for Memory {
+    async fn append(
+        &self,
+        channel: &str,
+        envelope: Envelope,
+        now: Instant,
+    ) -> Result<Publication, BrokerError> {
+        self.0.append(channel, envelope, now)
+    }
+    async fn replay(
+        &self,
+        channel: &str,
+        since: Option<&StreamPosition>,
+        now: Instant,
+    ) -> Result<Replay, BrokerError> {
+        self.0.replay(channel, since, now)
+    }
+}
+
+#[async_trait]
+impl Presence for Memory {
+    async fn join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError> {
+        self.0.presence_join(channel, participant);
+        Ok(())
+    }
+    async fn leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
+        self.0.presence_leave(channel, user_id);
+        Ok(())
+    }
+    async fn members(&self, channel: &str) -> Result<Vec<Participant>, BrokerError> {
+        Ok(self.0.presence(channel))
+    }
+    async fn expire(&self, _: &str) -> Result<Vec<String>, BrokerError> {
+        Ok(Vec::new())
+    }
+}
+
 /// Polls `condition` until it holds; fails after a generous deadline (a broken build, not a
 /// slow machine, is what the deadline catches).
-async fn wait_until(mut condition: impl FnMut() -> bool, what: &str) {
+async fn wait_until<F: Future<Output = bool>>(mut condition: impl FnMut() -> F, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !condition() {
+    while !condition().await {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// The rules every broker keeps.
-fn suite(broker: &dyn Broker) {
+async fn suite(broker: &(impl History + Presence)) {
     let now = Instant::now();
     // Offsets start at 1 and grow by one; the frame carries channel and offset.
     for i in 1..=5 {
-        let publication = broker.append("room:1", env(i), now).unwrap();
+        let publication = broker.append("room:1", env(i), now).await.unwrap();
         assert_eq!(publication.offset, i);
         let frame = cerebrum_protocol::decode(publication.text.as_str()).unwrap();
         assert_eq!(frame.offset(), Some(i));
@@ -55,10 +101,13 @@ fn suite(broker: &dyn Broker) {
         assert_eq!(frame.payload().get(), i.to_string());
     }
     // Channels are independent.
-    assert_eq!(broker.append("room:2", env(1), now).unwrap().offset, 1);
+    assert_eq!(
+        broker.append("room:2", env(1), now).await.unwrap().offset,
+        1
+    );
 
     // Replay.
-    let position = broker.replay("room:1", None, now).unwrap();
+    let position = broker.replay("room:1", None, now).await.unwrap();
     assert_eq!(position.offset, 5);
     assert!(!position.recovered);
     let epoch = position.epoch.to_string();
@@ -66,7 +115,7 @@ fn suite(broker: &dyn Broker) {
         offset,
         epoch: epoch.clone(),
     };
-    let missed = broker.replay("room:1", Some(&since(2)), now).unwrap();
+    let missed = broker.replay("room:1", Some(&since(2)), now).await.unwrap();
     assert!(missed.recovered);
     let offsets: Vec<u64> = missed.publications.iter().map(|p| p.offset).collect();
     assert_eq!(offsets, [3, 4, 5]);
@@ -81,11 +130,12 @@ fn suite(broker: &dyn Broker) {
         })
         .collect();
     assert_eq!(texts, [3, 4, 5]);
-    let current = broker.replay("room:1", Some(&since(5)), now).unwrap();
+    let current = broker.replay("room:1", Some(&since(5)), now).await.unwrap();
     assert!(current.recovered && current.publications.is_empty());
     assert!(
         !broker
             .replay("room:1", Some(&since(9)), now)
+            .await
             .unwrap()
             .recovered
     );
@@ -96,57 +146,64 @@ fn suite(broker: &dyn Broker) {
     assert!(
         !broker
             .replay("room:1", Some(&other), now)
+            .await
             .unwrap()
             .recovered
     );
     // A fresh channel has offset 0 and a stable epoch.
-    let fresh = broker.replay("room:new", None, now).unwrap();
+    let fresh = broker.replay("room:new", None, now).await.unwrap();
     assert_eq!(fresh.offset, 0);
     assert_eq!(
-        broker.replay("room:new", None, now).unwrap().epoch,
+        broker.replay("room:new", None, now).await.unwrap().epoch,
         fresh.epoch
     );
 
     // Presence: join order, a re-join replaces, a leave removes.
-    broker
-        .presence_join("session:x", member("ana", 10))
-        .unwrap();
-    broker
-        .presence_join("session:x", member("ben", 20))
-        .unwrap();
+    broker.join("session:x", member("ana", 10)).await.unwrap();
+    broker.join("session:x", member("ben", 20)).await.unwrap();
     let mut renamed = member("ana", 10);
     renamed.user_name = "Ana B.".into();
-    broker.presence_join("session:x", renamed).unwrap();
-    let members = broker.presence("session:x").unwrap();
+    broker.join("session:x", renamed).await.unwrap();
+    let members = broker.members("session:x").await.unwrap();
     let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
     assert_eq!(ids, ["ana", "ben"]);
     assert_eq!(members[0].user_name, "Ana B.");
-    broker.presence_leave("session:x", "ana").unwrap();
-    broker.presence_leave("session:x", "nobody").unwrap();
-    assert_eq!(broker.presence("session:x").unwrap(), [member("ben", 20)]);
-    assert!(broker.presence("session:empty").unwrap().is_empty());
+    broker.leave("session:x", "ana").await.unwrap();
+    broker.leave("session:x", "nobody").await.unwrap();
+    assert_eq!(
+        broker.members("session:x").await.unwrap(),
+        [member("ben", 20)]
+    );
+    assert!(broker.members("session:empty").await.unwrap().is_empty());
 }
 
 /// History keeps `size` publications: older positions are not recovered.
-fn history_is_bounded(broker: &dyn Broker, size: u64) {
+async fn history_is_bounded(broker: &impl History, size: u64) {
     let now = Instant::now();
     for i in 0..size * 3 {
-        broker.append("bounded", env(i), now).unwrap();
+        broker.append("bounded", env(i), now).await.unwrap();
     }
     let epoch = broker
         .replay("bounded", None, now)
+        .await
         .unwrap()
         .epoch
         .to_string();
     let old = StreamPosition { offset: 1, epoch };
-    assert!(!broker.replay("bounded", Some(&old), now).unwrap().recovered);
+    assert!(
+        !broker
+            .replay("bounded", Some(&old), now)
+            .await
+            .unwrap()
+            .recovered
+    );
 }
 
-#[test]
-fn the_memory_broker_keeps_the_rules() {
-    let broker = MemoryBroker::new(10, Duration::from_secs(300));
-    suite(&broker);
-    history_is_bounded(&broker, 10);
+#[tokio::test]
+async fn the_memory_broker_keeps_the_rules() {
+    let broker = Memory(MemoryBroker::new(10, Duration::from_secs(300), 1));
+    suite(&broker).await;
+    history_is_bounded(&broker, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,9 +212,8 @@ async fn the_redis_broker_keeps_the_rules() {
         return;
     };
     let broker = redis_broker(&redis, 10).await;
-    assert!(broker.is_remote());
-    suite(&broker);
-    history_is_bounded(&broker, 10);
+    suite(&broker).await;
+    history_is_bounded(&broker, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,12 +230,16 @@ async fn two_nodes_on_one_redis_share_offsets_deliveries_presence_dedupe_and_cou
             sink.lock().unwrap().push(delivery);
         }
     }));
-    a.watch("chat:1").unwrap();
+    a.watch("chat:1").await.unwrap();
     let now = Instant::now();
-    assert_eq!(b.append("chat:1", env(1), now).unwrap().offset, 1);
-    assert_eq!(a.append("chat:1", env(2), now).unwrap().offset, 2);
-    assert_eq!(b.append("chat:1", env(3), now).unwrap().offset, 3);
-    wait_until(|| received.lock().unwrap().len() >= 3, "three deliveries").await;
+    assert_eq!(b.append("chat:1", env(1), now).await.unwrap().offset, 1);
+    assert_eq!(a.append("chat:1", env(2), now).await.unwrap().offset, 2);
+    assert_eq!(b.append("chat:1", env(3), now).await.unwrap().offset, 3);
+    wait_until(
+        || std::future::ready(received.lock().unwrap().len() >= 3),
+        "three deliveries",
+    )
+    .await;
     let got: Vec<(u64, String)> = received
         .lock()
         .unwrap()
@@ -194,18 +254,18 @@ async fn two_nodes_on_one_redis_share_offsets_deliveries_presence_dedupe_and_cou
             (3, "chat:1".into())
         ]
     );
-    let epoch = b.replay("chat:1", None, now).unwrap().epoch;
+    let epoch = b.replay("chat:1", None, now).await.unwrap().epoch;
     assert!(received.lock().unwrap().iter().all(|d| d.epoch == epoch));
     // Unwatched: nothing more arrives. A barrier instead of a wait: the link applies requests
     // in order, so once `watch("barrier")` is confirmed `chat:1` is unsubscribed; Redis then
     // delivers a node's messages in publish order, so a publication to `chat:1` that still
     // reached `a` would arrive before the barrier's.
     a.unwatch("chat:1");
-    a.watch("barrier").unwrap();
-    b.append("chat:1", env(4), now).unwrap();
-    b.append("barrier", env(5), now).unwrap();
+    a.watch("barrier").await.unwrap();
+    b.append("chat:1", env(4), now).await.unwrap();
+    b.append("barrier", env(5), now).await.unwrap();
     wait_until(
-        || received.lock().unwrap().len() > 3,
+        || std::future::ready(received.lock().unwrap().len() > 3),
         "the barrier's delivery",
     )
     .await;
@@ -218,32 +278,32 @@ async fn two_nodes_on_one_redis_share_offsets_deliveries_presence_dedupe_and_cou
 
     // Dedupe: a message id seen on one node is a duplicate on the other.
     let window = Duration::from_secs(60);
-    assert_eq!(a.first_time("u:ana", "m-1", window), Some(true));
-    assert_eq!(b.first_time("u:ana", "m-1", window), Some(false));
-    b.forget("u:ana", "m-1");
-    assert_eq!(b.first_time("u:ana", "m-1", window), Some(true));
+    assert!(a.claim("u:ana", "m-1", window).await.unwrap());
+    assert!(!b.claim("u:ana", "m-1", window).await.unwrap());
+    b.release("u:ana", "m-1").await.unwrap();
+    assert!(b.claim("u:ana", "m-1", window).await.unwrap());
 
     // Connections per user, counted over both nodes.
-    assert_eq!(a.user_connected("ana", 2), Some(true));
-    assert_eq!(b.user_connected("ana", 2), Some(true));
-    assert_eq!(a.user_connected("ana", 2), Some(false));
-    b.user_disconnected("ana");
-    assert_eq!(a.user_connected("ana", 2), Some(true));
+    assert!(a.user_connected("ana", 2).await.unwrap());
+    assert!(b.user_connected("ana", 2).await.unwrap());
+    assert!(!a.user_connected("ana", 2).await.unwrap());
+    b.user_disconnected("ana").await.unwrap();
+    assert!(a.user_connected("ana", 2).await.unwrap());
 
     // Presence: a node that stops refreshing loses its members after the TTL, and exactly one
     // caller hears about each.
-    a.presence_join("session:bio", member("kim", 1)).unwrap();
-    b.presence_join("session:bio", member("lee", 2)).unwrap();
-    assert_eq!(b.presence("session:bio").unwrap().len(), 2);
+    a.join("session:bio", member("kim", 1)).await.unwrap();
+    b.join("session:bio", member("lee", 2)).await.unwrap();
+    assert_eq!(b.members("session:bio").await.unwrap().len(), 2);
     drop(a);
     // Redis's clock decides when the TTL is over: poll until it is (no fixed wait).
     wait_until(
-        || b.presence("session:bio").unwrap() == [member("lee", 2)],
+        || async { b.members("session:bio").await.unwrap() == [member("lee", 2)] },
         "kim's presence to expire",
     )
     .await;
-    assert_eq!(b.presence_expire("session:bio"), ["kim"]);
-    assert!(b.presence_expire("session:bio").is_empty());
+    assert_eq!(b.expire("session:bio").await.unwrap(), ["kim"]);
+    assert!(b.expire("session:bio").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,19 +313,23 @@ async fn redis_down_fails_fast_and_the_broker_recovers_after_a_restart() {
     };
     let broker = redis_broker(&redis, 100).await;
     let now = Instant::now();
-    broker.append("c", env(1), now).unwrap();
+    broker.append("c", env(1), now).await.unwrap();
     wait_until(|| broker.is_healthy(), "the broker to be healthy").await;
     redis.stop();
     // Refused (the call timeout is 2 s, not TCP's own minutes; how fast is a matter for
     // benchmarks, not for a timed assertion here).
-    let failed = broker.append("c", env(2), now);
+    let failed = broker.append("c", env(2), now).await;
     assert!(
         matches!(failed, Err(BrokerError::Unavailable)),
         "{failed:?}"
     );
-    wait_until(|| !broker.is_healthy(), "the broker to report the outage").await;
+    wait_until(
+        || async { !broker.is_healthy().await },
+        "the broker to report the outage",
+    )
+    .await;
     redis.restart().unwrap();
     wait_until(|| broker.is_healthy(), "the broker to recover").await;
     // The data went with the old process: a new epoch starts at offset 1.
-    assert_eq!(broker.append("c", env(3), now).unwrap().offset, 1);
+    assert_eq!(broker.append("c", env(3), now).await.unwrap().offset, 1);
 }

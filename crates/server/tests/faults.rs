@@ -7,13 +7,17 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use cerebrum_protocol::StreamPosition;
 use cerebrum_protocol::{Envelope, Notification, NotificationKind, Participant, Priority};
 use cerebrum_server::auth::JwtKey;
-use cerebrum_server::broker::{Broker, BrokerError, MemoryBroker, Publication, Replay};
+use cerebrum_server::broker::{
+    BrokerError, BrokerEvent, ClusterLimits, DeliverFn, Delivery, FanOut, Health, History,
+    MemoryBroker, Presence, Publication, RemoteBroker, Replay,
+};
 use cerebrum_server::sqlite::SqliteStore;
 use cerebrum_server::store::{Store, StoreError, StudyRecord};
 use cerebrum_server::{RunningServer, Server, ServerConfig};
@@ -86,11 +90,12 @@ impl Store for FailingStore {
     }
 }
 
-/// The in-memory broker, optionally posing as a remote one, whose appends fail while `fail` is
-/// set and panic on the channel `panic_on`.
+/// A remote broker played by a memory broker (publications come back through the fan-out
+/// sink, as from Redis), whose appends fail while `fail` is set and panic on the channel
+/// `panic_on`.
 struct FaultyBroker {
     inner: MemoryBroker,
-    remote: bool,
+    sink: OnceLock<DeliverFn>,
     fail: AtomicBool,
     panic_on: Mutex<Option<String>>,
     /// Appends to app channels (`chat:`) that went through.
@@ -98,10 +103,10 @@ struct FaultyBroker {
 }
 
 impl FaultyBroker {
-    fn new(remote: bool) -> Self {
+    fn new() -> Self {
         Self {
-            inner: MemoryBroker::new(100, std::time::Duration::from_secs(300)),
-            remote,
+            inner: MemoryBroker::new(100, Duration::from_secs(300), 3),
+            sink: OnceLock::new(),
             fail: AtomicBool::new(false),
             panic_on: Mutex::new(None),
             appended: AtomicUsize::new(0),
@@ -109,8 +114,9 @@ impl FaultyBroker {
     }
 }
 
-impl Broker for FaultyBroker {
-    fn append(
+#[async_trait]
+impl History for FaultyBroker {
+    async fn append(
         &self,
         channel: &str,
         envelope: Envelope,
@@ -126,9 +132,18 @@ impl Broker for FaultyBroker {
         if channel.starts_with("chat:") {
             self.appended.fetch_add(1, Ordering::SeqCst);
         }
+        if let Some(sink) = self.sink.get() {
+            let epoch = self.inner.replay(channel, None, now)?.epoch;
+            sink(BrokerEvent::Publication(Delivery {
+                channel: channel.to_owned(),
+                epoch,
+                offset: publication.offset,
+                text: publication.text.clone(),
+            }));
+        }
         Ok(publication)
     }
-    fn replay(
+    async fn replay(
         &self,
         channel: &str,
         since: Option<&StreamPosition>,
@@ -136,23 +151,58 @@ impl Broker for FaultyBroker {
     ) -> Result<Replay, BrokerError> {
         self.inner.replay(channel, since, now)
     }
-    fn presence_join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError> {
-        self.inner.presence_join(channel, participant)
+}
+
+#[async_trait]
+impl FanOut for FaultyBroker {
+    fn attach(&self, sink: DeliverFn) {
+        let _ = self.sink.set(sink);
     }
-    fn presence_leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
-        self.inner.presence_leave(channel, user_id)
+    async fn watch(&self, _: &str) -> Result<(), BrokerError> {
+        Ok(())
     }
-    fn presence(&self, channel: &str) -> Result<Vec<Participant>, BrokerError> {
-        self.inner.presence(channel)
+    fn unwatch(&self, _: &str) {}
+}
+
+#[async_trait]
+impl Presence for FaultyBroker {
+    async fn join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError> {
+        self.inner.presence_join(channel, participant);
+        Ok(())
     }
-    fn sweep(&self, now: Instant, keep: &dyn Fn(&str) -> bool) {
-        self.inner.sweep(now, keep);
+    async fn leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
+        self.inner.presence_leave(channel, user_id);
+        Ok(())
     }
-    fn is_healthy(&self) -> bool {
+    async fn members(&self, channel: &str) -> Result<Vec<Participant>, BrokerError> {
+        Ok(self.inner.presence(channel))
+    }
+    async fn expire(&self, _: &str) -> Result<Vec<String>, BrokerError> {
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl ClusterLimits for FaultyBroker {
+    async fn claim(&self, _: &str, _: &str, _: Duration) -> Result<bool, BrokerError> {
+        // The node's own dedupe window decides.
+        Ok(true)
+    }
+    async fn release(&self, _: &str, _: &str) -> Result<(), BrokerError> {
+        Ok(())
+    }
+    async fn user_connected(&self, _: &str, _: usize) -> Result<bool, BrokerError> {
+        Ok(true)
+    }
+    async fn user_disconnected(&self, _: &str) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Health for FaultyBroker {
+    async fn is_healthy(&self) -> bool {
         true
-    }
-    fn is_remote(&self) -> bool {
-        self.remote
     }
 }
 
@@ -173,8 +223,9 @@ async fn start_faulty(remote: bool, edit: impl FnOnce(&mut ServerConfig)) -> Fau
         recorded: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
     });
-    let broker = Arc::new(FaultyBroker::new(remote));
-    let server = Server::bind_with(config, store.clone(), broker.clone())
+    let broker = Arc::new(FaultyBroker::new());
+    let remote: Option<Arc<dyn RemoteBroker>> = remote.then(|| broker.clone() as _);
+    let server = Server::bind_with(config, store.clone(), remote)
         .await
         .unwrap();
     Faulty {
@@ -288,7 +339,7 @@ async fn a_publication_the_broker_refused_is_published_when_sent_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_task_that_panics_releases_its_user_slot_and_channels() {
-    let faulty = start_faulty(false, |config| {
+    let faulty = start_faulty(true, |config| {
         config.jwt = Some(JwtKey::hs256(SECRET));
         config.max_connections_per_user = 1;
     })
@@ -327,7 +378,7 @@ async fn a_connection_task_that_panics_releases_its_user_slot_and_channels() {
             tokio::time::Instant::now() < deadline,
             "the panicked connection's channels were never left"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // ... and its user slot released: the user connects again (the limit is one).
     *faulty.broker.panic_on.lock().unwrap() = None;
@@ -344,14 +395,14 @@ async fn wait_until(mut condition: impl FnMut() -> bool, what: &str) {
             tokio::time::Instant::now() < deadline,
             "gave up waiting for {what}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test]
 async fn a_study_session_that_expired_while_the_store_failed_is_written_later() {
     let faulty = start_faulty(false, |config| {
-        config.presence_grace = std::time::Duration::from_millis(50);
+        config.presence_grace = Duration::from_millis(50);
     })
     .await;
     let (mut ws, _) = connect_ready(&faulty.server.ws_url()).await;

@@ -5,7 +5,6 @@ mod common;
 use std::time::Duration;
 
 use cerebrum_protocol::Envelope;
-use cerebrum_server::clock::Now;
 use common::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -234,7 +233,9 @@ async fn a_client_that_never_reads_is_closed_4008_while_others_keep_receiving() 
     {
         assert!(published < 20_000, "the slow consumer was never detected");
         let envelope = Envelope::from_value("feed.item", &payload).unwrap();
-        ctx.hub.publish("feed:1", envelope, Now::current()).unwrap();
+        ctx.hub
+            .publish("feed:1", envelope, cerebrum_server::clock::now())
+            .unwrap();
         published += 1;
         let frame = recv(&mut fast).await;
         assert_eq!(frame["offset"], published);
@@ -244,7 +245,7 @@ async fn a_client_that_never_reads_is_closed_4008_while_others_keep_receiving() 
         .publish(
             "feed:1",
             Envelope::from_value("feed.item", &"last").unwrap(),
-            Now::current(),
+            cerebrum_server::clock::now(),
         )
         .unwrap();
     assert_eq!(recv(&mut fast).await["offset"], published + 1);

@@ -19,7 +19,7 @@ impl Principal<'_> {
     /// Whether this connection may subscribe to `channel`.
     ///
     /// ```
-    /// use cerebrum_server::permissions::Principal;
+    /// use cerebrum_server_core::permissions::Principal;
     /// let anonymous = Principal { auth_on: false, claims: None, user: None };
     /// assert!(anonymous.may_subscribe("chat:1"));
     /// let ada = Principal { auth_on: false, claims: None, user: Some("ada") };

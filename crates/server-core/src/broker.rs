@@ -1,18 +1,20 @@
-//! The broker boundary: channel offsets, epochs, bounded history and presence.
+//! Channel offsets, epochs, bounded history and presence of one server process
+//! ([`MemoryBroker`]), and the types a remote broker answers with ([`Publication`],
+//! [`Replay`], [`Delivery`]).
 //!
-//! The [`crate::hub::Hub`] keeps the local subscribers and calls a [`Broker`] for everything
-//! that several server processes would have to share. [`MemoryBroker`] is the default; a Redis
-//! implementation (streams for history, hashes with TTL for presence, pub/sub for fan-out)
-//! implements the same trait and leaves the hub's callers untouched.
+//! The [`crate::hub::Hub`] keeps the local subscribers and orders a channel's publications
+//! with the memory broker under the channel's shard lock. With a remote broker (Redis, in the
+//! driver) the session asks for the same operations as effects
+//! ([`crate::session::Effect`]) and the driver feeds the answers back.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use cerebrum_protocol::{Envelope, Participant, ProtocolError, StreamPosition, encode};
 
+use crate::Text;
 use crate::outbox::lock;
 
 /// A publication: one envelope with its channel and offset, encoded **once**; the same bytes
@@ -24,7 +26,7 @@ pub struct Publication {
     /// Its position in the channel (1 for the first).
     pub offset: u64,
     /// The encoded frame.
-    pub text: Utf8Bytes,
+    pub text: Text,
     /// When it was published.
     pub at: Instant,
 }
@@ -52,110 +54,9 @@ pub enum BrokerError {
     /// The broker cannot be reached.
     #[error("broker unavailable")]
     Unavailable,
-}
-
-/// Offsets, history and presence, shared by every server process that uses the same broker.
-///
-/// Calls are synchronous and short; the hub calls [`Broker::append`] and [`Broker::replay`]
-/// while holding the lock of the channel's shard, which orders publications and subscriptions
-/// of one channel.
-pub trait Broker: Send + Sync + 'static {
-    /// Gives `envelope` the channel's next offset, encodes it once, keeps it in the history.
-    fn append(
-        &self,
-        channel: &str,
-        envelope: Envelope,
-        now: Instant,
-    ) -> Result<Publication, BrokerError>;
-
-    /// [`Broker::append`] for async callers: a remote broker waits on the network without
-    /// blocking the caller's thread. The default runs [`Broker::append`] at once.
-    fn append_async(&self, channel: &str, envelope: Envelope, now: Instant) -> AppendFuture {
-        Box::pin(std::future::ready(self.append(channel, envelope, now)))
-    }
-
-    /// The channel's position, and the publications after `since` when history reaches back
-    /// that far in the same epoch (`recovered`), in offset order.
-    fn replay(
-        &self,
-        channel: &str,
-        since: Option<&StreamPosition>,
-        now: Instant,
-    ) -> Result<Replay, BrokerError>;
-
-    /// Adds or replaces `participant` in the presence of `channel`.
-    fn presence_join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError>;
-
-    /// Removes `user_id` from the presence of `channel`.
-    fn presence_leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError>;
-
-    /// The presence of `channel`, in join order.
-    fn presence(&self, channel: &str) -> Result<Vec<Participant>, BrokerError>;
-
-    /// Removes the members of `channel` whose node stopped refreshing them (a node killed
-    /// without leaving) and returns their user ids; a remote broker returns each expired
-    /// member to one caller only. The in-memory broker has no such members.
-    fn presence_expire(&self, channel: &str) -> Vec<String> {
-        let _ = channel;
-        Vec::new()
-    }
-
-    /// Forgets channels whose history expired, except those for which `keep` says yes.
-    fn sweep(&self, now: Instant, keep: &dyn Fn(&str) -> bool);
-
-    /// Whether the broker is reachable (a health check).
-    fn is_healthy(&self) -> bool;
-
-    /// Whether publications reach subscribers through the broker ([`Broker::attach`]'s sink,
-    /// on every node) rather than being queued by the publishing hub itself. `false` for the
-    /// in-memory broker.
-    fn is_remote(&self) -> bool {
-        false
-    }
-
-    /// Gives a remote broker the sink for what it receives (the hub's
-    /// [`crate::hub::Hub::deliver`] and [`crate::hub::Hub::resync`]). The in-memory broker
-    /// ignores it.
-    fn attach(&self, sink: DeliverFn) {
-        let _ = sink;
-    }
-
-    /// The hub has its first local subscriber of `channel`: a remote broker starts receiving the
-    /// channel's publications and returns once they flow.
-    fn watch(&self, channel: &str) -> Result<(), BrokerError> {
-        let _ = channel;
-        Ok(())
-    }
-
-    /// The hub's last local subscriber of `channel` left.
-    fn unwatch(&self, channel: &str) {
-        let _ = channel;
-    }
-
-    /// Cluster-wide dedupe: `Some(first_time)` when the broker shares recent message ids
-    /// between nodes, `None` when only the node's own [`crate::dedupe::Dedupe`] counts.
-    fn first_time(&self, key: &str, id: &str, window: Duration) -> Option<bool> {
-        let _ = (key, id, window);
-        None
-    }
-
-    /// Forgets a message id recorded by [`Broker::first_time`] (its frame failed, so a re-send
-    /// must take effect).
-    fn forget(&self, key: &str, id: &str) {
-        let _ = (key, id);
-    }
-
-    /// Cluster-wide connection count: `Some(admitted)` when the broker counts `user`'s
-    /// connections on every node (at most `limit`), `None` when only the node counts.
-    fn user_connected(&self, user: &str, limit: usize) -> Option<bool> {
-        let _ = (user, limit);
-        None
-    }
-
-    /// Un-counts one of `user`'s connections counted by [`Broker::user_connected`].
-    fn user_disconnected(&self, user: &str) {
-        let _ = user;
-    }
+    /// The channel is ordered by the remote broker: the driver carries the call out.
+    #[error("the channel is ordered by the remote broker")]
+    Remote,
 }
 
 /// A publication a remote broker received for a channel with local subscribers.
@@ -168,26 +69,8 @@ pub struct Delivery {
     /// Its offset in the channel.
     pub offset: u64,
     /// The encoded frame, shared by every local subscriber.
-    pub text: Utf8Bytes,
+    pub text: Text,
 }
-
-/// The future of [`Broker::append_async`].
-pub type AppendFuture =
-    std::pin::Pin<Box<dyn Future<Output = Result<Publication, BrokerError>> + Send>>;
-
-/// What a remote broker tells the hub.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum BrokerEvent {
-    /// A publication for a channel with local subscribers.
-    Publication(Delivery),
-    /// The broker's subscriptions were restored after its link was down: publications made
-    /// meanwhile were not received and must be fetched from history.
-    Resubscribed,
-}
-
-/// Where a remote broker hands what it receives.
-pub type DeliverFn = Arc<dyn Fn(BrokerEvent) + Send + Sync>;
 
 #[derive(Debug)]
 struct ChannelState {
@@ -209,9 +92,9 @@ struct Shard {
 /// ```
 /// use std::time::{Duration, Instant};
 /// use cerebrum_protocol::Envelope;
-/// use cerebrum_server::broker::{Broker, MemoryBroker};
+/// use cerebrum_server_core::broker::MemoryBroker;
 ///
-/// let broker = MemoryBroker::new(100, Duration::from_secs(300));
+/// let broker = MemoryBroker::new(100, Duration::from_secs(300), 7);
 /// let now = Instant::now();
 /// let first = broker.append("chat:1", Envelope::from_value("chat.msg", &1)?, now)?;
 /// let second = broker.append("chat:1", Envelope::from_value("chat.msg", &2)?, now)?;
@@ -229,13 +112,18 @@ pub struct MemoryBroker {
     history_bytes: std::sync::atomic::AtomicUsize,
     /// Past this many bytes, the oldest channels' history is dropped first.
     history_budget: usize,
+    /// Draws the epochs of new channels (seeded by the owner: a restarted server must not
+    /// reuse an epoch, so the driver seeds it from the OS).
+    rng: Mutex<fastrand::Rng>,
 }
 
 impl MemoryBroker {
-    /// A broker keeping `history_size` publications per channel for `history_ttl`.
+    /// A broker keeping `history_size` publications per channel for `history_ttl`, drawing
+    /// channel epochs from `seed`.
     #[must_use]
-    pub fn new(history_size: usize, history_ttl: Duration) -> Self {
+    pub fn new(history_size: usize, history_ttl: Duration, seed: u64) -> Self {
         Self {
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             shards: (0..16).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             history_size,
@@ -253,9 +141,9 @@ impl MemoryBroker {
     /// ```
     /// use std::time::{Duration, Instant};
     /// use cerebrum_protocol::{Envelope, StreamPosition};
-    /// use cerebrum_server::broker::{Broker, MemoryBroker};
+    /// use cerebrum_server_core::broker::MemoryBroker;
     ///
-    /// let broker = MemoryBroker::new(100, Duration::from_secs(300)).with_history_budget(1_000);
+    /// let broker = MemoryBroker::new(100, Duration::from_secs(300), 1).with_history_budget(1_000);
     /// let t0 = Instant::now();
     /// let old = broker.append("chat:old", Envelope::from_value("m", &"x".repeat(400))?, t0)?;
     /// broker.append("chat:new", Envelope::from_value("m", &"y".repeat(400))?, t0 + Duration::from_secs(1))?;
@@ -339,17 +227,17 @@ impl MemoryBroker {
     }
 }
 
-/// A fresh random epoch.
-fn new_epoch() -> Arc<str> {
-    Arc::from(format!("{:016x}", fastrand::u64(..)).as_str())
-}
-
-fn state_of<'a>(shard: &'a mut Shard, channel: &str, now: Instant) -> &'a mut ChannelState {
+fn state_of<'a>(
+    shard: &'a mut Shard,
+    channel: &str,
+    now: Instant,
+    epoch: impl FnOnce() -> Arc<str>,
+) -> &'a mut ChannelState {
     if !shard.channels.contains_key(channel) {
         shard.channels.insert(
             Arc::from(channel),
             ChannelState {
-                epoch: new_epoch(),
+                epoch: epoch(),
                 last_offset: 0,
                 history: VecDeque::new(),
                 touched: now,
@@ -363,21 +251,30 @@ fn state_of<'a>(shard: &'a mut Shard, channel: &str, now: Instant) -> &'a mut Ch
         .unwrap_or_else(|| unreachable!("channel state inserted above"))
 }
 
-impl Broker for MemoryBroker {
-    fn append(
+impl MemoryBroker {
+    /// A fresh random epoch.
+    fn new_epoch(&self) -> Arc<str> {
+        Arc::from(format!("{:016x}", lock(&self.rng).u64(..)).as_str())
+    }
+
+    /// Gives `envelope` the channel's next offset, encodes it once, keeps it in the history.
+    ///
+    /// # Errors
+    /// [`BrokerError::Protocol`] when `channel` is not a valid channel name.
+    pub fn append(
         &self,
         channel: &str,
         envelope: Envelope,
         now: Instant,
     ) -> Result<Publication, BrokerError> {
         let mut shard = lock(self.shard(channel));
-        let state = state_of(&mut shard, channel, now);
+        let state = state_of(&mut shard, channel, now, || self.new_epoch());
         let offset = state.last_offset + 1;
         let envelope = envelope.with_channel(channel)?.with_offset(offset);
         let publication = Publication {
             channel: Arc::from(channel),
             offset,
-            text: Utf8Bytes::from(encode(&envelope)),
+            text: Text::from(encode(&envelope)),
             at: now,
         };
         state.last_offset = offset;
@@ -393,14 +290,19 @@ impl Broker for MemoryBroker {
         Ok(publication)
     }
 
-    fn replay(
+    /// The channel's position, and the publications after `since` when history reaches back
+    /// that far in the same epoch (`recovered`), in offset order.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps the shape of a remote broker's answer.
+    pub fn replay(
         &self,
         channel: &str,
         since: Option<&StreamPosition>,
         now: Instant,
     ) -> Result<Replay, BrokerError> {
         let mut shard = lock(self.shard(channel));
-        let state = state_of(&mut shard, channel, now);
+        let state = state_of(&mut shard, channel, now, || self.new_epoch());
         state.touched = state.touched.max(now);
         self.prune(state, now);
         let mut replay = Replay {
@@ -432,7 +334,8 @@ impl Broker for MemoryBroker {
         Ok(replay)
     }
 
-    fn presence_join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError> {
+    /// Adds or replaces `participant` in the presence of `channel`.
+    pub fn presence_join(&self, channel: &str, participant: Participant) {
         let mut shard = lock(self.shard(channel));
         let members = shard.presence.entry(channel.to_owned()).or_default();
         if let Some(existing) = members
@@ -443,10 +346,10 @@ impl Broker for MemoryBroker {
         } else {
             members.push(participant);
         }
-        Ok(())
     }
 
-    fn presence_leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
+    /// Removes `user_id` from the presence of `channel`.
+    pub fn presence_leave(&self, channel: &str, user_id: &str) {
         let mut shard = lock(self.shard(channel));
         if let Some(members) = shard.presence.get_mut(channel) {
             members.retain(|m| m.user_id != user_id);
@@ -454,15 +357,17 @@ impl Broker for MemoryBroker {
                 shard.presence.remove(channel);
             }
         }
-        Ok(())
     }
 
-    fn presence(&self, channel: &str) -> Result<Vec<Participant>, BrokerError> {
+    /// The presence of `channel`, in join order.
+    #[must_use]
+    pub fn presence(&self, channel: &str) -> Vec<Participant> {
         let shard = lock(self.shard(channel));
-        Ok(shard.presence.get(channel).cloned().unwrap_or_default())
+        shard.presence.get(channel).cloned().unwrap_or_default()
     }
 
-    fn sweep(&self, now: Instant, keep: &dyn Fn(&str) -> bool) {
+    /// Forgets channels whose history expired, except those for which `keep` says yes.
+    pub fn sweep(&self, now: Instant, keep: &dyn Fn(&str) -> bool) {
         let ttl = self.history_ttl;
         let expired = |state: &ChannelState| {
             state.history.is_empty() && now.saturating_duration_since(state.touched) > ttl
@@ -495,10 +400,6 @@ impl Broker for MemoryBroker {
             }
         }
     }
-
-    fn is_healthy(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]
@@ -513,8 +414,8 @@ mod tests {
     proptest! {
         #[test]
         fn offsets_strictly_increase_per_channel(ops in proptest::collection::vec(0usize..4, 1..200)) {
-            let broker = MemoryBroker::new(100, Duration::from_secs(300));
-            let now = Instant::now();
+            let broker = MemoryBroker::new(100, Duration::from_secs(300), 1);
+            let now = crate::testing::instant();
             let mut last = [0u64; 4];
             for (i, channel) in ops.into_iter().enumerate() {
                 let name = format!("c:{channel}");
@@ -527,8 +428,8 @@ mod tests {
 
         #[test]
         fn replay_returns_exactly_the_missed_publications_in_order(total in 1u64..150, seen in 0u64..150) {
-            let broker = MemoryBroker::new(100, Duration::from_secs(300));
-            let now = Instant::now();
+            let broker = MemoryBroker::new(100, Duration::from_secs(300), 1);
+            let now = crate::testing::instant();
             for i in 0..total {
                 broker.append("c", env(i), now).unwrap();
             }
@@ -552,8 +453,8 @@ mod tests {
 
     #[test]
     fn another_epoch_or_expired_history_is_not_recovered() {
-        let broker = MemoryBroker::new(100, Duration::from_secs(300));
-        let now = Instant::now();
+        let broker = MemoryBroker::new(100, Duration::from_secs(300), 1);
+        let now = crate::testing::instant();
         broker.append("c", env(1), now).unwrap();
         broker.append("c", env(2), now).unwrap();
         let other = StreamPosition {

@@ -16,9 +16,8 @@ use cerebrum_protocol::{
 };
 use serde_json::{Value, json};
 
-use crate::clock::Now;
-use crate::conn::{self, ConnGuard};
-use crate::server::App;
+use crate::app::App;
+use crate::net::conn::{self, ConnGuard};
 
 /// The subprotocol selected when a client offers it.
 pub(crate) const SUBPROTOCOL: &str = "cerebrum.v1.json";
@@ -60,11 +59,11 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 /// The web dashboard: one page, one stylesheet, its ES module, and the client package (built and
 /// committed by `cargo xtask wasm`), embedded in the binary.
-const WEB_INDEX: &str = include_str!("../web/index.html");
-const WEB_SCRIPT: &str = include_str!("../web/app.js");
-const WEB_STYLE: &str = include_str!("../web/style.css");
-const WEB_CLIENT: &str = include_str!("../web/realtime.js");
-const WEB_CLIENT_WASM: &[u8] = include_bytes!("../web/wasm/cerebrum_wasm_bg.wasm");
+const WEB_INDEX: &str = include_str!("../../web/index.html");
+const WEB_SCRIPT: &str = include_str!("../../web/app.js");
+const WEB_STYLE: &str = include_str!("../../web/style.css");
+const WEB_CLIENT: &str = include_str!("../../web/realtime.js");
+const WEB_CLIENT_WASM: &[u8] = include_bytes!("../../web/wasm/cerebrum_wasm_bg.wasm");
 
 /// The dashboard's Content-Security-Policy: scripts from this origin only (no inline script),
 /// WebAssembly compilation allowed, sockets to this server.
@@ -422,7 +421,7 @@ async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
         Ok(parsed) => parsed,
         Err(refusal) => return error(refusal.status, &refusal.message),
     };
-    let now = Now::current();
+    let now = crate::clock::now();
     let envelope = envelope.stamped(&app.ctx.ids, now.unix_ms);
     match app.ctx.hub.publish(&channel, envelope, now) {
         Ok(offset) => json_response(StatusCode::ACCEPTED, &json!({ "offset": offset })),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
+use cerebrum_server_core::Text;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -252,7 +252,7 @@ fn parse(data: &[Value]) -> Option<Delivery> {
         channel: channel.to_owned(),
         epoch: Arc::from(epoch),
         offset: offset.parse().ok()?,
-        text: Utf8Bytes::from(frame.to_owned()),
+        text: Text::from(frame.to_owned()),
     })
 }
 

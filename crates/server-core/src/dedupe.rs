@@ -19,7 +19,7 @@ struct Recent {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use cerebrum_server::dedupe::Dedupe;
+/// use cerebrum_server_core::dedupe::Dedupe;
 ///
 /// let dedupe = Dedupe::new(Duration::from_secs(600), 1024);
 /// let now = Instant::now();

@@ -33,10 +33,10 @@ pub enum Database {
 
 impl Database {
     /// PostgreSQL at `url` with the default pool size
-    /// ([`crate::postgres::DEFAULT_POOL_SIZE`]).
+    /// ([`DEFAULT_POOL_SIZE`]).
     ///
     /// ```
-    /// use cerebrum_server::Database;
+    /// use cerebrum_server_core::Database;
     /// let db = Database::postgres("postgres://cerebrum:secret@db:5432/cerebrum");
     /// assert_eq!(format!("{db:?}"), "Postgres { url: \"postgres://cerebrum:***@db:5432/cerebrum\", pool_size: 4 }");
     /// ```
@@ -44,7 +44,7 @@ impl Database {
     pub fn postgres(url: impl Into<String>) -> Self {
         Self::Postgres {
             url: url.into(),
-            pool_size: crate::postgres::DEFAULT_POOL_SIZE,
+            pool_size: DEFAULT_POOL_SIZE,
         }
     }
 }
@@ -62,9 +62,12 @@ impl std::fmt::Debug for Database {
     }
 }
 
+/// Connections of a PostgreSQL pool by default.
+pub const DEFAULT_POOL_SIZE: usize = 4;
+
 /// `url` with the password of its `user:password@` part and of a `password=` query parameter
 /// replaced by `***`.
-pub(crate) fn redact_password(url: &str) -> String {
+pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -98,7 +101,7 @@ pub(crate) fn redact_password(url: &str) -> String {
 /// fields.
 ///
 /// ```
-/// use cerebrum_server::ServerConfig;
+/// use cerebrum_server_core::ServerConfig;
 ///
 /// let mut config = ServerConfig::default();
 /// config.addr = "127.0.0.1:0".parse()?;
@@ -141,9 +144,9 @@ pub struct ServerConfig {
     pub auth_timeout: Duration,
     /// Presence grace period after a connection loss.
     pub presence_grace: Duration,
-    /// How many notifications are kept per user, and how long ([`crate::store::Retention`]:
+    /// How many notifications are kept per user, and how long ([`crate::record::Retention`]:
     /// the newest 500, at most 30 days).
-    pub notification_retention: crate::store::Retention,
+    pub notification_retention: crate::record::Retention,
     /// Pending notifications sent to a connection at once; the next page follows once the
     /// connection has acknowledged all of the current one (50; never more than half the
     /// outbound queue).
@@ -204,6 +207,8 @@ pub struct ServerConfig {
     pub insecure: bool,
     /// Bearer token that `GET /metrics` requires when set (`--metrics-token`).
     pub metrics_token: Option<String>,
+    /// Lock shards of the channel hub (the driver sets a few per core; 16 by default).
+    pub hub_shards: usize,
 }
 
 impl Default for ServerConfig {
@@ -225,7 +230,8 @@ impl Default for ServerConfig {
             heartbeat_interval: Duration::from_secs(30),
             auth_timeout: Duration::from_secs(10),
             presence_grace: Duration::from_secs(10),
-            notification_retention: crate::store::Retention::default(),
+            notification_retention: crate::record::Retention::default(),
+            hub_shards: 16,
             pending_page_size: 50,
             history_size: 100,
             history_ttl: Duration::from_secs(300),
@@ -292,7 +298,7 @@ impl ServerConfig {
     /// [`crate::Server::bind`] calls it.
     ///
     /// ```
-    /// use cerebrum_server::{auth::JwtKey, ServerConfig};
+    /// use cerebrum_server_core::{auth::JwtKey, ServerConfig};
     ///
     /// let mut config = ServerConfig::default();
     /// assert!(config.validate().is_ok());
@@ -367,7 +373,7 @@ impl ServerConfig {
     /// The defaults, listening on `addr` with the database in `data_dir`.
     ///
     /// ```
-    /// use cerebrum_server::ServerConfig;
+    /// use cerebrum_server_core::ServerConfig;
     /// let config = ServerConfig::new("127.0.0.1:0".parse()?, "/tmp/cerebrum-demo")
     ///     .with_admin_token("admin")
     ///     .with_rate_limit(0.0, 40);

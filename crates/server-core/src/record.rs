@@ -1,25 +1,7 @@
-//! The durable store boundary: study records and notifications.
-//!
-//! [`Store`] calls block (SQLite runs in process); async code calls them on a blocking thread
-//! ([`tokio::task::spawn_blocking`]). [`crate::sqlite::SqliteStore`] is the embedded default; a
-//! PostgreSQL implementation fills the same trait.
+//! Study records and notification retention: what the store keeps, and the rules that turn a
+//! record into the `study_metrics_update` the user sees. The store itself is the driver's.
 
-use cerebrum_protocol::{Notification, StudyMetrics};
-
-/// A store failure. Its message is for logs; clients only ever see `internal`.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The database failed.
-    #[error("database error: {0}")]
-    Database(String),
-    /// A stored value could not be read back.
-    #[error("corrupt stored value: {0}")]
-    Corrupt(String),
-    /// The data directory could not be created or used.
-    #[error("data directory: {0}")]
-    Io(#[from] std::io::Error),
-}
+use cerebrum_protocol::StudyMetrics;
 
 /// A user's durable study record, as the store keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -39,7 +21,7 @@ impl StudyRecord {
     /// `currentTopic`).
     ///
     /// ```
-    /// use cerebrum_server::store::StudyRecord;
+    /// use cerebrum_server_core::record::StudyRecord;
     /// let record = StudyRecord { total_hours: 3.0, today_hours: 1.0, last_session_secs: 3600.0, streak: 2 };
     /// let metrics = record.to_metrics("u1", 2.0);
     /// assert_eq!(metrics.progress, 50.0);
@@ -69,7 +51,7 @@ impl StudyRecord {
     /// today or yesterday (the same rule for every store).
     ///
     /// ```
-    /// use cerebrum_server::store::StudyRecord;
+    /// use cerebrum_server_core::record::StudyRecord;
     /// let record = StudyRecord::from_days(5.0, 600.0, &[(100, 1.0), (99, 2.0), (97, 2.0)], 100);
     /// assert_eq!((record.today_hours, record.streak), (1.0, 2));
     /// assert_eq!(StudyRecord::from_days(5.0, 600.0, &[(98, 1.0)], 100).streak, 0);
@@ -112,7 +94,7 @@ impl StudyRecord {
 /// same rule for every store). Returns the seconds and the hours.
 ///
 /// ```
-/// use cerebrum_server::store::session_length;
+/// use cerebrum_server_core::record::session_length;
 /// assert_eq!(session_length(5400.0), (5400.0, 1.5));
 /// assert_eq!(session_length(f64::NAN), (0.0, 0.0));
 /// assert_eq!(session_length(-3.0), (0.0, 0.0));
@@ -139,7 +121,7 @@ pub fn utc_day(unix_ms: u64) -> i64 {
 /// notification older than `max_age`, are deleted with their acks, acknowledged or not.
 ///
 /// ```
-/// use cerebrum_server::store::Retention;
+/// use cerebrum_server_core::record::Retention;
 /// let retention = Retention::default();
 /// assert_eq!(retention.max_per_user, 500);
 /// assert_eq!(retention.max_age.as_secs(), 30 * 86_400);
@@ -185,45 +167,4 @@ impl Retention {
     pub fn keep(&self) -> i64 {
         i64::try_from(self.max_per_user).unwrap_or(i64::MAX)
     }
-}
-
-/// The durable state of the server.
-pub trait Store: Send + Sync + 'static {
-    /// Adds a finished session of `duration_secs` that ended at `ended_ms` to `user_id`'s
-    /// record (exactly `duration_secs / 3600` hours), durably.
-    fn record_session(
-        &self,
-        user_id: &str,
-        duration_secs: f64,
-        ended_ms: u64,
-    ) -> Result<StudyRecord, StoreError>;
-
-    /// `user_id`'s record as of `now_ms` (today and the streak depend on it).
-    fn study_record(&self, user_id: &str, now_ms: u64) -> Result<StudyRecord, StoreError>;
-
-    /// Stores a notification for `user_id`, or for everyone when `None`, and applies the
-    /// store's [`Retention`] as of `now_ms` (to that user's notifications, and by age to all).
-    fn save_notification(
-        &self,
-        notification: &Notification,
-        user_id: Option<&str>,
-        now_ms: u64,
-    ) -> Result<(), StoreError>;
-
-    /// The notifications `user_id` has not acknowledged, oldest first, at most `limit` of them
-    /// (the server delivers them a page at a time).
-    fn pending_notifications(
-        &self,
-        user_id: &str,
-        limit: usize,
-    ) -> Result<Vec<Notification>, StoreError>;
-
-    /// `user_id` acknowledged notification `id`; `false` when no such notification is theirs.
-    fn ack_notification(&self, user_id: &str, id: &str, now_ms: u64) -> Result<bool, StoreError>;
-
-    /// A trivial query: whether the database answers.
-    fn ping(&self) -> Result<(), StoreError>;
-
-    /// Makes everything written so far durable (called at shutdown).
-    fn flush(&self) -> Result<(), StoreError>;
 }

@@ -7,13 +7,17 @@ use serde_json::Value;
 
 use super::*;
 use crate::ServerConfig;
-use crate::auth::{JwtKey, mint_hs256};
+use crate::auth::JwtKey;
 use crate::broker::MemoryBroker;
+use crate::testing::mint_hs256;
 
 fn ctx_with(config: ServerConfig) -> Arc<Context> {
     Context::new(
         config,
-        Arc::new(MemoryBroker::new(100, Duration::from_secs(300))),
+        MemoryBroker::new(100, Duration::from_secs(300), 1),
+        false,
+        7,
+        crate::testing::now(),
     )
     .unwrap()
 }
@@ -85,7 +89,7 @@ fn only_error(frames: &[Value]) -> (String, Option<String>, String) {
 #[test]
 fn welcome_then_system_status_first() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let client = Client::new(&ctx, None, now);
     let frames = client.frames();
     assert_eq!(types(&frames), vec!["welcome", "system_status"]);
@@ -107,7 +111,7 @@ fn welcome_then_system_status_first() {
 #[test]
 fn ping_is_answered_with_the_payload_byte_for_byte() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     client.session.handle_text(
@@ -126,7 +130,7 @@ fn ping_is_answered_with_the_payload_byte_for_byte() {
 #[test]
 fn every_frame_error_has_its_code_and_ref_id_and_keeps_the_connection() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     let cases = [
@@ -213,7 +217,7 @@ fn every_frame_error_has_its_code_and_ref_id_and_keeps_the_connection() {
 #[test]
 fn a_failed_ack_frame_gets_the_error_and_no_ack() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     let frames = client.send(
@@ -241,7 +245,7 @@ fn a_failed_ack_frame_gets_the_error_and_no_ack() {
 #[test]
 fn a_duplicate_ack_request_is_acked_again_and_processed_once() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     client.send(
@@ -266,7 +270,7 @@ fn a_duplicate_ack_request_is_acked_again_and_processed_once() {
 #[test]
 fn duplicates_are_recognised_across_connections_of_one_user() {
     let ctx = auth_ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let token = mint_hs256(b"secret", "ada", None, 3600, Some(vec!["chat:*".into()])).unwrap();
     let mut a = Client::new(&ctx, Some(&token), now);
     let mut b = Client::new(&ctx, Some(&token), now);
@@ -290,7 +294,7 @@ fn duplicates_are_recognised_across_connections_of_one_user() {
 #[test]
 fn the_rate_limit_refuses_past_the_burst_and_closes_after_repeated_abuse() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     for _ in 0..40 {
@@ -327,7 +331,7 @@ fn rate_limit_zero_turns_it_off() {
     let mut config = ServerConfig::default();
     config.rate_limit_per_sec = 0.0;
     let ctx = ctx_with(config);
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     for _ in 0..500 {
@@ -343,7 +347,7 @@ proptest! {
         let mut config = ServerConfig::default();
         config.abuse_limit = usize::MAX;
         let ctx = ctx_with(config);
-        let start = Now::current();
+        let start = crate::testing::now();
         let mut client = Client::new(&ctx, None, start);
         client.frames();
         let mut now = start;
@@ -361,7 +365,7 @@ proptest! {
 #[test]
 fn silence_closes_1001_after_twice_the_heartbeat() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     let idle_at = client.session.poll_timeout();
     assert_eq!(idle_at, now.mono + Duration::from_secs(60));
@@ -385,7 +389,7 @@ fn silence_closes_1001_after_twice_the_heartbeat() {
 #[test]
 fn auth_on_waits_for_a_token_and_closes_4001_without_one() {
     let ctx = auth_ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     assert!(client.frames().is_empty());
     let (code, _, _) = only_error(&client.send(r#"{"type":"ping"}"#, now));
@@ -407,7 +411,7 @@ fn auth_on_waits_for_a_token_and_closes_4001_without_one() {
 #[test]
 fn an_auth_frame_with_a_bad_token_is_unauthorized_and_closes_4001() {
     let ctx = auth_ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     let bad = mint_hs256(b"other", "ada", None, 3600, None).unwrap();
     let frames = client.send(
@@ -431,7 +435,7 @@ fn an_auth_frame_with_a_bad_token_is_unauthorized_and_closes_4001() {
 #[test]
 fn a_valid_auth_frame_gets_welcome_with_the_user_and_payload_users_must_match() {
     let ctx = auth_ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     let token = mint_hs256(b"secret", "ada", Some("Ada"), 3600, None).unwrap();
     let frames = client.send(
@@ -475,7 +479,7 @@ fn the_connections_per_user_limit_closes_the_newest_with_4029() {
     config.jwt = Some(JwtKey::hs256("secret"));
     config.max_connections_per_user = 2;
     let ctx = ctx_with(config);
-    let now = Now::current();
+    let now = crate::testing::now();
     let token = mint_hs256(b"secret", "ada", None, 3600, None).unwrap();
     let mut a = Client::new(&ctx, Some(&token), now);
     let mut b = Client::new(&ctx, Some(&token), now);
@@ -498,7 +502,7 @@ fn the_connections_per_user_limit_closes_the_newest_with_4029() {
 #[test]
 fn study_sessions_update_every_member_and_end_with_a_store_effect() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut ada = Client::new(&ctx, None, now);
     let mut bob = Client::new(&ctx, None, now);
     ada.frames();
@@ -564,7 +568,7 @@ fn study_sessions_update_every_member_and_end_with_a_store_effect() {
 #[test]
 fn app_publications_reach_subscribers_in_offset_order() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut a = Client::new(&ctx, None, now);
     let mut b = Client::new(&ctx, None, now);
     a.frames();
@@ -670,7 +674,7 @@ proptest! {
         let mut config = ServerConfig::default();
         config.rate_limit_per_sec = 0.0;
         let ctx = ctx_with(config);
-        let now = Now::current();
+        let now = crate::testing::now();
         let mut client = Client::new(&ctx, None, now);
         client.frames();
         for (i, text) in frames.iter().enumerate() {
@@ -689,7 +693,7 @@ proptest! {
 #[test]
 fn a_publication_with_a_server_type_is_forbidden_and_not_delivered() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut alice = Client::new(&ctx, None, now);
     let mut bob = Client::new(&ctx, None, now);
     for client in [&mut alice, &mut bob] {
@@ -723,7 +727,7 @@ fn the_channel_cap_answers_limit_exceeded_and_keeps_the_connection() {
     let mut config = ServerConfig::default();
     config.rate_limit_per_sec = 0.0;
     let ctx = ctx_with(config);
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     // The user's own channel and `system` do not count.
@@ -772,7 +776,7 @@ fn the_study_session_cap_is_per_user_across_connections() {
     let mut config = ServerConfig::default();
     config.rate_limit_per_sec = 0.0;
     let ctx = ctx_with(config);
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut first = Client::new(&ctx, None, now);
     let mut second = Client::new(&ctx, None, now);
     first.frames();
@@ -814,7 +818,7 @@ fn the_study_session_cap_is_per_user_across_connections() {
 #[test]
 fn topics_longer_than_128_characters_are_refused() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     let topic = "é".repeat(129);
@@ -842,7 +846,7 @@ fn inbound_bytes_over_the_budget_are_rate_limited_and_count_toward_1008() {
     let mut config = ServerConfig::default();
     config.rate_limit_per_sec = 0.0;
     let ctx = ctx_with(config);
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     client.send(
@@ -882,7 +886,7 @@ fn inbound_bytes_over_the_budget_are_rate_limited_and_count_toward_1008() {
 #[test]
 fn a_publication_too_large_once_delivered_gets_too_large() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.frames();
     client.send(
@@ -919,7 +923,7 @@ fn a_publication_too_large_once_delivered_gets_too_large() {
 #[test]
 fn a_connection_closes_with_4001_when_its_token_expires_and_a_fresh_token_extends_it() {
     let ctx = auth_ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let token = mint_hs256(b"secret", "ada", None, 60, None).unwrap();
     let mut client = Client::new(&ctx, Some(&token), now);
     assert_eq!(types(&client.frames()), vec!["welcome", "system_status"]);
@@ -966,7 +970,7 @@ fn a_connection_closes_with_4001_when_its_token_expires_and_a_fresh_token_extend
 #[test]
 fn a_presence_update_lists_the_100_earliest_and_counts_everyone() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut clients = Vec::new();
     for i in 0..101u64 {
         let mut client = Client::new(&ctx, None, now);
@@ -995,7 +999,7 @@ fn a_presence_update_lists_the_100_earliest_and_counts_everyone() {
 #[test]
 fn pending_notifications_are_asked_for_a_page_at_a_time_as_acks_are_recorded() {
     let ctx = ctx();
-    let now = Now::current();
+    let now = crate::testing::now();
     let mut client = Client::new(&ctx, None, now);
     client.send(
         r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
@@ -1043,4 +1047,118 @@ fn pending_notifications_are_asked_for_a_page_at_a_time_as_acks_are_recorded() {
         .session
         .handle_notification_acked(&MessageId::new("n-0").unwrap());
     assert!(client.effects().is_empty());
+}
+
+/// With a remote broker every call that waits on the network is an effect, and the session
+/// takes no further frame until its answer is fed back.
+#[test]
+fn with_a_remote_broker_subscribe_and_dedupe_wait_for_their_answers() {
+    let ctx = Context::new(
+        ServerConfig::default(),
+        MemoryBroker::new(16, Duration::from_secs(300), 1),
+        true,
+        7,
+        crate::testing::now(),
+    )
+    .unwrap();
+    let remote = MemoryBroker::new(100, Duration::from_secs(300), 2);
+    let now = crate::testing::now();
+    let mut client = Client::new(&ctx, None, now);
+    assert_eq!(types(&client.frames()), vec!["welcome", "system_status"]);
+    assert!(client.effects().is_empty(), "`system` is the node's own");
+
+    // Subscribing to the user's channel names the user and waits for the replay.
+    client.session.handle_text(
+        r#"{"type":"subscribe","payload":{"channel":"user:ada"},"messageId":"s-1","ack":true}"#,
+        now,
+    );
+    assert!(client.session.is_waiting());
+    let effects = client.effects();
+    // The user's channel is joined silently when the user is named (one watch), so the
+    // explicit subscription keeps that watch.
+    assert!(
+        matches!(&effects[..], [Effect::Watch { channel: watched }, Effect::DeliverPending { .. }, Effect::Replay { channel, since: None, watch: false }] if channel == "user:ada" && watched == "user:ada"),
+        "{effects:?}"
+    );
+    assert!(
+        client.frames().is_empty(),
+        "nothing before the broker answered"
+    );
+    let replay = remote.replay("user:ada", None, now.mono).unwrap();
+    client.session.handle_replay(Ok(replay), true, now);
+    assert!(!client.session.is_waiting());
+    assert_eq!(types(&client.frames()), vec!["subscribed", "ack"]);
+
+    // A user's message asking for an ack is claimed cluster-wide first.
+    client.session.handle_text(
+        r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+        now,
+    );
+    let replay = remote.replay("chat:1", None, now.mono).unwrap();
+    client.effects();
+    client.session.handle_replay(Ok(replay), true, now);
+    client.frames();
+    let publish = |id: &str| {
+        format!(
+            r#"{{"type":"chat.msg","channel":"chat:1","payload":{{"text":"hi"}},"messageId":"{id}","ack":true}}"#
+        )
+    };
+    client.session.handle_text(&publish("m-1"), now);
+    let effects = client.effects();
+    assert!(
+        matches!(&effects[..], [Effect::Claim { key, id }] if key == "u:ada" && id.as_str() == "m-1"),
+        "{effects:?}"
+    );
+    // Another node processed it already: acknowledged, not published twice.
+    client.session.handle_claimed(Ok(false), now);
+    assert_eq!(types(&client.frames()), vec!["ack"]);
+    assert!(client.effects().is_empty());
+    // A first: published through the broker, acknowledged once it took it.
+    client.session.handle_text(&publish("m-2"), now);
+    client.effects();
+    client.session.handle_claimed(Ok(true), now);
+    let effects = client.effects();
+    assert!(
+        matches!(&effects[..], [Effect::Publish { channel, ack: Some(_), .. }] if channel == "chat:1"),
+        "{effects:?}"
+    );
+
+    // A replay the broker could not give: `internal`, the id released for a retry, the
+    // watch given back.
+    client.session.handle_text(
+        r#"{"type":"subscribe","payload":{"channel":"chat:2"},"messageId":"s-2","ack":true}"#,
+        now,
+    );
+    let effects = client.effects();
+    assert!(
+        matches!(&effects[..], [Effect::Claim { .. }]),
+        "{effects:?}"
+    );
+    client.session.handle_claimed(Ok(true), now);
+    client.effects();
+    client
+        .session
+        .handle_replay(Err(BrokerError::Unavailable), true, now);
+    let (code, ref_id, _) = only_error(&client.frames());
+    assert_eq!(
+        (code.as_str(), ref_id.as_deref()),
+        ("internal", Some("s-2"))
+    );
+    let effects = client.effects();
+    assert!(
+        matches!(&effects[..], [Effect::Unwatch { channel }, Effect::Release { id, .. }] if channel == "chat:2" && id.as_str() == "s-2"),
+        "{effects:?}"
+    );
+
+    // Leaving gives every watch and the count back.
+    client.session.disconnect(now);
+    let unwatched: Vec<String> = client
+        .effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Unwatch { channel } => Some(channel),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unwatched, ["chat:1", "user:ada"]);
 }

@@ -2,22 +2,27 @@
 //! dedupe, dispatch to the hub and the study tracker.
 //!
 //! The connection task feeds frames and timer ticks in with the current time, drains
-//! [`Session::poll_effect`] after every call, and writes what the session queued in its
-//! [`Outbox`]. Nothing here touches a socket or a clock, so tests drive it directly.
+//! [`Session::poll_effect`] after every call, carries the effects out **in order** and feeds
+//! each one's answer back (the `handle_*` methods its variant names), and writes what the
+//! session queued in its [`Outbox`]. While an effect that the frame's processing waits on is
+//! out ([`Session::is_waiting`]), the driver reads no further frame: a connection's frames are
+//! processed one after the other, as the protocol requires. Nothing here touches a socket, a
+//! clock or the network, so tests and the simulation drive it directly.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
 use cerebrum_protocol::{
     Ack, ClientMessage, Envelope, ErrorCode, ErrorPayload, MessageId, Namespace, PROTOCOL_VERSION,
-    Payload, ProtocolError, SYSTEM_CHANNEL, StudySessionEnd, StudySessionStart, Subscribe,
-    Unsubscribe, Unsubscribed, Welcome, decode, encode, features, is_server_type, session_channel,
-    user_channel,
+    Participant, Payload, ProtocolError, SYSTEM_CHANNEL, StreamPosition, StudySessionEnd,
+    StudySessionStart, Subscribe, Unsubscribe, Unsubscribed, Welcome, decode, encode, features,
+    is_server_type, session_channel, user_channel,
 };
 use serde::Deserialize;
 
+use crate::Text;
 use crate::auth::{AuthError, Claims};
+use crate::broker::{BrokerError, Replay};
 use crate::clock::Now;
 use crate::context::Context;
 use crate::hub::ConnId;
@@ -99,6 +104,109 @@ pub enum Effect {
         /// The frame to acknowledge after the write.
         ack: Option<MessageId>,
     },
+    /// Remote broker: record message `id` of dedupe `key` cluster-wide (first writer wins),
+    /// then call [`Session::handle_claimed`]. The session waits for the answer.
+    Claim {
+        /// The dedupe key (`u:USER`).
+        key: String,
+        /// The message id.
+        id: MessageId,
+    },
+    /// Remote broker: forget a claimed message id (its frame failed, so a re-send must take
+    /// effect). Nothing to answer.
+    Release {
+        /// The dedupe key.
+        key: String,
+        /// The message id.
+        id: MessageId,
+    },
+    /// Remote broker: count a connection of `user` on every node (at most `limit`), then call
+    /// [`Session::handle_user_counted`]. The session waits for the answer.
+    CountUser {
+        /// The user.
+        user: String,
+        /// The per-user limit.
+        limit: usize,
+    },
+    /// Remote broker: un-count a connection counted by [`Effect::CountUser`]. Nothing to answer.
+    UncountUser {
+        /// The user.
+        user: String,
+    },
+    /// Remote broker: start receiving `channel`'s publications (one watch per local subscriber);
+    /// on failure call [`Session::handle_watch_failed`].
+    Watch {
+        /// The channel.
+        channel: String,
+    },
+    /// Remote broker: one local subscriber of `channel` left. Nothing to answer.
+    Unwatch {
+        /// The channel.
+        channel: String,
+    },
+    /// Remote broker: watch `channel` first when `watch`, then read its replay since `since`,
+    /// and call [`Session::handle_replay`]. The session waits for the answer.
+    Replay {
+        /// The channel.
+        channel: String,
+        /// The client's resume position.
+        since: Option<StreamPosition>,
+        /// Whether the channel must be watched for this connection first.
+        watch: bool,
+    },
+    /// Remote broker: add `participant` to the presence of `channel` (refreshed by the node
+    /// until it leaves), then call [`Session::handle_presence_joined`].
+    PresenceJoin {
+        /// The study session's channel.
+        channel: String,
+        /// The member.
+        participant: Participant,
+    },
+    /// Remote broker: remove `user_id` from the presence of `channel`. Nothing to answer.
+    PresenceLeave {
+        /// The channel.
+        channel: String,
+        /// The member who left.
+        user_id: String,
+    },
+    /// Remote broker: read the presence of `channel` and publish its
+    /// `collaborative_session_update` ([`Context::session_update`]). Nothing to answer.
+    SessionUpdate {
+        /// The study session's channel.
+        channel: String,
+        /// Its topic.
+        topic: String,
+    },
+}
+
+/// What the session waits for before it takes the next frame (with a remote broker only).
+#[derive(Debug)]
+enum Waiting {
+    /// The cluster-wide dedupe claim of a frame that asked for an ack.
+    Claim {
+        envelope: Box<Envelope>,
+        encoded_len: usize,
+        ack: MessageId,
+        key: String,
+    },
+    /// The cluster-wide per-user count of the connection being authenticated.
+    Count { claims: Box<Claims> },
+    /// The replay of a remote subscription.
+    Replay {
+        channel: String,
+        ack: Option<MessageId>,
+        ref_id: Option<MessageId>,
+        key: String,
+    },
+    /// The presence of a study session being started.
+    StudyJoin {
+        channel: String,
+        topic: String,
+        user_id: String,
+        ack: Option<MessageId>,
+        ref_id: Option<MessageId>,
+        key: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,13 +230,12 @@ enum Outcome {
 /// The protocol state of one connection.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use std::time::Duration;
-/// use cerebrum_server::{broker::MemoryBroker, clock::Now, context::Context, outbox::Outbox, session::Session, ServerConfig};
+/// use std::time::{Duration, Instant};
+/// use cerebrum_server_core::{broker::MemoryBroker, clock::Now, context::Context, outbox::Outbox, session::Session, ServerConfig};
 ///
-/// let ctx = Context::new(ServerConfig::default(), Arc::new(MemoryBroker::new(100, Duration::from_secs(300))))?;
+/// let now = Now { mono: Instant::now(), unix_ms: 1_700_000_000_000 };
+/// let ctx = Context::new(ServerConfig::default(), MemoryBroker::new(100, Duration::from_secs(300), 1), false, 7, now)?;
 /// let outbox = Outbox::new(1024);
-/// let now = Now::current();
 /// let mut session = Session::new(ctx, outbox.clone(), None, now);
 /// session.handle_text(r#"{"type":"ping","payload":{"nonce":1}}"#, now);
 /// let mut frames = Vec::new();
@@ -136,7 +243,7 @@ enum Outcome {
 /// assert!(frames[0].text.as_str().starts_with(r#"{"type":"welcome""#));
 /// assert!(frames[1].text.as_str().starts_with(r#"{"type":"system_status""#));
 /// assert!(frames[2].text.as_str().starts_with(r#"{"type":"pong","payload":{"nonce":1}"#));
-/// # Ok::<(), cerebrum_server::auth::AuthError>(())
+/// # Ok::<(), cerebrum_server_core::auth::AuthError>(())
 /// ```
 pub struct Session {
     ctx: Arc<Context>,
@@ -160,6 +267,8 @@ pub struct Session {
     /// The page of pending notifications delivered and not yet acknowledged (boxed: most
     /// connections have none).
     pending: Option<Box<PendingPage>>,
+    /// The answer the session waits for (boxed: most connections never wait).
+    waiting: Option<Box<Waiting>>,
     effects: std::collections::VecDeque<Effect>,
 }
 
@@ -195,7 +304,7 @@ impl Session {
     /// auth is on and no valid token was presented yet.
     pub fn new(ctx: Arc<Context>, outbox: Arc<Outbox>, token: Option<&str>, now: Now) -> Self {
         let conn = ctx.next_conn_id();
-        let connection_id = format!("c{conn:x}-{:08x}", fastrand::u32(..));
+        let connection_id = format!("c{conn:x}-{:08x}", ctx.random_u32());
         let bucket = TokenBucket::new(
             ctx.config.rate_limit_per_sec,
             ctx.config.rate_burst,
@@ -223,6 +332,7 @@ impl Session {
             last_inbound: now.mono,
             channels: ChannelSet::default(),
             pending: None,
+            waiting: None,
             effects: std::collections::VecDeque::new(),
         };
         if !session.ctx.auth_enabled() {
@@ -255,6 +365,13 @@ impl Session {
     #[must_use]
     pub fn is_ready(&self) -> bool {
         self.state == State::Ready
+    }
+
+    /// Whether the session waits for the answer to an effect it handed out: the driver feeds
+    /// no frame meanwhile (timeouts and answers only).
+    #[must_use]
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
     }
 
     /// Whether [`Session::poll_effect`] has an effect to hand out.
@@ -357,23 +474,47 @@ impl Session {
             }
             return;
         }
-        let wants_ack = envelope.ack() && ref_id.is_some();
+        let ack = if envelope.ack() { ref_id } else { None };
         // Only frames that ask for an ack are deduplicated (no key to build for the others).
-        let dedupe_key = if wants_ack {
-            self.dedupe_key()
-        } else {
-            String::new()
+        let Some(id) = ack else {
+            self.process(&envelope, text.len(), None, String::new(), now);
+            return;
         };
-        if wants_ack
-            && let Some(id) = &ref_id
-            && !self.ctx.first_time(&dedupe_key, id.as_str(), now.mono)
-        {
+        let key = self.dedupe_key();
+        if !self.ctx.first_time(&key, id.as_str(), now.mono) {
             // A re-sent duplicate: acknowledged again, not processed twice.
-            self.send_ack(id.clone(), now);
+            self.send_ack(id, now);
             return;
         }
-        let ack = if wants_ack { ref_id.clone() } else { None };
-        match self.dispatch(&envelope, text.len(), ack.clone(), now) {
+        if key.starts_with("u:") && self.ctx.hub.has_remote_broker() {
+            // The user's other connections may be on other nodes: the claim is cluster-wide.
+            self.effects.push_back(Effect::Claim {
+                key: key.clone(),
+                id: id.clone(),
+            });
+            self.waiting = Some(Box::new(Waiting::Claim {
+                envelope: Box::new(envelope),
+                encoded_len: text.len(),
+                ack: id,
+                key,
+            }));
+            return;
+        }
+        self.process(&envelope, text.len(), Some(id), key, now);
+    }
+
+    /// Processes a frame that passed the envelope rules and the dedupe check: dispatches it,
+    /// then acknowledges it, or answers with an error and forgets its id (so that a retry takes
+    /// effect).
+    fn process(
+        &mut self,
+        envelope: &Envelope,
+        encoded_len: usize,
+        ack: Option<MessageId>,
+        key: String,
+        now: Now,
+    ) {
+        match self.dispatch(envelope, encoded_len, ack.clone(), &key, now) {
             Ok(Outcome::Done) => {
                 if let Some(id) = ack {
                     self.send_ack(id, now);
@@ -382,20 +523,70 @@ impl Session {
             Ok(Outcome::Deferred) => {}
             Err(error) => {
                 if let Some(id) = &ack {
-                    self.ctx.forget_message(&dedupe_key, id.as_str());
+                    self.forget(&key, id);
                 }
                 self.send_error(error, now);
             }
         }
     }
 
+    /// Forgets message `id` of dedupe `key` (its frame failed), on this node and, for a user's
+    /// key with a remote broker, cluster-wide.
+    fn forget(&mut self, key: &str, id: &MessageId) {
+        self.ctx.dedupe.forget(key, id.as_str());
+        if key.starts_with("u:") && self.ctx.hub.has_remote_broker() {
+            self.effects.push_back(Effect::Release {
+                key: key.to_owned(),
+                id: id.clone(),
+            });
+        }
+    }
+
+    /// The answer to [`Effect::Claim`]: `Ok(false)` when another node (or this one) processed
+    /// the message already; a broker failure lets the node's own window decide (it said
+    /// first). Processes the frame that waited, or acknowledges the duplicate.
+    pub fn handle_claimed(&mut self, claimed: Result<bool, BrokerError>, now: Now) {
+        let Some(waiting) = self
+            .waiting
+            .take_if(|w| matches!(**w, Waiting::Claim { .. }))
+        else {
+            return;
+        };
+        let Waiting::Claim {
+            envelope,
+            encoded_len,
+            ack,
+            key,
+        } = *waiting
+        else {
+            return;
+        };
+        if self.state == State::Closing {
+            return;
+        }
+        match claimed {
+            Ok(false) => self.send_ack(ack, now),
+            Ok(true) | Err(_) => self.process(&envelope, encoded_len, Some(ack), key, now),
+        }
+    }
+
     /// The connection is gone: leaves every channel, starts the presence grace period of its
     /// study sessions, releases its per-user slot.
+    ///
+    /// With a remote broker this queues the effects that give back what the connection held
+    /// there ([`Effect::Unwatch`], [`Effect::UncountUser`]): the driver carries them out after.
     pub fn disconnect(&mut self, now: Now) {
         self.state = State::Closing;
         self.outbox.close();
+        if let Some(waiting) = self.waiting.take()
+            && let Waiting::Replay { channel, .. } = *waiting
+        {
+            self.ctx
+                .hub
+                .abort_remote_subscribe(self.conn, &channel, false);
+        }
         for channel in std::mem::take(&mut self.channels).0 {
-            self.ctx.hub.unsubscribe(self.conn, &channel);
+            self.leave(&channel);
         }
         lock(&self.ctx.study).disconnect(self.conn, now.mono);
         if self.user.is_none() {
@@ -403,7 +594,22 @@ impl Session {
         }
         if let Some(user) = self.counted_user.take() {
             self.ctx.user_disconnected(&user);
+            if self.ctx.hub.has_remote_broker() {
+                self.effects.push_back(Effect::UncountUser { user });
+            }
         }
+    }
+
+    /// Removes the connection from `channel` in the hub (and gives back its watch of a remote
+    /// channel); `false` when it was not subscribed.
+    fn leave(&mut self, channel: &str) -> bool {
+        let removed = self.ctx.hub.unsubscribe(self.conn, channel);
+        if removed && self.ctx.hub.is_remote(channel) {
+            self.effects.push_back(Effect::Unwatch {
+                channel: channel.to_owned(),
+            });
+        }
+        removed
     }
 
     /// Queues the `ack` of frame `id` (used by the owner after a deferred effect).
@@ -421,10 +627,9 @@ impl Session {
             // The id was recorded under the key of the moment the frame arrived: the
             // connection's own before its user was known, the user's after.
             if self.user.is_some() {
-                self.ctx.forget_message(&self.dedupe_key(), id.as_str());
+                self.forget(&self.dedupe_key(), id);
             }
-            self.ctx
-                .forget_message(&format!("c:{}", self.conn), id.as_str());
+            self.forget(&format!("c:{}", self.conn), id);
         }
         self.error_code(
             ErrorCode::Internal,
@@ -450,7 +655,7 @@ impl Session {
             let envelope = envelope
                 .with_timestamp(now.unix_ms)
                 .with_message_id(id.clone());
-            self.push(Utf8Bytes::from(encode(&envelope)), now);
+            self.push(Text::from(encode(&envelope)), now);
             unacked.insert(id);
         }
         // A page none of which could be sent asks for no more (it would come back the same).
@@ -493,20 +698,17 @@ impl Session {
         let restored = lock(&self.ctx.study).restore(self.conn, finished, &name);
         if let Some(participant) = restored {
             let channel = &finished.channel;
-            if let Err(err) = self.ctx.hub.broker().presence_join(channel, participant) {
-                tracing::warn!(%err, channel, "could not restore a study session's presence");
-            }
+            self.presence_join(channel, participant);
             if self.state != State::Closing {
                 self.join_silently(channel);
             }
-            self.ctx
-                .publish_session_update(channel, &finished.topic, now);
+            self.session_update(channel, &finished.topic, now);
         }
         self.send_internal_error(ack, now);
     }
 
     /// Queues a frame.
-    pub fn push(&mut self, frame: Utf8Bytes, now: Now) {
+    pub fn push(&mut self, frame: Text, now: Now) {
         self.outbox.push(frame, now.mono);
     }
 
@@ -570,20 +772,28 @@ impl Session {
         let Some(verifier) = &self.ctx.verifier else {
             return;
         };
-        match verifier.verify(token) {
+        match verifier.verify(token, now.unix_ms / 1000) {
             Ok(claims) => {
                 if let State::Authenticating { .. } = self.state {
-                    if !self.ctx.user_connected(&claims.sub) {
+                    if self.ctx.hub.has_remote_broker() {
+                        // The user's connections on every node count.
+                        self.effects.push_back(Effect::CountUser {
+                            user: claims.sub.clone(),
+                            limit: self.ctx.config.max_connections_per_user,
+                        });
+                        self.waiting = Some(Box::new(Waiting::Count {
+                            claims: Box::new(claims),
+                        }));
+                        return;
+                    }
+                    if !self.ctx.user_connected(&claims.sub, true) {
                         self.close(
                             close_code::TOO_MANY_CONNECTIONS,
                             "too many connections for this user",
                         );
                         return;
                     }
-                    self.counted_user = Some(claims.sub.clone());
-                    self.expires_at = Some(expiry(claims.exp, now));
-                    self.claims = Some(Box::new(claims));
-                    self.welcome(now);
+                    self.admit_user(claims, now);
                 } else if self.claims.as_ref().is_some_and(|c| c.sub == claims.sub) {
                     // A fresh token of the same user extends the connection's life.
                     self.expires_at = Some(expiry(claims.exp, now));
@@ -608,6 +818,48 @@ impl Session {
                 self.error_code(ErrorCode::Unauthorized, message, ref_id, now);
                 self.close(close_code::UNAUTHORIZED, "unauthorized");
             }
+        }
+    }
+
+    /// The token was valid and the user's connection counted: `welcome`.
+    fn admit_user(&mut self, claims: Claims, now: Now) {
+        self.counted_user = Some(claims.sub.clone());
+        self.expires_at = Some(expiry(claims.exp, now));
+        self.claims = Some(Box::new(claims));
+        self.welcome(now);
+    }
+
+    /// The answer to [`Effect::CountUser`]: admits the connection, or closes it with 4029
+    /// when the user has too many on every node together. When the broker could not count,
+    /// the node's own count decides.
+    pub fn handle_user_counted(&mut self, admitted: Result<bool, BrokerError>, now: Now) {
+        let Some(waiting) = self
+            .waiting
+            .take_if(|w| matches!(**w, Waiting::Count { .. }))
+        else {
+            return;
+        };
+        let Waiting::Count { claims } = *waiting else {
+            return;
+        };
+        if self.state == State::Closing {
+            if matches!(admitted, Ok(true)) {
+                self.effects
+                    .push_back(Effect::UncountUser { user: claims.sub });
+            }
+            return;
+        }
+        let admitted = match admitted {
+            Ok(admitted) => admitted && self.ctx.user_connected(&claims.sub, false),
+            Err(_) => self.ctx.user_connected(&claims.sub, true),
+        };
+        if admitted {
+            self.admit_user(*claims, now);
+        } else {
+            self.close(
+                close_code::TOO_MANY_CONNECTIONS,
+                "too many connections for this user",
+            );
         }
     }
 
@@ -638,17 +890,52 @@ impl Session {
     /// Subscribes to an automatic channel; a broker failure is logged (the client sees the
     /// node's `degraded` status) and the connection goes on without the channel.
     fn join_silently(&mut self, channel: &str) {
-        match self
+        let watch = self
             .ctx
             .hub
-            .subscribe_silently(self.conn, &self.outbox, channel)
-        {
-            Ok(()) => {
-                self.channels.insert(channel);
-            }
-            Err(err) => {
-                tracing::warn!(%err, channel, "could not subscribe to an automatic channel")
-            }
+            .subscribe_silently(self.conn, &self.outbox, channel);
+        self.channels.insert(channel);
+        if watch {
+            self.effects.push_back(Effect::Watch {
+                channel: channel.to_owned(),
+            });
+        }
+    }
+
+    /// The answer to a failed [`Effect::Watch`]: the remote broker could not be asked for the
+    /// channel's publications, so the connection goes on without the channel (the client sees
+    /// the node's `degraded` status).
+    pub fn handle_watch_failed(&mut self, channel: &str) {
+        tracing::warn!(channel, "could not subscribe to an automatic channel");
+        if self.channels.remove(channel) {
+            // Not watched: nothing to give back.
+            self.ctx.hub.unsubscribe(self.conn, channel);
+        }
+    }
+
+    /// Adds `participant` to the presence of a study session: in the memory broker, or as an
+    /// effect for the remote one.
+    fn presence_join(&mut self, channel: &str, participant: Participant) {
+        if self.ctx.hub.is_remote(channel) {
+            self.effects.push_back(Effect::PresenceJoin {
+                channel: channel.to_owned(),
+                participant,
+            });
+        } else {
+            self.ctx.hub.memory().presence_join(channel, participant);
+        }
+    }
+
+    /// Publishes the `collaborative_session_update` of `channel`: at once from the memory
+    /// broker's presence, or as an effect that reads the remote one's.
+    fn session_update(&mut self, channel: &str, topic: &str, now: Now) {
+        if self.ctx.hub.is_remote(channel) {
+            self.effects.push_back(Effect::SessionUpdate {
+                channel: channel.to_owned(),
+                topic: topic.to_owned(),
+            });
+        } else {
+            self.ctx.publish_session_update(channel, topic, now);
         }
     }
 
@@ -712,6 +999,7 @@ impl Session {
         envelope: &Envelope,
         encoded_len: usize,
         ack: Option<MessageId>,
+        key: &str,
         now: Now,
     ) -> Result<Outcome, ErrorPayload> {
         let ref_id = envelope.message_id().cloned();
@@ -724,7 +1012,7 @@ impl Session {
             let pong = Envelope::new("pong", envelope.payload().to_owned())
                 .map_err(|e| protocol(&e, ref_id.clone()))?
                 .stamped(&self.ctx.ids, now.unix_ms);
-            self.push(Utf8Bytes::from(encode(&pong)), now);
+            self.push(Text::from(encode(&pong)), now);
             return Ok(Outcome::Done);
         }
         if envelope.channel().is_some() && is_server_type(envelope.kind()) {
@@ -739,18 +1027,16 @@ impl Session {
         let message =
             ClientMessage::from_envelope(envelope).map_err(|e| protocol(&e, ref_id.clone()))?;
         match message {
-            ClientMessage::StudySessionStart(start) => {
-                self.study_start(&start, now).map_err(with_ref)?;
-                Ok(Outcome::Done)
-            }
+            ClientMessage::StudySessionStart(start) => self
+                .study_start(&start, ack, ref_id.clone(), key, now)
+                .map_err(with_ref),
             ClientMessage::StudySessionEnd(end) => {
                 self.study_end(&end, ack, now).map_err(with_ref)?;
                 Ok(Outcome::Deferred)
             }
-            ClientMessage::Subscribe(subscribe) => {
-                self.subscribe(&subscribe, now).map_err(with_ref)?;
-                Ok(Outcome::Done)
-            }
+            ClientMessage::Subscribe(subscribe) => self
+                .subscribe(&subscribe, ack, ref_id.clone(), key, now)
+                .map_err(with_ref),
             ClientMessage::Unsubscribe(unsubscribe) => {
                 self.unsubscribe(&unsubscribe, now).map_err(with_ref)?;
                 Ok(Outcome::Done)
@@ -790,7 +1076,14 @@ impl Session {
         }
     }
 
-    fn study_start(&mut self, start: &StudySessionStart, now: Now) -> Result<(), ErrorPayload> {
+    fn study_start(
+        &mut self,
+        start: &StudySessionStart,
+        ack: Option<MessageId>,
+        ref_id: Option<MessageId>,
+        key: &str,
+        now: Now,
+    ) -> Result<Outcome, ErrorPayload> {
         self.check_user(&start.user_id)?;
         let channel = session_channel(&start.topic).map_err(|e| protocol(&e, None))?;
         let name = self.display_name(&start.user_id);
@@ -819,23 +1112,89 @@ impl Session {
             }
         };
         if let Some(participant) = participant {
-            self.ctx
-                .hub
-                .broker()
-                .presence_join(&channel, participant)
-                .map_err(|_| internal())?;
+            if self.ctx.hub.is_remote(&channel) {
+                // The member is announced before anyone is told: the rest waits for the answer.
+                self.effects.push_back(Effect::PresenceJoin {
+                    channel: channel.clone(),
+                    participant,
+                });
+                self.waiting = Some(Box::new(Waiting::StudyJoin {
+                    channel,
+                    topic: start.topic.clone(),
+                    user_id: start.user_id.clone(),
+                    ack,
+                    ref_id,
+                    key: key.to_owned(),
+                }));
+                return Ok(Outcome::Deferred);
+            }
+            self.ctx.hub.memory().presence_join(&channel, participant);
         }
-        self.ctx
-            .hub
-            .subscribe_silently(self.conn, &self.outbox, &channel)
-            .map_err(|_| internal())?;
-        self.channels.insert(&channel);
-        self.ctx.publish_session_update(&channel, &start.topic, now);
+        self.study_joined(&channel, &start.topic, &start.user_id, now);
+        Ok(Outcome::Done)
+    }
+
+    /// A study session's member is in its presence: joins its channel, tells its members,
+    /// publishes the user's metrics with `currentTopic`.
+    fn study_joined(&mut self, channel: &str, topic: &str, user_id: &str, now: Now) {
+        self.join_silently(channel);
+        self.session_update(channel, topic, now);
         self.effects.push_back(Effect::StudyStarted {
-            user_id: start.user_id.clone(),
-            topic: start.topic.clone(),
+            user_id: user_id.to_owned(),
+            topic: topic.to_owned(),
         });
-        Ok(())
+    }
+
+    /// The answer to [`Effect::PresenceJoin`]: a study session that waited for it goes on
+    /// (and its frame is acknowledged); when the broker failed, the start is undone and the
+    /// frame answered with `internal`. (A presence restored after a failed end waits for
+    /// nothing: a failure is only logged.)
+    pub fn handle_presence_joined(&mut self, joined: Result<(), BrokerError>, now: Now) {
+        let Some(waiting) = self
+            .waiting
+            .take_if(|w| matches!(**w, Waiting::StudyJoin { .. }))
+        else {
+            if let Err(err) = joined {
+                tracing::warn!(%err, "could not restore a study session's presence");
+            }
+            return;
+        };
+        let Waiting::StudyJoin {
+            channel,
+            topic,
+            user_id,
+            ack,
+            ref_id,
+            key,
+        } = *waiting
+        else {
+            return;
+        };
+        match joined {
+            Ok(()) if self.state != State::Closing => {
+                self.study_joined(&channel, &topic, &user_id, now);
+                if let Some(id) = ack {
+                    self.send_ack(id, now);
+                }
+            }
+            Ok(()) => {}
+            Err(err) => {
+                tracing::warn!(%err, channel, "could not announce a study session's member");
+                // Not a member after all: a retry starts afresh (and is announced then).
+                let _ = lock(&self.ctx.study).end(&user_id, &channel, now);
+                if let Some(id) = &ack {
+                    self.forget(&key, id);
+                }
+                self.answer_internal(ref_id, now);
+            }
+        }
+    }
+
+    /// Queues `internal` for frame `ref_id`.
+    fn answer_internal(&mut self, ref_id: Option<MessageId>, now: Now) {
+        let mut payload = internal();
+        payload.ref_id = ref_id;
+        self.send_error(payload, now);
     }
 
     /// The name `user_id` is shown with in presence: the token's `name`, else the id.
@@ -861,11 +1220,18 @@ impl Session {
         let channel = session_channel(&end.topic).map_err(|e| protocol(&e, None))?;
         let finished = lock(&self.ctx.study).end(&end.user_id, &channel, now);
         if let Some(finished) = &finished {
-            let _ = self.ctx.hub.broker().presence_leave(&channel, &end.user_id);
-            self.ctx.hub.unsubscribe(self.conn, &channel);
-            self.channels.remove(&channel);
-            self.ctx
-                .publish_session_update(&channel, &finished.topic, now);
+            if self.ctx.hub.is_remote(&channel) {
+                self.effects.push_back(Effect::PresenceLeave {
+                    channel: channel.clone(),
+                    user_id: end.user_id.clone(),
+                });
+            } else {
+                self.ctx.hub.memory().presence_leave(&channel, &end.user_id);
+            }
+            if self.channels.remove(&channel) {
+                self.leave(&channel);
+            }
+            self.session_update(&channel, &finished.topic, now);
         }
         self.effects.push_back(Effect::FinishStudy {
             user_id: end.user_id.clone(),
@@ -875,7 +1241,14 @@ impl Session {
         Ok(())
     }
 
-    fn subscribe(&mut self, subscribe: &Subscribe, now: Now) -> Result<(), ErrorPayload> {
+    fn subscribe(
+        &mut self,
+        subscribe: &Subscribe,
+        ack: Option<MessageId>,
+        ref_id: Option<MessageId>,
+        key: &str,
+        now: Now,
+    ) -> Result<Outcome, ErrorPayload> {
         let channel = subscribe.channel.as_str();
         if !self.principal().may_subscribe(channel) {
             return Err(error(
@@ -896,6 +1269,21 @@ impl Session {
             let user = user.to_owned();
             self.bind_user(&user);
         }
+        if self.ctx.hub.is_remote(channel) {
+            let watch = self.ctx.hub.begin_remote_subscribe(self.conn, channel);
+            self.effects.push_back(Effect::Replay {
+                channel: channel.to_owned(),
+                since: subscribe.since.clone(),
+                watch,
+            });
+            self.waiting = Some(Box::new(Waiting::Replay {
+                channel: channel.to_owned(),
+                ack,
+                ref_id,
+                key: key.to_owned(),
+            }));
+            return Ok(Outcome::Deferred);
+        }
         self.ctx
             .hub
             .subscribe(
@@ -907,7 +1295,54 @@ impl Session {
             )
             .map_err(|_| internal())?;
         self.channels.insert(channel);
-        Ok(())
+        Ok(Outcome::Done)
+    }
+
+    /// The answer to [`Effect::Replay`] (`watched`: whether the broker counts a watch of the
+    /// channel for this connection now): queues `subscribed`, the replay and what arrived
+    /// meanwhile, and acknowledges the frame; or answers `internal` when the broker failed.
+    pub fn handle_replay(&mut self, replay: Result<Replay, BrokerError>, watched: bool, now: Now) {
+        let Some(waiting) = self
+            .waiting
+            .take_if(|w| matches!(**w, Waiting::Replay { .. }))
+        else {
+            return;
+        };
+        let Waiting::Replay {
+            channel,
+            ack,
+            ref_id,
+            key,
+        } = *waiting
+        else {
+            return;
+        };
+        let hub = &self.ctx.hub;
+        let done = match replay {
+            Ok(replay) if self.state != State::Closing => hub
+                .finish_remote_subscribe(self.conn, &self.outbox, &channel, &replay, now)
+                .is_ok(),
+            _ => false,
+        };
+        if done {
+            self.channels.insert(&channel);
+            if let Some(id) = ack {
+                self.send_ack(id, now);
+            }
+            return;
+        }
+        if hub.abort_remote_subscribe(self.conn, &channel, watched) {
+            self.effects.push_back(Effect::Unwatch {
+                channel: channel.clone(),
+            });
+        }
+        if self.state == State::Closing {
+            return;
+        }
+        if let Some(id) = &ack {
+            self.forget(&key, id);
+        }
+        self.answer_internal(ref_id, now);
     }
 
     fn unsubscribe(&mut self, unsubscribe: &Unsubscribe, now: Now) -> Result<(), ErrorPayload> {
@@ -918,7 +1353,7 @@ impl Session {
                 "the `system` channel cannot be left",
             ));
         }
-        if !self.channels.remove(channel) || !self.ctx.hub.unsubscribe(self.conn, channel) {
+        if !self.channels.remove(channel) || !self.leave(channel) {
             return Err(error(
                 ErrorCode::NotSubscribed,
                 "not subscribed to this channel",

@@ -14,11 +14,13 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite_error::is_capacity;
 
-use crate::clock::Now;
+use crate::app::App;
+use crate::broker::BrokerError;
+use crate::clock::now;
 use crate::metrics::SentBatch;
 use crate::outbox::{Frame, Outbox};
-use crate::server::App;
 use crate::session::{Effect, Session, close_code};
+use cerebrum_server_core::Text;
 
 /// How long a closing connection waits for its last frames and the peer's close reply.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -41,13 +43,27 @@ impl Drop for ConnGuard {
 /// per-user count or its study presence behind.
 struct SessionGuard {
     session: Session,
+    app: Arc<App>,
     disconnected: bool,
 }
 
 impl SessionGuard {
-    fn disconnect(&mut self, now: Now) {
+    /// Disconnects the session once, and carries out what that gives back to the remote
+    /// broker (watches, the per-user count) in a task of its own.
+    fn disconnect(&mut self) {
         if !std::mem::replace(&mut self.disconnected, true) {
-            self.session.disconnect(now);
+            self.session.disconnect(now());
+            let effects: Vec<Effect> = std::iter::from_fn(|| self.session.poll_effect()).collect();
+            if !effects.is_empty()
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let app = self.app.clone();
+                runtime.spawn(async move {
+                    for effect in effects {
+                        release(&app, effect).await;
+                    }
+                });
+            }
         }
     }
 }
@@ -67,7 +83,7 @@ impl std::ops::DerefMut for SessionGuard {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.disconnect(Now::current());
+        self.disconnect();
     }
 }
 
@@ -89,12 +105,8 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
     let app = guard.app.clone();
     let outbox = Outbox::new(app.ctx.config.outbound_queue);
     let mut session = SessionGuard {
-        session: Session::new(
-            app.ctx.clone(),
-            outbox.clone(),
-            token.as_deref(),
-            Now::current(),
-        ),
+        session: Session::new(app.ctx.clone(), outbox.clone(), token.as_deref(), now()),
+        app: app.clone(),
         disconnected: false,
     };
     drop(token);
@@ -138,12 +150,12 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
             break End::Close(close_code::GOING_AWAY, "server shutting down");
         }
         let fed = tokio::select! {
-            inbound = ws.recv() => match inbound {
-                Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), Now::current())),
-                Some(Ok(Message::Binary(bytes))) => guarded(|| session.handle_binary(bytes.len(), Now::current())),
+            inbound = ws.recv(), if !session.is_waiting() => match inbound {
+                Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), now())),
+                Some(Ok(Message::Binary(bytes))) => guarded(|| session.handle_binary(bytes.len(), now())),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                     // Control frames count as activity; tungstenite answers pings itself.
-                    guarded(|| session.handle_activity(Now::current()))
+                    guarded(|| session.handle_activity(now()))
                 }
                 Some(Ok(Message::Close(_))) | None => break End::Gone,
                 Some(Err(err)) => {
@@ -153,7 +165,7 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
                     break End::Gone;
                 }
             },
-            () = outbox.notified() => true,
+            () = notified(&outbox) => true,
             published = next_published(&mut in_flight) => {
                 published.answer(&mut session);
                 if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
@@ -162,7 +174,7 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
                 true
             }
             () = &mut idle_timer => {
-                let now = Now::current();
+                let now = now();
                 let due = session.poll_timeout();
                 if now.mono >= due {
                     guarded(|| session.handle_timeout(now))
@@ -233,7 +245,18 @@ async fn finish(
         how = end_name,
         "connection closed"
     );
-    session.disconnect(Now::current());
+    session.disconnect();
+}
+
+/// Waits until the outbox has a frame or closed.
+async fn notified(outbox: &Outbox) {
+    std::future::poll_fn(|cx| outbox.poll_notified(cx.waker())).await;
+}
+
+/// The text of a frame as axum's text message (the core's [`Text`] is UTF-8 by construction:
+/// the check never fails; it reads the bytes once).
+fn to_message(text: Text) -> Message {
+    Message::Text(Utf8Bytes::try_from(text.into_bytes()).unwrap_or_default())
 }
 
 /// Runs a session call; `false` if it panicked (a bug: the connection closes 1011, the server
@@ -272,7 +295,7 @@ async fn write_batch(
     record_sent(app, &batch);
     let write = async {
         for frame in batch {
-            ws.feed(Message::Text(frame.text)).await?;
+            ws.feed(to_message(frame.text)).await?;
             if frame_by_frame {
                 ws.flush().await?;
             }
@@ -281,7 +304,7 @@ async fn write_batch(
     };
     let slow = async {
         loop {
-            outbox.notified().await;
+            notified(outbox).await;
             if outbox.is_slow() {
                 break;
             }
@@ -311,7 +334,7 @@ fn record_sent(app: &App, batch: &VecDeque<Frame>) {
 struct Published {
     channel: String,
     ack: Option<MessageId>,
-    result: Result<u64, crate::broker::BrokerError>,
+    result: Result<u64, BrokerError>,
 }
 
 impl Published {
@@ -320,12 +343,12 @@ impl Published {
         match self.result {
             Ok(_) => {
                 if let Some(id) = self.ack {
-                    session.send_ack(id, Now::current());
+                    session.send_ack(id, now());
                 }
             }
             Err(err) => {
                 tracing::warn!(%err, channel = self.channel, "could not publish");
-                session.send_internal_error(self.ack, Now::current());
+                session.send_internal_error(self.ack, now());
             }
         }
     }
@@ -348,7 +371,8 @@ async fn next_published(in_flight: &mut Option<Box<InFlight>>) -> Published {
     }
 }
 
-/// Carries out the session's effects; `Some` when the connection must end.
+/// Carries out the session's effects in order, feeding each answer back before the next;
+/// `Some` when the connection must end.
 async fn carry_out(
     app: &Arc<App>,
     session: &mut Session,
@@ -362,12 +386,9 @@ async fn carry_out(
                 envelope,
                 ack,
             } => {
-                let ctx = app.ctx.clone();
+                let app = app.clone();
                 let publish = async move {
-                    let result = ctx
-                        .hub
-                        .publish_async(&channel, *envelope, Now::current())
-                        .await;
+                    let result = app.publish(&channel, *envelope, now()).await;
                     Published {
                         channel,
                         ack,
@@ -385,14 +406,14 @@ async fn carry_out(
             } => match app.finish_study(user_id, finished.clone()).await {
                 Ok(_) => {
                     if let Some(id) = ack {
-                        session.send_ack(id, Now::current());
+                        session.send_ack(id, now());
                     }
                 }
                 Err(err) => {
                     tracing::error!(%err, "could not record a study session");
                     match &finished {
-                        Some(finished) => session.study_end_failed(finished, ack, Now::current()),
-                        None => session.send_internal_error(ack, Now::current()),
+                        Some(finished) => session.study_end_failed(finished, ack, now()),
+                        None => session.send_internal_error(ack, now()),
                     }
                 }
             },
@@ -402,7 +423,7 @@ async fn carry_out(
                 }
             }
             Effect::DeliverPending { user_id } => match app.pending(&user_id).await {
-                Ok(page) => session.handle_pending_page(&page, Now::current()),
+                Ok(page) => session.handle_pending_page(&page, now()),
                 Err(err) => tracing::error!(%err, "could not read pending notifications"),
             },
             Effect::AckNotification {
@@ -413,17 +434,109 @@ async fn carry_out(
                 Ok(()) => {
                     session.handle_notification_acked(&notification_id);
                     if let Some(id) = ack {
-                        session.send_ack(id, Now::current());
+                        session.send_ack(id, now());
                     }
                 }
                 Err(err) => {
                     tracing::error!(%err, "could not record a notification ack");
-                    session.send_internal_error(ack, Now::current());
+                    session.send_internal_error(ack, now());
                 }
             },
+            Effect::Claim { key, id } => {
+                let window = app.ctx.config.dedupe_window;
+                let claimed = match &app.remote {
+                    Some(remote) => remote.claim(&key, id.as_str(), window).await,
+                    None => Err(BrokerError::Unavailable),
+                };
+                session.handle_claimed(claimed, now());
+            }
+            Effect::CountUser { user, limit } => {
+                let admitted = match &app.remote {
+                    Some(remote) => remote.user_connected(&user, limit).await,
+                    None => Err(BrokerError::Unavailable),
+                };
+                session.handle_user_counted(admitted, now());
+            }
+            Effect::Watch { channel } => {
+                let watched = match &app.remote {
+                    Some(remote) => remote.watch(&channel).await,
+                    None => Err(BrokerError::Unavailable),
+                };
+                if watched.is_err() {
+                    session.handle_watch_failed(&channel);
+                }
+            }
+            Effect::Replay {
+                channel,
+                since,
+                watch,
+            } => {
+                let (replay, watched) = replay(app, &channel, since.as_ref(), watch).await;
+                session.handle_replay(replay, watched, now());
+            }
+            Effect::PresenceJoin {
+                channel,
+                participant,
+            } => {
+                let joined = match &app.remote {
+                    Some(remote) => remote.join(&channel, participant).await,
+                    None => Err(BrokerError::Unavailable),
+                };
+                session.handle_presence_joined(joined, now());
+            }
+            Effect::SessionUpdate { channel, topic } => {
+                app.publish_session_update(&channel, &topic).await;
+            }
+            effect => release(app, effect).await,
         }
     }
     None
+}
+
+/// [`Effect::Replay`]: watches the channel first when asked, then reads the replay; also
+/// says whether the broker now counts a watch for the connection.
+async fn replay(
+    app: &App,
+    channel: &str,
+    since: Option<&cerebrum_protocol::StreamPosition>,
+    watch: bool,
+) -> (Result<crate::broker::Replay, BrokerError>, bool) {
+    let Some(remote) = &app.remote else {
+        return (Err(BrokerError::Unavailable), false);
+    };
+    if watch && let Err(err) = remote.watch(channel).await {
+        return (Err(err), false);
+    }
+    (remote.replay(channel, since, Instant::now()).await, true)
+}
+
+/// The effects that need no answer: what a session gives back to the remote broker (also
+/// after it disconnected).
+async fn release(app: &App, effect: Effect) {
+    match effect {
+        Effect::Release { key, id } => {
+            if let Some(remote) = &app.remote {
+                let _ = remote.release(&key, id.as_str()).await;
+            }
+        }
+        Effect::UncountUser { user } => {
+            if let Some(remote) = &app.remote {
+                let _ = remote.user_disconnected(&user).await;
+            }
+        }
+        Effect::Unwatch { channel } => {
+            if let Some(remote) = &app.remote {
+                remote.unwatch(&channel);
+            }
+        }
+        Effect::PresenceLeave { channel, user_id } => {
+            app.presence_leave(&channel, &user_id).await;
+        }
+        Effect::SessionUpdate { channel, topic } => {
+            app.publish_session_update(&channel, &topic).await;
+        }
+        other => tracing::debug!(?other, "an effect after the connection closed is dropped"),
+    }
 }
 
 /// Recognises tungstenite's "message too long" behind axum's error type.

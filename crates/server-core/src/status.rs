@@ -1,7 +1,6 @@
 //! System status from real checks: the database answers, the data directory is writable, the
 //! broker is reachable.
 
-use std::path::Path;
 use std::time::Instant;
 
 use cerebrum_protocol::{OverallStatus, Services, SystemStatus};
@@ -23,7 +22,7 @@ impl Checks {
     ///
     /// ```
     /// use cerebrum_protocol::OverallStatus;
-    /// use cerebrum_server::status::Checks;
+    /// use cerebrum_server_core::status::Checks;
     /// let all = Checks { database: true, storage: true, cache: true };
     /// assert_eq!(all.overall(), OverallStatus::Operational);
     /// assert_eq!(Checks { storage: false, ..all }.overall(), OverallStatus::Degraded);
@@ -54,26 +53,5 @@ impl Checks {
             uptime: now.mono.saturating_duration_since(started).as_secs_f64(),
             last_check: now.unix_ms,
         }
-    }
-}
-
-/// Whether a file can be created, written and removed in `dir`.
-#[must_use]
-pub fn dir_writable(dir: &Path) -> bool {
-    let probe = dir.join(format!(".cerebrum-probe-{}", std::process::id()));
-    let ok = std::fs::write(&probe, b"ok").is_ok();
-    let removed = std::fs::remove_file(&probe).is_ok();
-    ok && removed
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_directory_is_not_writable() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(dir_writable(dir.path()));
-        assert!(!dir_writable(&dir.path().join("missing")));
     }
 }

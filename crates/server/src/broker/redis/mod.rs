@@ -11,15 +11,14 @@
 //!
 //! A publication gets its offset, enters the history and is published in **one** Lua script,
 //! so every node receives a channel's publications in offset order. Each node holds one
-//! Redis subscription per channel with local subscribers (the hub asks through
-//! [`Broker::watch`]/[`Broker::unwatch`]) and hands what arrives to the hub, which queues the
+//! Redis subscription per channel with local subscribers (the sessions ask through
+//! [`FanOut::watch`]/[`FanOut::unwatch`]) and hands what arrives to the hub, which queues the
 //! same bytes to every local subscriber.
 //!
-//! The [`Broker`] calls are synchronous (the hub is); they run the Redis round trip on the
-//! runtime with [`tokio::task::block_in_place`], so the server must run on tokio's
-//! multi-thread runtime (as `cerebrum serve` does). When Redis cannot be reached the calls
-//! fail fast with [`BrokerError::Unavailable`], the node reports itself `degraded`, keeps its
-//! connections, and reconnects with backoff.
+//! Every call is asynchronous, on one multiplexed connection (concurrent calls pipeline), and
+//! bounded by the op timeout: nothing blocks a runtime thread. When Redis cannot be reached
+//! the calls fail fast with [`BrokerError::Unavailable`], the node reports itself `degraded`,
+//! keeps its connections, and reconnects with backoff.
 
 mod pubsub;
 mod scripts;
@@ -30,20 +29,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
+use async_trait::async_trait;
 use cerebrum_protocol::{Envelope, Participant, StreamPosition, encode};
+use cerebrum_server_core::Text;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Value};
 use serde::{Deserialize, Serialize};
-use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use self::pubsub::Ctl;
 use self::scripts::Scripts;
-use crate::broker::{Broker, BrokerError, BrokerEvent, DeliverFn, Publication, Replay};
-use crate::config::redact_password;
-use crate::outbox::lock;
+use crate::broker::{
+    BrokerError, BrokerEvent, ClusterLimits, DeliverFn, FanOut, Health, History, Presence,
+    Publication, Replay,
+};
+use cerebrum_server_core::outbox::lock;
+use cerebrum_server_core::redact_password;
 
 /// The offset written into a frame before the script replaces it with the real one.
 const OFFSET_MARK: u64 = u64::MAX;
@@ -111,9 +113,6 @@ pub enum RedisSetupError {
         /// Why it was refused.
         reason: String,
     },
-    /// Not on tokio's multi-thread runtime.
-    #[error("the Redis broker needs tokio's multi-thread runtime")]
-    Runtime,
 }
 
 /// One presence entry as stored (expiry first: the expiry script reads it with a pattern).
@@ -130,7 +129,6 @@ pub(crate) struct Inner {
     node: String,
     commands: ConnectionManager,
     pubsub_client: redis::Client,
-    handle: Handle,
     sharded: bool,
     scripts: Scripts,
     commands_up: AtomicBool,
@@ -212,10 +210,6 @@ impl RedisBroker {
     /// Connects to Redis (lazily: an unreachable Redis leaves the node `degraded` and retried
     /// with backoff, not failed) and starts the node's pub/sub link and refresh task.
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisSetupError> {
-        let handle = Handle::current();
-        if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
-            return Err(RedisSetupError::Runtime);
-        }
         let bad = |reason: String| RedisSetupError::BadUrl {
             url: redact_password(&config.url),
             reason,
@@ -242,7 +236,6 @@ impl RedisBroker {
             node: format!("{:08x}", fastrand::u32(..)),
             commands,
             pubsub_client,
-            handle,
             sharded,
             scripts: Scripts::new(),
             commands_up: AtomicBool::new(true),
@@ -312,36 +305,16 @@ async fn supports_sharded_pubsub(commands: &ConnectionManager) -> bool {
 }
 
 impl Inner {
-    /// Runs a Redis call to completion from synchronous code, bounded by the op timeout.
-    fn block<T>(
+    /// Runs a Redis call, bounded by the op timeout, and records the health it showed.
+    async fn call<T>(
         &self,
         what: &'static str,
-        call: impl Future<Output = redis::RedisResult<T>>,
+        call: impl Future<Output = redis::RedisResult<T>> + Send,
     ) -> Result<T, BrokerError> {
-        let timeout = self.config.op_timeout;
-        let outcome = self.wait(async move {
-            Ok(tokio::time::timeout(timeout, call)
-                .await
-                .unwrap_or_else(|_| Err(timed_out())))
-        })?;
+        let outcome = tokio::time::timeout(self.config.op_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
         self.settle(what, outcome)
-    }
-
-    /// Drives `future` to completion from synchronous code: on a multi-thread runtime's worker
-    /// the worker's other tasks move to another thread meanwhile (`block_in_place`).
-    fn wait<T>(
-        &self,
-        future: impl Future<Output = Result<T, BrokerError>>,
-    ) -> Result<T, BrokerError> {
-        let run = || self.handle.block_on(future);
-        match Handle::try_current() {
-            Ok(current) if current.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(run)
-            }
-            // A current-thread runtime cannot be blocked on: refuse rather than panic.
-            Ok(_) => Err(BrokerError::Unavailable),
-            Err(_) => run(),
-        }
     }
 
     /// Records the health a call showed.
@@ -466,7 +439,7 @@ async fn append(
     Ok(Publication {
         channel: Arc::from(channel.as_str()),
         offset,
-        text: Utf8Bytes::from(format!("{head}{offset}{tail}")),
+        text: Text::from(format!("{head}{offset}{tail}")),
         at: now,
     })
 }
@@ -479,32 +452,18 @@ fn frame_parts(text: &str) -> Option<(&str, &str)> {
     Some((&text[..at + key.len()], &text[at + mark.len()..]))
 }
 
-impl Broker for RedisBroker {
-    fn append(
+#[async_trait]
+impl History for RedisBroker {
+    async fn append(
         &self,
         channel: &str,
         envelope: Envelope,
         now: Instant,
     ) -> Result<Publication, BrokerError> {
-        let append = append(self.inner.clone(), channel.to_owned(), envelope, now);
-        self.inner.wait(append)
+        append(self.inner.clone(), channel.to_owned(), envelope, now).await
     }
 
-    fn append_async(
-        &self,
-        channel: &str,
-        envelope: Envelope,
-        now: Instant,
-    ) -> crate::broker::AppendFuture {
-        Box::pin(append(
-            self.inner.clone(),
-            channel.to_owned(),
-            envelope,
-            now,
-        ))
-    }
-
-    fn replay(
+    async fn replay(
         &self,
         channel: &str,
         since: Option<&StreamPosition>,
@@ -526,16 +485,17 @@ impl Broker for RedisBroker {
             .arg(inner.config.history_size)
             .arg(unix_ms().saturating_sub(ttl));
         let mut conn = inner.conn();
-        let reply: Vec<Value> =
-            inner.block(
-                "replay",
-                async move { invocation.invoke_async(&mut conn).await },
-            )?;
+        let reply: Vec<Value> = inner
+            .call("replay", invocation.invoke_async(&mut conn))
+            .await?;
         parse_replay(channel, since.map_or(0, |s| s.offset), &reply, now)
             .ok_or(BrokerError::Unavailable)
     }
+}
 
-    fn presence_join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError> {
+#[async_trait]
+impl Presence for RedisBroker {
+    async fn join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError> {
         let inner = &self.inner;
         let entry = inner.presence_entry(participant.clone(), unix_ms());
         lock(&inner.members).insert(
@@ -545,39 +505,36 @@ impl Broker for RedisBroker {
         let key = presence_key(channel);
         let key_ttl = millis(inner.config.presence_ttl) * 2;
         let mut conn = inner.conn();
-        inner.block("presence join", async move {
-            redis::pipe()
-                .cmd("HSET")
-                .arg(&key)
-                .arg(&participant.user_id)
-                .arg(entry)
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&key)
-                .arg(key_ttl)
-                .ignore()
-                .query_async::<()>(&mut conn)
-                .await
-        })
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET")
+            .arg(&key)
+            .arg(&participant.user_id)
+            .arg(entry)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(key_ttl)
+            .ignore();
+        inner
+            .call("presence join", pipe.query_async::<()>(&mut conn))
+            .await
     }
 
-    fn presence_leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
+    async fn leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
         let inner = &self.inner;
         lock(&inner.members).remove(&(channel.to_owned(), user_id.to_owned()));
         let key = presence_key(channel);
-        let user = user_id.to_owned();
         let mut conn = inner.conn();
-        inner.block("presence leave", async move {
-            conn.hdel::<_, _, ()>(&key, &user).await
-        })
+        inner
+            .call("presence leave", conn.hdel::<_, _, ()>(&key, user_id))
+            .await
     }
 
-    fn presence(&self, channel: &str) -> Result<Vec<Participant>, BrokerError> {
+    async fn members(&self, channel: &str) -> Result<Vec<Participant>, BrokerError> {
         let inner = &self.inner;
         let key = presence_key(channel);
         let mut conn = inner.conn();
-        let all: HashMap<String, String> =
-            inner.block("presence", async move { conn.hgetall(&key).await })?;
+        let all: HashMap<String, String> = inner.call("presence", conn.hgetall(&key)).await?;
         let now = unix_ms();
         let mut members: Vec<Participant> = all
             .into_values()
@@ -593,85 +550,82 @@ impl Broker for RedisBroker {
         Ok(members)
     }
 
-    fn presence_expire(&self, channel: &str) -> Vec<String> {
+    async fn expire(&self, channel: &str) -> Result<Vec<String>, BrokerError> {
         let inner = &self.inner;
         let mut invocation = inner.scripts.presence_expire.prepare_invoke();
         invocation.key(presence_key(channel)).arg(unix_ms());
         let mut conn = inner.conn();
         inner
-            .block("presence expiry", async move {
-                invocation.invoke_async::<Vec<String>>(&mut conn).await
-            })
-            .unwrap_or_default()
+            .call(
+                "presence expiry",
+                invocation.invoke_async::<Vec<String>>(&mut conn),
+            )
+            .await
     }
+}
 
-    fn sweep(&self, _now: Instant, _keep: &dyn Fn(&str) -> bool) {
-        // Redis expires histories, epochs and presence by itself (TTLs).
-    }
-
-    fn is_healthy(&self) -> bool {
+#[async_trait]
+impl Health for RedisBroker {
+    async fn is_healthy(&self) -> bool {
         let inner = &self.inner;
         if !inner.pubsub_up.load(Ordering::Relaxed) {
             return false;
         }
         let mut conn = inner.conn();
         inner
-            .block("health check", async move {
-                redis::cmd("PING").query_async::<String>(&mut conn).await
-            })
+            .call(
+                "health check",
+                redis::cmd("PING").query_async::<String>(&mut conn),
+            )
+            .await
             .is_ok()
     }
+}
 
-    fn is_remote(&self) -> bool {
-        true
-    }
-
+#[async_trait]
+impl FanOut for RedisBroker {
     fn attach(&self, sink: DeliverFn) {
         let _ = self.inner.sink.set(sink);
     }
 
-    fn watch(&self, channel: &str) -> Result<(), BrokerError> {
+    async fn watch(&self, channel: &str) -> Result<(), BrokerError> {
         let (done, confirmed) = oneshot::channel();
         self.inner
             .ctl
             .send(Ctl::Watch(channel.to_owned(), done))
             .map_err(|_| BrokerError::Unavailable)?;
-        self.inner.block("subscribe", async move {
-            Ok::<_, redis::RedisError>(confirmed.await.unwrap_or(Err(BrokerError::Unavailable)))
-        })?
+        match tokio::time::timeout(self.inner.config.op_timeout, confirmed).await {
+            Ok(Ok(result)) => result,
+            _ => Err(BrokerError::Unavailable),
+        }
     }
 
     fn unwatch(&self, channel: &str) {
         let _ = self.inner.ctl.send(Ctl::Unwatch(channel.to_owned()));
     }
+}
 
-    fn first_time(&self, key: &str, id: &str, window: Duration) -> Option<bool> {
+#[async_trait]
+impl ClusterLimits for RedisBroker {
+    async fn claim(&self, key: &str, id: &str, window: Duration) -> Result<bool, BrokerError> {
         let inner = &self.inner;
         let key = format!("cerebrum:dedupe:{{{key}}}:{id}");
         let window = millis(window).max(1);
         let mut conn = inner.conn();
-        let set: Result<Option<String>, BrokerError> = inner.block("dedupe", async move {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(window)
-                .query_async(&mut conn)
-                .await
-        });
-        // Redis down: the node's own window decides.
-        set.ok().map(|reply| reply.is_some())
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(1).arg("NX").arg("PX").arg(window);
+        let reply: Option<String> = inner.call("dedupe", set.query_async(&mut conn)).await?;
+        Ok(reply.is_some())
     }
 
-    fn forget(&self, key: &str, id: &str) {
+    async fn release(&self, key: &str, id: &str) -> Result<(), BrokerError> {
         let inner = &self.inner;
         let key = format!("cerebrum:dedupe:{{{key}}}:{id}");
         let mut conn = inner.conn();
-        let _ = inner.block("dedupe", async move { conn.del::<_, ()>(&key).await });
+        inner.call("dedupe", conn.del::<_, ()>(&key)).await
     }
 
-    fn user_connected(&self, user: &str, limit: usize) -> Option<bool> {
+    async fn user_connected(&self, user: &str, limit: usize) -> Result<bool, BrokerError> {
         let inner = &self.inner;
         let now = unix_ms();
         let mut invocation = inner.scripts.user_connect.prepare_invoke();
@@ -683,22 +637,22 @@ impl Broker for RedisBroker {
             .arg(now + millis(inner.config.presence_ttl))
             .arg(millis(inner.config.presence_ttl) * 2);
         let mut conn = inner.conn();
-        let admitted: Result<i64, BrokerError> = inner.block("connection count", async move {
-            invocation.invoke_async(&mut conn).await
-        });
-        let admitted = admitted.ok()? == 1;
+        let admitted: i64 = inner
+            .call("connection count", invocation.invoke_async(&mut conn))
+            .await?;
+        let admitted = admitted == 1;
         if admitted {
             *lock(&inner.users).entry(user.to_owned()).or_insert(0) += 1;
         }
-        Some(admitted)
+        Ok(admitted)
     }
 
-    fn user_disconnected(&self, user: &str) {
+    async fn user_disconnected(&self, user: &str) -> Result<(), BrokerError> {
         let inner = &self.inner;
         let remaining = {
             let mut users = lock(&inner.users);
             let Some(count) = users.get_mut(user) else {
-                return;
+                return Ok(());
             };
             *count = count.saturating_sub(1);
             let remaining = *count;
@@ -714,13 +668,18 @@ impl Broker for RedisBroker {
             unix_ms() + millis(inner.config.presence_ttl)
         );
         let mut conn = inner.conn();
-        let _ = inner.block("connection count", async move {
-            if remaining == 0 {
-                conn.hdel::<_, _, ()>(&key, &node).await
-            } else {
-                conn.hset::<_, _, _, ()>(&key, &node, value).await
-            }
-        });
+        if remaining == 0 {
+            inner
+                .call("connection count", conn.hdel::<_, _, ()>(&key, &node))
+                .await
+        } else {
+            inner
+                .call(
+                    "connection count",
+                    conn.hset::<_, _, _, ()>(&key, &node, value),
+                )
+                .await
+        }
     }
 }
 
@@ -749,7 +708,7 @@ fn parse_replay(channel: &str, since: u64, reply: &[Value], now: Instant) -> Opt
         publications.push(Publication {
             channel: channel.clone(),
             offset: since + 1 + i as u64,
-            text: Utf8Bytes::from(text),
+            text: Text::from(text),
             at: now,
         });
     }

@@ -55,11 +55,11 @@ pub enum Joined {
 /// sessions concerned, however many are in progress.
 ///
 /// ```
-/// use std::time::Duration;
-/// use cerebrum_server::{clock::Now, study::StudyTracker};
+/// use std::time::{Duration, Instant};
+/// use cerebrum_server_core::{clock::Now, study::StudyTracker};
 ///
 /// let mut tracker = StudyTracker::new(Duration::from_secs(10));
-/// let t0 = Now::current();
+/// let t0 = Now { mono: Instant::now(), unix_ms: 1_700_000_000_000 };
 /// tracker.start(1, "ada", "Ada", "Genetics", "session:genetics", t0);
 /// let done = tracker.end("ada", "session:genetics", t0.plus_ms(90_000)).unwrap();
 /// assert_eq!(done.duration_secs, 90.0);
@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn presence_leaves_after_the_grace_period_and_not_before() {
         let mut tracker = StudyTracker::new(Duration::from_secs(10));
-        let t0 = Now::current();
+        let t0 = crate::testing::now();
         tracker.start(1, "u", "U", "Genetics", "session:genetics", t0);
         let lost = t0.plus_ms(60_000);
         tracker.disconnect(1, lost.mono);
@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn a_quick_reconnect_does_not_flap() {
         let mut tracker = StudyTracker::new(Duration::from_secs(10));
-        let t0 = Now::current();
+        let t0 = crate::testing::now();
         tracker.start(1, "u", "U", "Genetics", "session:genetics", t0);
         tracker.disconnect(1, t0.plus_ms(1_000).mono);
         assert_eq!(
@@ -480,7 +480,7 @@ mod tests {
             let grace = Duration::from_secs(5);
             let mut tracker = StudyTracker::new(grace);
             let mut naive = Naive { grace, active: BTreeMap::new() };
-            let mut now = Now::current();
+            let mut now = crate::testing::now();
             for op in ops {
                 match op {
                     Op::Start(conn, u, t) => {
@@ -524,7 +524,7 @@ mod tests {
         #[test]
         fn never_expires_before_grace(grace_ms in 1u64..20_000, after in 0u64..40_000) {
             let mut tracker = StudyTracker::new(Duration::from_millis(grace_ms));
-            let t0 = Now::current();
+            let t0 = crate::testing::now();
             tracker.start(1, "u", "U", "T", "session:t", t0);
             tracker.disconnect(1, t0.mono);
             let expired = tracker.expire(t0.plus_ms(after));

@@ -4,17 +4,17 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
-use tokio::sync::Notify;
+use crate::Text;
 
 /// One frame waiting to be written, with the instant it was queued (for the delivery-latency
 /// histogram). The text is shared: a publication's bytes are queued to every subscriber.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The encoded envelope.
-    pub text: Utf8Bytes,
+    pub text: Text,
     /// When it was queued.
     pub queued_at: Instant,
 }
@@ -22,16 +22,22 @@ pub struct Frame {
 #[derive(Debug, Default)]
 struct Inner {
     frames: VecDeque<Frame>,
+    /// The driver's task waiting for frames (see [`Outbox::poll_notified`]).
+    waker: Option<Waker>,
+    /// A push or close happened since the driver last looked.
+    notified: bool,
 }
 
 /// The bounded outbound queue of one connection.
 ///
 /// Allocated lazily: an idle connection holds no buffer. Pushing into a full queue marks the
-/// connection slow (it is then closed with 4008) instead of blocking the publisher.
+/// connection slow (it is then closed with 4008) instead of blocking the publisher. The
+/// driver waits for frames with [`Outbox::poll_notified`] (the core holds its waker, nothing
+/// else of its runtime).
 ///
 /// ```
 /// use std::time::Instant;
-/// use cerebrum_server::outbox::Outbox;
+/// use cerebrum_server_core::outbox::Outbox;
 ///
 /// let outbox = Outbox::new(2);
 /// assert!(outbox.push("a".into(), Instant::now()));
@@ -45,7 +51,6 @@ pub struct Outbox {
     inner: Mutex<Inner>,
     slow: AtomicBool,
     closed: AtomicBool,
-    notify: Notify,
 }
 
 impl Outbox {
@@ -57,18 +62,17 @@ impl Outbox {
             inner: Mutex::new(Inner::default()),
             slow: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            notify: Notify::new(),
         })
     }
 
     /// Queues a frame; `false` (and the queue marked slow) when it is full or closed.
-    pub fn push(&self, text: Utf8Bytes, now: Instant) -> bool {
+    pub fn push(&self, text: Text, now: Instant) -> bool {
         if self.closed.load(Ordering::Relaxed) || self.slow.load(Ordering::Relaxed) {
             return false;
         }
-        let accepted = {
+        let (accepted, waker) = {
             let mut inner = lock(&self.inner);
-            if inner.frames.len() >= self.capacity {
+            let accepted = if inner.frames.len() >= self.capacity {
                 false
             } else {
                 inner.frames.push_back(Frame {
@@ -76,12 +80,16 @@ impl Outbox {
                     queued_at: now,
                 });
                 true
-            }
+            };
+            inner.notified = true;
+            (accepted, inner.waker.take())
         };
         if !accepted {
             self.slow.store(true, Ordering::Relaxed);
         }
-        self.notify.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         accepted
     }
 
@@ -122,7 +130,14 @@ impl Outbox {
     /// Refuses further frames (the connection is going away).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
-        self.notify.notify_one();
+        let waker = {
+            let mut inner = lock(&self.inner);
+            inner.notified = true;
+            inner.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Whether [`Outbox::close`] was called.
@@ -131,15 +146,25 @@ impl Outbox {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Waits until a frame is pushed or the queue is closed (a stored permit makes a push that
-    /// happened before the call count).
-    pub async fn notified(&self) {
-        self.notify.notified().await;
+    /// `Ready` once a frame was pushed or the queue closed since the last `Ready`; otherwise
+    /// keeps `waker` and wakes it at the next push or close. A push that happened before the
+    /// call counts (it left a permit), so a driver never misses one.
+    pub fn poll_notified(&self, waker: &Waker) -> Poll<()> {
+        let mut inner = lock(&self.inner);
+        if std::mem::take(&mut inner.notified) {
+            return Poll::Ready(());
+        }
+        match &inner.waker {
+            Some(kept) if kept.will_wake(waker) => {}
+            _ => inner.waker = Some(waker.clone()),
+        }
+        Poll::Pending
     }
 }
 
+#[doc(hidden)]
 /// Locks a mutex, recovering the data of a poisoned one (nothing here can be left half-done).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -152,9 +177,9 @@ mod tests {
     #[test]
     fn drains_in_order_and_releases_memory() {
         let outbox = Outbox::new(1024);
-        let now = Instant::now();
+        let now = crate::testing::instant();
         for i in 0..100 {
-            assert!(outbox.push(Utf8Bytes::from(i.to_string()), now));
+            assert!(outbox.push(Text::from(i.to_string()), now));
         }
         let mut out = Vec::new();
         outbox.drain_into(&mut out);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use cerebrum_server::ratelimit::TokenBucket;
+/// use cerebrum_server_core::ratelimit::TokenBucket;
 ///
 /// let start = Instant::now();
 /// let mut bucket = TokenBucket::new(20.0, 40, start);
@@ -54,7 +54,7 @@ impl TokenBucket {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use cerebrum_server::ratelimit::TokenBucket;
+    /// use cerebrum_server_core::ratelimit::TokenBucket;
     ///
     /// let start = Instant::now();
     /// let mut bytes = TokenBucket::new(1024.0, 4096, start);

@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 
-use crate::server::App;
+use crate::app::App;
 
 /// Serves `router` on the connections of `listener` until `stop` turns true. Returns once no
 /// more connections are accepted; connections in progress finish on their own (their HTTP

@@ -1,0 +1,574 @@
+//! The channel hub: local subscribers of each channel, sharded by channel name.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cerebrum_protocol::{
+    Envelope, MessageIdGenerator, SYSTEM_CHANNEL, StreamPosition, Subscribed, encode,
+};
+
+use crate::Text;
+use crate::broker::{BrokerError, Delivery, MemoryBroker, Replay};
+use crate::clock::Now;
+use crate::outbox::{Outbox, lock};
+
+/// The `subscribed` payload of a replay.
+fn subscribed_payload(channel: &str, replay: &Replay) -> Subscribed {
+    Subscribed {
+        channel: channel.to_owned(),
+        offset: replay.offset,
+        epoch: replay.epoch.to_string(),
+        recovered: replay.recovered,
+        missed: replay.publications.len() as u64,
+    }
+}
+
+/// A connection's id within this server.
+pub type ConnId = u64;
+
+/// The local subscribers of one channel.
+#[derive(Default)]
+struct Subscribers {
+    /// Each subscriber's outbox, and the offset up to which it already has the publications
+    /// (a remote broker may deliver a publication the subscriber's replay already held).
+    conns: HashMap<ConnId, (Arc<Outbox>, u64)>,
+    /// The epoch those offsets belong to (remote brokers only).
+    epoch: Option<Arc<str>>,
+    /// Connections subscribing through a remote broker, between their registration and their
+    /// replay: what is delivered meanwhile is kept for them (offset, frame).
+    pending: HashMap<ConnId, Vec<(u64, Text)>>,
+}
+
+impl Subscribers {
+    /// A new epoch: offsets of the old one say nothing any more.
+    fn set_epoch(&mut self, epoch: &Arc<str>) {
+        if self.epoch.as_deref() != Some(&**epoch) {
+            if self.epoch.is_some() {
+                for (_, after) in self.conns.values_mut() {
+                    *after = 0;
+                }
+            }
+            self.epoch = Some(epoch.clone());
+        }
+    }
+}
+
+/// The hub: who is subscribed to what, on this server process.
+///
+/// A publication takes the lock of its channel's shard, gets its offset from the
+/// [`MemoryBroker`], and queues the same encoded bytes to every subscriber's [`Outbox`]; a
+/// subscription with `since` takes the same lock, so the `subscribed` frame, the replay and
+/// the live publications reach the subscriber in offset order, without gap or duplicate.
+///
+/// With a remote broker (`remote`, Redis in the driver) a publication goes to the broker only
+/// and comes back, in offset order, through [`Hub::deliver`] on every node; a subscription is
+/// registered first ([`Hub::begin_remote_subscribe`]), the driver asks the broker for the
+/// replay, and [`Hub::finish_remote_subscribe`] queues it with what arrived meanwhile. The
+/// `system` channel stays local to each node (its status is the node's own).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Duration, Instant};
+/// use cerebrum_protocol::{Envelope, MessageIdGenerator};
+/// use cerebrum_server_core::{broker::MemoryBroker, clock::Now, hub::Hub, outbox::Outbox};
+///
+/// let hub = Hub::new(MemoryBroker::new(100, Duration::from_secs(300), 1), false, Arc::new(MessageIdGenerator::new()), 16);
+/// let outbox = Outbox::new(1024);
+/// let now = Now { mono: Instant::now(), unix_ms: 1_700_000_000_000 };
+/// hub.subscribe(1, &outbox, "chat:1", None, now)?;
+/// let offset = hub.publish("chat:1", Envelope::from_value("chat.msg", &"hi")?, now)?;
+/// assert_eq!(offset, 1);
+/// assert_eq!(outbox.len(), 2); // `subscribed`, then the publication
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Hub {
+    shards: Box<[Mutex<HashMap<String, Subscribers>>]>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Orders every channel, or only the node-local ones (`system`) when `remote`.
+    local: MemoryBroker,
+    /// Whether a remote broker (the driver's) orders the channels other than `system`.
+    remote: bool,
+    ids: Arc<MessageIdGenerator>,
+    channels: AtomicUsize,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("shards", &self.shards.len())
+            .field("channels", &self.channel_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub over `local` (every channel's broker, or only `system`'s when `remote`), stamping
+    /// its frames with ids from `ids`, with `shards` locks (the driver picks a few per core).
+    #[must_use]
+    pub fn new(
+        local: MemoryBroker,
+        remote: bool,
+        ids: Arc<MessageIdGenerator>,
+        shards: usize,
+    ) -> Self {
+        Self {
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            local,
+            remote,
+            ids,
+            channels: AtomicUsize::new(0),
+        }
+    }
+
+    /// The in-memory broker: every channel's, or `system`'s only with a remote broker.
+    #[must_use]
+    pub fn memory(&self) -> &MemoryBroker {
+        &self.local
+    }
+
+    /// Whether a remote broker orders the channels other than `system`.
+    #[must_use]
+    pub fn has_remote_broker(&self) -> bool {
+        self.remote
+    }
+
+    fn shard(&self, channel: &str) -> &Mutex<HashMap<String, Subscribers>> {
+        &self.shards[(self.hasher.hash_one(channel) as usize) % self.shards.len()]
+    }
+
+    /// Whether `channel` goes through the remote broker (whose calls wait on the network: the
+    /// session hands them to the driver as effects).
+    #[must_use]
+    pub fn is_remote(&self, channel: &str) -> bool {
+        self.remote && channel != SYSTEM_CHANNEL
+    }
+
+    /// Subscribes `conn` to `channel`, which the memory broker orders: queues `subscribed`,
+    /// then the publications missed since `since` (when history reaches back), and from then
+    /// on every live publication.
+    ///
+    /// # Errors
+    /// [`BrokerError::Remote`] for a channel of the remote broker.
+    pub fn subscribe(
+        &self,
+        conn: ConnId,
+        outbox: &Arc<Outbox>,
+        channel: &str,
+        since: Option<&StreamPosition>,
+        now: Now,
+    ) -> Result<Subscribed, BrokerError> {
+        if self.is_remote(channel) {
+            return Err(BrokerError::Remote);
+        }
+        let mut shard = lock(self.shard(channel));
+        let replay = self.local.replay(channel, since, now.mono)?;
+        let subscribed = subscribed_payload(channel, &replay);
+        let frame = Envelope::from_payload(&subscribed)?.stamped(&self.ids, now.unix_ms);
+        outbox.push(Text::from(encode(&frame)), now.mono);
+        for publication in &replay.publications {
+            outbox.push(publication.text.clone(), now.mono);
+        }
+        self.insert(&mut shard, conn, outbox, channel, replay.offset);
+        Ok(subscribed)
+    }
+
+    /// First step of [`Hub::subscribe`] through the remote broker: registers `conn` as pending,
+    /// so that what is delivered while the driver asks the broker is kept for it. Returns
+    /// whether the driver must also watch the channel (the broker counts one watch per local
+    /// subscriber; a connection subscribing again keeps its count).
+    ///
+    /// No broker call holds a hub lock (they wait on the network): the driver calls the broker
+    /// between this and [`Hub::finish_remote_subscribe`] or [`Hub::abort_remote_subscribe`].
+    pub fn begin_remote_subscribe(&self, conn: ConnId, channel: &str) -> bool {
+        let mut shard = lock(self.shard(channel));
+        let subscribers = self.entry(&mut shard, channel);
+        subscribers.pending.insert(conn, Vec::new());
+        let counted = subscribers.conns.remove(&conn).is_some();
+        !counted
+    }
+
+    /// Last step of a remote subscription: queues `subscribed`, the broker's `replay`, then
+    /// what was delivered meanwhile (after the replay's offsets, without duplicates).
+    ///
+    /// # Errors
+    /// [`BrokerError::Protocol`] when the `subscribed` frame cannot be built (a bad name).
+    pub fn finish_remote_subscribe(
+        &self,
+        conn: ConnId,
+        outbox: &Arc<Outbox>,
+        channel: &str,
+        replay: &Replay,
+        now: Now,
+    ) -> Result<Subscribed, BrokerError> {
+        let subscribed = subscribed_payload(channel, replay);
+        let frame = Envelope::from_payload(&subscribed)?.stamped(&self.ids, now.unix_ms);
+        let mut shard = lock(self.shard(channel));
+        let subscribers = self.entry(&mut shard, channel);
+        let buffered = subscribers.pending.remove(&conn).unwrap_or_default();
+        outbox.push(Text::from(encode(&frame)), now.mono);
+        let mut after = replay.offset;
+        for publication in &replay.publications {
+            outbox.push(publication.text.clone(), now.mono);
+        }
+        for (offset, text) in buffered {
+            if offset > after {
+                outbox.push(text, now.mono);
+                after = offset;
+            }
+        }
+        subscribers.set_epoch(&replay.epoch);
+        subscribers.conns.insert(conn, (outbox.clone(), after));
+        Ok(subscribed)
+    }
+
+    /// A remote subscription failed (the broker did not answer): `conn` is not subscribed.
+    /// Returns whether the driver must unwatch the channel (the watch had been counted).
+    pub fn abort_remote_subscribe(&self, conn: ConnId, channel: &str, watched: bool) -> bool {
+        let mut shard = lock(self.shard(channel));
+        if let Some(subscribers) = shard.get_mut(channel) {
+            subscribers.pending.remove(&conn);
+            if subscribers.conns.is_empty() && subscribers.pending.is_empty() {
+                shard.remove(channel);
+                self.channels.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        watched
+    }
+
+    /// Subscribes `conn` without a `subscribed` frame (the automatic `system` and `user:`
+    /// channels, and the study session the connection joins). Returns whether the driver must
+    /// watch the channel on the remote broker (a remote channel `conn` was not on yet).
+    pub fn subscribe_silently(&self, conn: ConnId, outbox: &Arc<Outbox>, channel: &str) -> bool {
+        let mut shard = lock(self.shard(channel));
+        let fresh = !shard
+            .get(channel)
+            .is_some_and(|s| s.conns.contains_key(&conn));
+        self.insert(&mut shard, conn, outbox, channel, 0);
+        fresh && self.is_remote(channel)
+    }
+
+    /// The channel's entry, created (and counted) when absent.
+    fn entry<'a>(
+        &self,
+        shard: &'a mut HashMap<String, Subscribers>,
+        channel: &str,
+    ) -> &'a mut Subscribers {
+        shard.entry(channel.to_owned()).or_insert_with(|| {
+            self.channels.fetch_add(1, Ordering::Relaxed);
+            Subscribers::default()
+        })
+    }
+
+    fn insert(
+        &self,
+        shard: &mut HashMap<String, Subscribers>,
+        conn: ConnId,
+        outbox: &Arc<Outbox>,
+        channel: &str,
+        after: u64,
+    ) {
+        self.entry(shard, channel)
+            .conns
+            .insert(conn, (outbox.clone(), after));
+    }
+
+    /// Removes `conn` from `channel`; `false` when it was not subscribed. When it was and the
+    /// channel is remote, the driver must unwatch it once (one unwatch per watch).
+    pub fn unsubscribe(&self, conn: ConnId, channel: &str) -> bool {
+        let mut shard = lock(self.shard(channel));
+        let Some(subscribers) = shard.get_mut(channel) else {
+            return false;
+        };
+        let removed = subscribers.conns.remove(&conn).is_some();
+        if subscribers.conns.is_empty() && subscribers.pending.is_empty() {
+            shard.remove(channel);
+            self.channels.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// Whether `conn` is subscribed to `channel`.
+    #[must_use]
+    pub fn is_subscribed(&self, conn: ConnId, channel: &str) -> bool {
+        lock(self.shard(channel))
+            .get(channel)
+            .is_some_and(|s| s.conns.contains_key(&conn))
+    }
+
+    /// Publishes `envelope` on `channel`, which the memory broker orders: the next offset,
+    /// encoded once, queued to every subscriber. Returns the offset.
+    ///
+    /// # Errors
+    /// [`BrokerError::Remote`] for a channel of the remote broker (the driver appends it
+    /// there, and it comes back through [`Hub::deliver`]); [`BrokerError::Protocol`] for a
+    /// bad channel name.
+    pub fn publish(&self, channel: &str, envelope: Envelope, now: Now) -> Result<u64, BrokerError> {
+        if self.is_remote(channel) {
+            return Err(BrokerError::Remote);
+        }
+        let shard = lock(self.shard(channel));
+        let publication = self.local.append(channel, envelope, now.mono)?;
+        if let Some(subscribers) = shard.get(channel) {
+            for (outbox, _) in subscribers.conns.values() {
+                outbox.push(publication.text.clone(), now.mono);
+            }
+        }
+        Ok(publication.offset)
+    }
+
+    /// Queues a publication a remote broker received to the channel's local subscribers that
+    /// do not have it yet.
+    pub fn deliver(&self, delivery: &Delivery, now: Instant) {
+        let mut shard = lock(self.shard(&delivery.channel));
+        let Some(subscribers) = shard.get_mut(&delivery.channel) else {
+            return;
+        };
+        subscribers.set_epoch(&delivery.epoch);
+        for (outbox, after) in subscribers.conns.values_mut() {
+            if delivery.offset > *after {
+                outbox.push(delivery.text.clone(), now);
+                *after = delivery.offset;
+            }
+        }
+        for kept in subscribers.pending.values_mut() {
+            kept.push((delivery.offset, delivery.text.clone()));
+        }
+    }
+
+    /// After the remote broker's link was down: the position up to which each remote
+    /// channel's subscribers have their publications. The driver asks the broker for what
+    /// followed and hands it to [`Hub::deliver`] (in offset order, without duplicates); a gap
+    /// history no longer holds is the subscribers' next resume's `recovered: false`.
+    #[must_use]
+    pub fn resync_positions(&self) -> Vec<(String, StreamPosition)> {
+        let mut positions = Vec::new();
+        for shard in &self.shards {
+            for (channel, subscribers) in lock(shard).iter() {
+                if let Some(epoch) = &subscribers.epoch {
+                    let last = subscribers.conns.values().map(|(_, after)| *after).max();
+                    positions.push((
+                        channel.clone(),
+                        StreamPosition {
+                            offset: last.unwrap_or(0),
+                            epoch: epoch.to_string(),
+                        },
+                    ));
+                }
+            }
+        }
+        positions.sort_by(|a, b| a.0.cmp(&b.0));
+        positions
+    }
+
+    /// The channels with local subscribers.
+    #[must_use]
+    pub fn local_channels(&self) -> Vec<String> {
+        let mut channels: Vec<String> = self
+            .shards
+            .iter()
+            .flat_map(|shard| lock(shard).keys().cloned().collect::<Vec<_>>())
+            .collect();
+        channels.sort();
+        channels
+    }
+
+    /// Queues `text` to every subscriber of `channel` without giving it an offset (frames that
+    /// are not part of the channel's history).
+    pub fn broadcast_raw(&self, channel: &str, text: &Text, now: Instant) -> usize {
+        let shard = lock(self.shard(channel));
+        shard.get(channel).map_or(0, |subscribers| {
+            for (outbox, _) in subscribers.conns.values() {
+                outbox.push(text.clone(), now);
+            }
+            subscribers.conns.len()
+        })
+    }
+
+    /// Number of channels with at least one local subscriber.
+    #[must_use]
+    pub fn channel_count(&self) -> usize {
+        self.channels.load(Ordering::Relaxed)
+    }
+
+    /// Lets the memory broker forget expired channels that have no local subscriber.
+    pub fn sweep(&self, now: Instant) {
+        let keep = |channel: &str| lock(self.shard(channel)).contains_key(channel);
+        self.local.sweep(now, &keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn hub() -> Hub {
+        Hub::new(
+            MemoryBroker::new(100, Duration::from_secs(300), 1),
+            false,
+            Arc::new(MessageIdGenerator::with_node(1)),
+            4,
+        )
+    }
+
+    fn now() -> Now {
+        Now {
+            mono: crate::testing::instant(),
+            unix_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn texts(outbox: &Outbox) -> Vec<String> {
+        let mut frames = Vec::new();
+        outbox.drain_into(&mut frames);
+        frames
+            .into_iter()
+            .map(|f| f.text.as_str().to_owned())
+            .collect()
+    }
+
+    fn offsets_of(frames: &[String]) -> Vec<u64> {
+        frames
+            .iter()
+            .map(|t| cerebrum_protocol::decode(t).unwrap().offset().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn publication_bytes_are_shared_by_every_subscriber() {
+        let hub = hub();
+        let now = now();
+        let a = Outbox::new(16);
+        let b = Outbox::new(16);
+        hub.subscribe_silently(1, &a, "c:1");
+        hub.subscribe_silently(2, &b, "c:1");
+        hub.publish("c:1", Envelope::from_value("x", &1).unwrap(), now)
+            .unwrap();
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        a.drain_into(&mut fa);
+        b.drain_into(&mut fb);
+        assert_eq!(fa[0].text.as_str().as_ptr(), fb[0].text.as_str().as_ptr());
+        assert_eq!(hub.channel_count(), 1);
+        assert!(hub.unsubscribe(1, "c:1"));
+        assert!(hub.unsubscribe(2, "c:1"));
+        assert!(!hub.unsubscribe(2, "c:1"));
+        assert_eq!(hub.channel_count(), 0);
+    }
+
+    #[test]
+    fn resume_queues_subscribed_then_missed_then_live() {
+        let hub = hub();
+        let now = now();
+        for i in 0..5 {
+            hub.publish("c", Envelope::from_value("x", &i).unwrap(), now)
+                .unwrap();
+        }
+        let first = Outbox::new(64);
+        let sub = hub.subscribe(1, &first, "c", None, now).unwrap();
+        assert_eq!((sub.offset, sub.recovered, sub.missed), (5, false, 0));
+        let resumed = Outbox::new(64);
+        let since = StreamPosition {
+            offset: 2,
+            epoch: sub.epoch.clone(),
+        };
+        let sub = hub.subscribe(2, &resumed, "c", Some(&since), now).unwrap();
+        assert_eq!((sub.recovered, sub.missed), (true, 3));
+        hub.publish("c", Envelope::from_value("x", &5).unwrap(), now)
+            .unwrap();
+        let frames = texts(&resumed);
+        assert!(frames[0].contains(r#""type":"subscribed""#));
+        let offsets = offsets_of(&frames[1..]);
+        assert_eq!(offsets, vec![3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_full_queue_marks_the_subscriber_slow_without_stalling_others() {
+        let hub = hub();
+        let now = now();
+        let slow = Outbox::new(4);
+        let fast = Outbox::new(1024);
+        hub.subscribe_silently(1, &slow, "c");
+        hub.subscribe_silently(2, &fast, "c");
+        for i in 0..10 {
+            hub.publish("c", Envelope::from_value("x", &i).unwrap(), now)
+                .unwrap();
+        }
+        assert!(slow.is_slow());
+        assert_eq!(fast.len(), 10);
+        assert!(!fast.is_slow());
+    }
+
+    #[test]
+    fn a_remote_subscription_gets_replay_then_what_arrived_meanwhile_once_each_in_order() {
+        // The remote broker is played by a second memory broker; deliveries reach the hub
+        // through `deliver`, as the driver's pub/sub link hands them in.
+        let remote = MemoryBroker::new(100, Duration::from_secs(300), 2);
+        let hub = Hub::new(
+            MemoryBroker::new(16, Duration::from_secs(300), 1),
+            true,
+            Arc::new(MessageIdGenerator::with_node(1)),
+            4,
+        );
+        let now = Now {
+            mono: crate::testing::instant(),
+            unix_ms: 1_700_000_000_000,
+        };
+        let publish = |n: u64| {
+            let publication = remote
+                .append("c", Envelope::from_value("x", &n).unwrap(), now.mono)
+                .unwrap();
+            let epoch = remote.replay("c", None, now.mono).unwrap().epoch;
+            hub.deliver(
+                &Delivery {
+                    channel: "c".into(),
+                    epoch,
+                    offset: publication.offset,
+                    text: publication.text,
+                },
+                now.mono,
+            );
+        };
+        let early = Outbox::new(64);
+        assert!(hub.begin_remote_subscribe(1, "c"));
+        let replay = remote.replay("c", None, now.mono).unwrap();
+        hub.finish_remote_subscribe(1, &early, "c", &replay, now)
+            .unwrap();
+        for i in 0..3 {
+            publish(i);
+        }
+        let epoch = remote
+            .replay("c", None, now.mono)
+            .unwrap()
+            .epoch
+            .to_string();
+        let late = Outbox::new(64);
+        assert!(hub.begin_remote_subscribe(2, "c"));
+        let since = StreamPosition { offset: 1, epoch };
+        let replay = remote.replay("c", Some(&since), now.mono).unwrap();
+        // Published (and delivered) after the replay was read: must come after it.
+        publish(3);
+        let sub = hub
+            .finish_remote_subscribe(2, &late, "c", &replay, now)
+            .unwrap();
+        assert_eq!((sub.recovered, sub.missed, sub.offset), (true, 2, 3));
+        publish(4);
+        let frames = texts(&late);
+        assert!(frames[0].contains(r#""type":"subscribed""#));
+        assert_eq!(offsets_of(&frames[1..]), vec![2, 3, 4, 5]);
+        assert_eq!(offsets_of(&texts(&early)[1..]), vec![1, 2, 3, 4, 5]);
+        // Subscribing again keeps its one watch; when that replay fails, it is given back.
+        assert!(!hub.begin_remote_subscribe(2, "c"));
+        assert!(hub.abort_remote_subscribe(2, "c", true));
+        assert!(hub.unsubscribe(1, "c"));
+        assert!(!hub.unsubscribe(2, "c"));
+        assert_eq!(hub.channel_count(), 0);
+        let refused = hub.publish("c", Envelope::from_value("x", &9).unwrap(), now);
+        assert!(matches!(refused, Err(BrokerError::Remote)));
+    }
+}

@@ -1,0 +1,372 @@
+//! The state of a running server shared by the HTTP routes and the connection tasks, and the
+//! async half of the features: store reads and writes, and calls to the remote broker. The
+//! rules stay in the core; this carries out what they ask for.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use cerebrum_protocol::{
+    Envelope, MessageId, Notification, SYSTEM_CHANNEL, StudyMetrics, user_channel,
+};
+use tokio::sync::{Notify, watch};
+
+use crate::broker::{BrokerError, RemoteBroker};
+use crate::clock::Now;
+use crate::context::Context;
+use crate::outbox::lock;
+use crate::status::{Checks, dir_writable};
+use crate::store::{Store, StoreError};
+use crate::study::FinishedStudy;
+use cerebrum_server_core::Database;
+
+/// State of a running server, shared by the HTTP routes and the connection tasks.
+pub(crate) struct App {
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) store: Arc<dyn Store>,
+    /// The broker shared with other nodes (`--redis`); `None`: the core's memory broker orders
+    /// every channel.
+    pub(crate) remote: Option<Arc<dyn RemoteBroker>>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) open: AtomicUsize,
+    /// Accepted connections that are not (yet) WebSockets: they count toward the cap too.
+    pub(crate) pending: AtomicUsize,
+    pub(crate) drained: Notify,
+    /// Study sessions that ended (grace period over) while the store failed: written again at
+    /// every presence sweep, and at shutdown, until the store takes them.
+    pub(crate) unrecorded: std::sync::Mutex<Vec<FinishedStudy>>,
+}
+
+impl App {
+    pub(crate) fn shutdown_rx(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Reserves a connection slot; `false` at the global cap.
+    pub(crate) fn try_open_connection(&self) -> bool {
+        let before = self.open.fetch_add(1, Ordering::AcqRel);
+        if before >= self.ctx.config.max_connections {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        self.ctx.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Reserves a place for an accepted connection before its request arrives; `false` when
+    /// open WebSockets and such connections together are at the global cap.
+    pub(crate) fn try_open_pending(&self) -> bool {
+        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        if before + self.open.load(Ordering::Acquire) >= self.ctx.config.max_connections {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// An accepted connection's HTTP exchange ended (closed, or upgraded to a WebSocket, which
+    /// holds its own place).
+    pub(crate) fn pending_closed(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.ctx.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+        if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    pub(crate) fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Runs a store call on a blocking thread.
+    pub(crate) async fn blocking<T, F>(&self, call: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || call(store.as_ref()))
+            .await
+            .map_err(|err| StoreError::Database(format!("store task failed: {err}")))?
+    }
+
+    /// Publishes `envelope` on `channel`: through the remote broker when it orders the channel
+    /// (every node, this one included, gets it back through the hub's `deliver`), else in the
+    /// core's hub at once. Returns the offset.
+    pub(crate) async fn publish(
+        &self,
+        channel: &str,
+        envelope: Envelope,
+        now: Now,
+    ) -> Result<u64, BrokerError> {
+        match &self.remote {
+            Some(remote) if self.ctx.hub.is_remote(channel) => {
+                Ok(remote.append(channel, envelope, now.mono).await?.offset)
+            }
+            _ => self.ctx.hub.publish(channel, envelope, now),
+        }
+    }
+
+    /// Publishes the user's `study_metrics_update`.
+    async fn publish_metrics(&self, metrics: &StudyMetrics) {
+        let now = crate::clock::now();
+        if let Some((channel, envelope)) = self.ctx.metrics_publication(metrics, now)
+            && let Err(err) = self.publish(&channel, envelope, now).await
+        {
+            tracing::warn!(%err, "could not publish study metrics");
+        }
+    }
+
+    /// Publishes the `collaborative_session_update` of `channel`, from the remote broker's
+    /// presence when it orders the channel.
+    pub(crate) async fn publish_session_update(&self, channel: &str, topic: &str) {
+        let now = crate::clock::now();
+        let Some(remote) = self
+            .remote
+            .as_ref()
+            .filter(|_| self.ctx.hub.is_remote(channel))
+        else {
+            self.ctx.publish_session_update(channel, topic, now);
+            return;
+        };
+        let members = match remote.members(channel).await {
+            Ok(members) => members,
+            Err(err) => {
+                tracing::warn!(%err, channel, "could not read a study session's presence");
+                return;
+            }
+        };
+        if let Some(envelope) = self.ctx.session_update(channel, topic, members, now)
+            && let Err(err) = self.publish(channel, envelope, now).await
+        {
+            tracing::warn!(%err, channel, "could not publish a session update");
+        }
+    }
+
+    /// Adds a finished session to the record durably, then publishes the user's metrics.
+    pub(crate) async fn finish_study(
+        &self,
+        user_id: String,
+        finished: Option<FinishedStudy>,
+    ) -> Result<StudyMetrics, StoreError> {
+        let user = user_id.clone();
+        let record = self
+            .blocking(move |store| match finished {
+                Some(done) => store.record_session(&user, done.duration_secs, done.ended_ms),
+                None => store.study_record(&user, crate::clock::unix_ms()),
+            })
+            .await?;
+        let metrics = record.to_metrics(&user_id, self.ctx.config.daily_goal_hours);
+        self.publish_metrics(&metrics).await;
+        Ok(metrics)
+    }
+
+    /// Publishes the user's metrics while studying `topic`: the stored record, this
+    /// session's duration so far (0 at its start) and `currentTopic`.
+    pub(crate) async fn study_started(
+        &self,
+        user_id: &str,
+        topic: String,
+    ) -> Result<(), StoreError> {
+        let user = user_id.to_owned();
+        let record = self
+            .blocking(move |store| store.study_record(&user, crate::clock::unix_ms()))
+            .await?;
+        let mut metrics = record.to_metrics(user_id, self.ctx.config.daily_goal_hours);
+        metrics.current_topic = Some(topic);
+        metrics.session_duration = 0.0;
+        self.publish_metrics(&metrics).await;
+        Ok(())
+    }
+
+    /// The next page of `user_id`'s pending notifications.
+    pub(crate) async fn pending(&self, user_id: &str) -> Result<Vec<Notification>, StoreError> {
+        let user = user_id.to_owned();
+        let limit = self.ctx.config.pending_page();
+        self.blocking(move |store| store.pending_notifications(&user, limit))
+            .await
+    }
+
+    pub(crate) async fn ack_notification(
+        &self,
+        user_id: &str,
+        id: &MessageId,
+    ) -> Result<(), StoreError> {
+        let (user, id) = (user_id.to_owned(), id.as_str().to_owned());
+        self.blocking(move |store| store.ack_notification(&user, &id, crate::clock::unix_ms()))
+            .await
+            .map(drop)
+    }
+
+    /// Stores a notification and delivers it to the live connections of its user (or of
+    /// everyone).
+    pub(crate) async fn notify(
+        &self,
+        notification: Notification,
+        user_id: Option<String>,
+    ) -> Result<(), StoreError> {
+        let (stored, user) = (notification.clone(), user_id.clone());
+        self.blocking(move |store| {
+            store.save_notification(&stored, user.as_deref(), crate::clock::unix_ms())
+        })
+        .await?;
+        let now = crate::clock::now();
+        let channel = match &user_id {
+            Some(user) => match user_channel(user) {
+                Ok(channel) => channel,
+                Err(_) => return Ok(()),
+            },
+            None => SYSTEM_CHANNEL.to_owned(),
+        };
+        let Ok(id) = MessageId::new(notification.id.clone()) else {
+            return Ok(());
+        };
+        if let Ok(envelope) = Envelope::from_payload(&notification) {
+            let envelope = envelope.with_timestamp(now.unix_ms).with_message_id(id);
+            if let Err(err) = self.publish(&channel, envelope, now).await {
+                tracing::warn!(%err, "could not deliver a notification");
+            }
+        }
+        Ok(())
+    }
+
+    /// One round of health checks; publishes the status when it changed or `force`.
+    pub(crate) async fn check_status(&self, force: bool) {
+        let data_dir = self.ctx.config.data_dir.clone();
+        let database = self.blocking(|store| store.ping()).await.is_ok();
+        // PostgreSQL keeps nothing on the local disk.
+        let local = self.ctx.config.database == Database::Sqlite;
+        let storage = tokio::task::spawn_blocking(move || !local || dir_writable(&data_dir))
+            .await
+            .unwrap_or(false);
+        let cache = match &self.remote {
+            Some(remote) => remote.is_healthy().await,
+            None => true,
+        };
+        let checks = Checks {
+            database,
+            storage,
+            cache,
+        };
+        let now = crate::clock::now();
+        let status = checks.to_status(self.ctx.started, now);
+        let changed = self.ctx.set_status(status.clone());
+        if changed {
+            tracing::warn!(status = ?status.status, services = ?status.services, "system status changed");
+        }
+        if (changed || force)
+            && let Ok(envelope) = Envelope::from_payload(&status)
+        {
+            let envelope = envelope.stamped(&self.ctx.ids, now.unix_ms);
+            let _ = self.ctx.hub.publish(SYSTEM_CHANNEL, envelope, now);
+        }
+    }
+
+    /// With a shared broker: removes the members whose node stopped refreshing them (killed
+    /// without leaving) from the sessions this node has subscribers on, and tells those.
+    pub(crate) async fn expire_remote_presence(&self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        for channel in self.ctx.hub.local_channels() {
+            if !channel.starts_with(cerebrum_protocol::SESSION_PREFIX) {
+                continue;
+            }
+            let gone = match remote.expire(&channel).await {
+                Ok(gone) => gone,
+                Err(err) => {
+                    tracing::debug!(%err, channel, "could not expire presence");
+                    continue;
+                }
+            };
+            if gone.is_empty() {
+                continue;
+            }
+            tracing::info!(channel, members = ?gone, "presence expired (their node stopped refreshing)");
+            let topic = lock(&self.ctx.study)
+                .topic_of(&channel)
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    channel
+                        .strip_prefix(cerebrum_protocol::SESSION_PREFIX)
+                        .unwrap_or(&channel)
+                        .to_owned()
+                });
+            self.publish_session_update(&channel, &topic).await;
+        }
+    }
+
+    /// Ends the study sessions whose grace period is over, and writes again those whose write
+    /// failed before.
+    pub(crate) async fn expire_presence(&self) {
+        let now = crate::clock::now();
+        let retry = std::mem::take(&mut *lock(&self.unrecorded));
+        for finished in retry {
+            let user = finished.user_id.clone();
+            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
+                tracing::warn!(%err, "could not record an expired study session yet");
+                lock(&self.unrecorded).push(finished);
+            }
+        }
+        let expired = lock(&self.ctx.study).expire(now);
+        for finished in expired {
+            self.presence_leave(&finished.channel, &finished.user_id)
+                .await;
+            let (channel, topic) = (finished.channel.clone(), finished.topic.clone());
+            let user = finished.user_id.clone();
+            // The record is durable before the remaining members hear that the user left.
+            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
+                tracing::error!(%err, "could not record an expired study session; retrying");
+                lock(&self.unrecorded).push(finished);
+            }
+            self.publish_session_update(&channel, &topic).await;
+        }
+    }
+
+    /// Removes `user_id` from the presence of `channel` (remote or in memory).
+    pub(crate) async fn presence_leave(&self, channel: &str, user_id: &str) {
+        match &self.remote {
+            Some(remote) if self.ctx.hub.is_remote(channel) => {
+                if let Err(err) = remote.leave(channel, user_id).await {
+                    tracing::warn!(%err, channel, "could not remove a study session's member");
+                }
+            }
+            _ => self.ctx.hub.memory().presence_leave(channel, user_id),
+        }
+    }
+
+    /// After the remote broker's link was down: fetches what each remote channel's local
+    /// subscribers missed meanwhile and hands it to the hub.
+    pub(crate) async fn resync(&self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        for (channel, since) in self.ctx.hub.resync_positions() {
+            match remote.replay(&channel, Some(&since), Instant::now()).await {
+                Ok(replay) if replay.recovered => {
+                    for publication in replay.publications {
+                        self.ctx.hub.deliver(
+                            &crate::broker::Delivery {
+                                channel: channel.clone(),
+                                epoch: replay.epoch.clone(),
+                                offset: publication.offset,
+                                text: publication.text,
+                            },
+                            Instant::now(),
+                        );
+                    }
+                }
+                Ok(replay) => tracing::warn!(
+                    channel,
+                    from = since.offset,
+                    to = replay.offset,
+                    "publications missed while the broker link was down are gone from history"
+                ),
+                Err(err) => tracing::warn!(%err, channel, "could not catch up a channel"),
+            }
+        }
+    }
+}
