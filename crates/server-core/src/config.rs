@@ -97,7 +97,7 @@ pub fn redact_password(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
-/// Everything [`crate::Server::bind`] needs. Start from [`ServerConfig::default`] and change
+/// Everything `cerebrum_server::Server::bind` needs. Start from [`ServerConfig::default`] and change
 /// fields.
 ///
 /// ```
@@ -156,7 +156,7 @@ pub struct ServerConfig {
     /// How long publications are kept.
     pub history_ttl: Duration,
     /// Redis URL: several server processes share channels, presence and counts through it
-    /// ([`crate::redis_broker`]); `None` keeps everything in this process.
+    /// (`cerebrum_server::redis_broker`); `None` keeps everything in this process.
     pub redis_url: Option<String>,
     /// With Redis: how long a member stays present unless its node refreshes it (a node
     /// killed without leaving loses its members after this).
@@ -295,7 +295,7 @@ impl ServerConfig {
 
     /// Checks the rules no type expresses: an HS256 secret of at least 32 bytes, no auth-off
     /// server on a non-loopback address unless [`ServerConfig::insecure`], numbers in range.
-    /// [`crate::Server::bind`] calls it.
+    /// `cerebrum_server::Server::bind` calls it.
     ///
     /// ```
     /// use cerebrum_server_core::{auth::JwtKey, ServerConfig};
