@@ -751,6 +751,20 @@ impl ClientCore {
         if let Some(public) = self.level.public() {
             self.events.push_back(Event::ServerLevel(public));
         }
+        // Subscriptions first: a server processes a connection's frames in order, and a
+        // publisher must be subscribed to its channel (PROTOCOL.md section 5), so a message
+        // re-sent before its channel's `subscribe` would be refused with `not_subscribed`.
+        let channels: Vec<String> = self.channels.subscriptions().map(str::to_owned).collect();
+        for channel in channels {
+            if matches!(self.level, Level::V1 { .. }) {
+                self.send_subscribe(channel, now);
+            } else {
+                self.events.push_back(Event::SubscribeFailed {
+                    channel,
+                    error: SubscribeError::Unsupported,
+                });
+            }
+        }
         if self.level.acks() {
             for frame in self.outbox.resend(now, self.config.ack_timeout) {
                 self.commands.push_back(Command::Transmit(frame));
@@ -760,17 +774,6 @@ impl ClientCore {
                 self.events.push_back(Event::SendFailed {
                     message_id,
                     error: AckError::Unsupported,
-                });
-            }
-        }
-        let channels: Vec<String> = self.channels.subscriptions().map(str::to_owned).collect();
-        for channel in channels {
-            if matches!(self.level, Level::V1 { .. }) {
-                self.send_subscribe(channel, now);
-            } else {
-                self.events.push_back(Event::SubscribeFailed {
-                    channel,
-                    error: SubscribeError::Unsupported,
                 });
             }
         }

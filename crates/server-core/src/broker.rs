@@ -59,6 +59,21 @@ pub enum BrokerError {
     Remote,
 }
 
+/// A remote broker's answer to a cluster-wide dedupe claim
+/// ([`crate::session::Effect::Claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claimed {
+    /// The first claim of the id: process the message (then the claim is settled).
+    First,
+    /// The message took effect already (its claim was settled): acknowledge it again.
+    Done,
+    /// Another connection (maybe on another node) claimed it and has not settled it yet: the
+    /// driver asks again until it is settled, or released, or its claim expires (the node that
+    /// held it died).
+    InProgress,
+}
+
 /// A publication a remote broker received for a channel with local subscribers.
 #[derive(Debug, Clone)]
 pub struct Delivery {

@@ -40,7 +40,17 @@ struct Subscribers {
     /// Connections subscribing through a remote broker, between their registration and their
     /// replay: what is delivered meanwhile is kept for them (offset, frame).
     pending: HashMap<ConnId, Vec<(u64, Text)>>,
+    /// Deliveries held for subscribers that missed the publications before them (the broker's
+    /// link was down): released in order once a resync fills the gap (boxed: rare).
+    held: Option<Box<Held>>,
 }
+
+/// Deliveries held per subscriber: (offset, frame).
+type Held = HashMap<ConnId, Vec<(u64, Text)>>;
+
+/// A subscriber's position that is not known (a silent subscription): the next delivery is
+/// taken as it comes.
+const UNKNOWN: u64 = u64::MAX;
 
 impl Subscribers {
     /// A new epoch: offsets of the old one say nothing any more.
@@ -48,10 +58,63 @@ impl Subscribers {
         if self.epoch.as_deref() != Some(&**epoch) {
             if self.epoch.is_some() {
                 for (_, after) in self.conns.values_mut() {
-                    *after = 0;
+                    *after = UNKNOWN;
                 }
+                self.held = None;
             }
             self.epoch = Some(epoch.clone());
+        }
+    }
+
+    /// Queues `text` (at `offset`) to `conn` when it is the next one it lacks; holds it when
+    /// publications before it are missing. `true` when held (a gap).
+    fn offer(&mut self, conn: ConnId, offset: u64, text: &Text, now: Instant) -> bool {
+        let Some((outbox, after)) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if *after != UNKNOWN && offset <= *after {
+            return false;
+        }
+        if *after == UNKNOWN || offset == *after + 1 {
+            outbox.push(text.clone(), now);
+            *after = offset;
+            self.release_held(conn, now, false);
+            return false;
+        }
+        let held = self.held.get_or_insert_with(Box::default);
+        held.entry(conn).or_default().push((offset, text.clone()));
+        true
+    }
+
+    /// Queues what is held for `conn` that now follows on (all of it, in order, when
+    /// `skip_gap`: history no longer has what is missing).
+    fn release_held(&mut self, conn: ConnId, now: Instant, skip_gap: bool) {
+        let Some(mut held) = self.held.as_mut().and_then(|held| held.remove(&conn)) else {
+            return;
+        };
+        held.sort_by_key(|(offset, _)| *offset);
+        let Some((outbox, after)) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let mut kept = Vec::new();
+        for (offset, text) in held {
+            if *after != UNKNOWN && offset <= *after {
+                continue;
+            }
+            if skip_gap || *after == UNKNOWN || offset == *after + 1 {
+                outbox.push(text, now);
+                *after = offset;
+            } else {
+                kept.push((offset, text));
+            }
+        }
+        if !kept.is_empty()
+            && let Some(held) = self.held.as_mut()
+        {
+            held.insert(conn, kept);
+        }
+        if self.held.as_ref().is_some_and(|held| held.is_empty()) {
+            self.held = None;
         }
     }
 }
@@ -224,6 +287,9 @@ impl Hub {
         }
         subscribers.set_epoch(&replay.epoch);
         subscribers.conns.insert(conn, (outbox.clone(), after));
+        if let Some(held) = subscribers.held.as_mut() {
+            held.remove(&conn);
+        }
         Ok(subscribed)
     }
 
@@ -249,7 +315,9 @@ impl Hub {
         let fresh = !shard
             .get(channel)
             .is_some_and(|s| s.conns.contains_key(&conn));
-        self.insert(&mut shard, conn, outbox, channel, 0);
+        if fresh {
+            self.insert(&mut shard, conn, outbox, channel, UNKNOWN);
+        }
         fresh && self.is_remote(channel)
     }
 
@@ -286,6 +354,9 @@ impl Hub {
             return false;
         };
         let removed = subscribers.conns.remove(&conn).is_some();
+        if let Some(held) = subscribers.held.as_mut() {
+            held.remove(&conn);
+        }
         if subscribers.conns.is_empty() && subscribers.pending.is_empty() {
             shard.remove(channel);
             self.channels.fetch_sub(1, Ordering::Relaxed);
@@ -323,21 +394,41 @@ impl Hub {
     }
 
     /// Queues a publication a remote broker received to the channel's local subscribers that
-    /// do not have it yet.
-    pub fn deliver(&self, delivery: &Delivery, now: Instant) {
+    /// lack it, each in offset order: a subscriber that missed the publications before it (the
+    /// broker's link was down) gets it held, and `true` says so — the driver then replays the
+    /// channel from [`Hub::resync_positions`] and delivers what was missed, which releases
+    /// what was held (or [`Hub::skip_gaps`] when history no longer has it).
+    pub fn deliver(&self, delivery: &Delivery, now: Instant) -> bool {
         let mut shard = lock(self.shard(&delivery.channel));
         let Some(subscribers) = shard.get_mut(&delivery.channel) else {
-            return;
+            return false;
         };
         subscribers.set_epoch(&delivery.epoch);
-        for (outbox, after) in subscribers.conns.values_mut() {
-            if delivery.offset > *after {
-                outbox.push(delivery.text.clone(), now);
-                *after = delivery.offset;
-            }
+        let conns: Vec<ConnId> = subscribers.conns.keys().copied().collect();
+        let mut gap = false;
+        for conn in conns {
+            gap |= subscribers.offer(conn, delivery.offset, &delivery.text, now);
         }
         for kept in subscribers.pending.values_mut() {
             kept.push((delivery.offset, delivery.text.clone()));
+        }
+        gap
+    }
+
+    /// History no longer has what `channel`'s held subscribers missed: they get what was
+    /// held, in order, after the gap.
+    pub fn skip_gaps(&self, channel: &str, now: Instant) {
+        let mut shard = lock(self.shard(channel));
+        let Some(subscribers) = shard.get_mut(channel) else {
+            return;
+        };
+        let conns: Vec<ConnId> = subscribers
+            .held
+            .as_ref()
+            .map(|held| held.keys().copied().collect())
+            .unwrap_or_default();
+        for conn in conns {
+            subscribers.release_held(conn, now, true);
         }
     }
 
@@ -351,7 +442,15 @@ impl Hub {
         for shard in &self.shards {
             for (channel, subscribers) in lock(shard).iter() {
                 if let Some(epoch) = &subscribers.epoch {
-                    let last = subscribers.conns.values().map(|(_, after)| *after).max();
+                    // From the subscriber furthest behind: `deliver` gives each only what it
+                    // lacks (a subscriber that joined since, with a fresher replay, may be
+                    // ahead of those that missed publications during the outage).
+                    let last = subscribers
+                        .conns
+                        .values()
+                        .map(|(_, after)| *after)
+                        .filter(|after| *after != UNKNOWN)
+                        .min();
                     positions.push((
                         channel.clone(),
                         StreamPosition {

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::Text;
 use crate::auth::{AuthError, Claims};
-use crate::broker::{BrokerError, Replay};
+use crate::broker::{BrokerError, Claimed, Replay};
 use crate::clock::Now;
 use crate::context::Context;
 use crate::hub::ConnId;
@@ -104,10 +104,19 @@ pub enum Effect {
         /// The frame to acknowledge after the write.
         ack: Option<MessageId>,
     },
-    /// Remote broker: record message `id` of dedupe `key` cluster-wide (first writer wins),
-    /// then call [`Session::handle_claimed`]. The session waits for the answer.
+    /// Remote broker: claim message `id` of dedupe `key` cluster-wide (first writer wins; the
+    /// claim stays "in progress" until settled), then call [`Session::handle_claimed`]. The
+    /// session waits for the answer.
     Claim {
         /// The dedupe key (`u:USER`).
+        key: String,
+        /// The message id.
+        id: MessageId,
+    },
+    /// Remote broker: the claimed message took effect (and was acknowledged): its claim is
+    /// settled, so that a re-send on any node is acknowledged again. Nothing to answer.
+    Settle {
+        /// The dedupe key.
         key: String,
         /// The message id.
         id: MessageId,
@@ -162,12 +171,16 @@ pub enum Effect {
         /// The member.
         participant: Participant,
     },
-    /// Remote broker: remove `user_id` from the presence of `channel`. Nothing to answer.
+    /// Remote broker: remove `user_id` from the presence of `channel` — the entry of the study
+    /// session that `joined_at` started only (another connection of the user may have started
+    /// a newer one, whose join can be carried out before this leave). Nothing to answer.
     PresenceLeave {
         /// The channel.
         channel: String,
         /// The member who left.
         user_id: String,
+        /// When the session that ended started (its participant's `joinedAt`).
+        joined_at: u64,
     },
     /// Remote broker: read the presence of `channel` and publish its
     /// `collaborative_session_update` ([`Context::session_update`]). Nothing to answer.
@@ -203,6 +216,7 @@ enum Waiting {
         channel: String,
         topic: String,
         user_id: String,
+        joined_at: u64,
         ack: Option<MessageId>,
         ref_id: Option<MessageId>,
         key: String,
@@ -269,6 +283,12 @@ pub struct Session {
     pending: Option<Box<PendingPage>>,
     /// The answer the session waits for (boxed: most connections never wait).
     waiting: Option<Box<Waiting>>,
+    /// Messages claimed cluster-wide whose effect is under way: settled when acknowledged,
+    /// released when they fail (boxed: most connections have none).
+    // Boxed although a `Vec` is on the heap already: an empty `Vec` is 24 bytes in every idle
+    // session, the `Option<Box>` 8 (idle memory per connection, docs/benchmarks.md).
+    #[allow(clippy::box_collection)]
+    claimed: Option<Box<Vec<(MessageId, String)>>>,
     effects: std::collections::VecDeque<Effect>,
 }
 
@@ -333,6 +353,7 @@ impl Session {
             channels: ChannelSet::default(),
             pending: None,
             waiting: None,
+            claimed: None,
             effects: std::collections::VecDeque::new(),
         };
         if !session.ctx.auth_enabled() {
@@ -480,6 +501,17 @@ impl Session {
             self.process(&envelope, text.len(), None, String::new(), now);
             return;
         };
+        if envelope
+            .channel()
+            .is_some_and(|channel| self.ctx.hub.is_remote(channel))
+        {
+            // A publication through the remote broker: its append is idempotent per message
+            // id (on every node), which also covers a retry whose first attempt was still in
+            // flight when its connection died; a dedupe record here would ack that retry
+            // without the publication ever taking effect.
+            self.process(&envelope, text.len(), Some(id), String::new(), now);
+            return;
+        }
         let key = self.dedupe_key();
         if !self.ctx.first_time(&key, id.as_str(), now.mono) {
             // A re-sent duplicate: acknowledged again, not processed twice.
@@ -534,6 +566,7 @@ impl Session {
     /// key with a remote broker, cluster-wide.
     fn forget(&mut self, key: &str, id: &MessageId) {
         self.ctx.dedupe.forget(key, id.as_str());
+        self.unclaim(id);
         if key.starts_with("u:") && self.ctx.hub.has_remote_broker() {
             self.effects.push_back(Effect::Release {
                 key: key.to_owned(),
@@ -542,10 +575,22 @@ impl Session {
         }
     }
 
-    /// The answer to [`Effect::Claim`]: `Ok(false)` when another node (or this one) processed
-    /// the message already; a broker failure lets the node's own window decide (it said
-    /// first). Processes the frame that waited, or acknowledges the duplicate.
-    pub fn handle_claimed(&mut self, claimed: Result<bool, BrokerError>, now: Now) {
+    /// Takes `id` off the claims under way; `Some(key)` when it was one.
+    fn unclaim(&mut self, id: &MessageId) -> Option<String> {
+        let claimed = self.claimed.as_mut()?;
+        let at = claimed.iter().position(|(claimed, _)| claimed == id)?;
+        let (_, key) = claimed.swap_remove(at);
+        if claimed.is_empty() {
+            self.claimed = None;
+        }
+        Some(key)
+    }
+
+    /// The answer to [`Effect::Claim`]: [`Claimed::Done`] when the message took effect already
+    /// (on this node or another); a broker failure lets the node's own window decide (it said
+    /// first). Processes the frame that waited, or acknowledges the duplicate; a claim still
+    /// in progress elsewhere (the driver stopped asking) is answered `internal`.
+    pub fn handle_claimed(&mut self, claimed: Result<Claimed, BrokerError>, now: Now) {
         let Some(waiting) = self
             .waiting
             .take_if(|w| matches!(**w, Waiting::Claim { .. }))
@@ -562,11 +607,27 @@ impl Session {
             return;
         };
         if self.state == State::Closing {
+            // Not processed: a retry (on any node) must be.
+            self.ctx.dedupe.forget(&key, ack.as_str());
+            if matches!(claimed, Ok(Claimed::First)) {
+                self.effects.push_back(Effect::Release { key, id: ack });
+            }
             return;
         }
         match claimed {
-            Ok(false) => self.send_ack(ack, now),
-            Ok(true) | Err(_) => self.process(&envelope, encoded_len, Some(ack), key, now),
+            Ok(Claimed::Done) => self.send_ack(ack, now),
+            Ok(Claimed::InProgress) => {
+                // Not ours to process, not known to have taken effect.
+                self.ctx.dedupe.forget(&key, ack.as_str());
+                self.answer_internal(Some(ack), now);
+            }
+            Ok(Claimed::First) => {
+                self.claimed
+                    .get_or_insert_with(Box::default)
+                    .push((ack.clone(), key.clone()));
+                self.process(&envelope, encoded_len, Some(ack), key, now);
+            }
+            Err(_) => self.process(&envelope, encoded_len, Some(ack), key, now),
         }
     }
 
@@ -612,8 +673,15 @@ impl Session {
         removed
     }
 
-    /// Queues the `ack` of frame `id` (used by the owner after a deferred effect).
+    /// Queues the `ack` of frame `id` (used by the owner after a deferred effect); a message
+    /// claimed cluster-wide has its claim settled.
     pub fn send_ack(&mut self, id: MessageId, now: Now) {
+        if let Some(key) = self.unclaim(&id) {
+            self.effects.push_back(Effect::Settle {
+                key,
+                id: id.clone(),
+            });
+        }
         if let Some(frame) = self.ctx.frame(&Ack { message_id: id }, now) {
             self.push(frame, now);
         }
@@ -1114,6 +1182,7 @@ impl Session {
         if let Some(participant) = participant {
             if self.ctx.hub.is_remote(&channel) {
                 // The member is announced before anyone is told: the rest waits for the answer.
+                let joined_at = participant.joined_at;
                 self.effects.push_back(Effect::PresenceJoin {
                     channel: channel.clone(),
                     participant,
@@ -1122,6 +1191,7 @@ impl Session {
                     channel,
                     topic: start.topic.clone(),
                     user_id: start.user_id.clone(),
+                    joined_at,
                     ack,
                     ref_id,
                     key: key.to_owned(),
@@ -1163,6 +1233,7 @@ impl Session {
             channel,
             topic,
             user_id,
+            joined_at,
             ack,
             ref_id,
             key,
@@ -1170,6 +1241,31 @@ impl Session {
         else {
             return;
         };
+        let current = lock(&self.ctx.study)
+            .participant(&user_id, &channel)
+            .cloned();
+        if joined.is_ok() && current.as_ref().is_none_or(|p| p.joined_at != joined_at) {
+            // Ended meanwhile from another connection of the user (which may have started a
+            // newer session since, whose join this one overwrote): the broker is given the
+            // tracker's state again, and the start, which took effect, is acknowledged.
+            match current {
+                Some(participant) => self.effects.push_back(Effect::PresenceJoin {
+                    channel,
+                    participant,
+                }),
+                None => self.effects.push_back(Effect::PresenceLeave {
+                    channel,
+                    user_id,
+                    joined_at,
+                }),
+            }
+            if let Some(id) = ack
+                && self.state != State::Closing
+            {
+                self.send_ack(id, now);
+            }
+            return;
+        }
         match joined {
             Ok(()) if self.state != State::Closing => {
                 self.study_joined(&channel, &topic, &user_id, now);
@@ -1180,8 +1276,16 @@ impl Session {
             Ok(()) => {}
             Err(err) => {
                 tracing::warn!(%err, channel, "could not announce a study session's member");
-                // Not a member after all: a retry starts afresh (and is announced then).
-                let _ = lock(&self.ctx.study).end(&user_id, &channel, now);
+                // Not a member after all: a retry starts afresh (and is announced then). The
+                // broker may keep the member for its refreshes: it is told to forget it.
+                let undone = lock(&self.ctx.study).end(&user_id, &channel, now);
+                if let Some(undone) = undone {
+                    self.effects.push_back(Effect::PresenceLeave {
+                        channel: channel.clone(),
+                        user_id: user_id.clone(),
+                        joined_at: undone.started_ms,
+                    });
+                }
                 if let Some(id) = &ack {
                     self.forget(&key, id);
                 }
@@ -1224,6 +1328,7 @@ impl Session {
                 self.effects.push_back(Effect::PresenceLeave {
                     channel: channel.clone(),
                     user_id: end.user_id.clone(),
+                    joined_at: finished.started_ms,
                 });
             } else {
                 self.ctx.hub.memory().presence_leave(&channel, &end.user_id);

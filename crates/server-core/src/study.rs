@@ -287,6 +287,18 @@ impl StudyTracker {
             .find(|((_, c), _)| c == channel)
             .map(|(_, a)| a.topic.as_str())
     }
+
+    /// Every member of every study session on this node (grace periods included), as
+    /// `(channel, participant)`: what this node's presence entries must be. The driver gives it
+    /// to a remote broker at each refresh, which heals the races of concurrent joins and leaves
+    /// of one user's connections.
+    #[must_use]
+    pub fn members(&self) -> Vec<(String, Participant)> {
+        self.active
+            .iter()
+            .map(|((_, channel), active)| (channel.clone(), active.participant.clone()))
+            .collect()
+    }
 }
 
 impl StudyTracker {

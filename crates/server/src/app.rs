@@ -35,6 +35,8 @@ pub(crate) struct App {
     /// Study sessions that ended (grace period over) while the store failed: written again at
     /// every presence sweep, and at shutdown, until the store takes them.
     pub(crate) unrecorded: std::sync::Mutex<Vec<FinishedStudy>>,
+    /// Channels being replayed to fill a delivery gap (one replay per channel at a time).
+    pub(crate) resyncing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl App {
@@ -313,7 +315,7 @@ impl App {
         }
         let expired = lock(&self.ctx.study).expire(now);
         for finished in expired {
-            self.presence_leave(&finished.channel, &finished.user_id)
+            self.presence_leave(&finished.channel, &finished.user_id, finished.started_ms)
                 .await;
             let (channel, topic) = (finished.channel.clone(), finished.topic.clone());
             let user = finished.user_id.clone();
@@ -326,11 +328,23 @@ impl App {
         }
     }
 
-    /// Removes `user_id` from the presence of `channel` (remote or in memory).
-    pub(crate) async fn presence_leave(&self, channel: &str, user_id: &str) {
+    /// Gives the remote broker this node's members (its study tracker's state) to refresh.
+    pub(crate) async fn reconcile_presence(&self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let members = lock(&self.ctx.study).members();
+        if let Err(err) = remote.reconcile(members).await {
+            tracing::debug!(%err, "could not reconcile presence");
+        }
+    }
+
+    /// Removes `user_id`'s entry that joined at `joined_at` from the presence of `channel`
+    /// (remote or in memory).
+    pub(crate) async fn presence_leave(&self, channel: &str, user_id: &str, joined_at: u64) {
         match &self.remote {
             Some(remote) if self.ctx.hub.is_remote(channel) => {
-                if let Err(err) = remote.leave(channel, user_id).await {
+                if let Err(err) = remote.leave(channel, user_id, joined_at).await {
                     tracing::warn!(%err, channel, "could not remove a study session's member");
                 }
             }
@@ -341,16 +355,42 @@ impl App {
     /// After the remote broker's link was down: fetches what each remote channel's local
     /// subscribers missed meanwhile and hands it to the hub.
     pub(crate) async fn resync(&self) {
+        for (channel, since) in self.ctx.hub.resync_positions() {
+            self.resync_channel(&channel, &since).await;
+        }
+    }
+
+    /// A delivery found subscribers of `channel` missing publications before it (the hub
+    /// holds it for them): replays the channel from the one furthest behind.
+    pub(crate) async fn resync_gap(&self, channel: &str) {
+        if !lock(&self.resyncing).insert(channel.to_owned()) {
+            return;
+        }
+        let position = self
+            .ctx
+            .hub
+            .resync_positions()
+            .into_iter()
+            .find(|(name, _)| name == channel);
+        if let Some((_, since)) = position {
+            self.resync_channel(channel, &since).await;
+        }
+        lock(&self.resyncing).remove(channel);
+    }
+
+    /// Replays `channel` after `since` into the hub; when history no longer reaches back, the
+    /// held subscribers go on after the gap.
+    async fn resync_channel(&self, channel: &str, since: &cerebrum_protocol::StreamPosition) {
         let Some(remote) = &self.remote else {
             return;
         };
-        for (channel, since) in self.ctx.hub.resync_positions() {
-            match remote.replay(&channel, Some(&since), Instant::now()).await {
+        {
+            match remote.replay(channel, Some(since), Instant::now()).await {
                 Ok(replay) if replay.recovered => {
                     for publication in replay.publications {
                         self.ctx.hub.deliver(
                             &crate::broker::Delivery {
-                                channel: channel.clone(),
+                                channel: channel.to_owned(),
                                 epoch: replay.epoch.clone(),
                                 offset: publication.offset,
                                 text: publication.text,
@@ -359,12 +399,15 @@ impl App {
                         );
                     }
                 }
-                Ok(replay) => tracing::warn!(
-                    channel,
-                    from = since.offset,
-                    to = replay.offset,
-                    "publications missed while the broker link was down are gone from history"
-                ),
+                Ok(replay) => {
+                    tracing::warn!(
+                        channel,
+                        from = since.offset,
+                        to = replay.offset,
+                        "publications missed while the broker link was down are gone from history"
+                    );
+                    self.ctx.hub.skip_gaps(channel, Instant::now());
+                }
                 Err(err) => tracing::warn!(%err, channel, "could not catch up a channel"),
             }
         }

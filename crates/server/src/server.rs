@@ -197,6 +197,7 @@ impl Server {
                 redis.history_ttl = config.history_ttl;
                 redis.presence_ttl = config.presence_ttl;
                 redis.presence_refresh = config.presence_refresh;
+                redis.dedupe_window = config.dedupe_window;
                 Some(Arc::new(RedisBroker::connect(redis).await?))
             }
             None => None,
@@ -243,6 +244,7 @@ impl Server {
             pending: AtomicUsize::new(0),
             drained: Notify::new(),
             unrecorded: std::sync::Mutex::new(Vec::new()),
+            resyncing: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
         if let Some(remote) = &remote {
             let weak = Arc::downgrade(&app);
@@ -252,7 +254,10 @@ impl Server {
                 };
                 match event {
                     BrokerEvent::Publication(delivery) => {
-                        app.ctx.hub.deliver(&delivery, Instant::now());
+                        if app.ctx.hub.deliver(&delivery, Instant::now()) {
+                            let channel = delivery.channel;
+                            tokio::spawn(async move { app.resync_gap(&channel).await });
+                        }
                     }
                     BrokerEvent::Resubscribed => {
                         tokio::spawn(async move { app.resync().await });
@@ -377,6 +382,7 @@ fn spawn_background(app: Arc<App>) -> Vec<JoinHandle<()>> {
             sweeps = sweeps.wrapping_add(1);
             if sweeps.is_multiple_of(8) {
                 app.expire_remote_presence().await;
+                app.reconcile_presence().await;
             }
             if sweeps.is_multiple_of(240) {
                 app.ctx.hub.sweep(Instant::now());

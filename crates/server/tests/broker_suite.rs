@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cerebrum_protocol::{Envelope, Participant, StreamPosition};
 use cerebrum_server::broker::{
-    BrokerError, BrokerEvent, ClusterLimits, Delivery, FanOut, Health, History, MemoryBroker,
-    Presence, Publication, Replay,
+    BrokerError, BrokerEvent, Claimed, ClusterLimits, Delivery, FanOut, Health, History,
+    MemoryBroker, Presence, Publication, Replay,
 };
 use cerebrum_server::redis_broker::{RedisBroker, RedisConfig};
 use cerebrum_testkit::redis::RedisServer;
@@ -66,8 +66,15 @@ impl Presence for Memory {
         self.0.presence_join(channel, participant);
         Ok(())
     }
-    async fn leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
-        self.0.presence_leave(channel, user_id);
+    async fn leave(&self, channel: &str, user_id: &str, joined_at: u64) -> Result<(), BrokerError> {
+        if self
+            .0
+            .presence(channel)
+            .iter()
+            .any(|m| m.user_id == user_id && m.joined_at == joined_at)
+        {
+            self.0.presence_leave(channel, user_id);
+        }
         Ok(())
     }
     async fn members(&self, channel: &str) -> Result<Vec<Participant>, BrokerError> {
@@ -75,6 +82,9 @@ impl Presence for Memory {
     }
     async fn expire(&self, _: &str) -> Result<Vec<String>, BrokerError> {
         Ok(Vec::new())
+    }
+    async fn reconcile(&self, _: Vec<(String, Participant)>) -> Result<(), BrokerError> {
+        Ok(())
     }
 }
 
@@ -158,7 +168,7 @@ async fn suite(broker: &(impl History + Presence)) {
         fresh.epoch
     );
 
-    // Presence: join order, a re-join replaces, a leave removes.
+    // Presence: join order, a re-join replaces, a leave removes the entry it names only.
     broker.join("session:x", member("ana", 10)).await.unwrap();
     broker.join("session:x", member("ben", 20)).await.unwrap();
     let mut renamed = member("ana", 10);
@@ -168,8 +178,11 @@ async fn suite(broker: &(impl History + Presence)) {
     let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
     assert_eq!(ids, ["ana", "ben"]);
     assert_eq!(members[0].user_name, "Ana B.");
-    broker.leave("session:x", "ana").await.unwrap();
-    broker.leave("session:x", "nobody").await.unwrap();
+    // A leave of an older session of ana (another connection joined since) keeps her.
+    broker.leave("session:x", "ana", 9).await.unwrap();
+    assert_eq!(broker.members("session:x").await.unwrap().len(), 2);
+    broker.leave("session:x", "ana", 10).await.unwrap();
+    broker.leave("session:x", "nobody", 10).await.unwrap();
     assert_eq!(
         broker.members("session:x").await.unwrap(),
         [member("ben", 20)]
@@ -278,10 +291,25 @@ async fn two_nodes_on_one_redis_share_offsets_deliveries_presence_dedupe_and_cou
 
     // Dedupe: a message id seen on one node is a duplicate on the other.
     let window = Duration::from_secs(60);
-    assert!(a.claim("u:ana", "m-1", window).await.unwrap());
-    assert!(!b.claim("u:ana", "m-1", window).await.unwrap());
+    // In progress on one node: the other waits; settled: a duplicate; released: a retry.
+    assert_eq!(
+        a.claim("u:ana", "m-1", window).await.unwrap(),
+        Claimed::First
+    );
+    assert_eq!(
+        b.claim("u:ana", "m-1", window).await.unwrap(),
+        Claimed::InProgress
+    );
+    a.settle("u:ana", "m-1", window).await.unwrap();
+    assert_eq!(
+        b.claim("u:ana", "m-1", window).await.unwrap(),
+        Claimed::Done
+    );
     b.release("u:ana", "m-1").await.unwrap();
-    assert!(b.claim("u:ana", "m-1", window).await.unwrap());
+    assert_eq!(
+        b.claim("u:ana", "m-1", window).await.unwrap(),
+        Claimed::First
+    );
 
     // Connections per user, counted over both nodes.
     assert!(a.user_connected("ana", 2).await.unwrap());

@@ -15,7 +15,7 @@ use cerebrum_protocol::StreamPosition;
 use cerebrum_protocol::{Envelope, Notification, NotificationKind, Participant, Priority};
 use cerebrum_server::auth::JwtKey;
 use cerebrum_server::broker::{
-    BrokerError, BrokerEvent, ClusterLimits, DeliverFn, Delivery, FanOut, Health, History,
+    BrokerError, BrokerEvent, Claimed, ClusterLimits, DeliverFn, Delivery, FanOut, Health, History,
     MemoryBroker, Presence, Publication, RemoteBroker, Replay,
 };
 use cerebrum_server::sqlite::SqliteStore;
@@ -170,7 +170,7 @@ impl Presence for FaultyBroker {
         self.inner.presence_join(channel, participant);
         Ok(())
     }
-    async fn leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
+    async fn leave(&self, channel: &str, user_id: &str, _: u64) -> Result<(), BrokerError> {
         self.inner.presence_leave(channel, user_id);
         Ok(())
     }
@@ -180,13 +180,19 @@ impl Presence for FaultyBroker {
     async fn expire(&self, _: &str) -> Result<Vec<String>, BrokerError> {
         Ok(Vec::new())
     }
+    async fn reconcile(&self, _: Vec<(String, Participant)>) -> Result<(), BrokerError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl ClusterLimits for FaultyBroker {
-    async fn claim(&self, _: &str, _: &str, _: Duration) -> Result<bool, BrokerError> {
+    async fn claim(&self, _: &str, _: &str, _: Duration) -> Result<Claimed, BrokerError> {
         // The node's own dedupe window decides.
-        Ok(true)
+        Ok(Claimed::First)
+    }
+    async fn settle(&self, _: &str, _: &str, _: Duration) -> Result<(), BrokerError> {
+        Ok(())
     }
     async fn release(&self, _: &str, _: &str) -> Result<(), BrokerError> {
         Ok(())

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::*;
 use crate::ServerConfig;
 use crate::auth::JwtKey;
-use crate::broker::MemoryBroker;
+use crate::broker::{Claimed, MemoryBroker};
 use crate::testing::mint_hs256;
 
 fn ctx_with(config: ServerConfig) -> Arc<Context> {
@@ -1089,7 +1089,8 @@ fn with_a_remote_broker_subscribe_and_dedupe_wait_for_their_answers() {
     assert!(!client.session.is_waiting());
     assert_eq!(types(&client.frames()), vec!["subscribed", "ack"]);
 
-    // A user's message asking for an ack is claimed cluster-wide first.
+    // A publication goes straight to the broker: its append is idempotent per message id,
+    // so a re-send (on any node) is not claimed first.
     client.session.handle_text(
         r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
         now,
@@ -1098,28 +1099,49 @@ fn with_a_remote_broker_subscribe_and_dedupe_wait_for_their_answers() {
     client.effects();
     client.session.handle_replay(Ok(replay), true, now);
     client.frames();
-    let publish = |id: &str| {
+    let publish = r#"{"type":"chat.msg","channel":"chat:1","payload":{"text":"hi"},"messageId":"m-1","ack":true}"#;
+    for _ in 0..2 {
+        client.session.handle_text(publish, now);
+        let effects = client.effects();
+        assert!(
+            matches!(&effects[..], [Effect::Publish { channel, ack: Some(id), .. }] if channel == "chat:1" && id.as_str() == "m-1"),
+            "{effects:?}"
+        );
+    }
+
+    // Other messages of the user asking for an ack are claimed cluster-wide first.
+    let start = |id: &str| {
         format!(
-            r#"{{"type":"chat.msg","channel":"chat:1","payload":{{"text":"hi"}},"messageId":"{id}","ack":true}}"#
+            r#"{{"type":"study_session_start","payload":{{"userId":"ada","topic":"Genetics"}},"messageId":"{id}","ack":true}}"#
         )
     };
-    client.session.handle_text(&publish("m-1"), now);
+    client.session.handle_text(&start("t-1"), now);
     let effects = client.effects();
     assert!(
-        matches!(&effects[..], [Effect::Claim { key, id }] if key == "u:ada" && id.as_str() == "m-1"),
+        matches!(&effects[..], [Effect::Claim { key, id }] if key == "u:ada" && id.as_str() == "t-1"),
         "{effects:?}"
     );
-    // Another node processed it already: acknowledged, not published twice.
-    client.session.handle_claimed(Ok(false), now);
+    // It took effect already (on another node): acknowledged again, not processed.
+    client.session.handle_claimed(Ok(Claimed::Done), now);
     assert_eq!(types(&client.frames()), vec!["ack"]);
     assert!(client.effects().is_empty());
-    // A first: published through the broker, acknowledged once it took it.
-    client.session.handle_text(&publish("m-2"), now);
+    // A first: processed, acknowledged once it took effect, then settled.
+    client.session.handle_text(&start("t-2"), now);
     client.effects();
-    client.session.handle_claimed(Ok(true), now);
+    client.session.handle_claimed(Ok(Claimed::First), now);
     let effects = client.effects();
     assert!(
-        matches!(&effects[..], [Effect::Publish { channel, ack: Some(_), .. }] if channel == "chat:1"),
+        matches!(&effects[..], [Effect::PresenceJoin { .. }]),
+        "{effects:?}"
+    );
+    assert!(client.session.is_waiting());
+    client.session.handle_presence_joined(Ok(()), now);
+    assert!(types(&client.frames()).contains(&"ack"));
+    let effects = client.effects();
+    assert!(
+        effects.iter().any(
+            |e| matches!(e, Effect::Settle { key, id } if key == "u:ada" && id.as_str() == "t-2")
+        ),
         "{effects:?}"
     );
 
@@ -1134,7 +1156,7 @@ fn with_a_remote_broker_subscribe_and_dedupe_wait_for_their_answers() {
         matches!(&effects[..], [Effect::Claim { .. }]),
         "{effects:?}"
     );
-    client.session.handle_claimed(Ok(true), now);
+    client.session.handle_claimed(Ok(Claimed::First), now);
     client.effects();
     client
         .session
@@ -1150,7 +1172,7 @@ fn with_a_remote_broker_subscribe_and_dedupe_wait_for_their_answers() {
         "{effects:?}"
     );
 
-    // Leaving gives every watch and the count back.
+    // Leaving gives every watch and the count back (the study session's channel included).
     client.session.disconnect(now);
     let unwatched: Vec<String> = client
         .effects()
@@ -1160,5 +1182,5 @@ fn with_a_remote_broker_subscribe_and_dedupe_wait_for_their_answers() {
             _ => None,
         })
         .collect();
-    assert_eq!(unwatched, ["chat:1", "user:ada"]);
+    assert_eq!(unwatched, ["chat:1", "session:genetics", "user:ada"]);
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cerebrum_protocol::{Envelope, Participant, StreamPosition};
 
-pub use cerebrum_server_core::broker::{BrokerError, Delivery, MemoryBroker, Publication, Replay};
+pub use cerebrum_server_core::broker::{
+    BrokerError, Claimed, Delivery, MemoryBroker, Publication, Replay,
+};
 
 pub mod redis;
 
@@ -27,6 +29,11 @@ pub mod redis;
 pub trait History: Send + Sync {
     /// Gives `envelope` the channel's next offset, keeps it in the history and publishes it to
     /// every node (which hand it to their hubs through [`FanOut::attach`]'s sink).
+    ///
+    /// Idempotent per message id within the dedupe window: a retry of a publication whose first
+    /// attempt was in flight when its connection died (on any node) is not appended again, and
+    /// the answer's offset is 0. This is what makes `ack: true` publications exactly-once with
+    /// a remote broker.
     async fn append(
         &self,
         channel: &str,
@@ -65,8 +72,9 @@ pub trait Presence: Send + Sync {
     /// until it leaves).
     async fn join(&self, channel: &str, participant: Participant) -> Result<(), BrokerError>;
 
-    /// Removes `user_id` from the presence of `channel`.
-    async fn leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError>;
+    /// Removes `user_id` from the presence of `channel` when its entry is the one that joined
+    /// at `joined_at` (a newer join of the user, from another connection, stays).
+    async fn leave(&self, channel: &str, user_id: &str, joined_at: u64) -> Result<(), BrokerError>;
 
     /// The presence of `channel`, in join order.
     async fn members(&self, channel: &str) -> Result<Vec<Participant>, BrokerError>;
@@ -74,13 +82,23 @@ pub trait Presence: Send + Sync {
     /// Removes the members of `channel` whose node stopped refreshing them (a node killed
     /// without leaving) and returns their user ids, each to one caller only.
     async fn expire(&self, channel: &str) -> Result<Vec<String>, BrokerError>;
+
+    /// This node's members are exactly `members` (`(channel, participant)`, its study tracker's
+    /// state): they are refreshed from now on, and the entries it announced that are not among
+    /// them leave. Heals joins and leaves of one user's connections carried out out of order.
+    async fn reconcile(&self, members: Vec<(String, Participant)>) -> Result<(), BrokerError>;
 }
 
 /// Limits that hold over every node together.
 #[async_trait]
 pub trait ClusterLimits: Send + Sync {
-    /// Records message `id` of dedupe `key` for `window`; `false` when it was recorded already.
-    async fn claim(&self, key: &str, id: &str, window: Duration) -> Result<bool, BrokerError>;
+    /// Claims message `id` of dedupe `key`: [`Claimed::First`] (it stays in progress for
+    /// `pending`, the longest its effect may take), [`Claimed::Done`] once settled, or
+    /// [`Claimed::InProgress`].
+    async fn claim(&self, key: &str, id: &str, pending: Duration) -> Result<Claimed, BrokerError>;
+
+    /// The claimed message took effect: remembered as done for `window`.
+    async fn settle(&self, key: &str, id: &str, window: Duration) -> Result<(), BrokerError>;
 
     /// Forgets a claimed message id (its frame failed: a re-send must take effect).
     async fn release(&self, key: &str, id: &str) -> Result<(), BrokerError>;

@@ -443,11 +443,7 @@ async fn carry_out(
                 }
             },
             Effect::Claim { key, id } => {
-                let window = app.ctx.config.dedupe_window;
-                let claimed = match &app.remote {
-                    Some(remote) => remote.claim(&key, id.as_str(), window).await,
-                    None => Err(BrokerError::Unavailable),
-                };
+                let claimed = claim(app, &key, id.as_str()).await;
                 session.handle_claimed(claimed, now());
             }
             Effect::CountUser { user, limit } => {
@@ -493,6 +489,27 @@ async fn carry_out(
     None
 }
 
+/// How long a claimed message stays "in progress" before a re-send may take it over (its node
+/// died before the effect): a few op timeouts.
+const CLAIM_PENDING: Duration = Duration::from_secs(10);
+
+/// [`Effect::Claim`]: asks until the claim is not in progress elsewhere any more (settled,
+/// released, or expired with the node that held it), for at most [`CLAIM_PENDING`].
+async fn claim(app: &App, key: &str, id: &str) -> Result<crate::broker::Claimed, BrokerError> {
+    let Some(remote) = &app.remote else {
+        return Err(BrokerError::Unavailable);
+    };
+    let deadline = Instant::now() + CLAIM_PENDING;
+    loop {
+        let claimed = remote.claim(key, id, CLAIM_PENDING).await;
+        if !matches!(claimed, Ok(crate::broker::Claimed::InProgress)) || Instant::now() >= deadline
+        {
+            return claimed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// [`Effect::Replay`]: watches the channel first when asked, then reads the replay; also
 /// says whether the broker now counts a watch for the connection.
 async fn replay(
@@ -519,6 +536,12 @@ async fn release(app: &App, effect: Effect) {
                 let _ = remote.release(&key, id.as_str()).await;
             }
         }
+        Effect::Settle { key, id } => {
+            if let Some(remote) = &app.remote {
+                let window = app.ctx.config.dedupe_window;
+                let _ = remote.settle(&key, id.as_str(), window).await;
+            }
+        }
         Effect::UncountUser { user } => {
             if let Some(remote) = &app.remote {
                 let _ = remote.user_disconnected(&user).await;
@@ -529,8 +552,12 @@ async fn release(app: &App, effect: Effect) {
                 remote.unwatch(&channel);
             }
         }
-        Effect::PresenceLeave { channel, user_id } => {
-            app.presence_leave(&channel, &user_id).await;
+        Effect::PresenceLeave {
+            channel,
+            user_id,
+            joined_at,
+        } => {
+            app.presence_leave(&channel, &user_id, joined_at).await;
         }
         Effect::SessionUpdate { channel, topic } => {
             app.publish_session_update(&channel, &topic).await;

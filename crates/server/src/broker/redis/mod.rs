@@ -6,7 +6,7 @@
 //! | history | stream `cerebrum:{C}:hist`, `XADD … MAXLEN ~ history_size`, entry id `OFFSET-1` |
 //! | fan-out | pub/sub channel `cerebrum:{C}` (sharded `SPUBLISH`/`SSUBSCRIBE` on Redis 7+), message `EPOCH OFFSET FRAME` |
 //! | presence | hash `cerebrum:{C}:presence`, one entry per user with its own expiry, refreshed by the owning node |
-//! | dedupe | `cerebrum:dedupe:{USER}:ID` with `SET NX PX window` |
+//! | dedupe | `cerebrum:dedupe:{USER}:ID`: `pending` while its effect is under way (claim script), `done` for the window once settled; publications also per channel: sorted set `cerebrum:{C}:ids` (message id → time, pruned to the window) checked by the append script |
 //! | connections per user | hash `cerebrum:user:{USER}:conns`, one `COUNT:EXPIRES` field per node |
 //!
 //! A publication gets its offset, enters the history and is published in **one** Lua script,
@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 use self::pubsub::Ctl;
 use self::scripts::Scripts;
 use crate::broker::{
-    BrokerError, BrokerEvent, ClusterLimits, DeliverFn, FanOut, Health, History, Presence,
+    BrokerError, BrokerEvent, Claimed, ClusterLimits, DeliverFn, FanOut, Health, History, Presence,
     Publication, Replay,
 };
 use cerebrum_server_core::outbox::lock;
@@ -66,6 +66,9 @@ pub struct RedisConfig {
     pub presence_refresh: Duration,
     /// Longest wait for one Redis call before it counts as a failure (2 s).
     pub op_timeout: Duration,
+    /// How long a publication's message id is remembered per channel, so that a retry is not
+    /// appended twice (the server's dedupe window).
+    pub dedupe_window: Duration,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -77,6 +80,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("presence_ttl", &self.presence_ttl)
             .field("presence_refresh", &self.presence_refresh)
             .field("op_timeout", &self.op_timeout)
+            .field("dedupe_window", &self.dedupe_window)
             .finish()
     }
 }
@@ -97,6 +101,7 @@ impl RedisConfig {
             presence_ttl: Duration::from_secs(30),
             presence_refresh: Duration::from_secs(10),
             op_timeout: Duration::from_secs(2),
+            dedupe_window: Duration::from_secs(300),
         }
     }
 }
@@ -184,6 +189,10 @@ fn meta_key(channel: &str) -> String {
 
 fn hist_key(channel: &str) -> String {
     format!("cerebrum:{{{channel}}}:hist")
+}
+
+fn ids_key(channel: &str) -> String {
+    format!("cerebrum:{{{channel}}}:ids")
 }
 
 fn presence_key(channel: &str) -> String {
@@ -407,7 +416,8 @@ fn timed_out() -> redis::RedisError {
 }
 
 /// Gives `envelope` the channel's next offset, keeps it in the history and publishes it to
-/// every node, in one script.
+/// every node, in one script; a message id the channel took within the dedupe window is not
+/// taken again (offset 0 in the answer).
 async fn append(
     inner: Arc<Inner>,
     channel: String,
@@ -415,6 +425,10 @@ async fn append(
     now: Instant,
 ) -> Result<Publication, BrokerError> {
     let envelope = envelope.with_channel(&channel)?.with_offset(OFFSET_MARK);
+    let message_id = envelope
+        .message_id()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default();
     let text = encode(&envelope);
     let (head, tail) = frame_parts(&text).ok_or(BrokerError::Unavailable)?;
     let publish = if inner.sharded { "SPUBLISH" } else { "PUBLISH" };
@@ -422,6 +436,7 @@ async fn append(
     invocation
         .key(meta_key(&channel))
         .key(hist_key(&channel))
+        .key(ids_key(&channel))
         .arg(head)
         .arg(tail)
         .arg(inner.config.history_size)
@@ -429,7 +444,9 @@ async fn append(
         .arg(channel_key(&channel))
         .arg(new_epoch())
         .arg(publish)
-        .arg(unix_ms());
+        .arg(unix_ms())
+        .arg(message_id)
+        .arg(millis(inner.config.dedupe_window).max(1));
     let mut conn = inner.conn();
     let result: redis::RedisResult<(u64, String)> =
         tokio::time::timeout(inner.config.op_timeout, invocation.invoke_async(&mut conn))
@@ -520,14 +537,25 @@ impl Presence for RedisBroker {
             .await
     }
 
-    async fn leave(&self, channel: &str, user_id: &str) -> Result<(), BrokerError> {
+    async fn leave(&self, channel: &str, user_id: &str, joined_at: u64) -> Result<(), BrokerError> {
         let inner = &self.inner;
-        lock(&inner.members).remove(&(channel.to_owned(), user_id.to_owned()));
-        let key = presence_key(channel);
+        {
+            let mut members = lock(&inner.members);
+            let key = (channel.to_owned(), user_id.to_owned());
+            if members.get(&key).is_some_and(|p| p.joined_at == joined_at) {
+                members.remove(&key);
+            }
+        }
+        let mut invocation = inner.scripts.presence_leave.prepare_invoke();
+        invocation
+            .key(presence_key(channel))
+            .arg(user_id)
+            .arg(joined_at);
         let mut conn = inner.conn();
         inner
-            .call("presence leave", conn.hdel::<_, _, ()>(&key, user_id))
+            .call("presence leave", invocation.invoke_async::<i64>(&mut conn))
             .await
+            .map(drop)
     }
 
     async fn members(&self, channel: &str) -> Result<Vec<Participant>, BrokerError> {
@@ -548,6 +576,39 @@ impl Presence for RedisBroker {
                 .then_with(|| a.user_id.cmp(&b.user_id))
         });
         Ok(members)
+    }
+
+    async fn reconcile(&self, members: Vec<(String, Participant)>) -> Result<(), BrokerError> {
+        let desired: HashMap<(String, String), Participant> = members
+            .into_iter()
+            .map(|(channel, p)| ((channel, p.user_id.clone()), p))
+            .collect();
+        let stale: Vec<(String, String, u64)> = {
+            let mut owned = lock(&self.inner.members);
+            let stale = owned
+                .iter()
+                .filter(|(key, p)| desired.get(*key).is_none_or(|d| d.joined_at != p.joined_at))
+                .map(|((channel, user), p)| (channel.clone(), user.clone(), p.joined_at))
+                .collect();
+            owned.clone_from(&desired);
+            stale
+        };
+        for (channel, user, joined_at) in stale {
+            let mut invocation = self.inner.scripts.presence_leave.prepare_invoke();
+            invocation
+                .key(presence_key(&channel))
+                .arg(&user)
+                .arg(joined_at);
+            let mut conn = self.inner.conn();
+            self.inner
+                .call(
+                    "presence reconcile",
+                    invocation.invoke_async::<i64>(&mut conn),
+                )
+                .await?;
+        }
+        // The refresh task writes the desired entries (re-adding any that are missing).
+        Ok(())
     }
 
     async fn expire(&self, channel: &str) -> Result<Vec<String>, BrokerError> {
@@ -607,15 +668,33 @@ impl FanOut for RedisBroker {
 
 #[async_trait]
 impl ClusterLimits for RedisBroker {
-    async fn claim(&self, key: &str, id: &str, window: Duration) -> Result<bool, BrokerError> {
+    async fn claim(&self, key: &str, id: &str, pending: Duration) -> Result<Claimed, BrokerError> {
+        let inner = &self.inner;
+        let mut invocation = inner.scripts.claim.prepare_invoke();
+        invocation
+            .key(format!("cerebrum:dedupe:{{{key}}}:{id}"))
+            .arg(millis(pending).max(1));
+        let mut conn = inner.conn();
+        let reply: i64 = inner
+            .call("dedupe", invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(match reply {
+            1 => Claimed::First,
+            0 => Claimed::Done,
+            _ => Claimed::InProgress,
+        })
+    }
+
+    async fn settle(&self, key: &str, id: &str, window: Duration) -> Result<(), BrokerError> {
         let inner = &self.inner;
         let key = format!("cerebrum:dedupe:{{{key}}}:{id}");
-        let window = millis(window).max(1);
         let mut conn = inner.conn();
         let mut set = redis::cmd("SET");
-        set.arg(&key).arg(1).arg("NX").arg("PX").arg(window);
-        let reply: Option<String> = inner.call("dedupe", set.query_async(&mut conn)).await?;
-        Ok(reply.is_some())
+        set.arg(&key)
+            .arg("done")
+            .arg("PX")
+            .arg(millis(window).max(1));
+        inner.call("dedupe", set.query_async::<()>(&mut conn)).await
     }
 
     async fn release(&self, key: &str, id: &str) -> Result<(), BrokerError> {

@@ -10,8 +10,13 @@ use redis::Script;
 /// Gives a publication the channel's next offset, keeps it in the history stream and publishes
 /// it, all in one step, so that pub/sub order is offset order on every node.
 ///
-/// KEYS: meta, hist. ARGV: frame head, frame tail, history size, TTL ms, pub/sub channel, a
-/// fresh epoch (used when the channel has none), publish command, now ms.
+/// Idempotent: a message id appended to the channel within the dedupe window is not appended
+/// again (a retry of a publication whose first attempt was in flight when its connection died,
+/// on this node or another), and the answer's offset is 0.
+///
+/// KEYS: meta, hist, ids (sorted set: message id → when). ARGV: frame head, frame tail, history
+/// size, TTL ms, pub/sub channel, a fresh epoch (used when the channel has none), publish
+/// command, now ms, message id (`''`: none), dedupe window ms.
 /// Returns `{offset, epoch}`. The pub/sub message is `EPOCH OFFSET FRAME`.
 const APPEND: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -19,6 +24,12 @@ if not epoch then
   epoch = ARGV[6]
   redis.call('HSET', KEYS[1], 'epoch', epoch)
   redis.call('DEL', KEYS[2])
+end
+if ARGV[9] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[8]) - tonumber(ARGV[10]))
+  if redis.call('ZSCORE', KEYS[3], ARGV[9]) then return {0, epoch} end
+  redis.call('ZADD', KEYS[3], ARGV[8], ARGV[9])
+  redis.call('PEXPIRE', KEYS[3], ARGV[10])
 end
 local off = redis.call('HINCRBY', KEYS[1], 'offset', 1)
 local frame = ARGV[1] .. off .. ARGV[2]
@@ -95,6 +106,32 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 ";
 
+/// Claims a message id: `1` (first: the key now says `pending` for ARGV[1] ms), `0` (settled:
+/// `done`), `2` (claimed by someone else and still pending).
+///
+/// KEYS: the dedupe key. ARGV: pending ms.
+const CLAIM: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], 'pending', 'PX', ARGV[1])
+  return 1
+end
+if v == 'done' then return 0 end
+return 2
+";
+
+/// Removes a member from a presence hash when its entry joined at the given time (a newer
+/// entry of the user, joined from another connection, stays).
+///
+/// KEYS: the presence hash. ARGV: user id, joined at (ms). Returns 1 when removed.
+const PRESENCE_LEAVE: &str = r#"
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if not entry then return 0 end
+if string.match(entry, '"joinedAt":(%d+)') ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+"#;
+
 /// Removes the expired members of a presence hash and returns their user ids (only the caller
 /// that removed a member gets it, so one node announces the leave).
 ///
@@ -120,6 +157,8 @@ pub(crate) struct Scripts {
     pub(crate) replay: Script,
     pub(crate) user_connect: Script,
     pub(crate) presence_expire: Script,
+    pub(crate) presence_leave: Script,
+    pub(crate) claim: Script,
 }
 
 impl Scripts {
@@ -129,6 +168,8 @@ impl Scripts {
             replay: Script::new(REPLAY),
             user_connect: Script::new(USER_CONNECT),
             presence_expire: Script::new(PRESENCE_EXPIRE),
+            presence_leave: Script::new(PRESENCE_LEAVE),
+            claim: Script::new(CLAIM),
         }
     }
 }
