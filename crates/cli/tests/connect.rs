@@ -41,6 +41,24 @@ fn lines(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The JWT secret of the tests against `cerebrum serve` with auth on.
+const SECRET: &str = "test-secret-of-at-least-32-bytes!";
+
+/// `cerebrum serve` with auth on ([`SECRET`]), its data in `dir`.
+fn serve_with_auth(dir: &std::path::Path) -> Serve {
+    Serve::start(|serve| serve.args(["--jwt-secret", SECRET, "--data-dir"]).arg(dir))
+}
+
+/// A token for `user` minted by `cerebrum token`.
+fn mint(user: &str) -> String {
+    let minted = Command::new(BIN)
+        .args(["token", "--secret", SECRET, "--user", user])
+        .output()
+        .unwrap();
+    assert!(minted.status.success(), "{minted:?}");
+    String::from_utf8(minted.stdout).unwrap().trim().to_owned()
+}
+
 /// The next frame the client sent that is not a heartbeat, as sent.
 async fn next_app_frame(received: &mut Received) -> String {
     received
@@ -172,27 +190,9 @@ async fn against_cerebrum_serve_a_study_session_comes_back_as_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_cerebrum_serve_with_auth_a_minted_token_connects_and_a_bad_one_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(|serve| {
-        serve
-            .args([
-                "--jwt-secret",
-                "test-secret-of-at-least-32-bytes!",
-                "--data-dir",
-            ])
-            .arg(dir.path())
-    });
+    let serve = serve_with_auth(dir.path());
     let url = serve.url().to_owned();
-    let minted = Command::new(BIN)
-        .args([
-            "token",
-            "--secret",
-            "test-secret-of-at-least-32-bytes!",
-            "--user",
-            "u1",
-        ])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let token = mint("u1");
 
     let good = connect(
         &[
@@ -234,27 +234,9 @@ async fn the_client_authenticates_to_cerebrum_serve_by_query_header_and_auth_mes
     use cerebrum_realtime::{Client, TokenTransport, Welcome};
 
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(|serve| {
-        serve
-            .args([
-                "--jwt-secret",
-                "test-secret-of-at-least-32-bytes!",
-                "--data-dir",
-            ])
-            .arg(dir.path())
-    });
+    let serve = serve_with_auth(dir.path());
     let url = serve.url().to_owned();
-    let minted = Command::new(BIN)
-        .args([
-            "token",
-            "--secret",
-            "test-secret-of-at-least-32-bytes!",
-            "--user",
-            "u7",
-        ])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let token = mint("u7");
 
     let mut users = Vec::new();
     for transport in [
