@@ -506,6 +506,8 @@ async fn serve<S>(
 {
     let kind = script.kind;
     let recorder = Arc::clone(shared);
+    // The error type is tungstenite's (an HTTP response), fixed by `accept_hdr_async`.
+    #[allow(clippy::result_large_err)]
     let callback = move |request: &Request, mut response: Response| {
         let header = |name: &str| {
             request
@@ -838,7 +840,7 @@ mod tests {
         .await
         .unwrap();
         received.next_of("chat").await;
-        let mut seen = vec![next_text(&mut ws).await, next_text(&mut ws).await];
+        let mut seen = [next_text(&mut ws).await, next_text(&mut ws).await];
         seen.sort_by_key(|frame| frame["type"] == "ack");
         assert_eq!(seen[0]["offset"], 4);
         assert!(seen[0].get("ack").is_none());
