@@ -8,14 +8,15 @@
 //! scripted behaviour (`echo`, `silent`, `tls`); the handle injects the rest at run time
 //! (`push`, `publish`, `silence_current`, `kill`, `restart`).
 //!
-//! It is not built on `cerebrum-server`, whose core is being rewritten, and not on
-//! `cerebrum_mock::MockPeer` either, although that peer answers pings and acks the same way:
-//! the peer is the product's mock mode, a seeded simulation of **one** connection in virtual
-//! time (connect delay, drawn latency, a generated data stream starting with `system_status`,
-//! time-scripted faults). Tests need what it deliberately does not do: several connections
-//! sharing channel history (publications relayed between clients, resume with `missed`
-//! replays), exact frame sequences without generated data, level-0 and subprotocol-ignoring
-//! servers, and the handshake's headers. Bending mock mode to that would change the product
+//! It is not built on the server: it was written while the server's core was being rewritten;
+//! `Kind::V1` driving the sans-IO `cerebrum-server-core` instead is still open (issue 17 item 5).
+//! Nor is it built on `cerebrum_mock::MockPeer`, although that peer answers pings and acks the
+//! same way: the peer is the product's mock mode, a seeded simulation of **one** connection in
+//! virtual time (connect delay, drawn latency, a generated data stream starting with
+//! `system_status`, time-scripted faults). Tests need what it deliberately does not do: several
+//! connections sharing channel history (publications relayed between clients, resume with
+//! `missed` replays), exact frame sequences without generated data, level-0 and
+//! subprotocol-ignoring servers, and the handshake's headers. Bending mock mode to that would change the product
 //! for the tests' sake; what the two share is the protocol crate's types, not code.
 
 use std::collections::{HashMap, HashSet};
