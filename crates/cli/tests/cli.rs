@@ -1,35 +1,24 @@
 //! The `cerebrum` binary as users and black-box tests run it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
 use cerebrum_server::auth::{JwtKey, Verifier};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cerebrum");
+use common::{BIN, Serve};
 
 #[tokio::test]
 async fn serve_prints_the_listening_line_serves_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("CEREBRUM_JWT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::task::spawn_blocking(move || lines.next().unwrap().unwrap())
-        .await
-        .unwrap();
-    let url = line.strip_prefix("listening on ").unwrap();
+    let serve = Serve::start(|serve| serve.arg("--data-dir").arg(dir.path()));
+    let url = serve.url().to_owned();
     assert!(
         url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"),
-        "{line}"
+        "{url}"
     );
     let port: u16 = url
         .trim_start_matches("ws://127.0.0.1:")
@@ -37,7 +26,7 @@ async fn serve_prints_the_listening_line_serves_and_exits_0_on_sigterm() {
         .parse()
         .unwrap();
     assert_ne!(port, 0);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let welcome = ws.next().await.unwrap().unwrap();
     assert!(
         welcome
@@ -45,11 +34,7 @@ async fn serve_prints_the_listening_line_serves_and_exits_0_on_sigterm() {
             .unwrap()
             .starts_with(r#"{"type":"welcome""#)
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    serve.sigterm();
     let code = loop {
         match tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
@@ -61,7 +46,7 @@ async fn serve_prints_the_listening_line_serves_and_exits_0_on_sigterm() {
         }
     };
     assert_eq!(code, 1001);
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    let exit = tokio::task::spawn_blocking(move || serve.wait())
         .await
         .unwrap();
     assert!(exit.success(), "{exit:?}");
@@ -102,21 +87,11 @@ fn serve_with_postgres_prints_the_listening_line_and_stores_there() {
     };
     let url = cluster.fresh_database().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--database", &url])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = BufReader::new(stdout).lines().next();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let exit = child.wait().unwrap();
-    let line = line.unwrap().unwrap();
-    assert!(line.starts_with("listening on ws://127.0.0.1:"), "{line}");
+    let serve = Serve::start(|serve| serve.args(["--database", &url]).current_dir(dir.path()));
+    let listening = serve.url().to_owned();
+    serve.sigterm();
+    let exit = serve.wait();
+    assert!(listening.starts_with("ws://127.0.0.1:"), "{listening}");
     assert!(exit.success(), "{exit:?}");
     // The schema is in PostgreSQL, and no SQLite file was made in the working directory.
     let store = cerebrum_server::postgres::PostgresStore::connect(&url).unwrap();

@@ -2,19 +2,14 @@
 //! `cerebrum serve`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+mod common;
+
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-const BIN: &str = env!("CARGO_BIN_EXE_cerebrum");
+use cerebrum_testkit::fake_server::{FakeServer, Kind, Received};
+use common::{BIN, Serve};
 
 /// Runs `cerebrum connect ARGS` with `stdin` as its input, off the async runtime.
 async fn connect(args: &[&str], stdin: &str) -> Output {
@@ -46,62 +41,29 @@ fn lines(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Behaviour {
-    /// welcome, then an `echo` of every app message, and acks.
-    Echo,
-    /// welcome, then silence.
-    Quiet,
-    /// `error{unauthorized}` then close 4001 right after the upgrade (as `cerebrum serve`
-    /// refuses a bad token).
-    Unauthorized,
+/// The JWT secret of the tests against `cerebrum serve` with auth on.
+const SECRET: &str = "test-secret-of-at-least-32-bytes!";
+
+/// `cerebrum serve` with auth on ([`SECRET`]), its data in `dir`.
+fn serve_with_auth(dir: &std::path::Path) -> Serve {
+    Serve::start(|serve| serve.args(["--jwt-secret", SECRET, "--data-dir"]).arg(dir))
 }
 
-/// A v1 test server; received app frames go to the receiver.
-async fn server(behaviour: Behaviour) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                if behaviour == Behaviour::Unauthorized {
-                    let error = r#"{"type":"error","payload":{"code":"unauthorized","message":"the token is not valid"},"timestamp":1,"messageId":"e1"}"#;
-                    let _ = ws.send(Message::text(error)).await;
-                    let frame = CloseFrame {
-                        code: CloseCode::from(4001),
-                        reason: "unauthorized".into(),
-                    };
-                    let _ = ws.send(Message::Close(Some(frame))).await;
-                    while let Some(Ok(_)) = ws.next().await {}
-                    return;
-                }
-                let welcome = r#"{"type":"welcome","payload":{"connectionId":"c1","protocol":1,"heartbeatIntervalMs":30000,"features":["ack","channels","presence","resume"],"serverTime":1},"timestamp":1,"messageId":"w1"}"#;
-                ws.send(Message::text(welcome)).await.unwrap();
-                while let Some(Ok(message)) = ws.next().await {
-                    let Message::Text(text) = message else {
-                        continue;
-                    };
-                    let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
-                    if value["type"] == "ping" || behaviour == Behaviour::Quiet {
-                        continue;
-                    }
-                    let _ = tx.send(text.as_str().to_owned());
-                    if value["ack"] == true {
-                        let ack = serde_json::json!({"type": "ack", "payload": {"messageId": value["messageId"]}});
-                        let _ = ws.send(Message::text(ack.to_string())).await;
-                    }
-                    let echo = serde_json::json!({"type": "echo", "payload": value["payload"]});
-                    let _ = ws.send(Message::text(echo.to_string())).await;
-                }
-            });
-        }
-    });
-    (addr, rx)
+/// A token for `user` minted by `cerebrum token`.
+fn mint(user: &str) -> String {
+    let minted = Command::new(BIN)
+        .args(["token", "--secret", SECRET, "--user", user])
+        .output()
+        .unwrap();
+    assert!(minted.status.success(), "{minted:?}");
+    String::from_utf8(minted.stdout).unwrap().trim().to_owned()
+}
+
+/// The next frame the client sent that is not a heartbeat, as sent.
+async fn next_app_frame(received: &mut Received) -> String {
+    received
+        .next_frame_where("an app frame", |frame| frame["type"] != "ping")
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,15 +81,15 @@ async fn mock_mode_prints_n_envelopes_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdin_lines_are_sent_and_the_end_of_stdin_drains_then_exits_0() {
-    let (addr, mut received) = server(Behaviour::Echo).await;
-    let url = format!("ws://{addr}/ws");
+    let (server, mut received) = FakeServer::builder(Kind::V1).echo().start().await.unwrap();
+    let url = server.url();
     let input = "chat.message {\"text\":\"hi\"}\n\
                  {\"type\":\"quiz.answer\",\"payload\":{\"choice\":2},\"ack\":true}\n\
                  not json at all {\n";
     let output = connect(&[&url, "--timeout-secs", "30"], input).await;
     assert!(output.status.success(), "{output:?}");
-    let first = received.recv().await.unwrap();
-    let second = received.recv().await.unwrap();
+    let first = next_app_frame(&mut received).await;
+    let second = next_app_frame(&mut received).await;
     assert!(
         first.starts_with(r#"{"type":"chat.message","payload":{"text":"hi"}"#),
         "{first}"
@@ -143,8 +105,8 @@ async fn stdin_lines_are_sent_and_the_end_of_stdin_drains_then_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_waits_for_the_replies() {
-    let (addr, _received) = server(Behaviour::Echo).await;
-    let url = format!("ws://{addr}/ws");
+    let (server, _received) = FakeServer::builder(Kind::V1).echo().start().await.unwrap();
+    let url = server.url();
     let output = connect(&[&url, "--count", "2"], "chat.message {\"n\":1}\n").await;
     assert!(output.status.success(), "{output:?}");
     let stdout = lines(&output);
@@ -161,8 +123,8 @@ async fn a_bad_url_exits_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_exits_3() {
-    let (addr, _received) = server(Behaviour::Unauthorized).await;
-    let url = format!("ws://{addr}/ws");
+    let (server, _received) = FakeServer::start(Kind::Unauthorized).await.unwrap();
+    let url = server.url();
     let output = connect(&[&url, "--token", "expired", "--timeout-secs", "30"], "").await;
     assert_eq!(output.status.code(), Some(3), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
@@ -172,8 +134,8 @@ async fn a_refused_token_exits_3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_exits_3_even_when_its_error_frame_would_reach_the_count() {
-    let (addr, _received) = server(Behaviour::Unauthorized).await;
-    let url = format!("ws://{addr}/ws");
+    let (server, _received) = FakeServer::start(Kind::Unauthorized).await.unwrap();
+    let url = server.url();
     let output = connect(
         &[
             &url,
@@ -194,8 +156,12 @@ async fn a_refusal_exits_3_even_when_its_error_frame_would_reach_the_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_exits_4() {
-    let (addr, _received) = server(Behaviour::Quiet).await;
-    let url = format!("ws://{addr}/ws");
+    let (server, _received) = FakeServer::builder(Kind::V1)
+        .silent()
+        .start()
+        .await
+        .unwrap();
+    let url = server.url();
     let output = connect(&[&url, "--count", "5", "--timeout-secs", "1"], "").await;
     assert_eq!(output.status.code(), Some(4), "{output:?}");
     assert!(lines(&output).len() <= 1);
@@ -204,21 +170,8 @@ async fn a_timeout_exits_4() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_cerebrum_serve_a_study_session_comes_back_as_updates() {
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("CEREBRUM_JWT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = serve.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().next().unwrap().unwrap()
-    })
-    .await
-    .unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let serve = Serve::start(|serve| serve.args(["--data-dir"]).arg(dir.path()));
+    let url = serve.url().to_owned();
     let input = "study_session_start {\"userId\":\"u1\",\"topic\":\"Genetics\"}\n\
                  {\"type\":\"study_session_end\",\"payload\":{\"userId\":\"u1\",\"topic\":\"Genetics\"},\"ack\":true}\n";
     let output = tokio::time::timeout(
@@ -227,8 +180,7 @@ async fn against_cerebrum_serve_a_study_session_comes_back_as_updates() {
     )
     .await
     .unwrap();
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
     assert!(output.status.success(), "{output:?}");
     let stdout = lines(&output);
     assert_eq!(stdout[0]["type"], "welcome");
@@ -238,38 +190,9 @@ async fn against_cerebrum_serve_a_study_session_comes_back_as_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_cerebrum_serve_with_auth_a_minted_token_connects_and_a_bad_one_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--jwt-secret",
-            "test-secret-of-at-least-32-bytes!",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = serve.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().next().unwrap().unwrap()
-    })
-    .await
-    .unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_owned();
-    let minted = Command::new(BIN)
-        .args([
-            "token",
-            "--secret",
-            "test-secret-of-at-least-32-bytes!",
-            "--user",
-            "u1",
-        ])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let serve = serve_with_auth(dir.path());
+    let url = serve.url().to_owned();
+    let token = mint("u1");
 
     let good = connect(
         &[
@@ -297,8 +220,7 @@ async fn against_cerebrum_serve_with_auth_a_minted_token_connects_and_a_bad_one_
         "",
     )
     .await;
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
     assert!(good.status.success(), "{good:?}");
     let welcome = &lines(&good)[0];
     assert_eq!(welcome["type"], "welcome");
@@ -312,38 +234,9 @@ async fn the_client_authenticates_to_cerebrum_serve_by_query_header_and_auth_mes
     use cerebrum_realtime::{Client, TokenTransport, Welcome};
 
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--jwt-secret",
-            "test-secret-of-at-least-32-bytes!",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = serve.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().next().unwrap().unwrap()
-    })
-    .await
-    .unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_owned();
-    let minted = Command::new(BIN)
-        .args([
-            "token",
-            "--secret",
-            "test-secret-of-at-least-32-bytes!",
-            "--user",
-            "u7",
-        ])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let serve = serve_with_auth(dir.path());
+    let url = serve.url().to_owned();
+    let token = mint("u7");
 
     let mut users = Vec::new();
     for transport in [
@@ -365,8 +258,7 @@ async fn the_client_authenticates_to_cerebrum_serve_by_query_header_and_auth_mes
         users.push(first.typed::<Welcome>().unwrap().user_id);
         client.disconnect().await;
     }
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
     assert_eq!(users, vec![Some("u7".to_owned()); 3]);
 }
 
@@ -377,21 +269,8 @@ async fn a_channel_subscription_resumes_against_cerebrum_serve() {
     use cerebrum_realtime::Client;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("CEREBRUM_JWT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = serve.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().next().unwrap().unwrap()
-    })
-    .await
-    .unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let serve = Serve::start(|serve| serve.args(["--data-dir"]).arg(dir.path()));
+    let url = serve.url().to_owned();
     let soon = Duration::from_secs(20);
 
     let reader = Client::builder(url.clone()).build().unwrap();
@@ -467,8 +346,7 @@ async fn a_channel_subscription_resumes_against_cerebrum_serve() {
         .await
         .unwrap()
         .unwrap();
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
     assert!(
         resumed.payload().get().contains(r#""recovered":true"#),
         "{}",

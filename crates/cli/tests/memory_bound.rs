@@ -9,13 +9,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use common::Serve;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cerebrum");
 /// Attacking connections, channels each, 60 KiB frames per channel.
 const CONNECTIONS: usize = 12;
 const CHANNELS: usize = 64;
@@ -27,41 +26,23 @@ const BUDGET_MIB: u64 = 24;
 /// the connections' read and write buffers.
 const BOUND_MIB: u64 = BUDGET_MIB + 96;
 
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(budget_bytes: u64, dir: &std::path::Path) -> (Serve, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--rate-limit",
-            "0",
-            "--inbound-bytes-per-sec",
-            "0",
-            "--history-budget-bytes",
-            &budget_bytes.to_string(),
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_owned();
-    (Serve(child), url)
+fn start(budget_bytes: u64, dir: &std::path::Path) -> Serve {
+    Serve::start(|serve| {
+        serve
+            .args([
+                "--rate-limit",
+                "0",
+                "--inbound-bytes-per-sec",
+                "0",
+                "--history-budget-bytes",
+                &budget_bytes.to_string(),
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+    })
 }
 
 /// Peak resident set of `pid`, in MiB.
@@ -115,7 +96,8 @@ async fn attack(url: &str, id: usize) {
 
 async fn run_attack(budget_bytes: u64) -> u64 {
     let dir = tempfile::tempdir().unwrap();
-    let (serve, url) = start(budget_bytes, dir.path());
+    let serve = start(budget_bytes, dir.path());
+    let url = serve.url().to_owned();
     let attackers: Vec<_> = (0..CONNECTIONS)
         .map(|id| {
             let url = url.clone();
@@ -125,7 +107,7 @@ async fn run_attack(budget_bytes: u64) -> u64 {
     for attacker in attackers {
         attacker.await.unwrap();
     }
-    peak_rss_mib(serve.0.id())
+    peak_rss_mib(serve.id())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

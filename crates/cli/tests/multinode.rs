@@ -6,9 +6,11 @@
 //! `CEREBRUM_REQUIRE_ENGINES=1`, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -21,13 +23,13 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cerebrum");
+use common::Serve;
 const ADMIN: &str = "admin-secret";
 const WAIT: Duration = Duration::from_secs(10);
 
 /// One `cerebrum serve --redis` process.
 struct Node {
-    child: Child,
+    serve: Serve,
     ws: String,
     http: String,
     _dir: tempfile::TempDir,
@@ -72,39 +74,30 @@ impl Node {
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0"])
-            .args(["--admin-token", ADMIN, "--redis", redis])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--config")
-            .arg(&config)
-            .args(
-                database
-                    .map(|url| ["--database", url])
-                    .into_iter()
-                    .flatten(),
-            )
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ws = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let serve = Serve::start(|serve| {
+            serve
+                .args(["--rate-limit", "0"])
+                .args(["--admin-token", ADMIN, "--redis", redis])
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .arg("--config")
+                .arg(&config)
+                .args(
+                    database
+                        .map(|url| ["--database", url])
+                        .into_iter()
+                        .flatten(),
+                )
+                .env("RUST_LOG", "info")
+                .stderr(Stdio::from(log))
+        });
+        let ws = serve.url().to_owned();
         let http = ws
             .trim_start_matches("ws://")
             .trim_end_matches("/ws")
             .to_owned();
         Self {
-            child,
+            serve,
             ws,
             http,
             _dir: dir,
@@ -113,8 +106,7 @@ impl Node {
 
     /// SIGKILL: no goodbye to Redis or the clients.
     fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.serve.kill();
     }
 
     /// `POST path` with the admin token; the status code.
@@ -136,12 +128,6 @@ impl Node {
             .nth(1)
             .and_then(|code| code.parse().ok())
             .unwrap_or(0)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 

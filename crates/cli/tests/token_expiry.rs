@@ -7,13 +7,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cerebrum_realtime::{Client, Status};
+use cerebrum_realtime::{Client, ClientError};
 use cerebrum_server::auth::{JwtKey, mint_hs256};
 use cerebrum_server::{Server, ServerConfig};
+use tokio::sync::mpsc;
 
 const SECRET: &str = "token-expiry-test-secret-32-bytes!";
 /// Generous bound so that a broken test fails instead of hanging; never a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// What the client reported, in the order its driver reported it.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Connected,
+    Disconnected,
+    /// A close 4001 or 4003, with its code.
+    Refused(u16),
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_closes_4001_and_the_token_provider_reconnects_with_a_fresh_one() {
@@ -24,6 +34,10 @@ async fn an_expired_token_closes_4001_and_the_token_provider_reconnects_with_a_f
 
     let fetched = Arc::new(AtomicUsize::new(0));
     let counter = fetched.clone();
+    // The callbacks, not `watch_status`: a watch keeps only the latest status, so a quick
+    // disconnect and reconnect could be seen as `Connected` twice in a row, or not at all.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (on_connect, on_disconnect, on_error) = (tx.clone(), tx.clone(), tx);
     let client = Client::builder(server.ws_url())
         .token_provider(move || {
             // The first token lives two seconds, the next ones an hour.
@@ -34,32 +48,41 @@ async fn an_expired_token_closes_4001_and_the_token_provider_reconnects_with_a_f
             };
             async move { mint_hs256(SECRET.as_bytes(), "ada", Some("Ada"), ttl, None) }
         })
+        .on_connect(move || {
+            let _ = on_connect.send(Seen::Connected);
+        })
+        .on_disconnect(move |_| {
+            let _ = on_disconnect.send(Seen::Disconnected);
+        })
+        .on_error(move |error| {
+            if let ClientError::Refused { code, .. } = error {
+                let _ = on_error.send(Seen::Refused(*code));
+            }
+        })
         .build()
         .unwrap();
-    let mut status = client.watch_status();
-    let mut seen = Vec::new();
     client.connect();
+    let mut seen = Vec::new();
     let reconnected = tokio::time::timeout(PATIENCE, async {
-        let mut connections = 0;
-        loop {
-            status.changed().await.unwrap();
-            let now = *status.borrow_and_update();
-            seen.push(now);
-            if now == Status::Connected {
-                connections += 1;
-                if connections == 2 {
-                    return;
-                }
+        while let Some(event) = rx.recv().await {
+            seen.push(event);
+            if seen.iter().filter(|s| **s == Seen::Connected).count() == 2 {
+                return true;
             }
         }
+        false
     })
     .await;
-    assert!(reconnected.is_ok(), "not connected twice: {seen:?}");
-    // Between the two connections the client left `Connected`: the server closed it.
-    let first = seen.iter().position(|s| *s == Status::Connected).unwrap();
-    assert!(
-        seen[first + 1..].iter().any(|s| *s != Status::Connected),
-        "{seen:?}"
+    assert_eq!(reconnected, Ok(true), "not connected twice: {seen:?}");
+    // Between the two connections the server closed the first with 4001 (its token expired).
+    assert_eq!(
+        seen,
+        [
+            Seen::Connected,
+            Seen::Disconnected,
+            Seen::Refused(4001),
+            Seen::Connected
+        ],
     );
     assert!(
         fetched.load(Ordering::SeqCst) >= 2,

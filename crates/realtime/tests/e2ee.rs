@@ -12,9 +12,9 @@ use cerebrum_realtime::{
     ChannelKey, Client, ClientBuilder, ClientError, Envelope, ErrorSubscription, KeyId, Keyring,
     OpenError, RawSubscription, Status,
 };
+use cerebrum_testkit::fake_server::{FakeServer, Kind, Received, SOON};
 use serde_json::{Value, json};
-use support::{Kind, SOON, TestServer, wait_status};
-use tokio::sync::mpsc;
+use support::wait_status;
 
 const CHANNEL: &str = "chat:staff-room";
 const SECRET: &str = "the exam answers are B, D, A";
@@ -83,31 +83,17 @@ async fn subscribed(frames: &mut RawSubscription) {
 
 /// Waits until the server has received (and relayed) the next `chat.message` publication;
 /// returns the frame as received.
-async fn next_publication(received: &mut mpsc::UnboundedReceiver<String>) -> String {
-    tokio::time::timeout(SOON, async {
-        loop {
-            let frame = received.recv().await.expect("server gone");
-            if frame.starts_with(r#"{"type":"chat.message""#) {
-                return frame;
-            }
-        }
-    })
-    .await
-    .expect("no publication reached the server")
-}
-
-/// Every frame the server received so far.
-fn drain(received: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
-    let mut frames = Vec::new();
-    while let Ok(frame) = received.try_recv() {
-        frames.push(frame);
-    }
-    frames
+async fn next_publication(received: &mut Received) -> String {
+    received
+        .next_frame_where("a `chat.message` publication", |frame| {
+            frame["type"] == "chat.message"
+        })
+        .await
 }
 
 #[tokio::test]
 async fn two_clients_exchange_sealed_messages_and_the_server_sees_no_plaintext() {
-    let (server, mut received) = TestServer::start(Kind::Relay).await;
+    let (server, mut received) = FakeServer::start(Kind::V1).await.unwrap();
     let alice = builder(&server.url(), keys("k1", [7; 32])).build().unwrap();
     let bob = builder(&server.url(), keys("k1", [7; 32])).build().unwrap();
     let _alice_channel = join(&alice).await;
@@ -128,7 +114,7 @@ async fn two_clients_exchange_sealed_messages_and_the_server_sees_no_plaintext()
 
     // What the server received: the publication, sealed, and nothing that holds the secret.
     let publication = next_publication(&mut received).await;
-    let mut frames = drain(&mut received);
+    let mut frames = received.drain_frames();
     frames.push(publication.clone());
     let publication = cerebrum_realtime::decode(&publication).unwrap();
     let sealed = SealedPayload::from_raw(publication.payload()).unwrap();
@@ -147,7 +133,7 @@ async fn two_clients_exchange_sealed_messages_and_the_server_sees_no_plaintext()
     // A plaintext publication forged on the encrypted channel: a typed error, never data.
     server.publish(&format!(
         r#"{{"type":"chat.message","payload":{{"text":"forged"}},"timestamp":1,"messageId":"m-forged","channel":"{CHANNEL}"}}"#
-    ));
+    )).unwrap();
     match next_error(&mut bob_errors).await {
         ClientError::Decrypt {
             channel,
@@ -169,7 +155,7 @@ async fn two_clients_exchange_sealed_messages_and_the_server_sees_no_plaintext()
     let flipped = if ct.starts_with('A') { "B" } else { "A" };
     tampered["payload"]["ct"] = Value::String(format!("{flipped}{}", &ct[1..]));
     tampered["messageId"] = json!("m-tampered");
-    server.publish(&tampered.to_string());
+    server.publish(&tampered.to_string()).unwrap();
     match next_error(&mut bob_errors).await {
         ClientError::Decrypt {
             reason, message_id, ..
@@ -190,7 +176,7 @@ async fn two_clients_exchange_sealed_messages_and_the_server_sees_no_plaintext()
 
 #[tokio::test]
 async fn a_client_with_the_wrong_key_gets_typed_errors_and_no_data() {
-    let (server, _received) = TestServer::start(Kind::Relay).await;
+    let (server, _received) = FakeServer::start(Kind::V1).await.unwrap();
     let alice = builder(&server.url(), keys("k1", [7; 32])).build().unwrap();
     let eve = builder(&server.url(), keys("k1", [8; 32])).build().unwrap();
     let mallory = builder(&server.url(), keys("k2", [7; 32])).build().unwrap();
@@ -221,7 +207,7 @@ async fn a_client_with_the_wrong_key_gets_typed_errors_and_no_data() {
 
 #[tokio::test]
 async fn the_offline_queue_holds_sealed_messages_and_sends_what_it_holds() {
-    let (server, mut received) = TestServer::start(Kind::Relay).await;
+    let (server, mut received) = FakeServer::start(Kind::V1).await.unwrap();
     let keys = keys("2026-11", [1; 32]);
     let alice = builder(&server.url(), keys.clone()).build().unwrap();
     let bob = builder(&server.url(), keys.clone()).build().unwrap();
@@ -281,7 +267,7 @@ async fn the_offline_queue_holds_sealed_messages_and_sends_what_it_holds() {
 
 #[tokio::test]
 async fn replays_on_resume_open_the_same_way() {
-    let (server, mut received) = TestServer::start(Kind::Relay).await;
+    let (server, mut received) = FakeServer::start(Kind::V1).await.unwrap();
     let alice = builder(&server.url(), keys("k1", [7; 32])).build().unwrap();
     let bob = builder(&server.url(), keys("k1", [7; 32])).build().unwrap();
     let _alice_channel = join(&alice).await;
@@ -304,7 +290,7 @@ async fn replays_on_resume_open_the_same_way() {
     next_publication(&mut received).await;
     server.publish(&format!(
         r#"{{"type":"chat.message","payload":{{"text":"forged while away"}},"messageId":"m-forged","channel":"{CHANNEL}"}}"#
-    ));
+    )).unwrap();
     alice
         .publish(CHANNEL, "chat.message", &json!({ "text": "back" }))
         .await

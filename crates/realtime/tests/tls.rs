@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cerebrum_realtime::{Client, ClientError, ServerLevel, Status};
+use cerebrum_testkit::fake_server::{FakeServer, Kind, SOON};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use support::{Kind, SOON, Shared, serve, wait_status};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
+use support::wait_status;
 
-/// A wss server for `localhost` whose certificate is signed by a fresh test CA; returns its
-/// port and the CA's PEM.
-async fn wss_server() -> (u16, String) {
+/// A wss server for `localhost` whose certificate is signed by a fresh test CA, and the CA's
+/// PEM.
+async fn wss_server() -> (FakeServer, String) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -42,30 +41,18 @@ async fn wss_server() -> (u16, String) {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
     )
     .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let shared = Arc::new(Shared::default());
-        let (received, _rx) = tokio::sync::mpsc::unbounded_channel();
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let shared = Arc::clone(&shared);
-            let received = received.clone();
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    serve(tls, Kind::V1, shared, received).await;
-                }
-            });
-        }
-    });
-    (port, ca_cert.pem())
+    let (server, _received) = FakeServer::builder(Kind::V1)
+        .tls(Arc::new(config))
+        .start()
+        .await
+        .unwrap();
+    (server, ca_cert.pem())
 }
 
 #[tokio::test]
 async fn wss_with_an_extra_ca_connects_and_without_it_is_refused() {
-    let (port, ca_pem) = wss_server().await;
-    let url = format!("wss://localhost:{port}/ws");
+    let (server, ca_pem) = wss_server().await;
+    let url = server.url();
 
     let trusting = Client::builder(&url).extra_ca_pem(ca_pem).build().unwrap();
     let mut status = trusting.watch_status();

@@ -12,7 +12,8 @@ use cerebrum_realtime::{
     AckError, Client, ClientBuilder, ClientError, SendError, ServerLevel, Status, StudyMetrics,
     StudySessionStart, TokenTransport,
 };
-use support::{Kind, SOON, TestServer, black_hole, next_of, wait_status};
+use cerebrum_testkit::fake_server::{BlackHole, FakeServer, Kind, SOON};
+use support::wait_status;
 use tokio::sync::mpsc;
 
 fn fast(url: &str) -> ClientBuilder {
@@ -33,7 +34,7 @@ fn start_session() -> StudySessionStart {
 
 #[tokio::test]
 async fn receives_sends_and_measures_latency_against_a_v1_server() {
-    let (server, mut received) = TestServer::start(Kind::V1).await;
+    let (server, mut received) = FakeServer::start(Kind::V1).await.unwrap();
     let client = fast(&server.url())
         .heartbeat(Duration::from_millis(200))
         .build()
@@ -54,7 +55,7 @@ async fn receives_sends_and_measures_latency_against_a_v1_server() {
 
     // Send: the frame reaches the server, stamped.
     let id = client.send_payload(&start_session()).await.unwrap();
-    let frame = next_of(&mut received, "study_session_start").await;
+    let frame = received.next_of("study_session_start").await;
     assert_eq!(frame["messageId"], id.as_str());
     assert_eq!(frame["payload"]["topic"], "Genetics");
 
@@ -64,7 +65,7 @@ async fn receives_sends_and_measures_latency_against_a_v1_server() {
         .await
         .unwrap();
     assert_eq!(
-        next_of(&mut received, "quiz.answer").await["messageId"],
+        received.next_of("quiz.answer").await["messageId"],
         acked.as_str()
     );
 
@@ -91,22 +92,12 @@ async fn receives_sends_and_measures_latency_against_a_v1_server() {
     // A clean close handshake: the server saw a close frame with 1000.
     client.disconnect().await;
     assert_eq!(client.status(), Status::Disconnected);
-    let close = tokio::time::timeout(SOON, async {
-        loop {
-            let frame = received.recv().await.unwrap();
-            if frame.starts_with("close:") {
-                return frame;
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(close, "close:1000");
+    assert_eq!(received.next_close().await, 1000);
 }
 
 #[tokio::test]
 async fn a_killed_server_is_reconnected_and_queued_messages_arrive_once_in_order() {
-    let (server, mut received) = TestServer::start(Kind::V1).await;
+    let (server, mut received) = FakeServer::start(Kind::V1).await.unwrap();
     let client = fast(&server.url()).build().unwrap();
     let mut status = client.watch_status();
     client.connect();
@@ -125,11 +116,11 @@ async fn a_killed_server_is_reconnected_and_queued_messages_arrive_once_in_order
     }
     assert_eq!(client.queued_messages().len(), 3);
 
-    let _restarted = server.restart().await;
+    let _restarted = server.restart().await.unwrap();
     wait_status(&mut status, Status::Connected).await;
     let mut seen = Vec::new();
     for _ in 0..3 {
-        seen.push(next_of(&mut received, "chat.message").await);
+        seen.push(received.next_of("chat.message").await);
     }
     let seen_ids: Vec<&str> = seen
         .iter()
@@ -140,8 +131,8 @@ async fn a_killed_server_is_reconnected_and_queued_messages_arrive_once_in_order
     assert_eq!(seen[0]["payload"]["n"], 0);
     // Once each: nothing more arrives after a heartbeat ping round.
     client.network_changed();
-    next_of(&mut received, "ping").await;
-    while let Ok(frame) = received.try_recv() {
+    received.next_of("ping").await;
+    for frame in received.drain_frames() {
         assert!(!frame.contains("chat.message"), "duplicate: {frame}");
     }
     assert!(client.queued_messages().is_empty());
@@ -149,7 +140,7 @@ async fn a_killed_server_is_reconnected_and_queued_messages_arrive_once_in_order
 
 #[tokio::test]
 async fn a_server_that_stops_answering_is_detected_and_left() {
-    let (server, _received) = TestServer::start(Kind::V1).await;
+    let (server, _received) = FakeServer::start(Kind::V1).await.unwrap();
     let (reasons_tx, mut reasons) = mpsc::unbounded_channel();
     let client = fast(&server.url())
         .heartbeat(Duration::from_millis(200))
@@ -176,9 +167,9 @@ async fn a_server_that_stops_answering_is_detected_and_left() {
 
 #[tokio::test]
 async fn a_listener_that_never_upgrades_times_the_attempt_out() {
-    let (addr, _task) = black_hole().await;
+    let hole = BlackHole::start().await.unwrap();
     let (reasons_tx, mut reasons) = mpsc::unbounded_channel();
-    let client = fast(&format!("ws://{addr}/ws"))
+    let client = fast(&hole.url())
         .connection_timeout(Duration::from_millis(300))
         .on_disconnect(move |reason| {
             let _ = reasons_tx.send(reason.to_owned());
@@ -197,7 +188,7 @@ async fn a_listener_that_never_upgrades_times_the_attempt_out() {
 
 #[tokio::test]
 async fn close_4001_ends_in_error_without_reconnecting() {
-    let (server, _received) = TestServer::start(Kind::Unauthorized).await;
+    let (server, _received) = FakeServer::start(Kind::Unauthorized).await.unwrap();
     let client = fast(&server.url()).token("expired").build().unwrap();
     let mut errors = client.errors();
     let mut status = client.watch_status();
@@ -226,7 +217,7 @@ async fn close_4001_ends_in_error_without_reconnecting() {
 
 #[tokio::test]
 async fn a_token_provider_is_asked_before_each_attempt_and_once_more_after_4001() {
-    let (server, _received) = TestServer::start(Kind::Unauthorized).await;
+    let (server, _received) = FakeServer::start(Kind::Unauthorized).await.unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
     let client = fast(&server.url())
@@ -259,7 +250,7 @@ async fn a_token_provider_is_asked_before_each_attempt_and_once_more_after_4001(
 
 #[tokio::test]
 async fn works_in_level_0_mode_against_the_origin_example_server() {
-    let (server, mut received) = TestServer::start(Kind::Origin).await;
+    let (server, mut received) = FakeServer::start(Kind::Origin).await.unwrap();
     let client = fast(&server.url())
         .heartbeat(Duration::from_millis(300))
         .build()
@@ -271,7 +262,7 @@ async fn works_in_level_0_mode_against_the_origin_example_server() {
 
     // Every incoming message triggers a broadcast.
     client.send_payload(&start_session()).await.unwrap();
-    next_of(&mut received, "study_session_start").await;
+    received.next_of("study_session_start").await;
     let update = tokio::time::timeout(SOON, metrics.recv())
         .await
         .unwrap()
@@ -306,7 +297,7 @@ async fn works_in_level_0_mode_against_the_origin_example_server() {
 
 #[tokio::test]
 async fn dropping_a_subscription_unsubscribes_it() {
-    let (server, _received) = TestServer::start(Kind::V1).await;
+    let (server, _received) = FakeServer::start(Kind::V1).await.unwrap();
     let client = fast(&server.url()).build().unwrap();
     assert_eq!(client.subscriber_count(), 0);
     let a = client.on::<StudyMetrics>();
@@ -321,7 +312,7 @@ async fn dropping_a_subscription_unsubscribes_it() {
 
 #[tokio::test]
 async fn notifications_of_a_v1_server_are_acknowledged_and_stored() {
-    let (server, mut received) = TestServer::start(Kind::V1).await;
+    let (server, mut received) = FakeServer::start(Kind::V1).await.unwrap();
     let client = fast(&server.url()).build().unwrap();
     let mut status = client.watch_status();
     let mut notifications = client.on::<cerebrum_realtime::Notification>();
@@ -338,7 +329,7 @@ async fn notifications_of_a_v1_server_are_acknowledged_and_stored() {
         .unwrap()
         .unwrap();
     assert_eq!(notification.title, "Quiz ready");
-    let ack = next_of(&mut received, "ack").await;
+    let ack = received.next_of("ack").await;
     assert_eq!(ack["payload"]["messageId"], "n-1");
     let store = client.store().snapshot();
     assert_eq!(store.notifications.len(), 1);
@@ -347,7 +338,7 @@ async fn notifications_of_a_v1_server_are_acknowledged_and_stored() {
 
 #[tokio::test]
 async fn a_server_that_ignores_subprotocols_is_retried_without_and_extra_headers_are_sent() {
-    let (server, mut received) = TestServer::start(Kind::Bare).await;
+    let (server, mut received) = FakeServer::start(Kind::Bare).await.unwrap();
     let client = fast(&server.url())
         .header("X-Client", "dashboard")
         .header("Authorization", "Bearer from-a-header")
@@ -365,14 +356,14 @@ async fn a_server_that_ignores_subprotocols_is_retried_without_and_extra_headers
         Some("Bearer from-a-header")
     );
     client.send("chat.message", &"hi").await.unwrap();
-    next_of(&mut received, "chat.message").await;
+    received.next_of("chat.message").await;
 }
 
 #[tokio::test]
 async fn a_server_type_from_an_app_channel_is_app_data_not_a_notification() {
     // PROTOCOL.md section 7: a `notification` published into `chat:1` looks real by `type`
     // alone; the client hands it to the channel's subscribers only.
-    let (server, mut received) = TestServer::start(Kind::V1).await;
+    let (server, mut received) = FakeServer::start(Kind::V1).await.unwrap();
     let client = fast(&server.url()).build().unwrap();
     let mut status = client.watch_status();
     let mut notifications = client.on::<cerebrum_realtime::Notification>();
@@ -404,7 +395,7 @@ async fn a_server_type_from_an_app_channel_is_app_data_not_a_notification() {
         .unwrap();
     assert_eq!(raw.message_id().map(|id| id.as_str()), Some("n-2"));
     // Only the real one is acknowledged and stored.
-    let ack = next_of(&mut received, "ack").await;
+    let ack = received.next_of("ack").await;
     assert_eq!(ack["payload"]["messageId"], "n-2");
     let store = client.store().snapshot();
     assert_eq!(store.notifications.len(), 1);

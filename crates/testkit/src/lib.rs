@@ -1,5 +1,7 @@
 //! Test support for cerebrum-realtime: external engines (PostgreSQL, …) that a test starts
-//! privately, on a free loopback port, in a temporary directory, and stops when done.
+//! privately, on a free loopback port, in a temporary directory, and stops when done; and,
+//! with the feature `websocket`, [`fake_server`]: the one scripted WebSocket server that the
+//! client tests (the facade's, the CLI's) connect to.
 //!
 //! An engine whose binaries are missing is **skipped loudly**: the `start` functions print a
 //! `SKIPPED: …` line on stderr and return `Ok(None)`, so a developer without the engine can still
@@ -13,6 +15,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "websocket")]
+pub mod fake_server;
 pub mod postgres;
 pub mod redis;
 
