@@ -1,7 +1,8 @@
 //! A minimal JSON writer for the documents the bindings hand to JavaScript (commands, events).
 //!
 //! Written by hand rather than derived: the derived serialisers and serde_json's float writer
-//! were a tenth of the client module, for a few flat objects.
+//! were a tenth of the client module, for a few flat objects. The builder's methods are kept
+//! out of line (one copy each, not one per field written): these documents are not hot.
 
 use std::fmt::Write as _;
 
@@ -24,6 +25,7 @@ impl Object {
         Self::plain().str("kind", kind)
     }
 
+    #[inline(never)]
     fn key(&mut self, key: &str) -> &mut String {
         // Keys are our own camelCase names: nothing to escape.
         if !self.empty {
@@ -37,12 +39,14 @@ impl Object {
     }
 
     /// A string field.
+    #[inline(never)]
     pub(crate) fn str(mut self, key: &str, value: &str) -> Self {
         push_str(self.key(key), value);
         self
     }
 
     /// An integer field.
+    #[inline(never)]
     pub(crate) fn uint(mut self, key: &str, value: u64) -> Self {
         let out = self.key(key);
         // Writing to a `String` cannot fail.
@@ -51,18 +55,21 @@ impl Object {
     }
 
     /// A number field (finite; a non-finite value is written as `null`, as JSON has no NaN).
+    #[inline(never)]
     pub(crate) fn num(mut self, key: &str, value: f64) -> Self {
         push_f64(self.key(key), value);
         self
     }
 
     /// A boolean field.
+    #[inline(never)]
     pub(crate) fn bool(mut self, key: &str, value: bool) -> Self {
         self.key(key).push_str(if value { "true" } else { "false" });
         self
     }
 
     /// A field whose value is already JSON text.
+    #[inline(never)]
     pub(crate) fn raw(mut self, key: &str, json: &str) -> Self {
         self.key(key).push_str(json);
         self
