@@ -194,9 +194,10 @@ fn is_app_data(envelope: &Envelope) -> bool {
 
 /// `welcome`'s payload, as the wire has it.
 fn welcome_json(welcome: &Welcome) -> String {
-    let mut object = Object::plain().str("connectionId", &welcome.connection_id);
+    let mut object = Object::plain();
+    object.str("connectionId", &welcome.connection_id);
     if let Some(user) = &welcome.user_id {
-        object = object.str("userId", user);
+        object.str("userId", user);
     }
     object
         .uint("protocol", welcome.protocol.into())
@@ -211,11 +212,12 @@ fn welcome_json(welcome: &Welcome) -> String {
 
 /// An `error` payload, as the wire has it.
 fn error_json(error: &ErrorPayload) -> String {
-    let mut object = Object::plain()
+    let mut object = Object::plain();
+    object
         .str("code", error.code.as_str())
         .str("message", &error.message);
     if let Some(ref_id) = &error.ref_id {
-        object = object.str("refId", ref_id.as_str());
+        object.str("refId", ref_id.as_str());
     }
     object.finish()
 }
@@ -245,7 +247,7 @@ fn event_json(event: Event) -> String {
             reason,
             will_reconnect,
         } => {
-            let object = Object::new("disconnected");
+            let mut object = Object::new("disconnected");
             match code {
                 Some(code) => object.uint("code", code.into()),
                 None => object.raw("code", "null"),
@@ -338,28 +340,33 @@ fn command_json(command: Command) -> String {
 
 /// `url` with its `token` query parameter replaced by `token` (or removed when `None`).
 fn with_query_token(url: &str, token: Option<&str>) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut pairs: Vec<String> = query
+    let mut out = String::with_capacity(url.len() + token.map_or(0, |t| t.len() * 3 + 7));
+    out.push_str(base);
+    let mut separator = '?';
+    let kept = query
         .split('&')
-        .filter(|pair| !pair.is_empty() && !pair.starts_with("token="))
-        .map(str::to_owned)
-        .collect();
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("token="));
+    for pair in kept {
+        out.push(separator);
+        out.push_str(pair);
+        separator = '&';
+    }
     if let Some(token) = token {
-        let mut encoded = String::with_capacity(token.len());
+        out.push(separator);
+        out.push_str("token=");
         for byte in token.bytes() {
             if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-                encoded.push(char::from(byte));
+                out.push(char::from(byte));
             } else {
-                encoded.push_str(&format!("%{byte:02X}"));
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
             }
         }
-        pairs.push(format!("token={encoded}"));
     }
-    if pairs.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", pairs.join("&"))
-    }
+    out
 }
 
 /// The sans-IO client core, driven from JavaScript.
@@ -1172,5 +1179,13 @@ mod tests {
             0.0,
         );
         assert_eq!(client.open_url("ws://h/ws?token=t"), "ws://h/ws");
+        assert_eq!(
+            with_query_token("ws://h/ws", Some("é/+~")),
+            "ws://h/ws?token=%C3%A9%2F%2B~"
+        );
+        assert_eq!(
+            with_query_token("ws://h/ws?a=1&&token=x&b=2", None),
+            "ws://h/ws?a=1&b=2"
+        );
     }
 }

@@ -22,7 +22,9 @@ impl Object {
 
     /// `{"kind":"<kind>"`: a command or an event.
     pub(crate) fn new(kind: &str) -> Self {
-        Self::plain().str("kind", kind)
+        let mut object = Self::plain();
+        object.str("kind", kind);
+        object
     }
 
     #[inline(never)]
@@ -40,14 +42,14 @@ impl Object {
 
     /// A string field.
     #[inline(never)]
-    pub(crate) fn str(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn str(&mut self, key: &str, value: &str) -> &mut Self {
         push_str(self.key(key), value);
         self
     }
 
     /// An integer field.
     #[inline(never)]
-    pub(crate) fn uint(mut self, key: &str, value: u64) -> Self {
+    pub(crate) fn uint(&mut self, key: &str, value: u64) -> &mut Self {
         let out = self.key(key);
         // Writing to a `String` cannot fail.
         let _ = write!(out, "{value}");
@@ -56,29 +58,29 @@ impl Object {
 
     /// A number field (finite; a non-finite value is written as `null`, as JSON has no NaN).
     #[inline(never)]
-    pub(crate) fn num(mut self, key: &str, value: f64) -> Self {
+    pub(crate) fn num(&mut self, key: &str, value: f64) -> &mut Self {
         push_f64(self.key(key), value);
         self
     }
 
     /// A boolean field.
     #[inline(never)]
-    pub(crate) fn bool(mut self, key: &str, value: bool) -> Self {
+    pub(crate) fn bool(&mut self, key: &str, value: bool) -> &mut Self {
         self.key(key).push_str(if value { "true" } else { "false" });
         self
     }
 
     /// A field whose value is already JSON text.
     #[inline(never)]
-    pub(crate) fn raw(mut self, key: &str, json: &str) -> Self {
+    pub(crate) fn raw(&mut self, key: &str, json: &str) -> &mut Self {
         self.key(key).push_str(json);
         self
     }
 
     /// The finished object.
-    pub(crate) fn finish(mut self) -> String {
+    pub(crate) fn finish(&mut self) -> String {
         self.out.push('}');
-        self.out
+        std::mem::take(&mut self.out)
     }
 }
 
