@@ -347,11 +347,9 @@ export class WebSocketClient {
    */
   private settle(code: number): CoreEvent[] {
     if (code === FRAME_MESSAGE || code === FRAME_APP_DATA) {
-      const event: CoreEvent = {
-        kind: 'message',
-        message: JSON.parse(this.frame!) as WebSocketMessage,
-        ...(code === FRAME_APP_DATA ? { appData: true as const } : {}),
-      };
+      const message = JSON.parse(this.frame!) as WebSocketMessage;
+      const event: CoreEvent =
+        code === FRAME_APP_DATA ? { kind: 'message', message, appData: true } : { kind: 'message', message };
       this.frame = null;
       this.observe(event);
       return [event];
