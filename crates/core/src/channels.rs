@@ -1,6 +1,6 @@
 //! Channel subscriptions and, per channel, the last position delivered (for resume and dedupe).
 
-use std::collections::{BTreeSet, HashMap};
+use crate::vec_map::VecMap;
 
 use cerebrum_protocol::{MessageId, StreamPosition, Subscribed};
 
@@ -13,23 +13,41 @@ struct Position {
 
 #[derive(Debug, Default)]
 pub(crate) struct Channels {
-    /// What the app subscribed to, re-subscribed after every reconnect.
-    subscribed: BTreeSet<String>,
-    positions: HashMap<String, Position>,
+    /// What the app subscribed to, re-subscribed after every reconnect; sorted, no duplicates
+    /// (a set: a vector rather than a `BTreeSet`, whose code is a tenth of the browser build).
+    subscribed: Vec<String>,
+    positions: VecMap<String, Position>,
     /// `subscribe` frames sent on this connection and not yet answered, by messageId.
-    pending: HashMap<MessageId, String>,
+    pending: VecMap<MessageId, String>,
 }
 
 impl Channels {
     /// Adds a subscription; `false` if it was already there.
     pub(crate) fn add(&mut self, channel: &str) -> bool {
-        self.subscribed.insert(channel.to_owned())
+        match self.find(channel) {
+            Ok(_) => false,
+            Err(at) => {
+                self.subscribed.insert(at, channel.to_owned());
+                true
+            }
+        }
+    }
+
+    fn find(&self, channel: &str) -> Result<usize, usize> {
+        self.subscribed
+            .binary_search_by(|probe| probe.as_str().cmp(channel))
     }
 
     /// Removes a subscription and forgets its position; `false` if there was none.
     pub(crate) fn remove(&mut self, channel: &str) -> bool {
         self.positions.remove(channel);
-        self.subscribed.remove(channel)
+        match self.find(channel) {
+            Ok(at) => {
+                self.subscribed.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     pub(crate) fn subscriptions(&self) -> impl Iterator<Item = &str> {
@@ -49,8 +67,7 @@ impl Channels {
     pub(crate) fn on_subscribed(&mut self, subscribed: &Subscribed) {
         let position = self
             .positions
-            .entry(subscribed.channel.clone())
-            .or_default();
+            .get_or_insert_with(subscribed.channel.clone(), Position::default);
         if position.epoch.as_deref() != Some(subscribed.epoch.as_str()) {
             position.offset = None;
             position.epoch = Some(subscribed.epoch.clone());

@@ -328,6 +328,32 @@ impl ClientCore {
         self.events.pop_front()
     }
 
+    /// The next event, left in place: a driver with a fast path for one kind of event (the
+    /// WebAssembly bindings and an inbound message) looks before it polls.
+    #[must_use]
+    pub fn peek_event(&self) -> Option<&Event> {
+        self.events.front()
+    }
+
+    /// How many commands and how many events wait to be polled, in that order.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use cerebrum_core::{ClientCore, Config};
+    /// fn connect(now: Instant) {
+    ///     let mut core = ClientCore::new(Config::new("ws://localhost:8080/ws"), now, 0).unwrap();
+    ///     assert_eq!(core.pending(), (0, 0));
+    ///     core.connect(now);
+    ///     assert_eq!(core.pending(), (1, 1)); // open; status → connecting
+    ///     assert!(core.peek_event().is_some());
+    /// }
+    /// # let _ = connect;
+    /// ```
+    #[must_use]
+    pub fn pending(&self) -> (usize, usize) {
+        (self.commands.len(), self.events.len())
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) should be called next: the earliest of the
     /// reconnect, connection-timeout, heartbeat, liveness, welcome-window, stable-period and
     /// ack-timeout deadlines, as of the last input. `None` when nothing is pending.

@@ -136,6 +136,7 @@ mod instant;
 mod outbox;
 mod status;
 mod timer;
+mod vec_map;
 
 pub use crate::backoff::{MIN_DELAY, delay_bounds, scheduled_delay};
 pub use crate::config::{

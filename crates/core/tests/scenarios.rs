@@ -1063,3 +1063,24 @@ fn queued_publications_go_out_after_their_channel_is_subscribed_again() {
     // Then the subscription, and after it the publication and the rest, in order.
     assert_eq!(sent(&sim), ["app 1", "subscribe", "app 2", "app 3"]);
 }
+
+#[test]
+fn pending_and_peek_show_the_outputs_without_taking_them() {
+    let mut sim = Sim::origin();
+    assert_eq!(sim.core.pending(), (0, 0));
+    sim.core.connect(sim.now);
+    assert_eq!(sim.core.pending(), (1, 1));
+    assert!(matches!(
+        sim.core.peek_event(),
+        Some(Event::StatusChanged {
+            to: Status::Connecting,
+            ..
+        })
+    ));
+    // Peeking takes nothing.
+    assert_eq!(sim.core.pending(), (1, 1));
+    let (commands, events) = sim.drain();
+    assert_eq!((commands.len(), events.len()), (1, 1));
+    assert_eq!(sim.core.pending(), (0, 0));
+    assert!(sim.core.peek_event().is_none());
+}

@@ -349,7 +349,8 @@ impl Envelope {
     }
 
     /// Reads the payload into any deserialisable type; errors name the offending field as
-    /// `payload.<path>`.
+    /// `payload.<path>` (with the feature `lean-errors`, only as `payload`: see the crate's
+    /// features).
     ///
     /// ```
     /// use cerebrum_protocol::decode;
@@ -357,12 +358,13 @@ impl Envelope {
     /// #[derive(Debug, serde::Deserialize)]
     /// struct Answer { choice: u8 }
     /// let err = envelope.payload_as::<Answer>().unwrap_err();
+    /// # #[cfg(not(feature = "lean-errors"))]
     /// assert!(err.to_string().contains("payload.choice"));
     /// # Ok::<(), cerebrum_protocol::ProtocolError>(())
     /// ```
     pub fn payload_as<T: DeserializeOwned>(&self) -> Result<T, ProtocolError> {
         let text = self.payload.get();
-        serde_json::from_str(text).map_err(|_| payload_error::<T>(text))
+        serde_json::from_str(text).map_err(|err| payload_error::<T>(text, &err))
     }
 
     /// Reads the payload as the catalog type `P`: checks that the envelope's type is `P::TYPE`,
@@ -394,7 +396,8 @@ fn raw_payload<T: Serialize + ?Sized>(
 }
 
 /// Re-reads `text` tracking the path, to name the field that made deserialisation fail.
-fn payload_error<T: DeserializeOwned>(text: &str) -> ProtocolError {
+#[cfg(not(feature = "lean-errors"))]
+fn payload_error<T: DeserializeOwned>(text: &str, _first: &serde_json::Error) -> ProtocolError {
     let mut de = serde_json::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(_) => ProtocolError::validation("payload", "does not match the expected shape"),
@@ -404,6 +407,14 @@ fn payload_error<T: DeserializeOwned>(text: &str) -> ProtocolError {
             ProtocolError::validation(path, reason).within("payload")
         }
     }
+}
+
+/// Feature `lean-errors`: serde_json's own message, under the field `payload` (no second pass
+/// to find the path, and no serde_path_to_error in the build).
+#[cfg(feature = "lean-errors")]
+#[allow(clippy::extra_unused_type_parameters)] // The signature of the path-naming version.
+fn payload_error<T: DeserializeOwned>(_text: &str, first: &serde_json::Error) -> ProtocolError {
+    ProtocolError::validation("payload", without_position(first))
 }
 
 /// A serde_json error message without its " at line L column C" suffix.
@@ -843,6 +854,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "lean-errors"))]
     fn payload_errors_name_the_nested_field() {
         let envelope = decode(
             r#"{"type":"collaborative_session_update","payload":{"sessionId":"s","topic":"t","activeUsers":1,"participants":[{"userId":"u","userName":"n","joinedAt":"soon"}]}}"#,
@@ -852,6 +864,20 @@ mod tests {
         match err {
             ProtocolError::Validation { field, .. } => {
                 assert_eq!(field, "payload.participants[0].joinedAt");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "lean-errors")]
+    fn lean_payload_errors_name_the_payload_and_keep_the_reason() {
+        let envelope = decode(r#"{"type":"ack","payload":{"messageId":7}}"#).unwrap();
+        match envelope.typed::<crate::Ack>().unwrap_err() {
+            ProtocolError::Validation { field, reason } => {
+                assert_eq!(field, "payload");
+                assert!(reason.starts_with("invalid type: integer `7`"), "{reason}");
+                assert!(!reason.contains("line"), "{reason}");
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -6,52 +6,69 @@ use cerebrum_core::{
     AckError, ClientCore, Command, Config, Event, Outgoing, ReconnectAttempts, ServerLevel,
     SubscribeError, TokenTransport, TransportEvent,
 };
-use cerebrum_protocol::{Ack, Envelope, Notification, Payload, encode};
-use serde::{Deserialize, Serialize};
+use cerebrum_protocol::{Ack, Envelope, ErrorPayload, Notification, Payload, Welcome, encode};
 use serde_json::value::RawValue;
 use wasm_bindgen::prelude::*;
 
 use crate::BindingError;
+use crate::json::{Object, push_f64, str_array};
 use crate::time::{Clock, duration_ms};
 
-/// The options JavaScript passes (as JSON) to [`WasmClient::new`]: the origin's
-/// `WebSocketConfig` names, durations in milliseconds, plus ours.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Options {
-    url: String,
+/// The options of [`WasmClient::new`]: the origin's `WebSocketConfig` names, durations in
+/// milliseconds, plus ours. `None` keeps the core's default (of the preset).
+///
+/// They cross the boundary as arguments, not as a JSON document: a deserialiser for them would
+/// be a twentieth of the module.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientOptions {
+    /// The server's `ws://` or `wss://` URL.
+    pub url: String,
     /// `"origin"` (default) or `"fleet"`.
-    preset: Option<String>,
-    reconnect: Option<bool>,
-    /// A count, or the string `"unlimited"`.
-    reconnect_attempts: Option<Attempts>,
-    reconnect_interval: Option<f64>,
-    reconnect_factor: Option<f64>,
-    max_reconnect_delay: Option<f64>,
-    jitter: Option<f64>,
-    heartbeat_interval: Option<f64>,
-    heartbeat_timeout: Option<f64>,
-    connection_timeout: Option<f64>,
-    enable_queue: Option<bool>,
-    queue_capacity: Option<usize>,
-    ack_timeout: Option<f64>,
-    token: Option<String>,
+    pub preset: Option<String>,
+    /// Reconnect after a lost connection.
+    pub reconnect: Option<bool>,
+    /// How many reconnect attempts: a count, or infinity for unlimited.
+    pub reconnect_attempts: Option<f64>,
+    /// The first reconnect delay, ms.
+    pub reconnect_interval: Option<f64>,
+    /// The growth of the reconnect delay per attempt.
+    pub reconnect_factor: Option<f64>,
+    /// The largest reconnect delay, ms.
+    pub max_reconnect_delay: Option<f64>,
+    /// The random share of each delay, `0.0..=1.0`.
+    pub jitter: Option<f64>,
+    /// Between pings, ms.
+    pub heartbeat_interval: Option<f64>,
+    /// How long a ping may go unanswered, ms.
+    pub heartbeat_timeout: Option<f64>,
+    /// How long opening may take, ms.
+    pub connection_timeout: Option<f64>,
+    /// Queue messages sent while offline.
+    pub enable_queue: Option<bool>,
+    /// How many messages the offline queue holds.
+    pub queue_capacity: Option<u32>,
+    /// How long an acknowledged send waits for its `ack`, ms.
+    pub ack_timeout: Option<f64>,
+    /// The auth token.
+    pub token: Option<String>,
     /// `"query"`, `"auth"` or `"header"`.
-    token_transport: Option<String>,
-    debug: Option<bool>,
-    seed: Option<u64>,
+    pub token_transport: Option<String>,
+    /// Debug logging.
+    pub debug: Option<bool>,
+    /// The seed of the jitter and of the message ids (an integer below 2^53).
+    pub seed: Option<f64>,
     /// Answer every notification with `ack` (default `true`), like the Rust facade.
-    auto_ack_notifications: Option<bool>,
+    pub auto_ack_notifications: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Attempts {
-    Count(u32),
-    Word(String),
+/// `value` as a whole number of at most `max`, if it is one.
+fn whole(value: f64, max: u64) -> Option<u64> {
+    // Exact: checked to be integral and within range first.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    (value.fract() == 0.0 && value >= 0.0 && value <= max as f64).then_some(value as u64)
 }
 
-impl Options {
+impl ClientOptions {
     fn into_config(self) -> Result<Config, BindingError> {
         let mut config = match self.preset.as_deref() {
             None | Some("origin") => Config::new(self.url),
@@ -99,15 +116,17 @@ impl Options {
         }
         match self.reconnect_attempts {
             None => {}
-            Some(Attempts::Count(n)) => config.reconnect_attempts = ReconnectAttempts::Limited(n),
-            Some(Attempts::Word(word)) if word == "unlimited" => {
+            Some(n) if n == f64::INFINITY => {
                 config.reconnect_attempts = ReconnectAttempts::Unlimited;
             }
-            Some(Attempts::Word(word)) => {
-                return Err(BindingError::Options(format!(
-                    "reconnectAttempts must be a count or \"unlimited\", not {word:?}"
-                )));
-            }
+            Some(n) => match whole(n, u32::MAX.into()).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => config.reconnect_attempts = ReconnectAttempts::Limited(n),
+                None => {
+                    return Err(BindingError::Options(
+                        "reconnectAttempts must be a non-negative integer or Infinity".to_owned(),
+                    ));
+                }
+            },
         }
         if let Some(factor) = self.reconnect_factor {
             config.reconnect_factor = factor;
@@ -119,7 +138,7 @@ impl Options {
             config.enable_queue = enable;
         }
         if let Some(capacity) = self.queue_capacity {
-            config.queue_capacity = capacity;
+            config.queue_capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
         }
         if let Some(token) = self.token {
             config = config.with_token(token);
@@ -138,94 +157,12 @@ impl Options {
             config.debug = debug;
         }
         if let Some(seed) = self.seed {
-            config.seed = seed;
+            config.seed = whole(seed, (1 << 53) - 1).ok_or_else(|| {
+                BindingError::Options("seed must be an integer from 0 to 2^53 - 1".to_owned())
+            })?;
         }
         Ok(config)
     }
-}
-
-/// A command for the driver, as JSON.
-#[derive(Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-enum JsCommand {
-    Open { url: String },
-    Transmit { frame: String },
-    Close { code: u16, reason: String },
-}
-
-/// An event for the driver, as JSON (messages are written by hand, see [`message_json`]).
-#[derive(Serialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-enum JsEvent {
-    Status {
-        from: &'static str,
-        to: &'static str,
-        reason: String,
-    },
-    Connected,
-    ServerLevel {
-        level: &'static str,
-        features: Vec<String>,
-    },
-    Welcome {
-        welcome: cerebrum_protocol::Welcome,
-    },
-    Disconnected {
-        code: Option<u16>,
-        reason: String,
-        will_reconnect: bool,
-    },
-    ReconnectScheduled {
-        attempt: u32,
-        delay_ms: f64,
-    },
-    GaveUp {
-        attempts: u32,
-    },
-    Latency {
-        ms: f64,
-    },
-    Acked {
-        message_id: String,
-    },
-    SendFailed {
-        message_id: String,
-        reason: String,
-        /// The server's error, when it refused the message.
-        error: Option<cerebrum_protocol::ErrorPayload>,
-    },
-    QueueOverflow {
-        dropped: String,
-    },
-    Subscribed {
-        channel: String,
-        recovered: bool,
-        missed: u64,
-    },
-    Unsubscribed {
-        channel: String,
-    },
-    SubscribeFailed {
-        channel: String,
-        reason: String,
-        error: Option<cerebrum_protocol::ErrorPayload>,
-    },
-    ServerError {
-        error: cerebrum_protocol::ErrorPayload,
-    },
-    ProtocolViolation {
-        reason: String,
-    },
-    Error {
-        reason: String,
-    },
-    Other {
-        debug: String,
-    },
 }
 
 fn ms(duration: Duration) -> f64 {
@@ -255,130 +192,181 @@ fn is_app_data(envelope: &Envelope) -> bool {
         && !cerebrum_protocol::is_server_message(envelope)
 }
 
+/// `welcome`'s payload, as the wire has it.
+fn welcome_json(welcome: &Welcome) -> String {
+    let mut object = Object::plain();
+    object.str("connectionId", &welcome.connection_id);
+    if let Some(user) = &welcome.user_id {
+        object.str("userId", user);
+    }
+    object
+        .uint("protocol", welcome.protocol.into())
+        .uint("heartbeatIntervalMs", welcome.heartbeat_interval_ms)
+        .raw(
+            "features",
+            &str_array(welcome.features.iter().map(String::as_str)),
+        )
+        .uint("serverTime", welcome.server_time)
+        .finish()
+}
+
+/// An `error` payload, as the wire has it.
+fn error_json(error: &ErrorPayload) -> String {
+    let mut object = Object::plain();
+    object
+        .str("code", error.code.as_str())
+        .str("message", &error.message);
+    if let Some(ref_id) = &error.ref_id {
+        object.str("refId", ref_id.as_str());
+    }
+    object.finish()
+}
+
 fn event_json(event: Event) -> String {
-    let js = match event {
-        Event::Message(envelope) => return message_json(&envelope),
-        Event::StatusChanged { from, to, reason } => JsEvent::Status {
-            from: from.as_str(),
-            to: to.as_str(),
-            reason,
-        },
-        Event::Connected => JsEvent::Connected,
-        Event::ServerLevel(ServerLevel::V1 { features }) => JsEvent::ServerLevel {
-            level: "v1",
-            features,
-        },
-        Event::ServerLevel(_) => JsEvent::ServerLevel {
-            level: "level0",
-            features: Vec::new(),
-        },
-        Event::Welcome(welcome) => JsEvent::Welcome { welcome },
+    match event {
+        Event::Message(envelope) => message_json(&envelope),
+        Event::StatusChanged { from, to, reason } => Object::new("status")
+            .str("from", from.as_str())
+            .str("to", to.as_str())
+            .str("reason", &reason)
+            .finish(),
+        Event::Connected => Object::new("connected").finish(),
+        Event::ServerLevel(ServerLevel::V1 { features }) => Object::new("serverLevel")
+            .str("level", "v1")
+            .raw("features", &str_array(features.iter().map(String::as_str)))
+            .finish(),
+        Event::ServerLevel(_) => Object::new("serverLevel")
+            .str("level", "level0")
+            .raw("features", "[]")
+            .finish(),
+        Event::Welcome(welcome) => Object::new("welcome")
+            .raw("welcome", &welcome_json(&welcome))
+            .finish(),
         Event::Disconnected {
             code,
             reason,
             will_reconnect,
-        } => JsEvent::Disconnected {
-            code,
-            reason,
-            will_reconnect,
-        },
-        Event::ReconnectScheduled { attempt, delay } => JsEvent::ReconnectScheduled {
-            attempt,
-            delay_ms: ms(delay),
-        },
-        Event::GaveUp { attempts } => JsEvent::GaveUp { attempts },
-        Event::Latency(rtt) => JsEvent::Latency { ms: ms(rtt) },
-        Event::Acked { message_id } => JsEvent::Acked {
-            message_id: message_id.to_string(),
-        },
-        Event::SendFailed { message_id, error } => {
-            let reason = error.to_string();
-            JsEvent::SendFailed {
-                message_id: message_id.to_string(),
-                reason,
-                error: match error {
-                    AckError::Refused(payload) => Some(payload),
-                    _ => None,
-                },
+        } => {
+            let mut object = Object::new("disconnected");
+            match code {
+                Some(code) => object.uint("code", code.into()),
+                None => object.raw("code", "null"),
             }
+            .str("reason", &reason)
+            .bool("willReconnect", will_reconnect)
+            .finish()
         }
-        Event::QueueOverflow { dropped } => JsEvent::QueueOverflow {
-            dropped: dropped.to_string(),
-        },
+        Event::ReconnectScheduled { attempt, delay } => Object::new("reconnectScheduled")
+            .uint("attempt", attempt.into())
+            .num("delayMs", ms(delay))
+            .finish(),
+        Event::GaveUp { attempts } => Object::new("gaveUp")
+            .uint("attempts", attempts.into())
+            .finish(),
+        Event::Latency(rtt) => Object::new("latency").num("ms", ms(rtt)).finish(),
+        Event::Acked { message_id } => Object::new("acked")
+            .str("messageId", message_id.as_str())
+            .finish(),
+        Event::SendFailed { message_id, error } => Object::new("sendFailed")
+            .str("messageId", message_id.as_str())
+            .str("reason", &error.to_string())
+            .raw(
+                "error",
+                &match &error {
+                    AckError::Refused(payload) => error_json(payload),
+                    _ => "null".to_owned(),
+                },
+            )
+            .finish(),
+        Event::QueueOverflow { dropped } => Object::new("queueOverflow")
+            .str("dropped", dropped.as_str())
+            .finish(),
         Event::Subscribed {
             channel,
             recovered,
             missed,
-        } => JsEvent::Subscribed {
-            channel,
-            recovered,
-            missed,
-        },
-        Event::Unsubscribed { channel } => JsEvent::Unsubscribed { channel },
-        Event::SubscribeFailed { channel, error } => {
-            let reason = error.to_string();
-            JsEvent::SubscribeFailed {
-                channel,
-                reason,
-                error: match error {
-                    SubscribeError::Refused(payload) => Some(payload),
-                    _ => None,
+        } => Object::new("subscribed")
+            .str("channel", &channel)
+            .bool("recovered", recovered)
+            .uint("missed", missed)
+            .finish(),
+        Event::Unsubscribed { channel } => Object::new("unsubscribed")
+            .str("channel", &channel)
+            .finish(),
+        Event::SubscribeFailed { channel, error } => Object::new("subscribeFailed")
+            .str("channel", &channel)
+            .str("reason", &error.to_string())
+            .raw(
+                "error",
+                &match &error {
+                    SubscribeError::Refused(payload) => error_json(payload),
+                    _ => "null".to_owned(),
                 },
-            }
-        }
-        Event::ServerError(error) => JsEvent::ServerError { error },
-        Event::ProtocolViolation(err) => JsEvent::ProtocolViolation {
-            reason: err.to_string(),
-        },
-        Event::Error { reason } => JsEvent::Error { reason },
+            )
+            .finish(),
+        Event::ServerError(error) => Object::new("serverError")
+            .raw("error", &error_json(&error))
+            .finish(),
+        Event::ProtocolViolation(err) => Object::new("protocolViolation")
+            .str("reason", &err.to_string())
+            .finish(),
+        Event::Error { reason } => Object::new("error").str("reason", &reason).finish(),
         // An event this version does not know (the core's enum is non-exhaustive). Its name
         // only: `Debug` of every event would be compiled in for this one line.
-        _ => JsEvent::Other {
-            debug: "an event this version of the bindings does not know".to_owned(),
-        },
-    };
-    // Serialising these plain values cannot fail; an empty object is never produced.
-    serde_json::to_string(&js).unwrap_or_else(|_| r#"{"kind":"other","debug":""}"#.to_owned())
+        _ => Object::new("other")
+            .str(
+                "debug",
+                "an event this version of the bindings does not know",
+            )
+            .finish(),
+    }
 }
 
 fn command_json(command: Command) -> String {
-    let js = match command {
-        Command::Open { url } => JsCommand::Open { url },
-        Command::Transmit(frame) => JsCommand::Transmit { frame },
-        Command::Close { code, reason } => JsCommand::Close { code, reason },
+    match command {
+        Command::Open { url } => Object::new("open").str("url", &url).finish(),
+        Command::Transmit(frame) => Object::new("transmit").str("frame", &frame).finish(),
+        Command::Close { code, reason } => Object::new("close")
+            .uint("code", code.into())
+            .str("reason", &reason)
+            .finish(),
         // A command this version does not know: closing is the safe answer.
-        _ => JsCommand::Close {
-            code: cerebrum_core::CLOSE_NORMAL,
-            reason: "unsupported command".to_owned(),
-        },
-    };
-    serde_json::to_string(&js).unwrap_or_default()
+        _ => Object::new("close")
+            .uint("code", cerebrum_core::CLOSE_NORMAL.into())
+            .str("reason", "unsupported command")
+            .finish(),
+    }
 }
 
 /// `url` with its `token` query parameter replaced by `token` (or removed when `None`).
 fn with_query_token(url: &str, token: Option<&str>) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut pairs: Vec<String> = query
+    let mut out = String::with_capacity(url.len() + token.map_or(0, |t| t.len() * 3 + 7));
+    out.push_str(base);
+    let mut separator = '?';
+    let kept = query
         .split('&')
-        .filter(|pair| !pair.is_empty() && !pair.starts_with("token="))
-        .map(str::to_owned)
-        .collect();
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("token="));
+    for pair in kept {
+        out.push(separator);
+        out.push_str(pair);
+        separator = '&';
+    }
     if let Some(token) = token {
-        let mut encoded = String::with_capacity(token.len());
+        out.push(separator);
+        out.push_str("token=");
         for byte in token.bytes() {
             if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-                encoded.push(char::from(byte));
+                out.push(char::from(byte));
             } else {
-                encoded.push_str(&format!("%{byte:02X}"));
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
             }
         }
-        pairs.push(format!("token={encoded}"));
     }
-    if pairs.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", pairs.join("&"))
-    }
+    out
 }
 
 /// The sans-IO client core, driven from JavaScript.
@@ -406,13 +394,28 @@ pub struct WasmClient {
     /// (the core delivers at most one message per frame, unchanged), so [`WasmClient::drain`]
     /// tells the driver to use the text it already holds instead of copying it back.
     frame_fed: bool,
+    /// The deadline the last [`WasmClient::drain`] reported (`None` before the first): the
+    /// driver's timer is armed at it.
+    reported_timeout: Option<Option<f64>>,
 }
+
+/// [`WasmClient::handle_frame`]: outputs wait, call `drain()`.
+pub const FRAME_DRAIN: u8 = 0;
+/// [`WasmClient::handle_frame`]: the frame is delivered as it is, nothing else happened.
+pub const FRAME_MESSAGE: u8 = 1;
+/// [`WasmClient::handle_frame`]: the frame is delivered as it is, flagged `appData`; nothing
+/// else happened.
+pub const FRAME_APP_DATA: u8 = 2;
+/// [`WasmClient::handle_frame`]: nothing to hand out, nothing else happened.
+pub const FRAME_NOTHING: u8 = 3;
 
 impl WasmClient {
     /// [`WasmClient::new`] with a Rust error.
-    pub fn try_new(options_json: &str, now_ms: f64, unix_ms: f64) -> Result<Self, BindingError> {
-        let options: Options = serde_json::from_str(options_json)
-            .map_err(|err| BindingError::Options(err.to_string()))?;
+    pub fn try_new(
+        options: ClientOptions,
+        now_ms: f64,
+        unix_ms: f64,
+    ) -> Result<Self, BindingError> {
         let auto_ack_notifications = options.auto_ack_notifications.unwrap_or(true);
         let config = options.into_config()?;
         let clock = Clock::new();
@@ -433,6 +436,7 @@ impl WasmClient {
             follow_ups: Vec::new(),
             last_now_ms: now_ms,
             frame_fed: false,
+            reported_timeout: None,
         })
     }
 
@@ -460,17 +464,49 @@ impl WasmClient {
         Ok(id.to_string())
     }
 
+    /// After a frame: hands the usual outcome (exactly one message, from that frame) to the
+    /// driver as a code instead of through [`WasmClient::drain`]; see
+    /// [`WasmClient::handle_frame`].
+    fn settle_frame(&mut self) -> u8 {
+        let (commands, events) = self.core.pending();
+        if commands != 0
+            || !self.follow_ups.is_empty()
+            || self.reported_timeout != Some(self.poll_timeout())
+        {
+            return FRAME_DRAIN;
+        }
+        let code = match (events, self.core.peek_event()) {
+            (0, _) => FRAME_NOTHING,
+            (1, Some(Event::Message(envelope))) if !self.answers(envelope) => {
+                if is_app_data(envelope) {
+                    FRAME_APP_DATA
+                } else {
+                    FRAME_MESSAGE
+                }
+            }
+            _ => return FRAME_DRAIN,
+        };
+        // The message the driver delivers from the text it holds (nothing for `observe` to
+        // note: it is not a notification to ack).
+        let _delivered = self.core.poll_event();
+        self.frame_fed = false;
+        code
+    }
+
+    /// Whether `envelope` is a notification that the client answers with an `ack`.
+    fn answers(&self, envelope: &Envelope) -> bool {
+        self.auto_ack_notifications
+            && self.v1
+            && envelope.kind() == Notification::TYPE
+            && envelope.channel().is_none()
+            && !is_app_data(envelope)
+    }
+
     /// Notes what the driver must answer (the notification acks of the Rust facade).
     fn observe(&mut self, event: &Event) {
         match event {
             Event::ServerLevel(level) => self.v1 = matches!(level, ServerLevel::V1 { .. }),
-            Event::Message(envelope)
-                if self.auto_ack_notifications
-                    && self.v1
-                    && envelope.kind() == Notification::TYPE
-                    && envelope.channel().is_none()
-                    && !is_app_data(envelope) =>
-            {
+            Event::Message(envelope) if self.answers(envelope) => {
                 if let Some(id) = envelope.message_id() {
                     let ack = Ack {
                         message_id: id.clone(),
@@ -502,12 +538,56 @@ impl WasmClient {
 
 #[wasm_bindgen]
 impl WasmClient {
-    /// A core for the options in `options_json` (see the package's `WebSocketConfig`), created
-    /// at `now_ms` on the driver's clock when the wall clock reads `unix_ms`. Throws on invalid
-    /// options.
+    /// A core for the options (those of [`ClientOptions`], in its order; `undefined` keeps a
+    /// default), created at `now_ms` on the driver's clock when the wall clock reads `unix_ms`.
+    /// Throws on invalid options.
     #[wasm_bindgen(constructor)]
-    pub fn new(options_json: &str, now_ms: f64, unix_ms: f64) -> Result<Self, JsError> {
-        Ok(Self::try_new(options_json, now_ms, unix_ms)?)
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        url: String,
+        preset: Option<String>,
+        reconnect: Option<bool>,
+        reconnect_attempts: Option<f64>,
+        reconnect_interval: Option<f64>,
+        reconnect_factor: Option<f64>,
+        max_reconnect_delay: Option<f64>,
+        jitter: Option<f64>,
+        heartbeat_interval: Option<f64>,
+        heartbeat_timeout: Option<f64>,
+        connection_timeout: Option<f64>,
+        enable_queue: Option<bool>,
+        queue_capacity: Option<u32>,
+        ack_timeout: Option<f64>,
+        token: Option<String>,
+        token_transport: Option<String>,
+        debug: Option<bool>,
+        seed: Option<f64>,
+        auto_ack_notifications: Option<bool>,
+        now_ms: f64,
+        unix_ms: f64,
+    ) -> Result<Self, JsError> {
+        let options = ClientOptions {
+            url,
+            preset,
+            reconnect,
+            reconnect_attempts,
+            reconnect_interval,
+            reconnect_factor,
+            max_reconnect_delay,
+            jitter,
+            heartbeat_interval,
+            heartbeat_timeout,
+            connection_timeout,
+            enable_queue,
+            queue_capacity,
+            ack_timeout,
+            token,
+            token_transport,
+            debug,
+            seed,
+            auto_ack_notifications,
+        };
+        Ok(Self::try_new(options, now_ms, unix_ms)?)
     }
 
     /// User intent: start connecting.
@@ -587,7 +667,7 @@ impl WasmClient {
             .filter_map(|envelope| envelope.message_id().map(ToString::to_string))
             .collect();
         let _removed = self.core.clear_queue();
-        serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned())
+        str_array(ids.iter().map(String::as_str))
     }
 
     /// Transport report: the WebSocket opened.
@@ -597,13 +677,23 @@ impl WasmClient {
         self.core.handle_transport(TransportEvent::Opened, now);
     }
 
-    /// Transport report: a text frame arrived.
+    /// Transport report: a text frame arrived. Returns what the driver does next, so that the
+    /// common case (one message, nothing else) needs no [`drain`](Self::drain) call:
+    ///
+    /// - [`FRAME_DRAIN`] (0): outputs wait: call `drain()` (a message from this frame is in it as
+    ///   `{"kind":"message","fed":true}`);
+    /// - [`FRAME_MESSAGE`] (1): the frame is delivered unchanged as a message, and that is all:
+    ///   no command, no other event, the deadline of the last `drain()` stands;
+    /// - [`FRAME_APP_DATA`] (2): the same, for a message flagged `appData`;
+    /// - [`FRAME_NOTHING`] (3): nothing to hand out (a replayed publication already seen), the
+    ///   deadline of the last `drain()` stands.
     #[wasm_bindgen(js_name = handleFrame)]
-    pub fn handle_frame(&mut self, frame: String, now_ms: f64) {
+    pub fn handle_frame(&mut self, frame: String, now_ms: f64) -> u8 {
         let now = self.at(now_ms);
         self.core
             .handle_transport(TransportEvent::Frame(frame), now);
         self.frame_fed = true;
+        self.settle_frame()
     }
 
     /// Transport report: the WebSocket closed (`code` is absent for 1005/1006: no close frame).
@@ -690,17 +780,13 @@ impl WasmClient {
         out.push_str(r#","events":"#);
         out.push_str(&events);
         out.push_str(r#","timeout":"#);
-        match self.poll_timeout() {
+        let timeout = self.poll_timeout();
+        self.reported_timeout = Some(timeout);
+        match timeout {
             None => out.push_str("null"),
             // Whole milliseconds (the usual case) without float formatting, which is slow in
             // WebAssembly; fractions (15 187.5 ms) as the float they are.
-            Some(ms) if ms.fract() == 0.0 && ms < 9_007_199_254_740_992.0 => {
-                // Exact: integral and below 2^53.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let whole = ms as u64;
-                out.push_str(&whole.to_string());
-            }
-            Some(ms) => out.push_str(&ms.to_string()),
+            Some(ms) => push_f64(&mut out, ms),
         }
         out.push('}');
         out
@@ -788,31 +874,80 @@ mod tests {
         (commands, events)
     }
 
+    fn url(url: &str) -> ClientOptions {
+        ClientOptions {
+            url: url.to_owned(),
+            ..ClientOptions::default()
+        }
+    }
+
+    fn client(options: ClientOptions, unix_ms: f64) -> WasmClient {
+        WasmClient::try_new(options, 0.0, unix_ms).unwrap()
+    }
+
     #[test]
     fn options_map_to_the_core_config_and_bad_ones_are_refused() {
-        let client = WasmClient::try_new(
-            r#"{"url":"ws://h/ws","reconnectAttempts":"unlimited","heartbeatInterval":1000}"#,
-            0.0,
-            1_732_752_000_000.0,
+        let good = ClientOptions {
+            reconnect_attempts: Some(f64::INFINITY),
+            heartbeat_interval: Some(1000.0),
+            seed: Some(9_007_199_254_740_991.0),
+            queue_capacity: Some(5),
+            ..url("ws://h/ws")
+        };
+        let core = client(good, 1_732_752_000_000.0).core;
+        assert_eq!(
+            core.config().reconnect_attempts,
+            ReconnectAttempts::Unlimited
         );
-        assert!(client.is_ok());
+        assert_eq!(core.config().heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(core.config().seed, 9_007_199_254_740_991);
+        assert_eq!(core.config().queue_capacity, 5);
+        let limited = ClientOptions {
+            reconnect_attempts: Some(3.0),
+            ..url("ws://h/ws")
+        };
+        assert_eq!(
+            client(limited, 0.0).core.config().reconnect_attempts,
+            ReconnectAttempts::Limited(3)
+        );
         let bad = [
-            r#"{"url":"http://h/ws"}"#,
-            r#"{"url":"ws://h/ws","heartbeatInterval":-1}"#,
-            r#"{"url":"ws://h/ws","preset":"huge"}"#,
-            r#"{"url":"ws://h/ws","reconnectAttempts":"many"}"#,
-            r#"{"url":"ws://h/ws","surprise":true}"#,
-            r#"not json"#,
+            url("http://h/ws"),
+            ClientOptions {
+                heartbeat_interval: Some(-1.0),
+                ..url("ws://h/ws")
+            },
+            ClientOptions {
+                preset: Some("huge".to_owned()),
+                ..url("ws://h/ws")
+            },
+            ClientOptions {
+                reconnect_attempts: Some(1.5),
+                ..url("ws://h/ws")
+            },
+            ClientOptions {
+                reconnect_attempts: Some(-1.0),
+                ..url("ws://h/ws")
+            },
+            ClientOptions {
+                seed: Some(f64::NAN),
+                ..url("ws://h/ws")
+            },
+            ClientOptions {
+                token_transport: Some("pigeon".to_owned()),
+                ..url("ws://h/ws")
+            },
         ];
         for options in bad {
-            assert!(WasmClient::try_new(options, 0.0, 0.0).is_err(), "{options}");
+            assert!(
+                WasmClient::try_new(options.clone(), 0.0, 0.0).is_err(),
+                "{options:?}"
+            );
         }
     }
 
     #[test]
     fn a_frame_travels_from_handle_frame_to_a_message_event() {
-        let mut client =
-            WasmClient::try_new(r#"{"url":"ws://h/ws"}"#, 0.0, 1_732_752_000_000.0).unwrap();
+        let mut client = client(url("ws://h/ws"), 1_732_752_000_000.0);
         client.connect(0.0);
         let (commands, events) = drain(&mut client);
         assert_eq!(commands, [r#"{"kind":"open","url":"ws://h/ws"}"#]);
@@ -837,7 +972,7 @@ mod tests {
 
     #[test]
     fn a_server_type_from_an_app_channel_is_flagged_as_app_data() {
-        let mut client = WasmClient::try_new(r#"{"url":"ws://h/ws"}"#, 0.0, 0.0).unwrap();
+        let mut client = client(url("ws://h/ws"), 0.0);
         client.connect(0.0);
         let _ = client.drain();
         client.handle_open(5.0);
@@ -861,21 +996,31 @@ mod tests {
             ),
         ];
         for (i, (frame, app_data)) in cases.into_iter().enumerate() {
-            client.handle_frame(frame.to_owned(), 6.0 + i as f64);
-            let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
-            let message = out["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["kind"] == "message")
-                .unwrap_or_else(|| panic!("no message event for {frame}: {out}"));
-            assert_eq!(message["appData"] == true, app_data, "{frame}: {message}");
+            let code = client.handle_frame(frame.to_owned(), 6.0 + i as f64);
+            // The fast path flags the message in its code, `drain()` in the event.
+            let flagged = match code {
+                FRAME_MESSAGE => false,
+                FRAME_APP_DATA => true,
+                _ => {
+                    assert_eq!(code, FRAME_DRAIN, "{frame}");
+                    let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
+                    let message = out["events"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|e| e["kind"] == "message")
+                        .unwrap_or_else(|| panic!("no message event for {frame}: {out}"))
+                        .clone();
+                    message["appData"] == true
+                }
+            };
+            assert_eq!(flagged, app_data, "{frame}");
         }
     }
 
     #[test]
     fn drain_returns_everything_at_once_and_marks_the_fed_frame() {
-        let mut client = WasmClient::try_new(r#"{"url":"ws://h/ws"}"#, 0.0, 0.0).unwrap();
+        let mut client = client(url("ws://h/ws"), 0.0);
         client.connect(0.0);
         let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
         assert_eq!(out["commands"][0]["kind"], "open");
@@ -883,10 +1028,13 @@ mod tests {
         assert_eq!(out["timeout"], 10_000.0);
         client.handle_open(5.0);
         let _ = client.drain();
-        client.handle_frame(
+        // The first frame from the server settles its level (an event besides the message):
+        // the frame goes through `drain()`.
+        let code = client.handle_frame(
             r#"{"type":"news","payload":{"n":1},"timestamp":1,"messageId":"m1"}"#.to_owned(),
             6.0,
         );
+        assert_eq!(code, FRAME_DRAIN);
         let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
         let events = out["events"].as_array().unwrap();
         assert!(events.contains(&serde_json::json!({"kind":"message","fed":true})));
@@ -897,8 +1045,69 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_message_skips_drain_and_anything_more_goes_through_it() {
+        let mut client = client(url("ws://h/ws"), 0.0);
+        // Before any drain() the driver's timer is unknown: always drain.
+        client.connect(0.0);
+        client.handle_open(1.0);
+        let frame = |id: &str| {
+            format!(r#"{{"type":"news","payload":{{"n":1}},"timestamp":1,"messageId":"{id}"}}"#)
+        };
+        assert_eq!(client.handle_frame(frame("m0"), 2.0), FRAME_DRAIN);
+        let _ = client.drain();
+        // A v1 server's welcome (events besides any message): drain.
+        let welcome = r#"{"type":"welcome","payload":{"connectionId":"c","protocol":1,"heartbeatIntervalMs":30000,"features":["ack","channels","resume"],"serverTime":5},"messageId":"w"}"#;
+        assert_eq!(client.handle_frame(welcome.to_owned(), 3.0), FRAME_DRAIN);
+        let _ = client.drain();
+        // One message and nothing else: delivered by its code, nothing left to drain.
+        assert_eq!(client.handle_frame(frame("m1"), 4.0), FRAME_MESSAGE);
+        let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
+        assert_eq!(out["events"], serde_json::json!([]));
+        assert_eq!(out["commands"], serde_json::json!([]));
+        // A notification the client acks: the ack is a command, so drain.
+        let notification = r#"{"type":"notification","payload":{"id":"n","title":"t","message":"m","type":"info","priority":"low"},"messageId":"n1"}"#;
+        assert_eq!(
+            client.handle_frame(notification.to_owned(), 5.0),
+            FRAME_DRAIN
+        );
+        let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
+        assert_eq!(
+            out["events"][0],
+            serde_json::json!({"kind":"message","fed":true})
+        );
+        assert_eq!(out["commands"][0]["kind"], "transmit");
+        // A frame that fails to decode is an event of its own: drain.
+        assert_eq!(client.handle_frame("garbage".to_owned(), 6.0), FRAME_DRAIN);
+        let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
+        assert_eq!(out["events"][0]["kind"], "protocolViolation");
+        // A channel publication already delivered (a replay): nothing.
+        client.try_subscribe("chat:1", 7.0).unwrap();
+        let _ = client.drain();
+        let publication = r#"{"type":"chat.message","payload":{},"channel":"chat:1","offset":4,"messageId":"p4"}"#;
+        assert_eq!(
+            client.handle_frame(publication.to_owned(), 8.0),
+            FRAME_MESSAGE
+        );
+        assert_eq!(
+            client.handle_frame(publication.to_owned(), 9.0),
+            FRAME_NOTHING
+        );
+        // A deadline other than the one the driver's timer is armed at: drain, even for a
+        // lone message, so that the driver re-arms.
+        client.reported_timeout = Some(Some(1.5));
+        assert_eq!(client.handle_frame(frame("m2"), 10.0), FRAME_DRAIN);
+        let out: serde_json::Value = serde_json::from_str(&client.drain()).unwrap();
+        assert!(
+            out["events"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!({"kind":"message","fed":true}))
+        );
+    }
+
+    #[test]
     fn the_origin_backoff_schedule_reaches_javascript_in_milliseconds() {
-        let mut client = WasmClient::try_new(r#"{"url":"ws://h/ws"}"#, 0.0, 0.0).unwrap();
+        let mut client = client(url("ws://h/ws"), 0.0);
         client.connect(0.0);
         let _ = drain(&mut client);
         let mut now = 0.0;
@@ -927,7 +1136,7 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        let mut client = WasmClient::try_new(r#"{"url":"ws://h/ws"}"#, 0.0, 0.0).unwrap();
+        let mut client = client(url("ws://h/ws"), 0.0);
         assert!(matches!(
             client.try_send("x", "{not json", None, false, false, 0.0),
             Err(BindingError::Payload(_))
@@ -950,18 +1159,33 @@ mod tests {
 
     #[test]
     fn open_url_follows_the_token_transport() {
-        let mut client = WasmClient::try_new(
-            r#"{"url":"ws://h/ws?x=1","tokenTransport":"query"}"#,
+        let mut query = client(
+            ClientOptions {
+                token_transport: Some("query".to_owned()),
+                ..url("ws://h/ws?x=1")
+            },
             0.0,
-            0.0,
-        )
-        .unwrap();
-        client.set_token(Some("a b".to_owned()));
+        );
+        query.set_token(Some("a b".to_owned()));
         assert_eq!(
-            client.open_url("ws://h/ws?x=1&token=old"),
+            query.open_url("ws://h/ws?x=1&token=old"),
             "ws://h/ws?x=1&token=a%20b"
         );
-        let client = WasmClient::try_new(r#"{"url":"ws://h/ws","token":"t"}"#, 0.0, 0.0).unwrap();
+        let client = client(
+            ClientOptions {
+                token: Some("t".to_owned()),
+                ..url("ws://h/ws")
+            },
+            0.0,
+        );
         assert_eq!(client.open_url("ws://h/ws?token=t"), "ws://h/ws");
+        assert_eq!(
+            with_query_token("ws://h/ws", Some("é/+~")),
+            "ws://h/ws?token=%C3%A9%2F%2B~"
+        );
+        assert_eq!(
+            with_query_token("ws://h/ws?a=1&&token=x&b=2", None),
+            "ws://h/ws?a=1&b=2"
+        );
     }
 }

@@ -27,12 +27,17 @@
 #[cfg(feature = "client")]
 mod client;
 mod error;
+#[cfg(feature = "client")]
+mod json;
 #[cfg(feature = "mock")]
 mod mock;
 mod time;
 
 #[cfg(feature = "client")]
-pub use client::{WasmClient, session_channel};
+pub use client::{
+    ClientOptions, FRAME_APP_DATA, FRAME_DRAIN, FRAME_MESSAGE, FRAME_NOTHING, WasmClient,
+    session_channel,
+};
 pub use error::BindingError;
 #[cfg(feature = "mock")]
 pub use mock::{WasmMockPeer, mock_data_stream};

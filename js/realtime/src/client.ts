@@ -34,6 +34,11 @@ interface Drained {
   timeout: number | null;
 }
 
+/** What `handleFrame` returns (crates/wasm: `FRAME_*`); anything else (0) means "drain". */
+const FRAME_MESSAGE = 1;
+const FRAME_APP_DATA = 2;
+const FRAME_NOTHING = 3;
+
 /** The subprotocol we offer; a server that does not select it still speaks JSON. */
 const SUBPROTOCOL = 'cerebrum.v1.json';
 const OPEN = 1;
@@ -55,29 +60,35 @@ function ms(value: number | undefined, field: string): number | undefined {
   return value;
 }
 
-/** The options object the core's bindings take (durations in ms). */
-function coreOptions(config: WebSocketConfig, url: string): string {
+/** A core for `config`: the bindings take the options as arguments (durations in ms). */
+function createCore(config: WebSocketConfig, url: string): WasmClient {
   const attempts = config.reconnectAttempts;
   if (attempts !== undefined && !(attempts === Infinity || (Number.isInteger(attempts) && attempts >= 0))) {
     throw new TypeError('reconnectAttempts must be a non-negative integer or Infinity');
   }
-  return JSON.stringify({
+  return new WasmClient(
     url,
-    preset: config.preset,
-    reconnect: config.reconnect,
-    reconnectAttempts: attempts === Infinity ? 'unlimited' : attempts,
-    reconnectInterval: ms(config.reconnectInterval, 'reconnectInterval'),
-    heartbeatInterval: ms(config.heartbeatInterval ?? config.heartbeat, 'heartbeatInterval'),
-    heartbeatTimeout: ms(config.heartbeatTimeout, 'heartbeatTimeout'),
-    connectionTimeout: ms(config.connectionTimeout, 'connectionTimeout'),
-    ackTimeout: ms(config.ackTimeout, 'ackTimeout'),
-    enableQueue: config.enableQueue,
-    token: typeof config.token === 'string' ? config.token : undefined,
-    tokenTransport: config.tokenTransport,
-    debug: config.debug,
-    seed: config.seed ?? randomSeed(),
-    autoAckNotifications: config.autoAckNotifications,
-  });
+    config.preset,
+    config.reconnect,
+    attempts,
+    ms(config.reconnectInterval, 'reconnectInterval'),
+    undefined, // reconnectFactor: the preset's
+    undefined, // maxReconnectDelay: the preset's
+    undefined, // jitter: the preset's
+    ms(config.heartbeatInterval ?? config.heartbeat, 'heartbeatInterval'),
+    ms(config.heartbeatTimeout, 'heartbeatTimeout'),
+    ms(config.connectionTimeout, 'connectionTimeout'),
+    config.enableQueue,
+    undefined, // queueCapacity: the origin's 100
+    ms(config.ackTimeout, 'ackTimeout'),
+    typeof config.token === 'string' ? config.token : undefined,
+    config.tokenTransport,
+    config.debug,
+    config.seed ?? randomSeed(),
+    config.autoAckNotifications,
+    now(),
+    Date.now(),
+  );
 }
 
 interface AckWaiter {
@@ -119,7 +130,7 @@ export class WebSocketClient {
     // Mock mode talks to a simulated server whatever the URL; the core still wants a ws URL.
     const url = config.enableMockMode && !/^wss?:\/\//.test(config.url) ? 'ws://mock/ws' : config.url;
     // Throws a clear Error on an invalid option (the core validates the config).
-    this.core = new WasmClient(coreOptions(config, url), now(), Date.now());
+    this.core = createCore(config, url);
     if (config.enableMockMode) {
       let mock: Promise<WebSocketConstructor> | null = null;
       this.factory = () => (mock ??= import('./mock.js').then((m) => m.mockSocket(config.mock ?? {})));
@@ -301,8 +312,9 @@ export class WebSocketClient {
    * Feeds one input to the core, then drains its outputs. An input that arrives while outputs
    * are being handed out (a handler that sends) waits until the drain is over, so the core
    * always sees input, drain, input, drain. Errors thrown by `feed` (refused intents) propagate.
+   * `feed` may return the code of `handleFrame`, which can stand for the drain.
    */
-  private input(feed: () => void): void {
+  private input(feed: () => number | void): void {
     if (this.busy) {
       // Only synchronous refusals matter to the caller, and intents fed later cannot be
       // refused synchronously any more, so the queued feed swallows nothing it could report:
@@ -313,8 +325,8 @@ export class WebSocketClient {
     this.busy = true;
     let events: CoreEvent[] = [];
     try {
-      feed();
-      events = this.drain();
+      const code = feed();
+      events = code === undefined ? this.drain() : this.settle(code);
     } finally {
       this.busy = false;
     }
@@ -327,6 +339,26 @@ export class WebSocketClient {
         this.log('deferred input refused:', err);
       }
     }
+  }
+
+  /**
+   * After `handleFrame`: the usual outcome (the frame is one message and nothing else happened,
+   * the timer stands) comes as a code, without a `drain` call; anything else is drained.
+   */
+  private settle(code: number): CoreEvent[] {
+    if (code === FRAME_MESSAGE || code === FRAME_APP_DATA) {
+      const message = JSON.parse(this.frame!) as WebSocketMessage;
+      const event: CoreEvent =
+        code === FRAME_APP_DATA ? { kind: 'message', message, appData: true } : { kind: 'message', message };
+      this.frame = null;
+      this.observe(event);
+      return [event];
+    }
+    if (code === FRAME_NOTHING) {
+      this.frame = null;
+      return [];
+    }
+    return this.drain();
   }
 
   /**
@@ -469,7 +501,7 @@ export class WebSocketClient {
         const frame = event.data;
         this.input(() => {
           this.frame = frame;
-          this.core.handleFrame(frame, now());
+          return this.core.handleFrame(frame, now());
         });
       } else {
         this.log('binary frame ignored (the protocol is JSON text)');

@@ -51,9 +51,18 @@ export class WasmClient {
      */
     handleError(reason: string, now_ms: number): void;
     /**
-     * Transport report: a text frame arrived.
+     * Transport report: a text frame arrived. Returns what the driver does next, so that the
+     * common case (one message, nothing else) needs no [`drain`](Self::drain) call:
+     *
+     * - [`FRAME_DRAIN`] (0): outputs wait: call `drain()` (a message from this frame is in it as
+     *   `{"kind":"message","fed":true}`);
+     * - [`FRAME_MESSAGE`] (1): the frame is delivered unchanged as a message, and that is all:
+     *   no command, no other event, the deadline of the last `drain()` stands;
+     * - [`FRAME_APP_DATA`] (2): the same, for a message flagged `appData`;
+     * - [`FRAME_NOTHING`] (3): nothing to hand out (a replayed publication already seen), the
+     *   deadline of the last `drain()` stands.
      */
-    handleFrame(frame: string, now_ms: number): void;
+    handleFrame(frame: string, now_ms: number): number;
     /**
      * Transport report: the WebSocket opened.
      */
@@ -75,11 +84,11 @@ export class WasmClient {
      */
     networkChanged(now_ms: number): void;
     /**
-     * A core for the options in `options_json` (see the package's `WebSocketConfig`), created
-     * at `now_ms` on the driver's clock when the wall clock reads `unix_ms`. Throws on invalid
-     * options.
+     * A core for the options (those of [`ClientOptions`], in its order; `undefined` keeps a
+     * default), created at `now_ms` on the driver's clock when the wall clock reads `unix_ms`.
+     * Throws on invalid options.
      */
-    constructor(options_json: string, now_ms: number, unix_ms: number);
+    constructor(url: string, preset: string | null | undefined, reconnect: boolean | null | undefined, reconnect_attempts: number | null | undefined, reconnect_interval: number | null | undefined, reconnect_factor: number | null | undefined, max_reconnect_delay: number | null | undefined, jitter: number | null | undefined, heartbeat_interval: number | null | undefined, heartbeat_timeout: number | null | undefined, connection_timeout: number | null | undefined, enable_queue: boolean | null | undefined, queue_capacity: number | null | undefined, ack_timeout: number | null | undefined, token: string | null | undefined, token_transport: string | null | undefined, debug: boolean | null | undefined, seed: number | null | undefined, auto_ack_notifications: boolean | null | undefined, now_ms: number, unix_ms: number);
     /**
      * The URL to open for `url` with the current token, following the token transport (the
      * query parameter is set, replaced or removed). Used after an async token provider answered.
@@ -156,13 +165,13 @@ export interface InitOutput {
     readonly wasmclient_flushFollowUps: (a: number) => number;
     readonly wasmclient_handleClose: (a: number, b: number, c: number, d: number, e: number) => void;
     readonly wasmclient_handleError: (a: number, b: number, c: number, d: number) => void;
-    readonly wasmclient_handleFrame: (a: number, b: number, c: number, d: number) => void;
+    readonly wasmclient_handleFrame: (a: number, b: number, c: number, d: number) => number;
     readonly wasmclient_handleOpen: (a: number, b: number) => void;
     readonly wasmclient_handleTimeout: (a: number, b: number) => void;
     readonly wasmclient_hasToken: (a: number) => number;
     readonly wasmclient_latency: (a: number) => [number, number];
     readonly wasmclient_networkChanged: (a: number, b: number) => void;
-    readonly wasmclient_new: (a: number, b: number, c: number, d: number) => [number, number, number];
+    readonly wasmclient_new: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number, j: number, k: number, l: number, m: number, n: number, o: number, p: number, q: number, r: number, s: number, t: number, u: number, v: number, w: number, x: number, y: number, z: number, a1: number, b1: number, c1: number, d1: number, e1: number, f1: number, g1: number, h1: number, i1: number) => [number, number, number];
     readonly wasmclient_openUrl: (a: number, b: number, c: number) => [number, number];
     readonly wasmclient_pollCommand: (a: number) => [number, number];
     readonly wasmclient_pollEvent: (a: number) => [number, number];

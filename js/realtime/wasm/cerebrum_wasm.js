@@ -108,15 +108,26 @@ export class WasmClient {
         wasm.wasmclient_handleError(this.__wbg_ptr, ptr0, len0, val2);
     }
     /**
-     * Transport report: a text frame arrived.
+     * Transport report: a text frame arrived. Returns what the driver does next, so that the
+     * common case (one message, nothing else) needs no [`drain`](Self::drain) call:
+     *
+     * - [`FRAME_DRAIN`] (0): outputs wait: call `drain()` (a message from this frame is in it as
+     *   `{"kind":"message","fed":true}`);
+     * - [`FRAME_MESSAGE`] (1): the frame is delivered unchanged as a message, and that is all:
+     *   no command, no other event, the deadline of the last `drain()` stands;
+     * - [`FRAME_APP_DATA`] (2): the same, for a message flagged `appData`;
+     * - [`FRAME_NOTHING`] (3): nothing to hand out (a replayed publication already seen), the
+     *   deadline of the last `drain()` stands.
      * @param {string} frame
      * @param {number} now_ms
+     * @returns {number}
      */
     handleFrame(frame, now_ms) {
         const val2 = +now_ms;
         const ptr0 = passStringToWasm0(frame, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         const len0 = WASM_VECTOR_LEN;
-        wasm.wasmclient_handleFrame(this.__wbg_ptr, ptr0, len0, val2);
+        const ret = wasm.wasmclient_handleFrame(this.__wbg_ptr, ptr0, len0, val2);
+        return ret;
     }
     /**
      * Transport report: the WebSocket opened.
@@ -156,19 +167,63 @@ export class WasmClient {
         wasm.wasmclient_networkChanged(this.__wbg_ptr, now_ms);
     }
     /**
-     * A core for the options in `options_json` (see the package's `WebSocketConfig`), created
-     * at `now_ms` on the driver's clock when the wall clock reads `unix_ms`. Throws on invalid
-     * options.
-     * @param {string} options_json
+     * A core for the options (those of [`ClientOptions`], in its order; `undefined` keeps a
+     * default), created at `now_ms` on the driver's clock when the wall clock reads `unix_ms`.
+     * Throws on invalid options.
+     * @param {string} url
+     * @param {string | null | undefined} preset
+     * @param {boolean | null | undefined} reconnect
+     * @param {number | null | undefined} reconnect_attempts
+     * @param {number | null | undefined} reconnect_interval
+     * @param {number | null | undefined} reconnect_factor
+     * @param {number | null | undefined} max_reconnect_delay
+     * @param {number | null | undefined} jitter
+     * @param {number | null | undefined} heartbeat_interval
+     * @param {number | null | undefined} heartbeat_timeout
+     * @param {number | null | undefined} connection_timeout
+     * @param {boolean | null | undefined} enable_queue
+     * @param {number | null | undefined} queue_capacity
+     * @param {number | null | undefined} ack_timeout
+     * @param {string | null | undefined} token
+     * @param {string | null | undefined} token_transport
+     * @param {boolean | null | undefined} debug
+     * @param {number | null | undefined} seed
+     * @param {boolean | null | undefined} auto_ack_notifications
      * @param {number} now_ms
      * @param {number} unix_ms
      */
-    constructor(options_json, now_ms, unix_ms) {
-        const val2 = +now_ms;
-        const val3 = +unix_ms;
-        const ptr0 = passStringToWasm0(options_json, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
-        const len0 = WASM_VECTOR_LEN;
-        const ret = wasm.wasmclient_new(ptr0, len0, val2, val3);
+    constructor(url, preset, reconnect, reconnect_attempts, reconnect_interval, reconnect_factor, max_reconnect_delay, jitter, heartbeat_interval, heartbeat_timeout, connection_timeout, enable_queue, queue_capacity, ack_timeout, token, token_transport, debug, seed, auto_ack_notifications, now_ms, unix_ms) {
+        const val5 = +(isLikeNone(reconnect_attempts) ? 0 : reconnect_attempts);
+        const val6 = +(isLikeNone(reconnect_interval) ? 0 : reconnect_interval);
+        const val7 = +(isLikeNone(reconnect_factor) ? 0 : reconnect_factor);
+        const val8 = +(isLikeNone(max_reconnect_delay) ? 0 : max_reconnect_delay);
+        const val9 = +(isLikeNone(jitter) ? 0 : jitter);
+        const val10 = +(isLikeNone(heartbeat_interval) ? 0 : heartbeat_interval);
+        const val11 = +(isLikeNone(heartbeat_timeout) ? 0 : heartbeat_timeout);
+        const val12 = +(isLikeNone(connection_timeout) ? 0 : connection_timeout);
+        const val13 = +(isLikeNone(queue_capacity) ? Number.MAX_SAFE_INTEGER : (queue_capacity) >>> 0);
+        const val14 = +(isLikeNone(ack_timeout) ? 0 : ack_timeout);
+        const val15 = +(isLikeNone(seed) ? 0 : seed);
+        const val16 = +now_ms;
+        const val17 = +unix_ms;
+        let ptr0, len0, ptr1, len1, ptr2, len2, ptr3, len3;
+        try {
+            ptr0 = passStringToWasm0(url, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = isLikeNone(preset) ? 0 : passStringToWasm0(preset, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len1 = WASM_VECTOR_LEN;
+            ptr2 = isLikeNone(token) ? 0 : passStringToWasm0(token, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len2 = WASM_VECTOR_LEN;
+            ptr3 = isLikeNone(token_transport) ? 0 : passStringToWasm0(token_transport, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len3 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr3) { wasm.__wbindgen_free(ptr3, len3 * 1, 1); }
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.wasmclient_new(ptr0, len0, ptr1, len1, isLikeNone(reconnect) ? 0xFFFFFF : reconnect ? 1 : 0, !isLikeNone(reconnect_attempts), val5, !isLikeNone(reconnect_interval), val6, !isLikeNone(reconnect_factor), val7, !isLikeNone(max_reconnect_delay), val8, !isLikeNone(jitter), val9, !isLikeNone(heartbeat_interval), val10, !isLikeNone(heartbeat_timeout), val11, !isLikeNone(connection_timeout), val12, isLikeNone(enable_queue) ? 0xFFFFFF : enable_queue ? 1 : 0, val13, !isLikeNone(ack_timeout), val14, ptr2, len2, ptr3, len3, isLikeNone(debug) ? 0xFFFFFF : debug ? 1 : 0, !isLikeNone(seed), val15, isLikeNone(auto_ack_notifications) ? 0xFFFFFF : auto_ack_notifications ? 1 : 0, val16, val17);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }
