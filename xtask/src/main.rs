@@ -16,6 +16,7 @@ mod ci;
 mod manifest;
 mod process;
 mod release;
+mod sim;
 mod version;
 mod wasm;
 mod workspace;
@@ -84,6 +85,12 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Run the deterministic simulation over many seeds (a long campaign)
+    ///
+    /// Runs cerebrum-sim's world for seeds FROM..FROM+SEEDS on every core, checking its
+    /// invariants after every step; prints each failing seed with the command that replays it.
+    /// `--seed N` replays one seed.
+    Sim(sim::SimArgs),
 }
 
 /// Parses the arguments after `xtask` (help and usage errors come back as clap errors, which
@@ -143,6 +150,7 @@ fn run(cli: Cli, args: &[String]) -> Result<(), Error> {
         Command::Bench(bench) => bench::run(&root, &bench, &typed_command(args)),
         Command::BenchCluster(cluster) => bench_cluster::run(&root, &cluster, &typed_command(args)),
         Command::Wasm { check } => wasm::run(&root, check),
+        Command::Sim(sim) => sim::run(&sim),
     }
 }
 
