@@ -861,29 +861,17 @@ impl World {
         };
         // As `net/conn.rs`: the effects being carried out finish first (the task awaits
         // them), answers included; then the session disconnects.
-        loop {
-            c.effects
-                .extend(std::iter::from_fn(|| c.session.poll_effect()));
-            let Some(effect) = c.effects.pop_front() else {
-                break;
-            };
-            match effect {
-                Effect::Close { .. } => {}
-                Effect::Publish { .. } if self.rng.bool() => {}
-                effect => {
-                    if self.execute(node, &mut c, effect).is_some() {
-                        // The task would keep asking; the connection is gone anyway.
-                        c.session.handle_claimed(Ok(Claimed::InProgress), at);
-                    }
-                }
-            }
-        }
+        self.run_out(node, &mut c, at);
         if !c.closed {
             c.session.disconnect(at);
         }
-        // The connection task finishes the effects it carries out (it awaits them) and then
-        // gives back what the session held (in a task of its own); a pipelined publication
-        // may or may not have reached the broker when the task ended.
+        // Then it gives back what the session held (in a task of its own).
+        self.run_out(node, &mut c, at);
+    }
+
+    /// Carries out the effects of a connection whose link is gone, answers included, until
+    /// none is left; a pipelined publication may or may not reach the broker.
+    fn run_out(&mut self, node: NodeId, c: &mut Conn, at: Now) {
         loop {
             c.effects
                 .extend(std::iter::from_fn(|| c.session.poll_effect()));
@@ -894,7 +882,7 @@ impl World {
                 Effect::Close { .. } => {}
                 Effect::Publish { .. } if self.rng.bool() => {}
                 effect => {
-                    if self.execute(node, &mut c, effect).is_some() {
+                    if self.execute(node, c, effect).is_some() {
                         // The task would keep asking; the connection is gone anyway.
                         c.session.handle_claimed(Ok(Claimed::InProgress), at);
                     }
