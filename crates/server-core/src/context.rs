@@ -55,6 +55,8 @@ pub struct Context {
     next_conn: AtomicU64,
     /// Draws connection ids (seeded by the owner).
     rng: Mutex<fastrand::Rng>,
+    /// Study sessions that ended while the store failed (written again at each sweep).
+    pub(crate) unrecorded: Mutex<Vec<crate::study::FinishedStudy>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -110,6 +112,7 @@ impl Context {
             user_conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            unrecorded: Mutex::new(Vec::new()),
             config,
         }))
     }

@@ -40,6 +40,7 @@ pub mod context;
 pub mod dedupe;
 pub mod hub;
 pub mod metrics;
+pub mod node;
 pub mod outbox;
 pub mod permissions;
 pub mod ratelimit;

@@ -19,6 +19,7 @@ use crate::status::{Checks, dir_writable};
 use crate::store::{Store, StoreError};
 use crate::study::FinishedStudy;
 use cerebrum_server_core::Database;
+use cerebrum_server_core::node::NodeEffect;
 
 /// State of a running server, shared by the HTTP routes and the connection tasks.
 pub(crate) struct App {
@@ -32,9 +33,6 @@ pub(crate) struct App {
     /// Accepted connections that are not (yet) WebSockets: they count toward the cap too.
     pub(crate) pending: AtomicUsize,
     pub(crate) drained: Notify,
-    /// Study sessions that ended (grace period over) while the store failed: written again at
-    /// every presence sweep, and at shutdown, until the store takes them.
-    pub(crate) unrecorded: std::sync::Mutex<Vec<FinishedStudy>>,
     /// Channels being replayed to fill a delivery gap (one replay per channel at a time).
     pub(crate) resyncing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -267,75 +265,65 @@ impl App {
         }
     }
 
-    /// With a shared broker: removes the members whose node stopped refreshing them (killed
-    /// without leaving) from the sessions this node has subscribers on, and tells those.
-    pub(crate) async fn expire_remote_presence(&self) {
-        let Some(remote) = &self.remote else {
-            return;
-        };
-        for channel in self.ctx.hub.local_channels() {
-            if !channel.starts_with(cerebrum_protocol::SESSION_PREFIX) {
-                continue;
-            }
-            let gone = match remote.expire(&channel).await {
-                Ok(gone) => gone,
-                Err(err) => {
-                    tracing::debug!(%err, channel, "could not expire presence");
-                    continue;
-                }
-            };
-            if gone.is_empty() {
-                continue;
-            }
-            tracing::info!(channel, members = ?gone, "presence expired (their node stopped refreshing)");
-            let topic = lock(&self.ctx.study)
-                .topic_of(&channel)
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    channel
-                        .strip_prefix(cerebrum_protocol::SESSION_PREFIX)
-                        .unwrap_or(&channel)
-                        .to_owned()
-                });
-            self.publish_session_update(&channel, &topic).await;
-        }
-    }
-
-    /// Ends the study sessions whose grace period is over, and writes again those whose write
-    /// failed before.
+    /// The grace-period sweep: the core decides (`Context::expire_study`), this carries it out.
     pub(crate) async fn expire_presence(&self) {
-        let now = crate::clock::now();
-        let retry = std::mem::take(&mut *lock(&self.unrecorded));
-        for finished in retry {
-            let user = finished.user_id.clone();
-            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
-                tracing::warn!(%err, "could not record an expired study session yet");
-                lock(&self.unrecorded).push(finished);
-            }
-        }
-        let expired = lock(&self.ctx.study).expire(now);
-        for finished in expired {
-            self.presence_leave(&finished.channel, &finished.user_id, finished.started_ms)
-                .await;
-            let (channel, topic) = (finished.channel.clone(), finished.topic.clone());
-            let user = finished.user_id.clone();
-            // The record is durable before the remaining members hear that the user left.
-            if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
-                tracing::error!(%err, "could not record an expired study session; retrying");
-                lock(&self.unrecorded).push(finished);
-            }
-            self.publish_session_update(&channel, &topic).await;
-        }
+        let effects = self.ctx.expire_study(crate::clock::now());
+        self.run_node_effects(effects).await;
     }
 
-    /// Gives the remote broker this node's members (its study tracker's state) to refresh.
-    pub(crate) async fn reconcile_presence(&self) {
-        let Some(remote) = &self.remote else {
-            return;
-        };
-        let members = lock(&self.ctx.study).members();
-        if let Err(err) = remote.reconcile(members).await {
-            tracing::debug!(%err, "could not reconcile presence");
+    /// With a remote broker: the dead nodes' members leave, and this node's entries are
+    /// reconciled with its study tracker (`Context::presence_tasks`).
+    pub(crate) async fn presence_tasks(&self) {
+        let effects = self.ctx.presence_tasks();
+        self.run_node_effects(effects).await;
+    }
+
+    /// Carries out a node's periodic effects in order.
+    async fn run_node_effects(&self, effects: Vec<NodeEffect>) {
+        for effect in effects {
+            match effect {
+                NodeEffect::PresenceLeave {
+                    channel,
+                    user_id,
+                    joined_at,
+                } => self.presence_leave(&channel, &user_id, joined_at).await,
+                NodeEffect::RecordStudy { finished } => {
+                    let user = finished.user_id.clone();
+                    if let Err(err) = self.finish_study(user, Some(finished.clone())).await {
+                        tracing::warn!(%err, "could not record an expired study session yet");
+                        self.ctx.study_unrecorded(finished);
+                    }
+                }
+                NodeEffect::SessionUpdate { channel, topic } => {
+                    self.publish_session_update(&channel, &topic).await;
+                }
+                NodeEffect::ExpirePresence { channel } => {
+                    let Some(remote) = &self.remote else {
+                        continue;
+                    };
+                    match remote.expire(&channel).await {
+                        Ok(gone) => {
+                            if !gone.is_empty() {
+                                tracing::info!(channel, members = ?gone, "presence expired (their node stopped refreshing)");
+                            }
+                            if let Some(NodeEffect::SessionUpdate { channel, topic }) =
+                                self.ctx.presence_expired(&channel, &gone)
+                            {
+                                self.publish_session_update(&channel, &topic).await;
+                            }
+                        }
+                        Err(err) => tracing::debug!(%err, channel, "could not expire presence"),
+                    }
+                }
+                NodeEffect::ReconcilePresence { members } => {
+                    if let Some(remote) = &self.remote
+                        && let Err(err) = remote.reconcile(members).await
+                    {
+                        tracing::debug!(%err, "could not reconcile presence");
+                    }
+                }
+                other => tracing::warn!(?other, "a node effect this driver does not know"),
+            }
         }
     }
 

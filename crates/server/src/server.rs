@@ -243,7 +243,6 @@ impl Server {
             open: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             drained: Notify::new(),
-            unrecorded: std::sync::Mutex::new(Vec::new()),
             resyncing: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
         if let Some(remote) = &remote {
@@ -317,7 +316,7 @@ impl Server {
 /// Records every study session still in progress (or in its grace period) as finished now,
 /// so that a graceful shutdown loses no study time.
 async fn record_study_in_progress(app: &App) {
-    let mut in_progress = std::mem::take(&mut *lock(&app.unrecorded));
+    let mut in_progress = app.ctx.take_unrecorded();
     in_progress.extend(lock(&app.ctx.study).end_all(crate::clock::now()));
     for finished in in_progress {
         let FinishedStudy {
@@ -381,8 +380,7 @@ fn spawn_background(app: Arc<App>) -> Vec<JoinHandle<()>> {
             app.expire_presence().await;
             sweeps = sweeps.wrapping_add(1);
             if sweeps.is_multiple_of(8) {
-                app.expire_remote_presence().await;
-                app.reconcile_presence().await;
+                app.presence_tasks().await;
             }
             if sweeps.is_multiple_of(240) {
                 app.ctx.hub.sweep(Instant::now());

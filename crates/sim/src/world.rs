@@ -18,9 +18,9 @@ use cerebrum_server_core::broker::{BrokerError, Claimed, Delivery, MemoryBroker}
 use cerebrum_server_core::clock::Now;
 use cerebrum_server_core::context::Context;
 use cerebrum_server_core::hub::ConnId;
+use cerebrum_server_core::node::NodeEffect;
 use cerebrum_server_core::outbox::Outbox;
 use cerebrum_server_core::session::{Effect, Session};
-use cerebrum_server_core::study::FinishedStudy;
 
 use crate::broker::{NodeId, SimBroker};
 use crate::store::SimStore;
@@ -239,7 +239,6 @@ struct Node {
     skew: i64,
     /// Presence entries this node announced (refreshed while it lives).
     owned: BTreeMap<(String, String), cerebrum_protocol::Participant>,
-    unrecorded: Vec<FinishedStudy>,
     deliver_due: u64,
     /// Connections per user counted on the broker (the Redis broker's own tally).
     users: BTreeMap<String, usize>,
@@ -332,7 +331,6 @@ impl World {
             conns: BTreeMap::new(),
             skew: 0,
             owned: BTreeMap::new(),
-            unrecorded: Vec::new(),
             deliver_due: 0,
             users: BTreeMap::new(),
         }
@@ -501,7 +499,6 @@ impl World {
                 continue;
             }
             if self.now % REFRESH_MS < 50 {
-                self.reconcile(node);
                 let owned: Vec<(String, cerebrum_protocol::Participant)> = self.nodes[node]
                     .owned
                     .iter()
@@ -514,9 +511,14 @@ impl World {
                     .collect();
                 self.broker.refresh(node, &owned, &counts, self.now);
             }
-            self.expire_presence(node);
+            // `App::expire_presence` (every 250 ms) and `App::presence_tasks` (every 2 s; here
+            // every 500 ms of the scaled-down TTL).
+            let at = self.node_now(node);
+            let effects = self.nodes[node].ctx.expire_study(at);
+            self.node_effects(node, effects);
             if self.now % 500 < 50 {
-                self.expire_remote_presence(node);
+                let effects = self.nodes[node].ctx.presence_tasks();
+                self.node_effects(node, effects);
             }
         }
     }
@@ -1445,16 +1447,56 @@ impl World {
         }
     }
 
-    /// `App::reconcile_presence` with the Redis broker's `reconcile`: the node's members are
-    /// its tracker's; the entries it announced that are not leave (conditionally).
-    fn reconcile(&mut self, node: NodeId) {
+    /// `App::run_node_effects`: the core's periodic effects of `node`, carried out in order.
+    fn node_effects(&mut self, node: NodeId, effects: Vec<NodeEffect>) {
+        for effect in effects {
+            match effect {
+                NodeEffect::PresenceLeave {
+                    channel,
+                    user_id,
+                    joined_at,
+                } => self.presence_leave(node, &channel, &user_id, joined_at),
+                NodeEffect::RecordStudy { finished } => {
+                    match self.store.record_session(
+                        &finished.user_id,
+                        finished.duration_secs,
+                        self.now,
+                    ) {
+                        Ok(record) => {
+                            let metrics = record.to_metrics(&finished.user_id, 2.0);
+                            self.publish_metrics(node, &metrics);
+                        }
+                        Err(_) => self.nodes[node].ctx.study_unrecorded(finished),
+                    }
+                }
+                NodeEffect::SessionUpdate { channel, topic } => {
+                    self.session_update(node, &channel, &topic);
+                }
+                NodeEffect::ExpirePresence { channel } => {
+                    let Ok(gone) = self.broker.expire(&channel, self.now) else {
+                        continue;
+                    };
+                    if let Some(NodeEffect::SessionUpdate { channel, topic }) =
+                        self.nodes[node].ctx.presence_expired(&channel, &gone)
+                    {
+                        self.session_update(node, &channel, &topic);
+                    }
+                }
+                NodeEffect::ReconcilePresence { members } => self.reconcile(node, members),
+                other => self.fail(
+                    "the simulation carries out every node effect",
+                    format!("unknown node effect {other:?}"),
+                ),
+            }
+        }
+    }
+
+    /// The Redis broker's `reconcile`: the node's members are its tracker's; the entries it
+    /// announced that are not leave (conditionally).
+    fn reconcile(&mut self, node: NodeId, members: Vec<(String, cerebrum_protocol::Participant)>) {
         if self.config.plant == Some(Plant::KeepPresence) {
             return;
         }
-        let members = match self.nodes[node].ctx.study.lock() {
-            Ok(study) => study.members(),
-            Err(_) => return,
-        };
         let desired: BTreeMap<(String, String), cerebrum_protocol::Participant> = members
             .into_iter()
             .map(|(channel, p)| ((channel, p.user_id.clone()), p))
@@ -1473,60 +1515,6 @@ impl World {
                 .is_err()
             {
                 break;
-            }
-        }
-    }
-
-    /// `App::expire_presence`: ends the study sessions whose grace period is over.
-    fn expire_presence(&mut self, node: NodeId) {
-        let at = self.node_now(node);
-        let retry = std::mem::take(&mut self.nodes[node].unrecorded);
-        for finished in retry {
-            if self
-                .store
-                .record_session(&finished.user_id, finished.duration_secs, self.now)
-                .is_err()
-            {
-                self.nodes[node].unrecorded.push(finished);
-            }
-        }
-        let expired = match self.nodes[node].ctx.study.lock() {
-            Ok(mut study) => study.expire(at),
-            Err(_) => Vec::new(),
-        };
-        for finished in expired {
-            self.presence_leave(
-                node,
-                &finished.channel,
-                &finished.user_id,
-                finished.started_ms,
-            );
-            if self
-                .store
-                .record_session(&finished.user_id, finished.duration_secs, self.now)
-                .is_err()
-            {
-                self.nodes[node].unrecorded.push(finished.clone());
-            }
-            self.session_update(node, &finished.channel, &finished.topic);
-        }
-    }
-
-    /// `App::expire_remote_presence`: members of dead nodes leave after the TTL.
-    fn expire_remote_presence(&mut self, node: NodeId) {
-        for channel in self.nodes[node].ctx.hub.local_channels() {
-            if !channel.starts_with(cerebrum_protocol::SESSION_PREFIX) {
-                continue;
-            }
-            let Ok(gone) = self.broker.expire(&channel, self.now) else {
-                continue;
-            };
-            if !gone.is_empty() {
-                let topic = channel
-                    .strip_prefix(cerebrum_protocol::SESSION_PREFIX)
-                    .unwrap_or(&channel)
-                    .to_owned();
-                self.session_update(node, &channel, &topic);
             }
         }
     }
