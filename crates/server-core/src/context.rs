@@ -210,6 +210,24 @@ impl Context {
             .map(|envelope| envelope.stamped(&self.ids, now.unix_ms))
     }
 
+    /// The `study_metrics_update` of `user_id` from its stored `record`: after a session was
+    /// recorded (`studying: None`), or as a session on `studying` starts (`currentTopic`, a
+    /// session duration of 0), against the configured daily goal.
+    #[must_use]
+    pub fn study_metrics(
+        &self,
+        user_id: &str,
+        record: &crate::record::StudyRecord,
+        studying: Option<String>,
+    ) -> StudyMetrics {
+        let mut metrics = record.to_metrics(user_id, self.config.daily_goal_hours);
+        if let Some(topic) = studying {
+            metrics.current_topic = Some(topic);
+            metrics.session_duration = 0.0;
+        }
+        metrics
+    }
+
     /// The user's `study_metrics_update` and the channel it goes to.
     #[must_use]
     pub fn metrics_publication(

@@ -159,7 +159,7 @@ impl App {
                 None => store.study_record(&user, crate::clock::unix_ms()),
             })
             .await?;
-        let metrics = record.to_metrics(&user_id, self.ctx.config.daily_goal_hours);
+        let metrics = self.ctx.study_metrics(&user_id, &record, None);
         self.publish_metrics(&metrics).await;
         Ok(metrics)
     }
@@ -175,9 +175,7 @@ impl App {
         let record = self
             .blocking(move |store| store.study_record(&user, crate::clock::unix_ms()))
             .await?;
-        let mut metrics = record.to_metrics(user_id, self.ctx.config.daily_goal_hours);
-        metrics.current_topic = Some(topic);
-        metrics.session_duration = 0.0;
+        let metrics = self.ctx.study_metrics(user_id, &record, Some(topic));
         self.publish_metrics(&metrics).await;
         Ok(())
     }

@@ -1215,7 +1215,8 @@ impl World {
                 };
                 match record {
                     Ok(record) => {
-                        self.publish_metrics(node, &record.to_metrics(&user_id, 2.0));
+                        let metrics = self.nodes[node].ctx.study_metrics(&user_id, &record, None);
+                        self.publish_metrics(node, &metrics);
                         if let Some(id) = ack {
                             c.session.send_ack(id, at);
                         }
@@ -1228,8 +1229,10 @@ impl World {
             }
             Effect::StudyStarted { user_id, topic } => {
                 if let Ok(record) = self.store.study_record(&user_id, now) {
-                    let mut metrics = record.to_metrics(&user_id, 2.0);
-                    metrics.current_topic = Some(topic);
+                    let metrics =
+                        self.nodes[node]
+                            .ctx
+                            .study_metrics(&user_id, &record, Some(topic));
                     self.publish_metrics(node, &metrics);
                 }
             }
@@ -1463,7 +1466,11 @@ impl World {
                         self.now,
                     ) {
                         Ok(record) => {
-                            let metrics = record.to_metrics(&finished.user_id, 2.0);
+                            let metrics = self.nodes[node].ctx.study_metrics(
+                                &finished.user_id,
+                                &record,
+                                None,
+                            );
                             self.publish_metrics(node, &metrics);
                         }
                         Err(_) => self.nodes[node].ctx.study_unrecorded(finished),
