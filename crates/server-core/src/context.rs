@@ -156,13 +156,6 @@ impl Context {
         changed
     }
 
-    /// Records message `id` of dedupe `key` on this node; `false` when it was seen already.
-    /// (With a remote broker, a user's key is then claimed cluster-wide too:
-    /// [`crate::session::Effect::Claim`].)
-    pub(crate) fn first_time(&self, key: &str, id: &str, now: Instant) -> bool {
-        self.dedupe.first_time(key, id, now)
-    }
-
     /// Counts a connection of `user` on this node; `false` (not counted) past the per-user
     /// limit when `enforce` (without a cluster-wide count, the node's decides).
     pub(crate) fn user_connected(&self, user: &str, enforce: bool) -> bool {

@@ -66,55 +66,83 @@ impl Subscribers {
         }
     }
 
-    /// Queues `text` (at `offset`) to `conn` when it is the next one it lacks; holds it when
-    /// publications before it are missing. `true` when held (a gap).
-    fn offer(&mut self, conn: ConnId, offset: u64, text: &Text, now: Instant) -> bool {
-        let Some((outbox, after)) = self.conns.get_mut(&conn) else {
-            return false;
-        };
-        if *after != UNKNOWN && offset <= *after {
-            return false;
-        }
-        if *after == UNKNOWN || offset == *after + 1 {
-            outbox.push(text.clone(), now);
-            *after = offset;
-            self.release_held(conn, now, false);
-            return false;
-        }
-        let held = self.held.get_or_insert_with(Box::default);
-        held.entry(conn).or_default().push((offset, text.clone()));
-        true
+    /// Where a resync of the channel starts: the subscriber furthest behind (`deliver` gives
+    /// each only what it lacks; a subscriber that joined since, with a fresher replay, may be
+    /// ahead of those that missed publications during an outage). `None` for a channel whose
+    /// publications never came from a remote broker.
+    fn resync_position(&self) -> Option<StreamPosition> {
+        let epoch = self.epoch.as_ref()?;
+        let offset = self
+            .conns
+            .values()
+            .map(|(_, after)| *after)
+            .filter(|after| *after != UNKNOWN)
+            .min()
+            .unwrap_or(0);
+        Some(StreamPosition {
+            offset,
+            epoch: epoch.to_string(),
+        })
     }
+}
 
-    /// Queues what is held for `conn` that now follows on (all of it, in order, when
-    /// `skip_gap`: history no longer has what is missing).
-    fn release_held(&mut self, conn: ConnId, now: Instant, skip_gap: bool) {
-        let Some(mut held) = self.held.as_mut().and_then(|held| held.remove(&conn)) else {
-            return;
-        };
-        held.sort_by_key(|(offset, _)| *offset);
-        let Some((outbox, after)) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let mut kept = Vec::new();
-        for (offset, text) in held {
-            if *after != UNKNOWN && offset <= *after {
-                continue;
-            }
-            if skip_gap || *after == UNKNOWN || offset == *after + 1 {
-                outbox.push(text, now);
-                *after = offset;
-            } else {
-                kept.push((offset, text));
-            }
+/// Queues `text` (at `offset`) to subscriber `conn` (its outbox, and the offset up to which it
+/// has the publications) when it is the next one it lacks; holds it when publications before
+/// it are missing. `true` when held (a gap).
+fn offer(
+    conn: ConnId,
+    (outbox, after): (&Outbox, &mut u64),
+    held: &mut Option<Box<Held>>,
+    (offset, text): (u64, &Text),
+    now: Instant,
+) -> bool {
+    if *after != UNKNOWN && offset <= *after {
+        return false;
+    }
+    if *after == UNKNOWN || offset == *after + 1 {
+        outbox.push(text.clone(), now);
+        *after = offset;
+        release_held(conn, (outbox, after), held, now, false);
+        return false;
+    }
+    held.get_or_insert_with(Box::default)
+        .entry(conn)
+        .or_default()
+        .push((offset, text.clone()));
+    true
+}
+
+/// Queues what is held for subscriber `conn` that now follows on (all of it, in order, when
+/// `skip_gap`: history no longer has what is missing).
+fn release_held(
+    conn: ConnId,
+    (outbox, after): (&Outbox, &mut u64),
+    held: &mut Option<Box<Held>>,
+    now: Instant,
+    skip_gap: bool,
+) {
+    let Some(mut mine) = held.as_mut().and_then(|held| held.remove(&conn)) else {
+        return;
+    };
+    mine.sort_by_key(|(offset, _)| *offset);
+    let mut kept = Vec::new();
+    for (offset, text) in mine {
+        if *after != UNKNOWN && offset <= *after {
+            continue;
         }
-        if !kept.is_empty()
-            && let Some(held) = self.held.as_mut()
-        {
-            held.insert(conn, kept);
+        if skip_gap || *after == UNKNOWN || offset == *after + 1 {
+            outbox.push(text, now);
+            *after = offset;
+        } else {
+            kept.push((offset, text));
         }
-        if self.held.as_ref().is_some_and(|held| held.is_empty()) {
-            self.held = None;
+    }
+    if let Some(all) = held.as_mut() {
+        if !kept.is_empty() {
+            all.insert(conn, kept);
+        }
+        if all.is_empty() {
+            *held = None;
         }
     }
 }
@@ -404,12 +432,18 @@ impl Hub {
             return false;
         };
         subscribers.set_epoch(&delivery.epoch);
-        let conns: Vec<ConnId> = subscribers.conns.keys().copied().collect();
+        let Subscribers {
+            conns,
+            pending,
+            held,
+            ..
+        } = subscribers;
         let mut gap = false;
-        for conn in conns {
-            gap |= subscribers.offer(conn, delivery.offset, &delivery.text, now);
+        for (conn, (outbox, after)) in conns.iter_mut() {
+            let publication = (delivery.offset, &delivery.text);
+            gap |= offer(*conn, (outbox, after), held, publication, now);
         }
-        for kept in subscribers.pending.values_mut() {
+        for kept in pending.values_mut() {
             kept.push((delivery.offset, delivery.text.clone()));
         }
         gap
@@ -422,13 +456,9 @@ impl Hub {
         let Some(subscribers) = shard.get_mut(channel) else {
             return;
         };
-        let conns: Vec<ConnId> = subscribers
-            .held
-            .as_ref()
-            .map(|held| held.keys().copied().collect())
-            .unwrap_or_default();
-        for conn in conns {
-            subscribers.release_held(conn, now, true);
+        let Subscribers { conns, held, .. } = subscribers;
+        for (conn, (outbox, after)) in conns.iter_mut() {
+            release_held(*conn, (outbox, after), held, now, true);
         }
     }
 
@@ -438,31 +468,24 @@ impl Hub {
     /// history no longer holds is the subscribers' next resume's `recovered: false`.
     #[must_use]
     pub fn resync_positions(&self) -> Vec<(String, StreamPosition)> {
-        let mut positions = Vec::new();
-        for shard in &self.shards {
-            for (channel, subscribers) in lock(shard).iter() {
-                if let Some(epoch) = &subscribers.epoch {
-                    // From the subscriber furthest behind: `deliver` gives each only what it
-                    // lacks (a subscriber that joined since, with a fresher replay, may be
-                    // ahead of those that missed publications during the outage).
-                    let last = subscribers
-                        .conns
-                        .values()
-                        .map(|(_, after)| *after)
-                        .filter(|after| *after != UNKNOWN)
-                        .min();
-                    positions.push((
-                        channel.clone(),
-                        StreamPosition {
-                            offset: last.unwrap_or(0),
-                            epoch: epoch.to_string(),
-                        },
-                    ));
-                }
-            }
-        }
+        let mut positions: Vec<(String, StreamPosition)> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                lock(shard)
+                    .iter()
+                    .filter_map(|(channel, s)| Some((channel.clone(), s.resync_position()?)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         positions.sort_by(|a, b| a.0.cmp(&b.0));
         positions
+    }
+
+    /// [`Hub::resync_positions`] of one channel (a delivery found a gap in it).
+    #[must_use]
+    pub fn resync_position(&self, channel: &str) -> Option<StreamPosition> {
+        lock(self.shard(channel)).get(channel)?.resync_position()
     }
 
     /// The channels with local subscribers.

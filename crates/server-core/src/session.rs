@@ -513,7 +513,8 @@ impl Session {
             return;
         }
         let key = self.dedupe_key();
-        if !self.ctx.first_time(&key, id.as_str(), now.mono) {
+        // This node's record first; a user's key is then claimed cluster-wide too.
+        if !self.ctx.dedupe.first_time(&key, id.as_str(), now.mono) {
             // A re-sent duplicate: acknowledged again, not processed twice.
             self.send_ack(id, now);
             return;

@@ -352,13 +352,7 @@ impl App {
         if !lock(&self.resyncing).insert(channel.to_owned()) {
             return;
         }
-        let position = self
-            .ctx
-            .hub
-            .resync_positions()
-            .into_iter()
-            .find(|(name, _)| name == channel);
-        if let Some((_, since)) = position {
+        if let Some(since) = self.ctx.hub.resync_position(channel) {
             self.resync_channel(channel, &since).await;
         }
         lock(&self.resyncing).remove(channel);

@@ -1540,13 +1540,7 @@ impl World {
     /// Replays `channel` from its subscriber furthest behind into the node's hub.
     fn resync_channel(&mut self, node: NodeId, channel: &str) {
         let at = self.instant();
-        let Some((_, since)) = self.nodes[node]
-            .ctx
-            .hub
-            .resync_positions()
-            .into_iter()
-            .find(|(name, _)| name == channel)
-        else {
+        let Some(since) = self.nodes[node].ctx.hub.resync_position(channel) else {
             return;
         };
         match self.broker.replay(channel, Some(&since), at, self.now) {
