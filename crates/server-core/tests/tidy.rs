@@ -6,7 +6,9 @@
 //! owner, which reads the clocks: they may; the library code may not.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use cerebrum_testkit::tidy::{dependency_names, rust_files};
 
 const FORBIDDEN_DEPENDENCIES: &[&str] = &[
     "tokio",
@@ -46,39 +48,10 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let entries = fs::read_dir(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
-    for entry in entries {
-        let path = entry.unwrap_or_else(|err| panic!("{err}")).path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
-/// The names of the `[dependencies]` (and target-specific dependencies) of the manifest.
-fn dependency_names(manifest: &str) -> Vec<String> {
-    let manifest: toml::Table = manifest
-        .parse()
-        .unwrap_or_else(|err| panic!("Cargo.toml: {err}"));
-    let targets = manifest
-        .get("target")
-        .and_then(toml::Value::as_table)
-        .into_iter()
-        .flat_map(|targets| targets.values().filter_map(toml::Value::as_table));
-    std::iter::once(&manifest)
-        .chain(targets)
-        .filter_map(|table| table.get("dependencies").and_then(toml::Value::as_table))
-        .flat_map(|deps| deps.keys().cloned())
-        .collect()
-}
-
 #[test]
 fn the_manifest_has_no_runtime_socket_or_database_dependency() {
     let manifest = fs::read_to_string(crate_dir().join("Cargo.toml")).unwrap_or_default();
-    let names = dependency_names(&manifest);
+    let names = dependency_names(&manifest, &["dependencies"]);
     assert!(names.iter().any(|n| n == "cerebrum-protocol"), "{names:?}");
     for name in &names {
         for forbidden in FORBIDDEN_DEPENDENCIES {
@@ -92,8 +65,7 @@ fn the_manifest_has_no_runtime_socket_or_database_dependency() {
 
 #[test]
 fn the_library_code_reads_no_clock_opens_nothing_and_spawns_nothing() {
-    let mut files = Vec::new();
-    rust_files(&crate_dir().join("src"), &mut files);
+    let files = rust_files(&crate_dir().join("src"));
     assert!(files.len() >= 10, "sources not found: {files:?}");
     for file in files {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -126,6 +98,7 @@ fn the_library_code_reads_no_clock_opens_nothing_and_spawns_nothing() {
 fn the_checks_see_what_they_must() {
     let names = dependency_names(
         "[package]\nname = \"x\"\n[dependencies]\ntokio = \"1\"\n[target.'cfg(unix)'.dependencies]\nredis.version = \"1\"\n",
+        &["dependencies"],
     );
     assert_eq!(names, ["tokio", "redis"]);
 }

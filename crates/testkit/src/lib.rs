@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub mod fake_server;
 pub mod postgres;
 pub mod redis;
+pub mod tidy;
 
 /// The environment variable that turns a missing engine from a skip into an error.
 pub const REQUIRE_ENGINES_ENV: &str = "CEREBRUM_REQUIRE_ENGINES";
