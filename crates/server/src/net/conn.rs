@@ -8,16 +8,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use cerebrum_protocol::MessageId;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite_error::is_capacity;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::app::App;
 use crate::broker::BrokerError;
 use crate::clock::now;
 use crate::metrics::SentBatch;
+use crate::net::upgrade::WebSocket;
 use crate::outbox::{Frame, Outbox};
 use crate::session::{Effect, Session, close_code};
 use cerebrum_server_core::Text;
@@ -150,20 +153,19 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
             break End::Close(close_code::GOING_AWAY, "server shutting down");
         }
         let fed = tokio::select! {
-            inbound = ws.recv(), if !session.is_waiting() => match inbound {
+            inbound = ws.next(), if !session.is_waiting() => match inbound {
                 Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), now())),
                 Some(Ok(Message::Binary(bytes))) => guarded(|| session.handle_binary(bytes.len(), now())),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                    // Control frames count as activity; tungstenite answers pings itself.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                    // Control frames count as activity; tungstenite answers pings itself (and
+                    // yields no raw frame while reading).
                     guarded(|| session.handle_activity(now()))
                 }
                 Some(Ok(Message::Close(_))) | None => break End::Gone,
-                Some(Err(err)) => {
-                    if is_capacity(&err) {
-                        break End::Close(close_code::TOO_BIG, "frame too large");
-                    }
-                    break End::Gone;
+                Some(Err(WsError::Capacity(_))) => {
+                    break End::Close(close_code::TOO_BIG, "frame too large");
                 }
+                Some(Err(_)) => break End::Gone,
             },
             () = notified(&outbox) => true,
             published = next_published(&mut in_flight) => {
@@ -217,7 +219,7 @@ async fn finish(
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
                 let _ = write_batch(app, &mut ws, outbox, outbox.take_all(), false).await;
                 send_close(&mut ws, code, reason).await;
-                while let Some(Ok(_)) = ws.recv().await {}
+                while let Some(Ok(_)) = ws.next().await {}
             })
             .await;
         }
@@ -231,7 +233,7 @@ async fn finish(
             outbox.drain_into(&mut drop_all);
             let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, async {
                 send_close(&mut ws, close_code::SLOW_CONSUMER, "slow consumer").await;
-                while let Some(Ok(_)) = ws.recv().await {}
+                while let Some(Ok(_)) = ws.next().await {}
             })
             .await;
         }
@@ -253,10 +255,17 @@ async fn notified(outbox: &Outbox) {
     std::future::poll_fn(|cx| outbox.poll_notified(cx.waker())).await;
 }
 
-/// The text of a frame as axum's text message (the core's [`Text`] is UTF-8 by construction:
-/// the check never fails; it reads the bytes once).
+/// The text of a frame as a WebSocket text frame of the same shared bytes. The core's [`Text`]
+/// is UTF-8 by construction, so the frame is built directly rather than through tungstenite's
+/// `Utf8Bytes`, which can be made from bytes only by checking them again: one check per
+/// subscriber of every publication, the biggest part of the cost the core refactor added per
+/// delivery (docs/benchmarks.md).
 fn to_message(text: Text) -> Message {
-    Message::Text(Utf8Bytes::try_from(text.into_bytes()).unwrap_or_default())
+    Message::Frame(WsFrame::message(
+        text.into_bytes(),
+        OpCode::Data(Data::Text),
+        true,
+    ))
 }
 
 /// Runs a session call; `false` if it panicked (a bug: the connection closes 1011, the server
@@ -274,7 +283,7 @@ fn guarded(call: impl FnOnce()) -> bool {
 async fn send_close(ws: &mut WebSocket, code: u16, reason: &'static str) {
     let _ = ws
         .send(Message::Close(Some(CloseFrame {
-            code,
+            code: CloseCode::from(code),
             reason: Utf8Bytes::from_static(reason),
         })))
         .await;
@@ -563,23 +572,5 @@ async fn release(app: &App, effect: Effect) {
             app.publish_session_update(&channel, &topic).await;
         }
         other => tracing::debug!(?other, "an effect after the connection closed is dropped"),
-    }
-}
-
-/// Recognises tungstenite's "message too long" behind axum's error type.
-mod tokio_tungstenite_error {
-    use std::error::Error as _;
-
-    pub(super) fn is_capacity(err: &axum::Error) -> bool {
-        let mut source = err.source();
-        while let Some(inner) = source {
-            if let Some(ws) = inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-                return matches!(ws, tokio_tungstenite::tungstenite::Error::Capacity(_));
-            }
-            source = inner.source();
-        }
-        // axum::Error displays its inner error.
-        let text = err.to_string();
-        text.contains("Space limit exceeded") || text.contains("too long")
     }
 }

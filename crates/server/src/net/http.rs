@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -18,6 +17,8 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::net::conn::{self, ConnGuard};
+use crate::net::upgrade::Upgrade;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// The subprotocol selected when a client offers it.
 pub(crate) const SUBPROTOCOL: &str = "cerebrum.v1.json";
@@ -157,12 +158,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-async fn ws(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+async fn ws(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
+    let (mut parts, _no_body) = request.into_parts();
+    let upgrade = match Upgrade::from_parts(&mut parts, SUBPROTOCOL) {
+        Ok(upgrade) => upgrade,
+        Err(refused) => return error(refused.status(), &refused.to_string()),
+    };
+    let headers = &parts.headers;
     let config = &app.ctx.config;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
@@ -187,13 +189,12 @@ async fn ws(
         return error(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
     }
     let guard = ConnGuard { app: app.clone() };
-    let token = token_of(&headers, &uri);
-    upgrade
+    let token = token_of(headers, &parts.uri);
+    let socket_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
-        .max_frame_size(config.max_frame_bytes)
-        .max_message_size(config.max_frame_bytes)
-        .protocols([SUBPROTOCOL])
-        .on_upgrade(move |socket| conn::run(guard, socket, token))
+        .max_frame_size(Some(config.max_frame_bytes))
+        .max_message_size(Some(config.max_frame_bytes));
+    upgrade.on_upgrade(socket_config, move |socket| conn::run(guard, socket, token))
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {

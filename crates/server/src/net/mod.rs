@@ -5,3 +5,4 @@ pub(crate) mod acceptor;
 pub(crate) mod conn;
 pub(crate) mod http;
 pub(crate) mod tls;
+pub(crate) mod upgrade;

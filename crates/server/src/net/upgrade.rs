@@ -1,0 +1,271 @@
+//! The WebSocket upgrade of `/ws` (RFC 6455 section 4.2), done here rather than through axum's
+//! `WebSocketUpgrade`, so that the connection task holds tokio-tungstenite's stream itself:
+//! its frames can then be written from the core's shared bytes without a second UTF-8 check
+//! per delivery (axum's text type is built from bytes only through one).
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
+use axum::response::Response;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+/// The upgraded connection: tokio-tungstenite's stream over hyper's upgraded I/O.
+pub(crate) type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Why a request to `/ws` cannot be upgraded, with the status axum's extractor answered (the
+/// codes clients and tests already know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    #[error("request method must be `GET`")]
+    MethodNotGet,
+    #[error("WebSocket upgrades need HTTP/1.1")]
+    NotHttp11,
+    #[error("`Connection` header did not include 'upgrade'")]
+    Connection,
+    #[error("`Upgrade` header did not include 'websocket'")]
+    Upgrade,
+    #[error("`Sec-WebSocket-Key` header missing")]
+    KeyMissing,
+    #[error("`Sec-WebSocket-Version` header did not include '13'")]
+    Version,
+    #[error("the connection cannot be upgraded")]
+    NotUpgradable,
+}
+
+impl Refused {
+    /// The HTTP status of the refusal.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            Self::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotUpgradable => StatusCode::UPGRADE_REQUIRED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// A checked upgrade request: what the 101 answer and the connection task need.
+pub(crate) struct Upgrade {
+    key: HeaderValue,
+    on_upgrade: OnUpgrade,
+    protocol: Option<HeaderValue>,
+}
+
+impl Upgrade {
+    /// Checks a request for an upgrade to WebSocket, and selects `subprotocol` if the client
+    /// offers it.
+    pub(crate) fn from_parts(
+        parts: &mut Parts,
+        subprotocol: &'static str,
+    ) -> Result<Self, Refused> {
+        if parts.method != Method::GET {
+            return Err(Refused::MethodNotGet);
+        }
+        if parts.version != Version::HTTP_11 {
+            return Err(Refused::NotHttp11);
+        }
+        if !header_has_token(&parts.headers, header::CONNECTION, "upgrade") {
+            return Err(Refused::Connection);
+        }
+        if !header_is(&parts.headers, header::UPGRADE, "websocket") {
+            return Err(Refused::Upgrade);
+        }
+        if !header_is(&parts.headers, header::SEC_WEBSOCKET_VERSION, "13") {
+            return Err(Refused::Version);
+        }
+        let key = parts
+            .headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .ok_or(Refused::KeyMissing)?
+            .clone();
+        let on_upgrade = parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .ok_or(Refused::NotUpgradable)?;
+        // Subprotocol names compare exactly (RFC 6455 section 11.3.4 registers them
+        // case-sensitively).
+        let offered = parts
+            .headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+            .any(|offer| offer.trim_ascii() == subprotocol.as_bytes());
+        Ok(Self {
+            key,
+            on_upgrade,
+            protocol: offered.then(|| HeaderValue::from_static(subprotocol)),
+        })
+    }
+
+    /// Answers `101 Switching Protocols` and, once hyper hands over the connection, runs
+    /// `run` on the WebSocket in a task of its own. If the upgrade then fails, `run` is dropped
+    /// without being called.
+    pub(crate) fn on_upgrade<F, Fut>(self, config: WebSocketConfig, run: F) -> Response
+    where
+        F: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let io = TokioIo::new(upgraded);
+                    let socket =
+                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                    run(socket).await;
+                }
+                Err(err) => tracing::debug!(%err, "a WebSocket upgrade failed"),
+            }
+        });
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(self.key.as_bytes())) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        if let Some(protocol) = self.protocol {
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
+        response
+    }
+}
+
+/// Whether the header's value is `value`, ignoring ASCII case.
+fn header_is(headers: &HeaderMap, name: header::HeaderName, value: &str) -> bool {
+    headers.get(name).is_some_and(|v| {
+        v.as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(value.as_bytes())
+    })
+}
+
+/// Whether one of the header's comma-separated tokens (over all its lines) is `token`,
+/// ignoring ASCII case.
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    /// A well-formed upgrade request's parts (without hyper's upgrade state).
+    fn parts() -> Parts {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri("/ws")
+            .version(Version::HTTP_11)
+            .header(header::CONNECTION, "keep-alive, Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_VERSION, "13")
+            .header(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(())
+            .unwrap_or_default();
+        request.into_parts().0
+    }
+
+    /// An `OnUpgrade` that never upgrades (a request without hyper's upgrade state).
+    fn on_upgrade() -> OnUpgrade {
+        hyper::upgrade::on(Request::new(()))
+    }
+
+    fn refused(change: impl FnOnce(&mut Parts)) -> Option<Refused> {
+        let mut parts = parts();
+        parts.extensions.insert(on_upgrade());
+        change(&mut parts);
+        Upgrade::from_parts(&mut parts, "cerebrum.v1.json").err()
+    }
+
+    fn set(parts: &mut Parts, name: header::HeaderName, value: &'static str) {
+        parts.headers.insert(name, HeaderValue::from_static(value));
+    }
+
+    #[test]
+    fn a_well_formed_request_is_accepted() {
+        assert_eq!(refused(|_| {}), None);
+        assert_eq!(refused(|p| set(p, header::CONNECTION, "UPGRADE")), None);
+        assert_eq!(refused(|p| set(p, header::UPGRADE, "WebSocket")), None);
+    }
+
+    #[test]
+    fn each_missing_piece_is_refused_with_axums_status() {
+        assert_eq!(
+            refused(|p| p.method = Method::POST),
+            Some(Refused::MethodNotGet)
+        );
+        assert_eq!(
+            refused(|p| p.version = Version::HTTP_10),
+            Some(Refused::NotHttp11)
+        );
+        assert_eq!(
+            refused(|p| set(p, header::CONNECTION, "keep-alive")),
+            Some(Refused::Connection)
+        );
+        assert_eq!(
+            refused(|p| set(p, header::UPGRADE, "h2c")),
+            Some(Refused::Upgrade)
+        );
+        assert_eq!(
+            refused(|p| set(p, header::SEC_WEBSOCKET_VERSION, "8")),
+            Some(Refused::Version)
+        );
+        assert_eq!(
+            refused(|p| {
+                p.headers.remove(header::SEC_WEBSOCKET_KEY);
+            }),
+            Some(Refused::KeyMissing)
+        );
+        assert_eq!(
+            refused(|p| {
+                p.extensions.remove::<OnUpgrade>();
+            }),
+            Some(Refused::NotUpgradable)
+        );
+        assert_eq!(
+            Refused::MethodNotGet.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            Refused::NotUpgradable.status(),
+            StatusCode::UPGRADE_REQUIRED
+        );
+        assert_eq!(Refused::Version.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn connection_tokens_are_matched_whole_and_without_case() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, UPGRADE"),
+        );
+        assert!(header_has_token(&headers, header::CONNECTION, "upgrade"));
+        assert!(!header_has_token(&headers, header::CONNECTION, "upgrad"));
+    }
+
+    #[test]
+    fn the_subprotocol_is_selected_only_when_offered_exactly() {
+        let offered = |value: &'static str| {
+            let mut parts = parts();
+            parts.extensions.insert(on_upgrade());
+            set(&mut parts, header::SEC_WEBSOCKET_PROTOCOL, value);
+            Upgrade::from_parts(&mut parts, "cerebrum.v1.json")
+                .map(|u| u.protocol.is_some())
+                .ok()
+        };
+        assert_eq!(offered("other, cerebrum.v1.json"), Some(true));
+        assert_eq!(offered("Cerebrum.V1.JSON"), Some(false));
+        assert_eq!(offered("cerebrum.v1"), Some(false));
+    }
+}
