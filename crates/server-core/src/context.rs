@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cerebrum_protocol::{
-    CollaborativeSession, Envelope, MessageIdGenerator, Participant, Payload, StudyMetrics,
-    SystemStatus, encode, user_channel,
+    CollaborativeSession, Envelope, MessageId, MessageIdGenerator, Notification, Participant,
+    Payload, SYSTEM_CHANNEL, StudyMetrics, SystemStatus, encode, user_channel,
 };
 
 use crate::auth::{AuthError, Verifier};
@@ -231,6 +231,67 @@ impl Context {
         let channel = user_channel(&metrics.user_id).ok()?;
         let envelope = Envelope::from_payload(metrics).ok()?;
         Some((channel, envelope.stamped(&self.ids, now.unix_ms)))
+    }
+
+    /// Where and how a stored notification is delivered: on its user's channel (or the system
+    /// channel when it is for everyone), with the notification's own id as the `messageId`, so
+    /// that the client's ack names the stored row. `None` when the user id makes no channel or
+    /// the id is not a message id (the admin API refuses both before storing).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cerebrum_protocol::{Notification, NotificationKind, Priority};
+    /// use cerebrum_server_core::{broker::MemoryBroker, clock::Now, context::Context, ServerConfig};
+    ///
+    /// let now = Now { mono: Instant::now(), unix_ms: 1_700_000_000_000 };
+    /// let ctx = Context::new(ServerConfig::default(), MemoryBroker::new(100, Duration::from_secs(300), 1), false, 7, now)?;
+    /// let note = Notification {
+    ///     id: "n-1".into(),
+    ///     title: "Quiz".into(),
+    ///     message: "Starts in 5 minutes".into(),
+    ///     kind: NotificationKind::Info,
+    ///     priority: Priority::Medium,
+    ///     action_url: None,
+    ///     action_text: None,
+    /// };
+    /// let (channel, envelope) = ctx.notification_publication(&note, Some("alice"), now).unwrap();
+    /// assert_eq!(channel, "user:alice");
+    /// assert_eq!(envelope.message_id().map(|id| id.as_str()), Some("n-1"));
+    /// let (channel, _) = ctx.notification_publication(&note, None, now).unwrap();
+    /// assert_eq!(channel, "system");
+    /// # Ok::<(), cerebrum_server_core::auth::AuthError>(())
+    /// ```
+    #[must_use]
+    pub fn notification_publication(
+        &self,
+        notification: &Notification,
+        user_id: Option<&str>,
+        now: Now,
+    ) -> Option<(String, Envelope)> {
+        let channel = match user_id {
+            Some(user) => user_channel(user).ok()?,
+            None => SYSTEM_CHANNEL.to_owned(),
+        };
+        let id = MessageId::new(notification.id.clone()).ok()?;
+        let envelope = Envelope::from_payload(notification).ok()?;
+        Some((
+            channel,
+            envelope.with_timestamp(now.unix_ms).with_message_id(id),
+        ))
+    }
+
+    /// Records the outcome of a round of health checks and, when the status changed or
+    /// `force`, publishes it on the system channel. Returns whether it changed.
+    pub fn publish_status(&self, checks: Checks, force: bool, now: Now) -> bool {
+        let status = checks.to_status(self.started, now);
+        let changed = self.set_status(status.clone());
+        if (changed || force)
+            && let Ok(envelope) = Envelope::from_payload(&status)
+        {
+            let envelope = envelope.stamped(&self.ids, now.unix_ms);
+            let _ = self.hub.publish(SYSTEM_CHANNEL, envelope, now);
+        }
+        changed
     }
 
     /// Publishes the `collaborative_session_update` of `channel` to its members, when the

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cerebrum_protocol::{
-    Envelope, MessageId, Notification, SYSTEM_CHANNEL, StudyMetrics, user_channel,
-};
+use cerebrum_protocol::{Envelope, MessageId, Notification, StudyMetrics};
 use tokio::sync::{Notify, watch};
 
 use crate::broker::{BrokerError, RemoteBroker};
@@ -212,21 +210,12 @@ impl App {
         })
         .await?;
         let now = crate::clock::now();
-        let channel = match &user_id {
-            Some(user) => match user_channel(user) {
-                Ok(channel) => channel,
-                Err(_) => return Ok(()),
-            },
-            None => SYSTEM_CHANNEL.to_owned(),
-        };
-        let Ok(id) = MessageId::new(notification.id.clone()) else {
-            return Ok(());
-        };
-        if let Ok(envelope) = Envelope::from_payload(&notification) {
-            let envelope = envelope.with_timestamp(now.unix_ms).with_message_id(id);
-            if let Err(err) = self.publish(&channel, envelope, now).await {
-                tracing::warn!(%err, "could not deliver a notification");
-            }
+        if let Some((channel, envelope)) =
+            self.ctx
+                .notification_publication(&notification, user_id.as_deref(), now)
+            && let Err(err) = self.publish(&channel, envelope, now).await
+        {
+            tracing::warn!(%err, "could not deliver a notification");
         }
         Ok(())
     }
@@ -249,17 +238,9 @@ impl App {
             storage,
             cache,
         };
-        let now = crate::clock::now();
-        let status = checks.to_status(self.ctx.started, now);
-        let changed = self.ctx.set_status(status.clone());
-        if changed {
+        if self.ctx.publish_status(checks, force, crate::clock::now()) {
+            let status = self.ctx.status();
             tracing::warn!(status = ?status.status, services = ?status.services, "system status changed");
-        }
-        if (changed || force)
-            && let Ok(envelope) = Envelope::from_payload(&status)
-        {
-            let envelope = envelope.stamped(&self.ctx.ids, now.unix_ms);
-            let _ = self.ctx.hub.publish(SYSTEM_CHANNEL, envelope, now);
         }
     }
 
