@@ -140,6 +140,30 @@ impl Outbox {
         }
     }
 
+    /// Wakes the owner as a push would, without a frame: for news from outside the queue
+    /// (the server is shutting down) that the owner checks when it wakes.
+    ///
+    /// ```
+    /// use std::task::{Poll, Waker};
+    /// use cerebrum_server_core::outbox::Outbox;
+    ///
+    /// let outbox = Outbox::new(4);
+    /// assert!(outbox.poll_notified(Waker::noop()).is_pending());
+    /// outbox.wake();
+    /// assert_eq!(outbox.poll_notified(Waker::noop()), Poll::Ready(()));
+    /// assert!(outbox.is_empty());
+    /// ```
+    pub fn wake(&self) {
+        let waker = {
+            let mut inner = lock(&self.inner);
+            inner.notified = true;
+            inner.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     /// Whether [`Outbox::close`] was called.
     #[must_use]
     pub fn is_closed(&self) -> bool {

@@ -2,8 +2,9 @@
 //! async half of the features: store reads and writes, and calls to the remote broker. The
 //! rules stay in the core; this carries out what they ask for.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use cerebrum_protocol::{Envelope, MessageId, Notification, StudyMetrics};
@@ -12,7 +13,7 @@ use tokio::sync::{Notify, watch};
 use crate::broker::{BrokerError, RemoteBroker};
 use crate::clock::Now;
 use crate::context::Context;
-use crate::outbox::lock;
+use crate::outbox::{Outbox, lock};
 use crate::status::{Checks, dir_writable};
 use crate::store::{Store, StoreError};
 use crate::study::FinishedStudy;
@@ -33,11 +34,56 @@ pub(crate) struct App {
     pub(crate) drained: Notify,
     /// Channels being replayed to fill a delivery gap (one replay per channel at a time).
     pub(crate) resyncing: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Set once the server stops: each connection reads it when it wakes.
+    pub(crate) stopping: AtomicBool,
+    /// The outbox of every open WebSocket, to wake them all when the server stops (a map entry
+    /// costs a connection less than a registration with the shutdown `watch` in its future).
+    pub(crate) live: std::sync::Mutex<HashMap<usize, Weak<Outbox>>>,
+}
+
+/// An open connection's place in [`App::live`], given back when dropped.
+pub(crate) struct Live {
+    app: Arc<App>,
+    key: usize,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        lock(&self.app.live).remove(&self.key);
+    }
 }
 
 impl App {
     pub(crate) fn shutdown_rx(&self) -> watch::Receiver<bool> {
         self.shutdown.clone()
+    }
+
+    /// Lists an open connection's outbox, so that [`App::stop_connections`] reaches it.
+    pub(crate) fn list_connection(self: &Arc<Self>, outbox: &Arc<Outbox>) -> Live {
+        let key = Arc::as_ptr(outbox) as usize;
+        lock(&self.live).insert(key, Arc::downgrade(outbox));
+        Live {
+            app: self.clone(),
+            key,
+        }
+    }
+
+    /// Whether the server is stopping (the connections close with 1001).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Tells every open connection that the server is stopping. A connection listed after the
+    /// flag is set reads it on its first turn: the flag is set before the list is walked.
+    pub(crate) fn stop_connections(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let outboxes: Vec<Arc<Outbox>> = lock(&self.live)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for outbox in outboxes {
+            outbox.wake();
+        }
     }
 
     /// Reserves a connection slot; `false` at the global cap.

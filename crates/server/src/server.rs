@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt as _;
@@ -243,6 +243,8 @@ impl Server {
             open: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             drained: Notify::new(),
+            stopping: AtomicBool::new(false),
+            live: std::sync::Mutex::new(std::collections::HashMap::new()),
             resyncing: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
         if let Some(remote) = &remote {
@@ -290,6 +292,7 @@ impl Server {
                     crate::net::acceptor::serve(listener, router, app.clone()).await;
                 }
             }
+            app.stop_connections();
             drain(&app).await;
             for task in background {
                 task.abort();

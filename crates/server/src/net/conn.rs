@@ -6,11 +6,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use cerebrum_protocol::MessageId;
 use futures_util::stream::FuturesOrdered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
@@ -103,8 +104,14 @@ enum End {
 ///
 /// The returned future is what an idle connection holds for its whole life, so it is kept
 /// small: the rare paths (effects that reach the store, the closing handshake) run in futures
-/// boxed only when they happen.
-pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<String>) {
+/// boxed only when they happen, and the state is built here, outside the future, so that the
+/// socket and the session are held once (an `async fn` keeps a copy of its arguments beside the
+/// locals it moves them into: 360 bytes a connection here, docs/benchmarks.md).
+pub(crate) fn run(
+    guard: ConnGuard,
+    mut ws: WebSocket,
+    token: Option<String>,
+) -> impl Future<Output = ()> + Send {
     let app = guard.app.clone();
     let outbox = Outbox::new(app.ctx.config.outbound_queue);
     let mut session = SessionGuard {
@@ -113,91 +120,96 @@ pub(crate) async fn run(guard: ConnGuard, mut ws: WebSocket, token: Option<Strin
         disconnected: false,
     };
     drop(token);
-    let mut shutdown = app.shutdown_rx();
-    let mut shutting_down = *shutdown.borrow_and_update();
-    // One registration with the shutdown signal for the connection's life (not one per wake-up).
-    let shutdown_signal = shutdown.changed();
-    tokio::pin!(shutdown_signal);
-    // The idle timer is re-armed only when it fires: the session's deadline only moves later
-    // (each inbound frame pushes it), so resetting a timer on every frame would be wasted work
-    // on the timer wheel.
-    let idle_timer =
-        tokio::time::sleep_until(tokio::time::Instant::from_std(session.poll_timeout()));
-    tokio::pin!(idle_timer);
-    let mut first_batch = true;
-    // Publications on a remote broker on their way (allocated on the first one).
-    let mut in_flight: Option<Box<InFlight>> = None;
-    tracing::debug!(connection = session.connection_id(), "connection opened");
-    let end = loop {
-        if session.has_effects()
-            && let Some(end) = Box::pin(carry_out(&app, &mut session, &mut in_flight)).await
-        {
-            break end;
-        }
-        if outbox.is_slow() {
-            break End::Slow;
-        }
-        // The queue itself is taken (one lock, no copy into a second buffer); its memory goes
-        // with it (and it lives only in this branch, not across the wait below).
-        if let Some(batch) = Some(outbox.take_all()).filter(|b| !b.is_empty()) {
-            // The first batch (`welcome`, `system_status`) goes out frame by frame: tungstenite
-            // keeps its write buffer at the largest size it ever held, so writing these two
-            // together would leave every idle connection holding both (~0.5 kB).
-            let frame_by_frame = std::mem::take(&mut first_batch);
-            match write_batch(&app, &mut ws, &outbox, batch, frame_by_frame).await {
-                Ok(()) => continue,
-                Err(end) => break end,
+    // Listed before the first look at `is_stopping`: a stop is never missed.
+    let live = app.list_connection(&outbox);
+    async move {
+        // The idle timer is re-armed only when it fires: the session's deadline only moves later
+        // (each inbound frame pushes it), so resetting a timer on every frame would be wasted work
+        // on the timer wheel.
+        let idle_timer =
+            tokio::time::sleep_until(tokio::time::Instant::from_std(session.poll_timeout()));
+        tokio::pin!(idle_timer);
+        let mut first_batch = true;
+        // Publications on a remote broker on their way (allocated on the first one).
+        let mut in_flight: Option<Box<InFlight>> = None;
+        tracing::debug!(connection = session.connection_id(), "connection opened");
+        let end = loop {
+            if session.has_effects()
+                && let Some(end) = Box::pin(carry_out(&app, &mut session, &mut in_flight)).await
+            {
+                break end;
             }
-        }
-        if shutting_down {
-            break End::Close(close_code::GOING_AWAY, "server shutting down");
-        }
-        let fed = tokio::select! {
-            inbound = ws.next(), if !session.is_waiting() => match inbound {
-                Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), now())),
-                Some(Ok(Message::Binary(bytes))) => guarded(|| session.handle_binary(bytes.len(), now())),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                    // Control frames count as activity; tungstenite answers pings itself (and
-                    // yields no raw frame while reading).
-                    guarded(|| session.handle_activity(now()))
-                }
-                Some(Ok(Message::Close(_))) | None => break End::Gone,
-                Some(Err(WsError::Capacity(_))) => {
-                    break End::Close(close_code::TOO_BIG, "frame too large");
-                }
-                Some(Err(_)) => break End::Gone,
-            },
-            () = notified(&outbox) => true,
-            published = next_published(&mut in_flight) => {
-                published.answer(&mut session);
-                if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
-                    in_flight = None;
-                }
-                true
+            if outbox.is_slow() {
+                break End::Slow;
             }
-            () = &mut idle_timer => {
-                let now = now();
-                let due = session.poll_timeout();
-                if now.mono >= due {
-                    guarded(|| session.handle_timeout(now))
-                } else {
-                    idle_timer.as_mut().reset(tokio::time::Instant::from_std(due));
+            // The queue itself is taken (one lock, no copy into a second buffer); its memory goes
+            // with it (and it lives only in this branch, not across the wait below).
+            {
+                let write = {
+                    let batch = outbox.take_all();
+                    // The first batch (`welcome`, `system_status`) goes out frame by frame:
+                    // tungstenite keeps its write buffer at the largest size it ever held, so
+                    // writing these two together would leave every idle connection holding both
+                    // (~0.5 kB).
+                    (!batch.is_empty()).then(|| {
+                        let frame_by_frame = std::mem::take(&mut first_batch);
+                        write_batch(&app, &mut ws, &outbox, batch, frame_by_frame)
+                    })
+                };
+                if let Some(write) = write {
+                    match write.await {
+                        Ok(()) => continue,
+                        Err(end) => break end,
+                    }
+                }
+            }
+            if app.is_stopping() {
+                break End::Close(close_code::GOING_AWAY, "server shutting down");
+            }
+            let fed = tokio::select! {
+                inbound = ws.next(), if !session.is_waiting() => match inbound {
+                    Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), now())),
+                    Some(Ok(Message::Binary(bytes))) => guarded(|| session.handle_binary(bytes.len(), now())),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                        // Control frames count as activity; tungstenite answers pings itself (and
+                        // yields no raw frame while reading).
+                        guarded(|| session.handle_activity(now()))
+                    }
+                    Some(Ok(Message::Close(_))) | None => break End::Gone,
+                    Some(Err(WsError::Capacity(_))) => {
+                        break End::Close(close_code::TOO_BIG, "frame too large");
+                    }
+                    Some(Err(_)) => break End::Gone,
+                },
+                () = notified(&outbox) => true,
+                published = next_published(&mut in_flight) => {
+                    published.answer(&mut session);
+                    if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
+                        in_flight = None;
+                    }
                     true
                 }
-            }
-            _ = &mut shutdown_signal, if !shutting_down => {
-                shutting_down = true;
-                true
+                () = &mut idle_timer => {
+                    let now = now();
+                    let due = session.poll_timeout();
+                    if now.mono >= due {
+                        guarded(|| session.handle_timeout(now))
+                    } else {
+                        idle_timer.as_mut().reset(tokio::time::Instant::from_std(due));
+                        true
+                    }
+                }
+            };
+            if !fed {
+                break End::Close(close_code::INTERNAL, "internal error");
             }
         };
-        if !fed {
-            break End::Close(close_code::INTERNAL, "internal error");
-        }
-    };
-    Box::pin(finish(&app, ws, &outbox, end, &mut session)).await;
-    // Disconnected before the connection stops counting (shutdown drains on that count).
-    drop(session);
-    drop(guard);
+        Box::pin(finish(&app, ws, &outbox, end, &mut session)).await;
+        // Disconnected before the connection stops counting (shutdown drains on that count).
+        drop(session);
+        drop(live);
+        drop(guard);
+    }
 }
 
 /// Ends a connection: the close handshake its end calls for, then the session's disconnect.
@@ -250,9 +262,10 @@ async fn finish(
     session.disconnect();
 }
 
-/// Waits until the outbox has a frame or closed.
-async fn notified(outbox: &Outbox) {
-    std::future::poll_fn(|cx| outbox.poll_notified(cx.waker())).await;
+/// Waits until the outbox has a frame or closed (a plain future of one reference: it is part
+/// of what every idle connection holds).
+fn notified(outbox: &Outbox) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(|cx| outbox.poll_notified(cx.waker()))
 }
 
 /// The text of a frame as a WebSocket text frame of the same shared bytes. The core's [`Text`]
@@ -291,38 +304,58 @@ async fn send_close(ws: &mut WebSocket, code: u16, reason: &'static str) {
 
 /// Writes every queued frame, flushing once; gives up (slow consumer) if the queue overflows
 /// while the socket does not take the bytes.
-async fn write_batch(
+///
+/// A hand-written poll loop rather than an `async` block with a `select!`: the connection's
+/// future holds this one whenever it waits, and this way it is a few words, not ~350 bytes.
+fn write_batch<'a>(
     app: &App,
-    ws: &mut WebSocket,
-    outbox: &Arc<Outbox>,
-    batch: VecDeque<Frame>,
+    ws: &'a mut WebSocket,
+    outbox: &'a Outbox,
+    mut batch: VecDeque<Frame>,
     frame_by_frame: bool,
-) -> Result<(), End> {
-    if batch.is_empty() {
-        return Ok(());
+) -> impl Future<Output = Result<(), End>> + 'a {
+    if !batch.is_empty() {
+        record_sent(app, &batch);
     }
-    record_sent(app, &batch);
-    let write = async {
-        for frame in batch {
-            ws.feed(to_message(frame.text)).await?;
-            if frame_by_frame {
-                ws.flush().await?;
-            }
-        }
-        ws.flush().await
-    };
-    let slow = async {
+    // A flush after the frame just fed (the first batch goes out frame by frame).
+    let mut flush_now = false;
+    std::future::poll_fn(move |cx| {
         loop {
-            notified(outbox).await;
-            if outbox.is_slow() {
-                break;
+            let ready = if flush_now || batch.is_empty() {
+                Pin::new(&mut *ws).poll_flush(cx)
+            } else {
+                Pin::new(&mut *ws).poll_ready(cx)
+            };
+            match ready {
+                Poll::Pending => return slow_or_pending(outbox, cx),
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(End::Gone)),
+                Poll::Ready(Ok(())) if flush_now => flush_now = false,
+                Poll::Ready(Ok(())) => {
+                    let Some(frame) = batch.pop_front() else {
+                        return Poll::Ready(Ok(()));
+                    };
+                    if Pin::new(&mut *ws)
+                        .start_send(to_message(frame.text))
+                        .is_err()
+                    {
+                        return Poll::Ready(Err(End::Gone));
+                    }
+                    flush_now = frame_by_frame;
+                }
             }
         }
-    };
-    tokio::select! {
-        written = write => written.map_err(|_| End::Gone),
-        () = slow => Err(End::Slow),
+    })
+}
+
+/// While the socket does not take the bytes: `Ready(Err(End::Slow))` once the outbox has
+/// overflowed, otherwise pending (woken by the socket or by the next push).
+fn slow_or_pending(outbox: &Outbox, cx: &mut std::task::Context<'_>) -> Poll<Result<(), End>> {
+    while outbox.poll_notified(cx.waker()).is_ready() {
+        if outbox.is_slow() {
+            return Poll::Ready(Err(End::Slow));
+        }
     }
+    Poll::Pending
 }
 
 /// Counts a batch in the metrics (apart from `write_batch`, whose future every connection
@@ -369,15 +402,16 @@ impl Published {
 /// round trip per batch, not per publication.
 type InFlight = FuturesOrdered<Pin<Box<dyn Future<Output = Published> + Send>>>;
 
-/// The next answered publication; pending for ever when none is in flight.
-async fn next_published(in_flight: &mut Option<Box<InFlight>>) -> Published {
-    match in_flight.as_mut() {
-        Some(queue) if !queue.is_empty() => match queue.next().await {
-            Some(published) => published,
-            None => std::future::pending().await,
+/// The next answered publication; pending for ever when none is in flight (a plain future of
+/// one reference, as [`notified`]).
+fn next_published(in_flight: &mut Option<Box<InFlight>>) -> impl Future<Output = Published> + '_ {
+    std::future::poll_fn(move |cx| match in_flight.as_mut() {
+        Some(queue) => match queue.poll_next_unpin(cx) {
+            Poll::Ready(Some(published)) => Poll::Ready(published),
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
         },
-        _ => std::future::pending().await,
-    }
+        None => Poll::Pending,
+    })
 }
 
 /// Carries out the session's effects in order, feeding each answer back before the next;

@@ -103,6 +103,11 @@ impl Upgrade {
     /// Answers `101 Switching Protocols` and, once hyper hands over the connection, runs
     /// `run` on the WebSocket in a task of its own. If the upgrade then fails, `run` is dropped
     /// without being called.
+    ///
+    /// The connection's future is spawned as a second task once the socket exists, rather than
+    /// awaited in the task that waits for the upgrade: that task's captures (the config, the
+    /// closure, hyper's upgrade handle) would otherwise stay in every connection's task for its
+    /// whole life.
     pub(crate) fn on_upgrade<F, Fut>(self, config: WebSocketConfig, run: F) -> Response
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
@@ -115,7 +120,7 @@ impl Upgrade {
                     let io = TokioIo::new(upgraded);
                     let socket =
                         WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                    run(socket).await;
+                    tokio::spawn(run(socket));
                 }
                 Err(err) => tracing::debug!(%err, "a WebSocket upgrade failed"),
             }
