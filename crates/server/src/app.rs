@@ -41,31 +41,22 @@ pub(crate) struct App {
     pub(crate) live: std::sync::Mutex<HashMap<usize, Weak<Outbox>>>,
 }
 
-/// An open connection's place in [`App::live`], given back when dropped.
-pub(crate) struct Live {
-    app: Arc<App>,
-    key: usize,
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        lock(&self.app.live).remove(&self.key);
-    }
-}
-
 impl App {
     pub(crate) fn shutdown_rx(&self) -> watch::Receiver<bool> {
         self.shutdown.clone()
     }
 
-    /// Lists an open connection's outbox, so that [`App::stop_connections`] reaches it.
-    pub(crate) fn list_connection(self: &Arc<Self>, outbox: &Arc<Outbox>) -> Live {
+    /// Lists an open connection's outbox, so that [`App::stop_connections`] reaches it; the
+    /// key gives its place back ([`App::unlist_connection`]).
+    pub(crate) fn list_connection(&self, outbox: &Arc<Outbox>) -> usize {
         let key = Arc::as_ptr(outbox) as usize;
         lock(&self.live).insert(key, Arc::downgrade(outbox));
-        Live {
-            app: self.clone(),
-            key,
-        }
+        key
+    }
+
+    /// Takes a closed connection off the list.
+    pub(crate) fn unlist_connection(&self, key: usize) {
+        lock(&self.live).remove(&key);
     }
 
     /// Whether the server is stopping (the connections close with 1001).

@@ -45,9 +45,13 @@ impl Drop for ConnGuard {
 /// Runs [`Session::disconnect`] however the connection task ends, unwinding included: a panic
 /// while carrying out an effect must not leave the connection's hub subscriptions, its
 /// per-user count or its study presence behind.
+/// It also holds the connection's place in the count and in [`App::live`] (given back after
+/// the disconnect, in that order).
 struct SessionGuard {
     session: Session,
-    app: Arc<App>,
+    conn: ConnGuard,
+    /// The connection's key in [`App::live`].
+    listed: usize,
     disconnected: bool,
 }
 
@@ -61,7 +65,7 @@ impl SessionGuard {
             if !effects.is_empty()
                 && let Ok(runtime) = tokio::runtime::Handle::try_current()
             {
-                let app = self.app.clone();
+                let app = self.conn.app.clone();
                 runtime.spawn(async move {
                     for effect in effects {
                         release(&app, effect).await;
@@ -88,6 +92,9 @@ impl std::ops::DerefMut for SessionGuard {
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.disconnect();
+        self.conn.app.unlist_connection(self.listed);
+        // Then the fields: `conn` last, so shutdown (which drains on the count) sees the
+        // connection gone only once it is disconnected.
     }
 }
 
@@ -114,14 +121,15 @@ pub(crate) fn run(
 ) -> impl Future<Output = ()> + Send {
     let app = guard.app.clone();
     let outbox = Outbox::new(app.ctx.config.outbound_queue);
+    // Listed before the first look at `is_stopping`: a stop is never missed.
+    let listed = app.list_connection(&outbox);
     let mut session = SessionGuard {
         session: Session::new(app.ctx.clone(), outbox.clone(), token.as_deref(), now()),
-        app: app.clone(),
+        conn: guard,
+        listed,
         disconnected: false,
     };
     drop(token);
-    // Listed before the first look at `is_stopping`: a stop is never missed.
-    let live = app.list_connection(&outbox);
     async move {
         // The idle timer is re-armed only when it fires: the session's deadline only moves later
         // (each inbound frame pushes it), so resetting a timer on every frame would be wasted work
@@ -132,7 +140,7 @@ pub(crate) fn run(
         let mut first_batch = true;
         // Publications on a remote broker on their way (allocated on the first one).
         let mut in_flight: Option<Box<InFlight>> = None;
-        tracing::debug!(connection = session.connection_id(), "connection opened");
+        tracing::debug!(connection = %session.connection_id(), "connection opened");
         let end = loop {
             if session.has_effects()
                 && let Some(end) = Box::pin(carry_out(&app, &mut session, &mut in_flight)).await
@@ -205,10 +213,8 @@ pub(crate) fn run(
             }
         };
         Box::pin(finish(&app, ws, &outbox, end, &mut session)).await;
-        // Disconnected before the connection stops counting (shutdown drains on that count).
+        // Disconnected, then unlisted, then no longer counted (shutdown drains on the count).
         drop(session);
-        drop(live);
-        drop(guard);
     }
 }
 
@@ -254,7 +260,7 @@ async fn finish(
         }
     }
     tracing::debug!(
-        connection = session.connection_id(),
+        connection = %session.connection_id(),
         user = session.user_id(),
         how = end_name,
         "connection closed"
