@@ -517,7 +517,7 @@ pub fn decode_lean(text: &str) -> Result<Envelope, ProtocolError> {
         },
         syntax @ Fail::Syntax(..) => invalid_json(&syntax),
     })?;
-    let [kind, payload, timestamp, message_id, channel, offset, ack] = wire;
+    let ([kind, _, timestamp, message_id, channel, offset, ack], payload) = wire;
     let kind = match kind {
         None => return Err(ProtocolError::MissingType),
         Some(raw) => envelope_string(raw, "type")?.into_owned(),
@@ -551,20 +551,15 @@ pub fn decode_lean(text: &str) -> Result<Envelope, ProtocolError> {
             reason: "must be a boolean".to_owned(),
         })?,
     };
-    let payload = match payload {
-        None => RawValue::NULL.to_owned(),
-        Some(raw) => serde_json::from_str::<&RawValue>(raw)
-            .map_err(|err| ProtocolError::InvalidJson {
-                detail: err.to_string(),
-            })?
-            .to_owned(),
-    };
+    let payload = payload.unwrap_or(RawValue::NULL).to_owned();
     let meta = Meta::from_wire(timestamp, message_id, channel, offset, ack);
     Ok(Envelope::from_wire(kind, payload, meta))
 }
 
-/// The envelope's seven fields as raw text, `null` read as absent (serde's `Option`).
-fn wire_in(text: &str) -> Read<[Option<&str>; 7]> {
+/// The envelope's fields as raw text, `null` read as absent (serde's `Option`): `type` and the
+/// five others, and the payload, read by serde_json itself as a raw value (one pass over what
+/// is most of a frame's bytes, and the raw value the envelope keeps).
+fn wire_in(text: &str) -> Read<([Option<&str>; 7], Option<&RawValue>)> {
     const NAMES: [&str; 7] = [
         "type",
         "payload",
@@ -576,6 +571,7 @@ fn wire_in(text: &str) -> Read<[Option<&str>; 7]> {
     ];
     let mut seen = [false; 7];
     let mut found = [None; 7];
+    let mut payload = None;
     let mut r = Reader::new(text);
     r.expect(b'{', "expected `{`")?;
     if r.peek() == Some(b'}') {
@@ -601,6 +597,16 @@ fn wire_in(text: &str) -> Read<[Option<&str>; 7]> {
                     let start = r.at;
                     if r.byte() == Some(b'n') {
                         r.literal("null")?;
+                    } else if i == 1 {
+                        let rest = &text[start..];
+                        let mut values = serde_json::Deserializer::from_str(rest).into_iter();
+                        match values.next() {
+                            Some(Ok(raw)) => {
+                                r.at = start + values.byte_offset();
+                                payload = Some(raw);
+                            }
+                            _ => return Err(Fail::Syntax("invalid JSON in `payload`", start)),
+                        }
                     } else {
                         r.skip()?;
                         found[i] = Some(&text[start..r.at]);
@@ -619,7 +625,7 @@ fn wire_in(text: &str) -> Read<[Option<&str>; 7]> {
         }
     }
     r.end()?;
-    Ok(found)
+    Ok((found, payload))
 }
 
 fn invalid_json(fail: &Fail) -> ProtocolError {
