@@ -3,15 +3,17 @@
 //!
 //! It exists for size: the browser client (`crates/wasm`, through `cerebrum-core`'s feature
 //! `lean-decode`) saves the derived deserialisers of the envelope and of five payloads, and the
-//! float printing that serde's `invalid type` messages keep in the module (docs/benchmarks.md).
+//! float printing that serde's `invalid type` messages bring (docs/benchmarks.md). Float
+//! timestamps are decided on their digits, without Rust's float parser and its tables.
 //! Native builds keep the serde path ([`decode`](crate::decode), [`Envelope::typed`]).
 //!
 //! Every function here accepts and refuses exactly what its serde counterpart does and gives the
 //! same values (the property tests of `tests/lean.rs` hold the two paths to that): unknown
 //! fields are ignored, a repeated field is refused, structs are also read from JSON arrays (as
-//! serde_json does), and an error is the same [`ProtocolError`] variant with the same field.
-//! Only the wording of [`ProtocolError::InvalidJson`]'s detail and of payload errors' reasons
-//! may differ (no line and column, no echo of a float).
+//! serde_json does), and an error is the same [`ProtocolError`] variant with the same field
+//! (a payload's shape error names `payload`, as serde's does with the feature `lean-errors`).
+//! Only the wording of [`ProtocolError::InvalidJson`]'s detail (a byte offset, not a line and
+//! column) and of payload errors' reasons (no echo of the value) may differ.
 //!
 //! No crate fitted (see docs/benchmarks.md): `miniserde` and `nanoserde` have no raw value, so
 //! the payload would be rebuilt (and its numbers re-printed) rather than passed on byte for byte.
@@ -26,12 +28,14 @@ use crate::{
     Subscribed, Unsubscribed, Welcome, check_depth, validate_channel, validate_type,
 };
 
-/// Why the reader stopped.
-#[derive(Debug)]
+/// Why the reader stopped (turned into a [`ProtocolError`] by its caller).
+#[derive(Debug, thiserror::Error)]
 enum Fail {
-    /// The text is not JSON (serde_json's syntax and end-of-input errors).
+    /// The text is not JSON (serde_json's syntax and end-of-input errors), at a byte offset.
+    #[error("{0} at byte {1}")]
     Syntax(&'static str, usize),
     /// JSON, but not the expected shape (serde_json's data errors).
+    #[error("{0}")]
     Data(Cow<'static, str>),
 }
 
@@ -630,10 +634,7 @@ fn wire_in(text: &str) -> Read<([Option<&str>; 7], Option<&RawValue>)> {
 
 fn invalid_json(fail: &Fail) -> ProtocolError {
     ProtocolError::InvalidJson {
-        detail: match fail {
-            Fail::Syntax(what, at) => format!("{what} at byte {at}"),
-            Fail::Data(reason) => reason.clone().into_owned(),
-        },
+        detail: fail.to_string(),
     }
 }
 
