@@ -338,6 +338,56 @@ fn validate_url(url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A float in an error message: Rust's `Display` (the shortest text that reads back as the same
+/// float), or with the feature `lean-fmt` at most six decimals, written from integers (so that
+/// the browser client's module holds none of Rust's float printing, ~20 kB).
+struct Shown(f64);
+
+impl fmt::Display for Shown {
+    #[cfg(not(feature = "lean-fmt"))]
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+
+    #[cfg(feature = "lean-fmt")]
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.0;
+        if value.is_nan() {
+            return f.write_str("NaN");
+        }
+        if value.is_sign_negative() {
+            f.write_str("-")?;
+        }
+        let value = value.abs();
+        if value.is_infinite() {
+            return f.write_str("inf");
+        }
+        if value >= 1e15 {
+            // A whole number (floats from 2^53 up have no fraction), exact below 2^64.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let whole = value as u64;
+            return if value < 1.8e19 {
+                write!(f, "{whole}")
+            } else {
+                f.write_str("1.8e19 or more")
+            };
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let micros = (value * 1e6).round() as u64;
+        write!(f, "{}", micros / 1_000_000)?;
+        let mut fraction = micros % 1_000_000;
+        if fraction == 0 {
+            return Ok(());
+        }
+        let mut width = 6;
+        while fraction.is_multiple_of(10) {
+            fraction /= 10;
+            width -= 1;
+        }
+        write!(f, ".{fraction:0width$}")
+    }
+}
+
 /// Why a [`Config`] was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -355,13 +405,13 @@ pub enum ConfigError {
         field: &'static str,
     },
     /// The reconnect factor is below 1 or not finite.
-    #[error("`reconnect_factor` must be a finite number >= 1, got {value}")]
+    #[error("`reconnect_factor` must be a finite number >= 1, got {}", Shown(*.value))]
     Factor {
         /// The value given.
         value: f64,
     },
     /// Jitter is outside `0.0..=1.0` or NaN.
-    #[error("`jitter` must be within 0.0..=1.0, got {value}")]
+    #[error("`jitter` must be within 0.0..=1.0, got {}", Shown(*.value))]
     Jitter {
         /// The value given.
         value: f64,
@@ -380,6 +430,33 @@ pub enum ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_in_messages_are_written_in_full_or_to_six_decimals_when_lean() {
+        let message = |value: f64| ConfigError::Jitter { value }.to_string();
+        assert_eq!(message(1.5), "`jitter` must be within 0.0..=1.0, got 1.5");
+        for (value, full, lean) in [
+            (2.0, "2", "2"),
+            (-0.25, "-0.25", "-0.25"),
+            (f64::NAN, "NaN", "NaN"),
+            (f64::NEG_INFINITY, "-inf", "-inf"),
+            (1.0 / 3.0, "0.3333333333333333", "0.333333"),
+            (1e-9, "0.000000001", "0"),
+            (4e15, "4000000000000000", "4000000000000000"),
+        ] {
+            let expected = if cfg!(feature = "lean-fmt") {
+                lean
+            } else {
+                full
+            };
+            assert_eq!(Shown(value).to_string(), expected, "{value}");
+        }
+        assert!(
+            ConfigError::Factor { value: 0.5 }
+                .to_string()
+                .ends_with("got 0.5")
+        );
+    }
 
     #[test]
     fn each_invalid_option_is_refused() {

@@ -6,12 +6,38 @@ use std::time::Duration;
 
 use cerebrum_protocol::{
     Ack, Auth, Envelope, ErrorPayload, MAX_FRAME_BYTES, MessageId, MessageIdGenerator, Payload,
-    ProtocolError, Subscribe, Subscribed, Unsubscribe, Unsubscribed, Welcome, decode, encode,
-    features, validate_channel,
+    ProtocolError, Subscribe, Subscribed, Unsubscribe, Unsubscribed, Welcome, encode, features,
+    validate_channel,
 };
 use serde_json::value::RawValue;
 
 use crate::backoff::jittered_delay;
+
+/// Decodes an inbound frame: serde's path, or with the feature `lean-decode` the protocol's
+/// lean twin (same rules and values, smaller code: the browser client's choice).
+#[cfg(not(feature = "lean-decode"))]
+fn decode_frame(text: &str) -> Result<Envelope, ProtocolError> {
+    cerebrum_protocol::decode(text)
+}
+
+/// Decodes an inbound frame: serde's path, or with the feature `lean-decode` the protocol's
+/// lean twin (same rules and values, smaller code: the browser client's choice).
+#[cfg(feature = "lean-decode")]
+fn decode_frame(text: &str) -> Result<Envelope, ProtocolError> {
+    cerebrum_protocol::decode_lean(text)
+}
+
+/// Reads a control message's payload (see [`decode_frame`] for the two paths).
+#[cfg(not(feature = "lean-decode"))]
+fn typed<P: Payload>(envelope: &Envelope) -> Result<P, ProtocolError> {
+    envelope.typed::<P>()
+}
+
+/// Reads a control message's payload (see [`decode_frame`] for the two paths).
+#[cfg(feature = "lean-decode")]
+fn typed<P: cerebrum_protocol::LeanPayload>(envelope: &Envelope) -> Result<P, ProtocolError> {
+    envelope.typed_lean::<P>()
+}
 use crate::channels::Channels;
 use crate::config::{Config, ConfigError, TokenTransport};
 use crate::error::{AckError, SendError, SubscribeError};
@@ -840,7 +866,7 @@ impl ClientCore {
     }
 
     fn on_frame(&mut self, text: &str, now: Instant) {
-        let envelope = match decode(text) {
+        let envelope = match decode_frame(text) {
             Ok(envelope) => envelope,
             Err(err) => {
                 self.events.push_back(Event::ProtocolViolation(err));
@@ -866,11 +892,11 @@ impl ClientCore {
                     self.events.push_back(Event::Latency(rtt));
                 }
             }
-            "welcome" => match envelope.typed::<Welcome>() {
+            "welcome" => match typed::<Welcome>(&envelope) {
                 Ok(welcome) => self.on_welcome(welcome, now),
                 Err(err) => self.events.push_back(Event::ProtocolViolation(err)),
             },
-            "ack" => match envelope.typed::<Ack>() {
+            "ack" => match typed::<Ack>(&envelope) {
                 Ok(ack) => {
                     if self.outbox.settle(&ack.message_id) {
                         self.events.push_back(Event::Acked {
@@ -880,11 +906,11 @@ impl ClientCore {
                 }
                 Err(err) => self.events.push_back(Event::ProtocolViolation(err)),
             },
-            "error" => match envelope.typed::<ErrorPayload>() {
+            "error" => match typed::<ErrorPayload>(&envelope) {
                 Ok(error) => self.on_error(error),
                 Err(err) => self.events.push_back(Event::ProtocolViolation(err)),
             },
-            "subscribed" => match envelope.typed::<Subscribed>() {
+            "subscribed" => match typed::<Subscribed>(&envelope) {
                 Ok(subscribed) => {
                     self.channels.answered_channel(&subscribed.channel);
                     self.channels.on_subscribed(&subscribed);
@@ -896,7 +922,7 @@ impl ClientCore {
                 }
                 Err(err) => self.events.push_back(Event::ProtocolViolation(err)),
             },
-            "unsubscribed" => match envelope.typed::<Unsubscribed>() {
+            "unsubscribed" => match typed::<Unsubscribed>(&envelope) {
                 Ok(unsubscribed) => self.events.push_back(Event::Unsubscribed {
                     channel: unsubscribed.channel,
                 }),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::instant::Instant;
 
+#[cfg(not(feature = "lean-decode"))]
 use serde::Deserialize;
 
 /// Weight of a new sample in the smoothed latency (EWMA).
@@ -72,6 +73,7 @@ pub(crate) struct Heartbeat {
     pub(crate) latency: LatencyStats,
 }
 
+#[cfg(not(feature = "lean-decode"))]
 #[derive(Deserialize)]
 struct NoncePayload {
     nonce: u64,
@@ -154,7 +156,10 @@ impl Heartbeat {
 
     /// A `pong` payload arrived at `now`: the round trip of its ping, when the nonce matches one.
     pub(crate) fn pong(&mut self, payload: &str, now: Instant) -> Option<Duration> {
+        #[cfg(not(feature = "lean-decode"))]
         let nonce = serde_json::from_str::<NoncePayload>(payload).ok()?.nonce;
+        #[cfg(feature = "lean-decode")]
+        let nonce = cerebrum_protocol::lean_u64_member(payload, "nonce")?;
         let index = self.outstanding.iter().position(|&(n, _)| n == nonce)?;
         let (_, sent) = self.outstanding[index];
         // Older pings are answered implicitly: the link carried this one.

@@ -174,6 +174,25 @@ impl Meta {
     }
 }
 
+impl Meta {
+    /// The fields as a decoder read them (already checked).
+    pub(crate) fn from_wire(
+        timestamp: Option<u64>,
+        message_id: Option<MessageId>,
+        channel: Option<String>,
+        offset: Option<u64>,
+        ack: bool,
+    ) -> Self {
+        Self {
+            timestamp,
+            message_id,
+            channel,
+            offset,
+            ack,
+        }
+    }
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -224,6 +243,15 @@ impl Envelope {
         validate_type(P::TYPE)?;
         let raw = raw_payload(payload, P::FREE_FORM)?;
         Ok(Self::with_raw(P::TYPE.to_owned(), raw))
+    }
+
+    /// An envelope as a decoder read it (`kind` and `meta` already checked).
+    pub(crate) fn from_wire(kind: String, payload: Box<RawValue>, meta: Meta) -> Self {
+        Self {
+            kind,
+            payload,
+            meta,
+        }
     }
 
     /// An envelope of an already checked `kind` and raw payload.

@@ -24,6 +24,7 @@ mod channel;
 mod envelope;
 mod error;
 mod id;
+mod lean;
 mod limits;
 mod message;
 mod sealed;
@@ -46,6 +47,7 @@ pub use envelope::{
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use id::{MessageId, MessageIdGenerator};
+pub use lean::{LeanPayload, decode_lean, lean_u64_member};
 pub use limits::{
     MAX_CHANNEL_LEN, MAX_DEPTH, MAX_FRAME_BYTES, MAX_LISTED_PARTICIPANTS, MAX_MESSAGE_ID_LEN,
     MAX_TOPIC_LEN, MAX_TYPE_LEN, MAX_USER_NAME_LEN, check_depth, is_safe_action_url,

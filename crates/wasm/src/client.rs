@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use wasm_bindgen::prelude::*;
 
 use crate::BindingError;
-use crate::json::{Object, push_f64, str_array};
+use crate::json::{Object, push_ms, str_array};
 use crate::time::{Clock, duration_ms};
 
 /// The options of [`WasmClient::new`]: the origin's `WebSocketConfig` names, durations in
@@ -68,6 +68,14 @@ fn whole(value: f64, max: u64) -> Option<u64> {
     (value.fract() == 0.0 && value >= 0.0 && value <= max as f64).then_some(value as u64)
 }
 
+/// `value` as a JSON string, for error messages (not `{:?}`: Rust's `Debug` of a `str` brings
+/// ~3 kB of Unicode tables into the module).
+fn quoted(value: &str) -> String {
+    let mut out = String::new();
+    crate::json::push_str(&mut out, value);
+    out
+}
+
 impl ClientOptions {
     fn into_config(self) -> Result<Config, BindingError> {
         let mut config = match self.preset.as_deref() {
@@ -75,7 +83,8 @@ impl ClientOptions {
             Some("fleet") => Config::fleet(self.url),
             Some(other) => {
                 return Err(BindingError::Options(format!(
-                    "preset must be \"origin\" or \"fleet\", not {other:?}"
+                    "preset must be \"origin\" or \"fleet\", not {}",
+                    quoted(other)
                 )));
             }
         };
@@ -149,7 +158,8 @@ impl ClientOptions {
             Some("header") => TokenTransport::Header,
             Some(other) => {
                 return Err(BindingError::Options(format!(
-                    "tokenTransport must be \"auth\", \"query\" or \"header\", not {other:?}"
+                    "tokenTransport must be \"auth\", \"query\" or \"header\", not {}",
+                    quoted(other)
                 )));
             }
         };
@@ -163,10 +173,6 @@ impl ClientOptions {
         }
         Ok(config)
     }
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 /// `{"kind":"message","message":<the envelope as the wire has it>}`: the payload is copied
@@ -258,12 +264,12 @@ fn event_json(event: Event) -> String {
         }
         Event::ReconnectScheduled { attempt, delay } => Object::new("reconnectScheduled")
             .uint("attempt", attempt.into())
-            .num("delayMs", ms(delay))
+            .ms("delayMs", delay)
             .finish(),
         Event::GaveUp { attempts } => Object::new("gaveUp")
             .uint("attempts", attempts.into())
             .finish(),
-        Event::Latency(rtt) => Object::new("latency").num("ms", ms(rtt)).finish(),
+        Event::Latency(rtt) => Object::new("latency").ms("ms", rtt).finish(),
         Event::Acked { message_id } => Object::new("acked")
             .str("messageId", message_id.as_str())
             .finish(),
@@ -780,13 +786,12 @@ impl WasmClient {
         out.push_str(r#","events":"#);
         out.push_str(&events);
         out.push_str(r#","timeout":"#);
-        let timeout = self.poll_timeout();
-        self.reported_timeout = Some(timeout);
+        let timeout = self.core.poll_timeout().map(|at| self.clock.since(at));
+        self.reported_timeout = Some(timeout.map(Clock::as_ms));
         match timeout {
             None => out.push_str("null"),
-            // Whole milliseconds (the usual case) without float formatting, which is slow in
-            // WebAssembly; fractions (15 187.5 ms) as the float they are.
-            Some(ms) => push_f64(&mut out, ms),
+            // Exact, and without float formatting (slow, and large, in WebAssembly).
+            Some(since) => push_ms(&mut out, since),
         }
         out.push('}');
         out
@@ -822,7 +827,7 @@ impl WasmClient {
 
     /// The last round-trip time from a matched pong, in ms (`undefined` before the first).
     pub fn latency(&self) -> Option<f64> {
-        self.core.latency().last.map(ms)
+        self.core.latency().last.map(Clock::as_ms)
     }
 
     /// The messages waiting in the offline queue, in order, as a JSON array of envelopes.

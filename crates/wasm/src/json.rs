@@ -5,6 +5,7 @@
 //! out of line (one copy each, not one per field written): these documents are not hot.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 /// One JSON object being written: fields, then [`Object::finish`].
 pub(crate) struct Object {
@@ -56,10 +57,10 @@ impl Object {
         self
     }
 
-    /// A number field (finite; a non-finite value is written as `null`, as JSON has no NaN).
+    /// A duration field, in milliseconds.
     #[inline(never)]
-    pub(crate) fn num(&mut self, key: &str, value: f64) -> &mut Self {
-        push_f64(self.key(key), value);
+    pub(crate) fn ms(&mut self, key: &str, value: Duration) -> &mut Self {
+        push_ms(self.key(key), value);
         self
     }
 
@@ -120,19 +121,34 @@ pub(crate) fn str_array<'a>(values: impl IntoIterator<Item = &'a str>) -> String
     out
 }
 
-/// `value` as a JSON number: integers below 2^53 without a fraction (the usual case, and no
-/// float formatting), others in Rust's shortest round-trip form, which JavaScript reads back
-/// as the same number; `null` if not finite.
-pub(crate) fn push_f64(out: &mut String, value: f64) {
-    if !value.is_finite() {
-        out.push_str("null");
-    } else if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
-        // Exact: integral and below 2^53.
-        #[allow(clippy::cast_possible_truncation)]
-        let whole = value as i64;
-        let _ = write!(out, "{whole}");
-    } else {
-        let _ = write!(out, "{value}");
+/// `value` as a JSON number of milliseconds, exactly (to the nanosecond: `15187.5`,
+/// `0.000001`), whole milliseconds without a fraction. Written from the integer nanoseconds, with
+/// no float formatting: Rust's float printing (Grisu/Dragon, ~20 kB) stays out of the module.
+pub(crate) fn push_ms(out: &mut String, value: Duration) {
+    // Writing to a `String` cannot fail.
+    // Whole milliseconds as a `u64` (`as_millis` is a `u128`, whose printing is ~1.5 kB more).
+    let _ = write!(
+        out,
+        "{}",
+        value
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(value.subsec_millis()))
+    );
+    let nanos = value.subsec_nanos() % 1_000_000;
+    if nanos != 0 {
+        let mut digits = [b'0'; 6];
+        let mut rest = nanos;
+        for digit in digits.iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let len = digits
+            .iter()
+            .rposition(|&d| d != b'0')
+            .map_or(0, |at| at + 1);
+        out.push('.');
+        out.extend(digits[..len].iter().map(|&d| char::from(d)));
     }
 }
 
@@ -145,9 +161,8 @@ mod tests {
         let text = Object::new("status")
             .str("reason", "a \"quoted\"\n\\ tab\t and \u{1} é")
             .uint("attempt", u64::MAX)
-            .num("delayMs", 15_187.5)
-            .num("whole", 3_000.0)
-            .num("nan", f64::NAN)
+            .ms("delayMs", Duration::from_micros(15_187_500))
+            .ms("whole", Duration::from_secs(3))
             .bool("yes", true)
             .raw("list", &str_array(["a", "b\"c"]))
             .finish();
@@ -157,18 +172,28 @@ mod tests {
         assert_eq!(value["attempt"], u64::MAX);
         assert_eq!(value["delayMs"], 15_187.5);
         assert!(text.contains(r#""whole":3000,"#), "{text}");
-        assert_eq!(value["nan"], serde_json::Value::Null);
         assert_eq!(value["yes"], true);
         assert_eq!(value["list"], serde_json::json!(["a", "b\"c"]));
         assert_eq!(str_array([]), "[]");
     }
 
     #[test]
-    fn fractions_round_trip() {
-        for value in [0.1, 1.0 / 3.0, 1e-7, 123_456.789, -2.5, 1e300] {
+    fn milliseconds_are_exact_decimals() {
+        for (nanos, text) in [
+            (0, "0"),
+            (1, "0.000001"),
+            (15_187_500_000, "15187.5"),
+            (1_234_567, "1.234567"),
+            (3_000_000_000, "3000"),
+            (u64::MAX, "18446744073709.551615"),
+            (1 << 62, "4611686018427.387904"),
+        ] {
             let mut out = String::new();
-            push_f64(&mut out, value);
-            assert_eq!(out.parse::<f64>().unwrap(), value, "{out}");
+            push_ms(&mut out, Duration::from_nanos(nanos));
+            assert_eq!(out, text);
+            let read: f64 = out.parse().unwrap();
+            let float = Duration::from_nanos(nanos).as_secs_f64() * 1000.0;
+            assert!((read - float).abs() <= float * 1e-15, "{out}");
         }
     }
 }

@@ -32,7 +32,17 @@ impl Clock {
 
     /// `instant` as milliseconds after the origin.
     pub(crate) fn ms(self, instant: Instant) -> f64 {
-        instant.saturating_duration_since(self.origin).as_secs_f64() * 1000.0
+        Self::as_ms(self.since(instant))
+    }
+
+    /// The time from the origin to `instant` (zero for an earlier one).
+    pub(crate) fn since(self, instant: Instant) -> Duration {
+        instant.saturating_duration_since(self.origin)
+    }
+
+    /// A duration in milliseconds, as JavaScript numbers carry them.
+    pub(crate) fn as_ms(duration: Duration) -> f64 {
+        duration.as_secs_f64() * 1000.0
     }
 }
 
