@@ -9,6 +9,9 @@
 //! | [`rooms`](Scenario::Rooms) | rooms of M clients, each publishing r msg/s: latency percentiles, server CPU per 1 000 deliveries |
 //! | [`ping`](Scenario::Ping) | round-trip percentiles of pings under N connections |
 //!
+//! Latency percentiles come from an HDR histogram ([`LatencyRecorder`], bounded memory),
+//! corrected for coordinated omission at the scenario's send interval.
+//!
 //! Every run is bounded in time and count. Client sockets are spread over several loopback
 //! source addresses (127.0.0.2, 127.0.0.3, …) so large runs do not exhaust ephemeral ports, and
 //! the open-files limit is raised as far as the hard limit allows. Server figures (RSS, CPU
@@ -48,6 +51,8 @@ mod target;
 
 #[cfg(feature = "load")]
 pub use error::BenchError;
+#[cfg(feature = "load")]
+pub use latency::LatencyRecorder;
 pub use latency::LatencySummary;
 #[cfg(feature = "load")]
 pub use process::{ProcessSample, raise_open_files_limit};

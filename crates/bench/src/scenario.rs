@@ -1,8 +1,8 @@
 //! The scenarios, and what they share: opening many connections, readers that count and time
 //! deliveries, and stopping them when everything expected has arrived (or a deadline passed).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::link::{Ws, frame_type, micros_since, open, ping, publication, sent_at, subscribe};
 use crate::{
-    BenchError, CommandRestarter, LatencySummary, ProcessSample, Report, StormOptions, Target,
+    BenchError, CommandRestarter, LatencyRecorder, ProcessSample, Report, StormOptions, Target,
     Value, run_storm,
 };
 
@@ -227,21 +227,71 @@ async fn connect_subscribed(
 /// What a reader saw.
 #[derive(Debug, Default)]
 struct Seen {
-    latencies: Vec<u32>,
+    /// Frames of its kind it received.
+    delivered: u64,
     last_at: Option<Instant>,
     closed: bool,
 }
 
-/// Counts and times frames of type `kind` carrying a send time, until told to stop.
+/// Latencies of every reader of a scenario, in one histogram (bounded memory whatever the
+/// number of readers and samples).
+type Latencies = Arc<Mutex<LatencyRecorder>>;
+
+/// Latency samples a reader keeps before it adds them to the shared histogram (one lock per
+/// batch, not per frame).
+const LATENCY_BATCH: usize = 256;
+
+/// A reader's batch of latency samples, in microseconds, on its way to [`Latencies`].
+struct LatencyBatch {
+    shared: Latencies,
+    pending: Vec<u64>,
+}
+
+impl LatencyBatch {
+    fn new(shared: Latencies) -> Self {
+        Self {
+            shared,
+            pending: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, micros: u64) {
+        self.pending.push(micros);
+        if self.pending.len() >= LATENCY_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut recorder = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        for micros in self.pending.drain(..) {
+            recorder.record(micros);
+        }
+    }
+}
+
+/// A shared histogram corrected for coordinated omission at the send interval of `rate`
+/// frames per second.
+fn latencies_at(rate: f64) -> Result<Latencies, BenchError> {
+    let interval = Duration::try_from_secs_f64(1.0 / rate).ok();
+    Ok(Arc::new(Mutex::new(LatencyRecorder::new(interval)?)))
+}
+
+/// Counts and times frames of type `kind` carrying a send time into `latencies`, until told
+/// to stop.
 fn spawn_reader(
     mut stream: SplitStream<Ws>,
     kind: &'static str,
     base: Instant,
-    delivered: Arc<AtomicU64>,
+    (delivered, latencies): (Arc<AtomicU64>, Latencies),
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<Seen> {
     tokio::spawn(async move {
         let mut seen = Seen::default();
+        let mut batch = LatencyBatch::new(latencies);
         loop {
             tokio::select! {
                 biased;
@@ -251,8 +301,8 @@ fn spawn_reader(
                         if frame_type(&text) == Some(kind)
                             && let Some(t) = sent_at(&text)
                         {
-                            let latency = micros_since(base).saturating_sub(t);
-                            seen.latencies.push(u32::try_from(latency).unwrap_or(u32::MAX));
+                            batch.record(micros_since(base).saturating_sub(t));
+                            seen.delivered += 1;
                             seen.last_at = Some(Instant::now());
                             delivered.fetch_add(1, Ordering::Relaxed);
                         }
@@ -265,6 +315,7 @@ fn spawn_reader(
                 },
             }
         }
+        batch.flush();
         seen
     })
 }
@@ -318,10 +369,11 @@ async fn paced_send(
     Ok(sent)
 }
 
-/// Adds the latency percentiles and delivery figures to `report`.
+/// Adds the latency percentiles (from the readers' histogram, corrected for coordinated
+/// omission) and delivery figures to `report`.
 fn push_deliveries(
     report: &mut Report,
-    seen: Vec<Seen>,
+    (seen, latencies): (Vec<Seen>, &Latencies),
     expected: u64,
     started: Instant,
     before: Option<ProcessSample>,
@@ -329,10 +381,12 @@ fn push_deliveries(
 ) {
     let closed = seen.iter().filter(|s| s.closed).count();
     let last = seen.iter().filter_map(|s| s.last_at).max();
-    let mut latencies: Vec<u32> = seen.into_iter().flat_map(|s| s.latencies).collect();
-    let delivered = latencies.len() as u64;
+    let delivered: u64 = seen.iter().map(|s| s.delivered).sum();
     let elapsed = last.map_or(0.0, |l| l.duration_since(started).as_secs_f64());
-    let summary = LatencySummary::from_micros(&mut latencies);
+    let summary = latencies
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .summary();
     report.push("expected", Value::Int(expected));
     report.push("delivered", Value::Int(delivered));
     report.push("lost", Value::Int(expected.saturating_sub(delivered)));
@@ -379,6 +433,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
         connect_subscribed(target, options.subscribers, 1, |_| channel.to_owned()).await?;
 
     let delivered = Arc::new(AtomicU64::new(0));
+    let latencies = latencies_at(options.rate)?;
     let (stop, stop_rx) = watch::channel(false);
     let mut readers = Vec::with_capacity(subscribers.len() + 1);
     for ws in subscribers {
@@ -387,7 +442,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
             stream,
             "bench.msg",
             base,
-            Arc::clone(&delivered),
+            (Arc::clone(&delivered), Arc::clone(&latencies)),
             stop_rx.clone(),
         ));
     }
@@ -400,7 +455,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
             stream,
             "bench.uncounted",
             base,
-            Arc::new(AtomicU64::new(0)),
+            (Arc::new(AtomicU64::new(0)), latencies_at(options.rate)?),
             stop_rx.clone(),
         ));
         publisher_sink = Some(sink);
@@ -433,7 +488,14 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
     report.push("seconds", Value::Float(options.seconds));
     report.push("payload_bytes", Value::Int(options.payload_bytes as u64));
     report.push("sent", Value::Int(sent));
-    push_deliveries(&mut report, seen, expected, started, before, target.pid());
+    push_deliveries(
+        &mut report,
+        (seen, &latencies),
+        expected,
+        started,
+        before,
+        target.pid(),
+    );
     drop(sinks);
     Ok(report)
 }
@@ -444,6 +506,8 @@ struct Chorus {
     sent: Vec<u64>,
     /// What each client's reader saw.
     seen: Vec<Seen>,
+    /// The latencies all readers measured.
+    latencies: Latencies,
     /// When sending started (after every connection was set up).
     started: Instant,
     /// The server's figures when sending started.
@@ -478,6 +542,7 @@ where
         per_client,
     } = pace;
     let delivered = Arc::new(AtomicU64::new(0));
+    let latencies = latencies_at(rate)?;
     let (stop, stop_rx) = watch::channel(false);
     let clients = sockets.len();
     let mut readers = Vec::with_capacity(clients);
@@ -490,7 +555,7 @@ where
             stream,
             kind,
             base,
-            Arc::clone(&delivered),
+            (Arc::clone(&delivered), Arc::clone(&latencies)),
             stop_rx.clone(),
         ));
         let mut make = frame(i);
@@ -525,6 +590,7 @@ where
     Ok(Chorus {
         sent,
         seen,
+        latencies,
         started,
         before,
     })
@@ -571,7 +637,7 @@ async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchE
     report.push("sent", Value::Int(sent));
     push_deliveries(
         &mut report,
-        run.seen,
+        (run.seen, &run.latencies),
         expected,
         run.started,
         run.before,
@@ -609,7 +675,7 @@ async fn ping_scenario(target: &Target, options: &PingOptions) -> Result<Report,
     report.push("sent", Value::Int(sent));
     push_deliveries(
         &mut report,
-        run.seen,
+        (run.seen, &run.latencies),
         sent,
         run.started,
         run.before,
