@@ -11,7 +11,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::link::{Ws, frame_type, micros_since, open, ping, publication, sent_at, subscribe};
+use crate::link::{
+    Ws, frame_type, key_of, keyed_publication, micros_since, number_field, open,
+    open_with_recv_buffer, ping, publication, sent_at, subscribe,
+};
 use crate::{
     BenchError, CommandRestarter, LatencyRecorder, ProcessSample, Report, StormOptions, Target,
     Value, run_storm,
@@ -38,6 +41,47 @@ pub enum Scenario {
     Ping(PingOptions),
     /// Facade clients through a server restart (the server started by the scenario).
     Storm(StormOptions),
+    /// Keyed publications with readers that keep up and one that reads at a fraction of the
+    /// rate (conflation for slow readers).
+    Slow(SlowOptions),
+}
+
+/// The channel of [`Scenario::Slow`]: the server under test conflates it when started with
+/// `--conflate latest=key`.
+pub const SLOW_CHANNEL: &str = "latest:bench";
+
+/// Options of [`Scenario::Slow`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowOptions {
+    /// Keys the publications cycle through (one user's metrics each, say).
+    pub keys: usize,
+    /// Publications per second (all keys together).
+    pub rate: f64,
+    /// How long to publish, seconds.
+    pub seconds: f64,
+    /// Payload filler, bytes.
+    pub payload_bytes: usize,
+    /// The slow reader takes one frame per `1 / read_fraction` publication intervals.
+    pub read_fraction: f64,
+    /// Readers that keep up (they must get every publication).
+    pub fast_readers: usize,
+    /// The slow reader's socket receive buffer, bytes (small: the kernel then holds little of
+    /// its backlog, which is left to the server's queue).
+    pub recv_buffer: u32,
+}
+
+impl Default for SlowOptions {
+    fn default() -> Self {
+        Self {
+            keys: 4,
+            rate: 200.0,
+            seconds: 20.0,
+            payload_bytes: 1024,
+            read_fraction: 0.1,
+            fast_readers: 1,
+            recv_buffer: 4096,
+        }
+    }
 }
 
 /// Options of [`Scenario::Conns`].
@@ -140,6 +184,7 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report, BenchEr
         Scenario::Fanout(options) => fanout(target, options).await,
         Scenario::Rooms(options) => rooms(target, options).await,
         Scenario::Ping(options) => ping_scenario(target, options).await,
+        Scenario::Slow(options) => slow(target, options).await,
         Scenario::Storm(options) => {
             let Some(command) = &options.server_cmd else {
                 return Err(BenchError::InvalidOption {
@@ -775,5 +820,269 @@ async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchE
             Value::Float(held.cpu_seconds - after.cpu_seconds),
         );
     }
+    Ok(report)
+}
+
+/// What the slow reader of [`Scenario::Slow`] saw.
+#[derive(Debug)]
+struct SlowSeen {
+    /// Frames of the scenario it read while publishing went on.
+    read: u64,
+    /// How old each of them was when read (send time to read time).
+    ages: LatencyRecorder,
+    /// The server's close code, if it closed the connection.
+    closed: Option<u16>,
+    /// Keys whose last published value it had after catching up.
+    latest_keys: usize,
+    /// From the end of publishing until it held the last value of every key (`None`: never,
+    /// within the drain grace).
+    catch_up: Option<Duration>,
+}
+
+/// When publishing ended, and the last value published of each key.
+type Finished = Option<(Instant, Vec<u64>)>;
+
+/// Reads one frame per `every` until publishing ends, then reads at full speed until it holds
+/// the last value of every key.
+async fn slow_reader(
+    mut ws: Ws,
+    keys: usize,
+    every: Duration,
+    base: Instant,
+    mut finished: watch::Receiver<Finished>,
+) -> Result<SlowSeen, BenchError> {
+    let mut seen = SlowSeen {
+        read: 0,
+        ages: LatencyRecorder::new(None)?,
+        closed: None,
+        latest_keys: 0,
+        catch_up: None,
+    };
+    let mut latest: Vec<Option<u64>> = vec![None; keys];
+    // A frame of the scenario: (key, value).
+    let take = |text: &str, latest: &mut [Option<u64>]| -> Option<(usize, u64)> {
+        if frame_type(text) != Some("bench.latest") {
+            return None;
+        }
+        let key = key_of(text)?;
+        let value = number_field(text, "seq")?;
+        if let Some(slot) = latest.get_mut(key) {
+            *slot = Some(slot.map_or(value, |v| v.max(value)));
+        }
+        Some((key, value))
+    };
+    // While publishing goes on: one frame per `every`.
+    let (ended, last) = loop {
+        if let Some(done) = finished.borrow_and_update().clone() {
+            break done;
+        }
+        let next = tokio::select! {
+            biased;
+            changed = finished.changed() => {
+                if changed.is_err() {
+                    // The scenario gave up: nothing to catch up with.
+                    return Ok(seen);
+                }
+                continue;
+            }
+            next = ws.next() => next,
+        };
+        match next {
+            Some(Ok(Message::Text(text))) => {
+                if take(&text, &mut latest).is_some() {
+                    seen.read += 1;
+                    if let Some(t) = sent_at(&text) {
+                        seen.ages.record(micros_since(base).saturating_sub(t));
+                    }
+                    // The reader's pace; the end of publishing cuts the pause short.
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = finished.changed() => {}
+                    }
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                seen.closed = Some(frame.map_or(1005, |f| u16::from(f.code)));
+                return Ok(seen);
+            }
+            Some(Err(_)) | None => {
+                seen.closed = Some(1006);
+                return Ok(seen);
+            }
+            Some(Ok(_)) => {}
+        }
+    };
+    // Catching up: everything, until the last value of every key is in.
+    let has_all = |latest: &[Option<u64>]| {
+        latest
+            .iter()
+            .zip(&last)
+            .filter(|(got, want)| got.is_some_and(|g| g >= **want))
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+    while has_all(&latest) < keys {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                take(&text, &mut latest);
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                seen.closed = Some(frame.map_or(1005, |f| u16::from(f.code)));
+                break;
+            }
+            Ok(Some(Err(_)) | None) => {
+                seen.closed = Some(1006);
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+    seen.latest_keys = has_all(&latest);
+    if seen.latest_keys == keys {
+        seen.catch_up = Some(ended.elapsed());
+    }
+    Ok(seen)
+}
+
+async fn slow(target: &Target, options: &SlowOptions) -> Result<Report, BenchError> {
+    at_least_one("keys", options.keys)?;
+    at_least_one("fast_readers", options.fast_readers)?;
+    positive("rate", options.rate)?;
+    positive("seconds", options.seconds)?;
+    positive("read_fraction", options.read_fraction)?;
+    let keys = options.keys;
+    let base = Instant::now();
+    let fast =
+        connect_subscribed(target, 0, options.fast_readers, |_| SLOW_CHANNEL.to_owned()).await?;
+    let mut slow_ws = tokio::time::timeout(
+        SETUP_TIMEOUT,
+        open_with_recv_buffer(target, options.fast_readers, Some(options.recv_buffer)),
+    )
+    .await
+    .map_err(|_| BenchError::Timeout("opening a connection"))??;
+    subscribe(&mut slow_ws, SLOW_CHANNEL, SETUP_TIMEOUT).await?;
+    let publisher = connect_subscribed(target, options.fast_readers + 1, 1, |_| {
+        SLOW_CHANNEL.to_owned()
+    })
+    .await?;
+
+    let interval = Duration::try_from_secs_f64(1.0 / options.rate).map_err(|err| {
+        BenchError::InvalidOption {
+            option: "rate",
+            reason: err.to_string(),
+        }
+    })?;
+    let every = Duration::try_from_secs_f64(1.0 / (options.rate * options.read_fraction)).map_err(
+        |err| BenchError::InvalidOption {
+            option: "read_fraction",
+            reason: err.to_string(),
+        },
+    )?;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let latencies = latencies_at(options.rate)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut readers = Vec::with_capacity(options.fast_readers + 1);
+    for ws in fast {
+        let (_sink, stream) = ws.split();
+        readers.push(spawn_reader(
+            stream,
+            "bench.latest",
+            base,
+            (Arc::clone(&delivered), Arc::clone(&latencies)),
+            stop_rx.clone(),
+        ));
+    }
+    let (finished, finished_rx) = watch::channel::<Finished>(None);
+    let slow_task = tokio::spawn(slow_reader(slow_ws, keys, every, base, finished_rx));
+    let mut publisher_sink = None;
+    for ws in publisher {
+        let (sink, stream) = ws.split();
+        readers.push(spawn_reader(
+            stream,
+            "bench.uncounted",
+            base,
+            (Arc::new(AtomicU64::new(0)), latencies_at(options.rate)?),
+            stop_rx.clone(),
+        ));
+        publisher_sink = Some(sink);
+    }
+    let Some(mut sink) = publisher_sink else {
+        return Err(BenchError::Closed("no publisher".to_owned()));
+    };
+    let pad = "x".repeat(options.payload_bytes);
+    let total = (options.rate * options.seconds).ceil() as u64;
+    let before = target.pid().and_then(ProcessSample::read);
+    let started = Instant::now();
+    let sent = paced_send(&mut sink, options.rate, total, |n| {
+        let key = (n % keys as u64) as usize;
+        keyed_publication(SLOW_CHANNEL, (key, n), micros_since(base), &pad)
+    })
+    .await?;
+    // The last value of each key: the highest `n < sent` of its residue.
+    let last: Vec<u64> = (0..keys as u64)
+        .map(|k| {
+            if sent > k {
+                k + (sent - 1 - k) / keys as u64 * keys as u64
+            } else {
+                0
+            }
+        })
+        .collect();
+    let _ = finished.send(Some((Instant::now(), last)));
+    let expected = sent * options.fast_readers as u64;
+    let seen = settle(
+        &delivered,
+        expected,
+        Instant::now() + DRAIN_GRACE,
+        &stop,
+        readers,
+    )
+    .await;
+    let slow_seen = slow_task
+        .await
+        .map_err(|err| BenchError::Closed(format!("the slow reader failed: {err}")))??;
+
+    let mut report = Report::new("slow");
+    report.push("keys", Value::Int(keys as u64));
+    report.push("rate", Value::Float(options.rate));
+    report.push("seconds", Value::Float(options.seconds));
+    report.push("payload_bytes", Value::Int(options.payload_bytes as u64));
+    report.push("read_fraction", Value::Float(options.read_fraction));
+    report.push(
+        "interval_ms",
+        Value::Float(interval.as_secs_f64() * 1_000.0),
+    );
+    report.push("sent", Value::Int(sent));
+    push_deliveries(
+        &mut report,
+        (seen, &latencies),
+        expected,
+        started,
+        before,
+        target.pid(),
+    );
+    let ages = slow_seen.ages.summary();
+    report.push(
+        "slow_closed_by_server",
+        Value::Int(u64::from(slow_seen.closed.is_some())),
+    );
+    report.push(
+        "slow_close_code",
+        Value::Int(slow_seen.closed.map_or(0, u64::from)),
+    );
+    report.push("slow_frames_read", Value::Int(slow_seen.read));
+    report.push("slow_age_p50_ms", Value::Float(ages.p50_ms));
+    report.push("slow_age_p99_ms", Value::Float(ages.p99_ms));
+    report.push("slow_age_max_ms", Value::Float(ages.max_ms));
+    report.push("slow_latest_keys", Value::Int(slow_seen.latest_keys as u64));
+    report.push(
+        "slow_catch_up_ms",
+        match slow_seen.catch_up {
+            Some(d) => Value::Float(d.as_secs_f64() * 1_000.0),
+            None => Value::Text("never".to_owned()),
+        },
+    );
+    drop(sink);
     Ok(report)
 }
