@@ -73,7 +73,10 @@ mod recorder {
     /// samples were expected (the scenario's send interval), corrected for coordinated
     /// omission: a sample of latency `L` longer than the interval `I` also records `L - I`,
     /// `L - 2I`, … down to `I`, the latencies of the sends a stalled sender would have made
-    /// meanwhile (`hdrhistogram`'s `record_correct`).
+    /// meanwhile (`hdrhistogram`'s `record_correct`). That is for a closed loop, where a stalled
+    /// sender does not send; the scenarios of `cerebrum bench` are open loops that measure every
+    /// frame from its **intended** send time, which corrects for coordinated omission already,
+    /// so they record without an interval (with one, each stall would count twice).
     ///
     /// ```
     /// use std::time::Duration;

@@ -10,8 +10,9 @@
 //! | [`ping`](Scenario::Ping) | round-trip percentiles of pings under N connections |
 //! | [`slow`](Scenario::Slow) | keyed publications, readers that keep up and one at a fraction of the rate: whether it is closed 4008, how old what it reads is, how soon it has the latest value of every key (conflation, `--conflate latest=key`) |
 //!
-//! Latency percentiles come from an HDR histogram ([`LatencyRecorder`], bounded memory),
-//! corrected for coordinated omission at the scenario's send interval.
+//! Latency percentiles come from an HDR histogram ([`LatencyRecorder`], bounded memory), each
+//! frame measured from its intended send time (the start plus `n / rate`), not the time it
+//! left: a sender held up cannot hide the wait (coordinated omission).
 //!
 //! Every run is bounded in time and count. Client sockets are spread over several loopback
 //! source addresses (127.0.0.2, 127.0.0.3, …) so large runs do not exhaust ephemeral ports, and

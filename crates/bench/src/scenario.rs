@@ -318,11 +318,12 @@ impl LatencyBatch {
     }
 }
 
-/// A shared histogram corrected for coordinated omission at the send interval of `rate`
-/// frames per second.
-fn latencies_at(rate: f64) -> Result<Latencies, BenchError> {
-    let interval = Duration::try_from_secs_f64(1.0 / rate).ok();
-    Ok(Arc::new(Mutex::new(LatencyRecorder::new(interval)?)))
+/// A shared histogram. Without a correction interval: every frame is measured from its
+/// intended send time ([`paced_send`]), which already corrects for coordinated omission;
+/// `record_correct` on top would count each stall twice (and cost a record per interval of
+/// latency per sample).
+fn new_latencies() -> Result<Latencies, BenchError> {
+    Ok(Arc::new(Mutex::new(LatencyRecorder::new(None)?)))
 }
 
 /// Counts and times frames of type `kind` carrying a send time into `latencies`, until told
@@ -387,15 +388,23 @@ async fn settle(
     all
 }
 
-/// Sends `total` frames made by `frame(n)` at `rate` per second, batching what is due on each
+/// Sends `total` frames made by `frame(n, t)` at `rate` per second, batching what is due on each
 /// 1 ms tick into one flush.
+///
+/// `t` is frame `n`'s **intended** send time (µs since `base`: the start plus `n / rate`), not
+/// the time it actually left: a sender held up (by the server's back-pressure or its own
+/// scheduling) sends late what was due earlier, and the wait counts in the latency of each
+/// such frame. This is the correction for coordinated omission of an open-loop generator that
+/// measures every frame (see [`LatencyRecorder`]).
 async fn paced_send(
     sink: &mut SplitSink<Ws, Message>,
-    rate: f64,
-    total: u64,
-    mut frame: impl FnMut(u64) -> String,
+    (rate, total): (f64, u64),
+    base: Instant,
+    mut frame: impl FnMut(u64, u64) -> String,
 ) -> Result<u64, BenchError> {
     let start = Instant::now();
+    let start_us = micros_since(base);
+    let due_at = |n: u64| start_us + (n as f64 * 1_000_000.0 / rate) as u64;
     let mut ticks = tokio::time::interval(Duration::from_millis(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sent = 0u64;
@@ -406,7 +415,7 @@ async fn paced_send(
             continue;
         }
         while sent < due {
-            sink.feed(Message::text(frame(sent))).await?;
+            sink.feed(Message::text(frame(sent, due_at(sent)))).await?;
             sent += 1;
         }
         sink.flush().await?;
@@ -478,7 +487,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
         connect_subscribed(target, options.subscribers, 1, |_| channel.to_owned()).await?;
 
     let delivered = Arc::new(AtomicU64::new(0));
-    let latencies = latencies_at(options.rate)?;
+    let latencies = new_latencies()?;
     let (stop, stop_rx) = watch::channel(false);
     let mut readers = Vec::with_capacity(subscribers.len() + 1);
     for ws in subscribers {
@@ -500,7 +509,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
             stream,
             "bench.uncounted",
             base,
-            (Arc::new(AtomicU64::new(0)), latencies_at(options.rate)?),
+            (Arc::new(AtomicU64::new(0)), new_latencies()?),
             stop_rx.clone(),
         ));
         publisher_sink = Some(sink);
@@ -512,8 +521,8 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
     let total = (options.rate * options.seconds).ceil() as u64;
     let before = target.pid().and_then(ProcessSample::read);
     let started = Instant::now();
-    let sent = paced_send(&mut sink, options.rate, total, |_| {
-        publication(channel, micros_since(base), &pad)
+    let sent = paced_send(&mut sink, (options.rate, total), base, |_, t| {
+        publication(channel, t, &pad)
     })
     .await?;
     sinks.push(sink);
@@ -568,7 +577,8 @@ struct Pace {
 }
 
 /// Splits every socket into a reader of `pace.kind` frames and a writer that sends
-/// `pace.per_client` frames made by `frame(client)` at `pace.rate` per second (first sends spread
+/// `pace.per_client` frames made by `frame(client)(t)`, `t` their intended send time, at
+/// `pace.rate` per second (first sends spread
 /// over one period), then waits for the `expected(sent)` deliveries or the drain deadline.
 async fn chorus<F>(
     target: &Target,
@@ -579,7 +589,7 @@ async fn chorus<F>(
     expected: impl Fn(&[u64]) -> u64,
 ) -> Result<Chorus, BenchError>
 where
-    F: FnMut() -> String + Send + 'static,
+    F: FnMut(u64) -> String + Send + 'static,
 {
     let Pace {
         kind,
@@ -587,7 +597,7 @@ where
         per_client,
     } = pace;
     let delivered = Arc::new(AtomicU64::new(0));
-    let latencies = latencies_at(rate)?;
+    let latencies = new_latencies()?;
     let (stop, stop_rx) = watch::channel(false);
     let clients = sockets.len();
     let mut readers = Vec::with_capacity(clients);
@@ -607,7 +617,7 @@ where
         let offset = Duration::from_secs_f64((i as f64 / clients as f64) / rate);
         writers.push(tokio::spawn(async move {
             tokio::time::sleep(offset).await;
-            let sent = paced_send(&mut sink, rate, per_client, |_| make()).await;
+            let sent = paced_send(&mut sink, (rate, per_client), base, |_, t| make(t)).await;
             (sent, sink)
         }));
     }
@@ -667,7 +677,7 @@ async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchE
         |i| {
             let channel = room_of(i);
             let pad = Arc::clone(&pad);
-            move || publication(&channel, micros_since(base), &pad)
+            move |t| publication(&channel, t, &pad)
         },
         expected,
     )
@@ -708,7 +718,7 @@ async fn ping_scenario(target: &Target, options: &PingOptions) -> Result<Report,
             rate: options.rate,
             per_client: (options.rate * options.seconds).ceil() as u64,
         },
-        |_| move || ping(micros_since(base)),
+        |_| ping,
         |sent| sent.iter().sum(),
     )
     .await?;
@@ -980,7 +990,7 @@ async fn slow(target: &Target, options: &SlowOptions) -> Result<Report, BenchErr
         },
     )?;
     let delivered = Arc::new(AtomicU64::new(0));
-    let latencies = latencies_at(options.rate)?;
+    let latencies = new_latencies()?;
     let (stop, stop_rx) = watch::channel(false);
     let mut readers = Vec::with_capacity(options.fast_readers + 1);
     for ws in fast {
@@ -1002,7 +1012,7 @@ async fn slow(target: &Target, options: &SlowOptions) -> Result<Report, BenchErr
             stream,
             "bench.uncounted",
             base,
-            (Arc::new(AtomicU64::new(0)), latencies_at(options.rate)?),
+            (Arc::new(AtomicU64::new(0)), new_latencies()?),
             stop_rx.clone(),
         ));
         publisher_sink = Some(sink);
@@ -1014,9 +1024,9 @@ async fn slow(target: &Target, options: &SlowOptions) -> Result<Report, BenchErr
     let total = (options.rate * options.seconds).ceil() as u64;
     let before = target.pid().and_then(ProcessSample::read);
     let started = Instant::now();
-    let sent = paced_send(&mut sink, options.rate, total, |n| {
+    let sent = paced_send(&mut sink, (options.rate, total), base, |n, t| {
         let key = (n % keys as u64) as usize;
-        keyed_publication(SLOW_CHANNEL, (key, n), micros_since(base), &pad)
+        keyed_publication(SLOW_CHANNEL, (key, n), t, &pad)
     })
     .await?;
     // The last value of each key: the highest `n < sent` of its residue.
