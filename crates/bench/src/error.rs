@@ -35,6 +35,9 @@ pub enum BenchError {
     /// The server under test could not be started or stopped (`storm`).
     #[error("server: {0}")]
     Server(String),
+    /// A latency histogram could not be created.
+    #[error("latency histogram: {0}")]
+    Histogram(String),
     /// Too many connections failed to open.
     #[error("{failed} of {wanted} connections failed to open (first error: {first})")]
     Connections {

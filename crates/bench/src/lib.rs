@@ -8,6 +8,11 @@
 //! | [`fanout`](Scenario::Fanout) | N subscribers of one channel, one publisher at R msg/s: deliveries/s, losses, latency percentiles, server CPU per 1 000 deliveries |
 //! | [`rooms`](Scenario::Rooms) | rooms of M clients, each publishing r msg/s: latency percentiles, server CPU per 1 000 deliveries |
 //! | [`ping`](Scenario::Ping) | round-trip percentiles of pings under N connections |
+//! | [`slow`](Scenario::Slow) | keyed publications, readers that keep up and one at a fraction of the rate: whether it is closed 4008, how old what it reads is, how soon it has the latest value of every key (conflation, `--conflate latest=key`) |
+//!
+//! Latency percentiles come from an HDR histogram ([`LatencyRecorder`], bounded memory), each
+//! frame measured from its intended send time (the start plus `n / rate`), not the time it
+//! left: a sender held up cannot hide the wait (coordinated omission).
 //!
 //! Every run is bounded in time and count. Client sockets are spread over several loopback
 //! source addresses (127.0.0.2, 127.0.0.3, …) so large runs do not exhaust ephemeral ports, and
@@ -48,12 +53,17 @@ mod target;
 
 #[cfg(feature = "load")]
 pub use error::BenchError;
+#[cfg(feature = "load")]
+pub use latency::LatencyRecorder;
 pub use latency::LatencySummary;
 #[cfg(feature = "load")]
 pub use process::{ProcessSample, raise_open_files_limit};
 pub use report::{Report, Value};
 #[cfg(feature = "load")]
-pub use scenario::{ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, Scenario, run};
+pub use scenario::{
+    ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, SLOW_CHANNEL, Scenario, SlowOptions,
+    run,
+};
 #[cfg(feature = "load")]
 pub use storm::{CommandRestarter, Restarter, StormOptions, run_storm};
 #[cfg(feature = "load")]

@@ -15,7 +15,20 @@ pub(crate) type Ws = WebSocketStream<TcpStream>;
 
 /// Opens connection number `index` to the target (from its share of source addresses).
 pub(crate) async fn open(target: &Target, index: usize) -> Result<Ws, BenchError> {
+    open_with_recv_buffer(target, index, None).await
+}
+
+/// [`open`], with the socket's receive buffer set to `recv_buffer` bytes (a small one keeps
+/// the kernel from holding much of what a slow reader has not read yet).
+pub(crate) async fn open_with_recv_buffer(
+    target: &Target,
+    index: usize,
+    recv_buffer: Option<u32>,
+) -> Result<Ws, BenchError> {
     let socket = TcpSocket::new_v4()?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
     if let Some(source) = target.source_for(index) {
         socket.bind((source, 0).into())?;
     }
@@ -86,6 +99,34 @@ pub(crate) fn sent_at(text: &str) -> Option<u64> {
     text[start..start + digits].parse().ok()
 }
 
+/// A publication on `channel` of value `seq` of key `k{key}` (payload field `key`: a server
+/// run with `--conflate NAMESPACE=key` conflates it), with the send time and filler.
+pub(crate) fn keyed_publication(
+    channel: &str,
+    (key, seq): (usize, u64),
+    t_micros: u64,
+    pad: &str,
+) -> String {
+    format!(
+        r#"{{"type":"bench.latest","payload":{{"key":"k{key}","seq":{seq},"t":{t_micros},"pad":"{pad}"}},"channel":"{channel}"}}"#
+    )
+}
+
+/// The unsigned integer `"name":N` in a frame (the first such field), read without a parser.
+pub(crate) fn number_field(text: &str, name: &str) -> Option<u64> {
+    let pattern = format!(r#""{name}":"#);
+    let start = text.find(&pattern)? + pattern.len();
+    let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
+    text[start..start + digits].parse().ok()
+}
+
+/// The key number of a [`keyed_publication`].
+pub(crate) fn key_of(text: &str) -> Option<usize> {
+    let start = text.find(r#""key":"k"#)? + 8;
+    let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
+    text[start..start + digits].parse().ok()
+}
+
 /// Microseconds from `base` to now.
 pub(crate) fn micros_since(base: Instant) -> u64 {
     u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX)
@@ -106,5 +147,12 @@ mod tests {
         let envelope = cerebrum_protocol::decode(&publication).unwrap();
         assert_eq!(envelope.channel(), Some("bench:1"));
         assert_eq!(sent_at(&ping(42)), Some(42));
+        let keyed = keyed_publication("latest:1", (3, 17), 99, "p");
+        let envelope = cerebrum_protocol::decode(&keyed).unwrap();
+        assert_eq!(envelope.channel(), Some("latest:1"));
+        assert_eq!(key_of(&keyed), Some(3));
+        assert_eq!(number_field(&keyed, "seq"), Some(17));
+        assert_eq!(sent_at(&keyed), Some(99));
+        assert_eq!(number_field(&keyed, "nope"), None);
     }
 }

@@ -1,8 +1,8 @@
 //! The scenarios, and what they share: opening many connections, readers that count and time
 //! deliveries, and stopping them when everything expected has arrived (or a deadline passed).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -11,9 +11,12 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::link::{Ws, frame_type, micros_since, open, ping, publication, sent_at, subscribe};
+use crate::link::{
+    Ws, frame_type, key_of, keyed_publication, micros_since, number_field, open,
+    open_with_recv_buffer, ping, publication, sent_at, subscribe,
+};
 use crate::{
-    BenchError, CommandRestarter, LatencySummary, ProcessSample, Report, StormOptions, Target,
+    BenchError, CommandRestarter, LatencyRecorder, ProcessSample, Report, StormOptions, Target,
     Value, run_storm,
 };
 
@@ -38,6 +41,47 @@ pub enum Scenario {
     Ping(PingOptions),
     /// Facade clients through a server restart (the server started by the scenario).
     Storm(StormOptions),
+    /// Keyed publications with readers that keep up and one that reads at a fraction of the
+    /// rate (conflation for slow readers).
+    Slow(SlowOptions),
+}
+
+/// The channel of [`Scenario::Slow`]: the server under test conflates it when started with
+/// `--conflate latest=key`.
+pub const SLOW_CHANNEL: &str = "latest:bench";
+
+/// Options of [`Scenario::Slow`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowOptions {
+    /// Keys the publications cycle through (one user's metrics each, say).
+    pub keys: usize,
+    /// Publications per second (all keys together).
+    pub rate: f64,
+    /// How long to publish, seconds.
+    pub seconds: f64,
+    /// Payload filler, bytes.
+    pub payload_bytes: usize,
+    /// The slow reader takes one frame per `1 / read_fraction` publication intervals.
+    pub read_fraction: f64,
+    /// Readers that keep up (they must get every publication).
+    pub fast_readers: usize,
+    /// The slow reader's socket receive buffer, bytes (small: the kernel then holds little of
+    /// its backlog, which is left to the server's queue).
+    pub recv_buffer: u32,
+}
+
+impl Default for SlowOptions {
+    fn default() -> Self {
+        Self {
+            keys: 4,
+            rate: 200.0,
+            seconds: 20.0,
+            payload_bytes: 1024,
+            read_fraction: 0.1,
+            fast_readers: 1,
+            recv_buffer: 4096,
+        }
+    }
 }
 
 /// Options of [`Scenario::Conns`].
@@ -140,6 +184,7 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Report, BenchEr
         Scenario::Fanout(options) => fanout(target, options).await,
         Scenario::Rooms(options) => rooms(target, options).await,
         Scenario::Ping(options) => ping_scenario(target, options).await,
+        Scenario::Slow(options) => slow(target, options).await,
         Scenario::Storm(options) => {
             let Some(command) = &options.server_cmd else {
                 return Err(BenchError::InvalidOption {
@@ -227,21 +272,72 @@ async fn connect_subscribed(
 /// What a reader saw.
 #[derive(Debug, Default)]
 struct Seen {
-    latencies: Vec<u32>,
+    /// Frames of its kind it received.
+    delivered: u64,
     last_at: Option<Instant>,
     closed: bool,
 }
 
-/// Counts and times frames of type `kind` carrying a send time, until told to stop.
+/// Latencies of every reader of a scenario, in one histogram (bounded memory whatever the
+/// number of readers and samples).
+type Latencies = Arc<Mutex<LatencyRecorder>>;
+
+/// Latency samples a reader keeps before it adds them to the shared histogram (one lock per
+/// batch, not per frame).
+const LATENCY_BATCH: usize = 256;
+
+/// A reader's batch of latency samples, in microseconds, on its way to [`Latencies`].
+struct LatencyBatch {
+    shared: Latencies,
+    pending: Vec<u64>,
+}
+
+impl LatencyBatch {
+    fn new(shared: Latencies) -> Self {
+        Self {
+            shared,
+            pending: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, micros: u64) {
+        self.pending.push(micros);
+        if self.pending.len() >= LATENCY_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut recorder = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        for micros in self.pending.drain(..) {
+            recorder.record(micros);
+        }
+    }
+}
+
+/// A shared histogram. Without a correction interval: every frame is measured from its
+/// intended send time ([`paced_send`]), which already corrects for coordinated omission;
+/// `record_correct` on top would count each stall twice (and cost a record per interval of
+/// latency per sample).
+fn new_latencies() -> Result<Latencies, BenchError> {
+    Ok(Arc::new(Mutex::new(LatencyRecorder::new(None)?)))
+}
+
+/// Counts and times frames of type `kind` carrying a send time into `latencies`, until told
+/// to stop.
 fn spawn_reader(
     mut stream: SplitStream<Ws>,
     kind: &'static str,
     base: Instant,
-    delivered: Arc<AtomicU64>,
+    (delivered, latencies): (Arc<AtomicU64>, Latencies),
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<Seen> {
     tokio::spawn(async move {
         let mut seen = Seen::default();
+        let mut batch = LatencyBatch::new(latencies);
         loop {
             tokio::select! {
                 biased;
@@ -251,8 +347,8 @@ fn spawn_reader(
                         if frame_type(&text) == Some(kind)
                             && let Some(t) = sent_at(&text)
                         {
-                            let latency = micros_since(base).saturating_sub(t);
-                            seen.latencies.push(u32::try_from(latency).unwrap_or(u32::MAX));
+                            batch.record(micros_since(base).saturating_sub(t));
+                            seen.delivered += 1;
                             seen.last_at = Some(Instant::now());
                             delivered.fetch_add(1, Ordering::Relaxed);
                         }
@@ -265,6 +361,7 @@ fn spawn_reader(
                 },
             }
         }
+        batch.flush();
         seen
     })
 }
@@ -291,15 +388,23 @@ async fn settle(
     all
 }
 
-/// Sends `total` frames made by `frame(n)` at `rate` per second, batching what is due on each
+/// Sends `total` frames made by `frame(n, t)` at `rate` per second, batching what is due on each
 /// 1 ms tick into one flush.
+///
+/// `t` is frame `n`'s **intended** send time (µs since `base`: the start plus `n / rate`), not
+/// the time it actually left: a sender held up (by the server's back-pressure or its own
+/// scheduling) sends late what was due earlier, and the wait counts in the latency of each
+/// such frame. This is the correction for coordinated omission of an open-loop generator that
+/// measures every frame (see [`LatencyRecorder`]).
 async fn paced_send(
     sink: &mut SplitSink<Ws, Message>,
-    rate: f64,
-    total: u64,
-    mut frame: impl FnMut(u64) -> String,
+    (rate, total): (f64, u64),
+    base: Instant,
+    mut frame: impl FnMut(u64, u64) -> String,
 ) -> Result<u64, BenchError> {
     let start = Instant::now();
+    let start_us = micros_since(base);
+    let due_at = |n: u64| start_us + (n as f64 * 1_000_000.0 / rate) as u64;
     let mut ticks = tokio::time::interval(Duration::from_millis(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sent = 0u64;
@@ -310,7 +415,7 @@ async fn paced_send(
             continue;
         }
         while sent < due {
-            sink.feed(Message::text(frame(sent))).await?;
+            sink.feed(Message::text(frame(sent, due_at(sent)))).await?;
             sent += 1;
         }
         sink.flush().await?;
@@ -318,10 +423,11 @@ async fn paced_send(
     Ok(sent)
 }
 
-/// Adds the latency percentiles and delivery figures to `report`.
+/// Adds the latency percentiles (from the readers' histogram, corrected for coordinated
+/// omission) and delivery figures to `report`.
 fn push_deliveries(
     report: &mut Report,
-    seen: Vec<Seen>,
+    (seen, latencies): (Vec<Seen>, &Latencies),
     expected: u64,
     started: Instant,
     before: Option<ProcessSample>,
@@ -329,10 +435,12 @@ fn push_deliveries(
 ) {
     let closed = seen.iter().filter(|s| s.closed).count();
     let last = seen.iter().filter_map(|s| s.last_at).max();
-    let mut latencies: Vec<u32> = seen.into_iter().flat_map(|s| s.latencies).collect();
-    let delivered = latencies.len() as u64;
+    let delivered: u64 = seen.iter().map(|s| s.delivered).sum();
     let elapsed = last.map_or(0.0, |l| l.duration_since(started).as_secs_f64());
-    let summary = LatencySummary::from_micros(&mut latencies);
+    let summary = latencies
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .summary();
     report.push("expected", Value::Int(expected));
     report.push("delivered", Value::Int(delivered));
     report.push("lost", Value::Int(expected.saturating_sub(delivered)));
@@ -379,6 +487,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
         connect_subscribed(target, options.subscribers, 1, |_| channel.to_owned()).await?;
 
     let delivered = Arc::new(AtomicU64::new(0));
+    let latencies = new_latencies()?;
     let (stop, stop_rx) = watch::channel(false);
     let mut readers = Vec::with_capacity(subscribers.len() + 1);
     for ws in subscribers {
@@ -387,7 +496,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
             stream,
             "bench.msg",
             base,
-            Arc::clone(&delivered),
+            (Arc::clone(&delivered), Arc::clone(&latencies)),
             stop_rx.clone(),
         ));
     }
@@ -400,7 +509,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
             stream,
             "bench.uncounted",
             base,
-            Arc::new(AtomicU64::new(0)),
+            (Arc::new(AtomicU64::new(0)), new_latencies()?),
             stop_rx.clone(),
         ));
         publisher_sink = Some(sink);
@@ -412,8 +521,8 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
     let total = (options.rate * options.seconds).ceil() as u64;
     let before = target.pid().and_then(ProcessSample::read);
     let started = Instant::now();
-    let sent = paced_send(&mut sink, options.rate, total, |_| {
-        publication(channel, micros_since(base), &pad)
+    let sent = paced_send(&mut sink, (options.rate, total), base, |_, t| {
+        publication(channel, t, &pad)
     })
     .await?;
     sinks.push(sink);
@@ -433,7 +542,14 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
     report.push("seconds", Value::Float(options.seconds));
     report.push("payload_bytes", Value::Int(options.payload_bytes as u64));
     report.push("sent", Value::Int(sent));
-    push_deliveries(&mut report, seen, expected, started, before, target.pid());
+    push_deliveries(
+        &mut report,
+        (seen, &latencies),
+        expected,
+        started,
+        before,
+        target.pid(),
+    );
     drop(sinks);
     Ok(report)
 }
@@ -444,6 +560,8 @@ struct Chorus {
     sent: Vec<u64>,
     /// What each client's reader saw.
     seen: Vec<Seen>,
+    /// The latencies all readers measured.
+    latencies: Latencies,
     /// When sending started (after every connection was set up).
     started: Instant,
     /// The server's figures when sending started.
@@ -459,7 +577,8 @@ struct Pace {
 }
 
 /// Splits every socket into a reader of `pace.kind` frames and a writer that sends
-/// `pace.per_client` frames made by `frame(client)` at `pace.rate` per second (first sends spread
+/// `pace.per_client` frames made by `frame(client)(t)`, `t` their intended send time, at
+/// `pace.rate` per second (first sends spread
 /// over one period), then waits for the `expected(sent)` deliveries or the drain deadline.
 async fn chorus<F>(
     target: &Target,
@@ -470,7 +589,7 @@ async fn chorus<F>(
     expected: impl Fn(&[u64]) -> u64,
 ) -> Result<Chorus, BenchError>
 where
-    F: FnMut() -> String + Send + 'static,
+    F: FnMut(u64) -> String + Send + 'static,
 {
     let Pace {
         kind,
@@ -478,6 +597,7 @@ where
         per_client,
     } = pace;
     let delivered = Arc::new(AtomicU64::new(0));
+    let latencies = new_latencies()?;
     let (stop, stop_rx) = watch::channel(false);
     let clients = sockets.len();
     let mut readers = Vec::with_capacity(clients);
@@ -490,14 +610,14 @@ where
             stream,
             kind,
             base,
-            Arc::clone(&delivered),
+            (Arc::clone(&delivered), Arc::clone(&latencies)),
             stop_rx.clone(),
         ));
         let mut make = frame(i);
         let offset = Duration::from_secs_f64((i as f64 / clients as f64) / rate);
         writers.push(tokio::spawn(async move {
             tokio::time::sleep(offset).await;
-            let sent = paced_send(&mut sink, rate, per_client, |_| make()).await;
+            let sent = paced_send(&mut sink, (rate, per_client), base, |_, t| make(t)).await;
             (sent, sink)
         }));
     }
@@ -525,6 +645,7 @@ where
     Ok(Chorus {
         sent,
         seen,
+        latencies,
         started,
         before,
     })
@@ -556,7 +677,7 @@ async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchE
         |i| {
             let channel = room_of(i);
             let pad = Arc::clone(&pad);
-            move || publication(&channel, micros_since(base), &pad)
+            move |t| publication(&channel, t, &pad)
         },
         expected,
     )
@@ -571,7 +692,7 @@ async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchE
     report.push("sent", Value::Int(sent));
     push_deliveries(
         &mut report,
-        run.seen,
+        (run.seen, &run.latencies),
         expected,
         run.started,
         run.before,
@@ -597,7 +718,7 @@ async fn ping_scenario(target: &Target, options: &PingOptions) -> Result<Report,
             rate: options.rate,
             per_client: (options.rate * options.seconds).ceil() as u64,
         },
-        |_| move || ping(micros_since(base)),
+        |_| ping,
         |sent| sent.iter().sum(),
     )
     .await?;
@@ -609,7 +730,7 @@ async fn ping_scenario(target: &Target, options: &PingOptions) -> Result<Report,
     report.push("sent", Value::Int(sent));
     push_deliveries(
         &mut report,
-        run.seen,
+        (run.seen, &run.latencies),
         sent,
         run.started,
         run.before,
@@ -709,5 +830,269 @@ async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchE
             Value::Float(held.cpu_seconds - after.cpu_seconds),
         );
     }
+    Ok(report)
+}
+
+/// What the slow reader of [`Scenario::Slow`] saw.
+#[derive(Debug)]
+struct SlowSeen {
+    /// Frames of the scenario it read while publishing went on.
+    read: u64,
+    /// How old each of them was when read (send time to read time).
+    ages: LatencyRecorder,
+    /// The server's close code, if it closed the connection.
+    closed: Option<u16>,
+    /// Keys whose last published value it had after catching up.
+    latest_keys: usize,
+    /// From the end of publishing until it held the last value of every key (`None`: never,
+    /// within the drain grace).
+    catch_up: Option<Duration>,
+}
+
+/// When publishing ended, and the last value published of each key.
+type Finished = Option<(Instant, Vec<u64>)>;
+
+/// Reads one frame per `every` until publishing ends, then reads at full speed until it holds
+/// the last value of every key.
+async fn slow_reader(
+    mut ws: Ws,
+    keys: usize,
+    every: Duration,
+    base: Instant,
+    mut finished: watch::Receiver<Finished>,
+) -> Result<SlowSeen, BenchError> {
+    let mut seen = SlowSeen {
+        read: 0,
+        ages: LatencyRecorder::new(None)?,
+        closed: None,
+        latest_keys: 0,
+        catch_up: None,
+    };
+    let mut latest: Vec<Option<u64>> = vec![None; keys];
+    // A frame of the scenario: (key, value).
+    let take = |text: &str, latest: &mut [Option<u64>]| -> Option<(usize, u64)> {
+        if frame_type(text) != Some("bench.latest") {
+            return None;
+        }
+        let key = key_of(text)?;
+        let value = number_field(text, "seq")?;
+        if let Some(slot) = latest.get_mut(key) {
+            *slot = Some(slot.map_or(value, |v| v.max(value)));
+        }
+        Some((key, value))
+    };
+    // While publishing goes on: one frame per `every`.
+    let (ended, last) = loop {
+        if let Some(done) = finished.borrow_and_update().clone() {
+            break done;
+        }
+        let next = tokio::select! {
+            biased;
+            changed = finished.changed() => {
+                if changed.is_err() {
+                    // The scenario gave up: nothing to catch up with.
+                    return Ok(seen);
+                }
+                continue;
+            }
+            next = ws.next() => next,
+        };
+        match next {
+            Some(Ok(Message::Text(text))) => {
+                if take(&text, &mut latest).is_some() {
+                    seen.read += 1;
+                    if let Some(t) = sent_at(&text) {
+                        seen.ages.record(micros_since(base).saturating_sub(t));
+                    }
+                    // The reader's pace; the end of publishing cuts the pause short.
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = finished.changed() => {}
+                    }
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                seen.closed = Some(frame.map_or(1005, |f| u16::from(f.code)));
+                return Ok(seen);
+            }
+            Some(Err(_)) | None => {
+                seen.closed = Some(1006);
+                return Ok(seen);
+            }
+            Some(Ok(_)) => {}
+        }
+    };
+    // Catching up: everything, until the last value of every key is in.
+    let has_all = |latest: &[Option<u64>]| {
+        latest
+            .iter()
+            .zip(&last)
+            .filter(|(got, want)| got.is_some_and(|g| g >= **want))
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+    while has_all(&latest) < keys {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                take(&text, &mut latest);
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                seen.closed = Some(frame.map_or(1005, |f| u16::from(f.code)));
+                break;
+            }
+            Ok(Some(Err(_)) | None) => {
+                seen.closed = Some(1006);
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+    seen.latest_keys = has_all(&latest);
+    if seen.latest_keys == keys {
+        seen.catch_up = Some(ended.elapsed());
+    }
+    Ok(seen)
+}
+
+async fn slow(target: &Target, options: &SlowOptions) -> Result<Report, BenchError> {
+    at_least_one("keys", options.keys)?;
+    at_least_one("fast_readers", options.fast_readers)?;
+    positive("rate", options.rate)?;
+    positive("seconds", options.seconds)?;
+    positive("read_fraction", options.read_fraction)?;
+    let keys = options.keys;
+    let base = Instant::now();
+    let fast =
+        connect_subscribed(target, 0, options.fast_readers, |_| SLOW_CHANNEL.to_owned()).await?;
+    let mut slow_ws = tokio::time::timeout(
+        SETUP_TIMEOUT,
+        open_with_recv_buffer(target, options.fast_readers, Some(options.recv_buffer)),
+    )
+    .await
+    .map_err(|_| BenchError::Timeout("opening a connection"))??;
+    subscribe(&mut slow_ws, SLOW_CHANNEL, SETUP_TIMEOUT).await?;
+    let publisher = connect_subscribed(target, options.fast_readers + 1, 1, |_| {
+        SLOW_CHANNEL.to_owned()
+    })
+    .await?;
+
+    let interval = Duration::try_from_secs_f64(1.0 / options.rate).map_err(|err| {
+        BenchError::InvalidOption {
+            option: "rate",
+            reason: err.to_string(),
+        }
+    })?;
+    let every = Duration::try_from_secs_f64(1.0 / (options.rate * options.read_fraction)).map_err(
+        |err| BenchError::InvalidOption {
+            option: "read_fraction",
+            reason: err.to_string(),
+        },
+    )?;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let latencies = new_latencies()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut readers = Vec::with_capacity(options.fast_readers + 1);
+    for ws in fast {
+        let (_sink, stream) = ws.split();
+        readers.push(spawn_reader(
+            stream,
+            "bench.latest",
+            base,
+            (Arc::clone(&delivered), Arc::clone(&latencies)),
+            stop_rx.clone(),
+        ));
+    }
+    let (finished, finished_rx) = watch::channel::<Finished>(None);
+    let slow_task = tokio::spawn(slow_reader(slow_ws, keys, every, base, finished_rx));
+    let mut publisher_sink = None;
+    for ws in publisher {
+        let (sink, stream) = ws.split();
+        readers.push(spawn_reader(
+            stream,
+            "bench.uncounted",
+            base,
+            (Arc::new(AtomicU64::new(0)), new_latencies()?),
+            stop_rx.clone(),
+        ));
+        publisher_sink = Some(sink);
+    }
+    let Some(mut sink) = publisher_sink else {
+        return Err(BenchError::Closed("no publisher".to_owned()));
+    };
+    let pad = "x".repeat(options.payload_bytes);
+    let total = (options.rate * options.seconds).ceil() as u64;
+    let before = target.pid().and_then(ProcessSample::read);
+    let started = Instant::now();
+    let sent = paced_send(&mut sink, (options.rate, total), base, |n, t| {
+        let key = (n % keys as u64) as usize;
+        keyed_publication(SLOW_CHANNEL, (key, n), t, &pad)
+    })
+    .await?;
+    // The last value of each key: the highest `n < sent` of its residue.
+    let last: Vec<u64> = (0..keys as u64)
+        .map(|k| {
+            if sent > k {
+                k + (sent - 1 - k) / keys as u64 * keys as u64
+            } else {
+                0
+            }
+        })
+        .collect();
+    let _ = finished.send(Some((Instant::now(), last)));
+    let expected = sent * options.fast_readers as u64;
+    let seen = settle(
+        &delivered,
+        expected,
+        Instant::now() + DRAIN_GRACE,
+        &stop,
+        readers,
+    )
+    .await;
+    let slow_seen = slow_task
+        .await
+        .map_err(|err| BenchError::Closed(format!("the slow reader failed: {err}")))??;
+
+    let mut report = Report::new("slow");
+    report.push("keys", Value::Int(keys as u64));
+    report.push("rate", Value::Float(options.rate));
+    report.push("seconds", Value::Float(options.seconds));
+    report.push("payload_bytes", Value::Int(options.payload_bytes as u64));
+    report.push("read_fraction", Value::Float(options.read_fraction));
+    report.push(
+        "interval_ms",
+        Value::Float(interval.as_secs_f64() * 1_000.0),
+    );
+    report.push("sent", Value::Int(sent));
+    push_deliveries(
+        &mut report,
+        (seen, &latencies),
+        expected,
+        started,
+        before,
+        target.pid(),
+    );
+    let ages = slow_seen.ages.summary();
+    report.push(
+        "slow_closed_by_server",
+        Value::Int(u64::from(slow_seen.closed.is_some())),
+    );
+    report.push(
+        "slow_close_code",
+        Value::Int(slow_seen.closed.map_or(0, u64::from)),
+    );
+    report.push("slow_frames_read", Value::Int(slow_seen.read));
+    report.push("slow_age_p50_ms", Value::Float(ages.p50_ms));
+    report.push("slow_age_p99_ms", Value::Float(ages.p99_ms));
+    report.push("slow_age_max_ms", Value::Float(ages.max_ms));
+    report.push("slow_latest_keys", Value::Int(slow_seen.latest_keys as u64));
+    report.push(
+        "slow_catch_up_ms",
+        match slow_seen.catch_up {
+            Some(d) => Value::Float(d.as_secs_f64() * 1_000.0),
+            None => Value::Text("never".to_owned()),
+        },
+    );
+    drop(sink);
     Ok(report)
 }

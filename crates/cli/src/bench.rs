@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use cerebrum_bench::{
-    ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, Scenario, StormOptions, Target,
-    raise_open_files_limit, run,
+    ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, Scenario, SlowOptions, StormOptions,
+    Target, raise_open_files_limit, run,
 };
 use clap::{Args, Subcommand};
 
@@ -92,6 +92,34 @@ enum ScenarioArgs {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+    /// Keyed publications on channel `latest:bench`, readers that keep up and one that reads a
+    /// fraction of them: is it closed 4008, how old is what it reads, how soon after the last
+    /// publication does it hold the latest value of every key. Start the server with
+    /// `--conflate latest=key --rate-limit 0` to measure conflation (without `--conflate`, the
+    /// slow reader is closed 4008).
+    Slow {
+        /// Keys the publications cycle through.
+        #[arg(long, default_value_t = 4)]
+        keys: usize,
+        /// Publications per second, all keys together.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Seconds of publishing.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Payload filler in bytes.
+        #[arg(long, default_value_t = 1024)]
+        payload: usize,
+        /// The slow reader's pace as a fraction of the publication rate.
+        #[arg(long, default_value_t = 0.1)]
+        read_fraction: f64,
+        /// Readers that keep up.
+        #[arg(long, default_value_t = 1)]
+        fast_readers: usize,
+        /// The slow reader's socket receive buffer, bytes.
+        #[arg(long, default_value_t = 4096)]
+        recv_buffer: u32,
+    },
     /// N facade clients (fleet reconnect preset) through a server restart: time until all are
     /// back and re-subscribed, publications before and after delivered in order.
     Storm {
@@ -159,6 +187,23 @@ impl ScenarioArgs {
                 connections,
                 rate,
                 seconds,
+            }),
+            Self::Slow {
+                keys,
+                rate,
+                seconds,
+                payload,
+                read_fraction,
+                fast_readers,
+                recv_buffer,
+            } => Scenario::Slow(SlowOptions {
+                keys,
+                rate,
+                seconds,
+                payload_bytes: payload,
+                read_fraction,
+                fast_readers,
+                recv_buffer,
             }),
             Self::Storm {
                 clients,

@@ -141,6 +141,20 @@ pub(crate) struct ServeArgs {
     /// Frames queued per connection before a slow consumer is closed 4008 [default: 1024].
     #[arg(long, env = "CEREBRUM_OUTBOUND_QUEUE", value_name = "FRAMES")]
     outbound_queue: Option<usize>,
+    /// Queued frames from which a slow reader's queue conflates: a newer `study_metrics_update`
+    /// of a user, `system_status`, or publication of a --conflate namespace replaces the queued
+    /// one with its key [default: 256].
+    #[arg(long, env = "CEREBRUM_CONFLATE_THRESHOLD", value_name = "FRAMES")]
+    conflate_threshold: Option<usize>,
+    /// Lets a namespace's publications conflate for slow readers, keyed by a payload field:
+    /// `NAMESPACE=FIELD` (repeatable; comma-separated in the environment).
+    #[arg(
+        long = "conflate",
+        env = "CEREBRUM_CONFLATE",
+        value_delimiter = ',',
+        value_name = "NAMESPACE=FIELD"
+    )]
+    conflate: Option<Vec<String>>,
     /// Time an HTTP request head may take to arrive [default: 10].
     #[arg(long, env = "CEREBRUM_HEAD_TIMEOUT_SECS", value_name = "SECS")]
     head_timeout_secs: Option<u64>,
@@ -288,6 +302,13 @@ impl ServeArgs {
                 .map(|s| Duration::from_secs(s.max(1))),
         );
         set(&mut config.outbound_queue, self.outbound_queue);
+        set(&mut config.conflate_threshold, self.conflate_threshold);
+        config.conflate = self
+            .conflate
+            .unwrap_or_default()
+            .iter()
+            .map(|rule| rule.parse().map_err(|err| format!("--conflate: {err}")))
+            .collect::<Result<_, String>>()?;
         set(
             &mut config.head_timeout,
             self.head_timeout_secs.map(Duration::from_secs),
@@ -579,6 +600,43 @@ mod tests {
         assert!(err.contains("at least 32 bytes"), "{err}");
         let err = build_config(parse(&["--rate-limit=-1"])).unwrap_err();
         assert!(err.contains("rate-limit"), "{err}");
+    }
+
+    #[test]
+    fn conflation_rules_come_from_flags_or_the_file_and_bad_ones_are_refused() {
+        let config = build_config(parse(&[
+            "--conflate",
+            "prices=symbol",
+            "--conflate",
+            "metrics=userId",
+            "--conflate-threshold",
+            "32",
+        ]))
+        .unwrap()
+        .0;
+        let rules: Vec<String> = config.conflate.iter().map(ToString::to_string).collect();
+        assert_eq!(rules, ["prices=symbol", "metrics=userId"]);
+        assert_eq!(config.conflate_threshold, 32);
+        assert_eq!(
+            build_config(parse(&[])).unwrap().0.conflate_threshold,
+            ServerConfig::default().conflate_threshold
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cerebrum.toml");
+        std::fs::write(
+            &file,
+            "conflate = [\"latest=key\"]\nconflate-threshold = 8\n",
+        )
+        .unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()]))
+            .unwrap()
+            .0;
+        assert_eq!(config.conflate[0].to_string(), "latest=key");
+        assert_eq!(config.conflate_threshold, 8);
+        let err = build_config(parse(&["--conflate", "prices"])).unwrap_err();
+        assert!(err.contains("--conflate"), "{err}");
+        let err = build_config(parse(&["--conflate-threshold", "0"])).unwrap_err();
+        assert!(err.contains("conflate-threshold"), "{err}");
     }
 
     #[test]

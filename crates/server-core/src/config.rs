@@ -165,6 +165,14 @@ pub struct ServerConfig {
     pub presence_refresh: Duration,
     /// Outbound queue per connection, in frames (slow consumer past it: close 4008).
     pub outbound_queue: usize,
+    /// Queued frames from which a newer keyed frame replaces the queued one with its key
+    /// (a user's `study_metrics_update`, the `system_status`, and the publications of the
+    /// [`ServerConfig::conflate`] namespaces): 256; at or past `outbound_queue` only a full
+    /// queue conflates (`--conflate-threshold`). See [`crate::conflate`].
+    pub conflate_threshold: usize,
+    /// App namespaces whose publications conflate, keyed by a payload field
+    /// (`--conflate NAMESPACE=FIELD`, repeatable).
+    pub conflate: Vec<crate::conflate::ConflateRule>,
     /// Daily study goal, in hours.
     pub daily_goal_hours: f64,
     /// How long message ids are remembered for dedupe.
@@ -239,6 +247,8 @@ impl Default for ServerConfig {
             presence_ttl: Duration::from_secs(30),
             presence_refresh: Duration::from_secs(10),
             outbound_queue: 1024,
+            conflate_threshold: 256,
+            conflate: Vec::new(),
             daily_goal_hours: 2.0,
             dedupe_window: Duration::from_secs(600),
             dedupe_min_entries: 1024,
@@ -342,6 +352,11 @@ impl ServerConfig {
             "must be a number > 0",
         )?;
         range(self.outbound_queue >= 1, "outbound-queue", "must be ≥ 1")?;
+        range(
+            self.conflate_threshold >= 1,
+            "conflate-threshold",
+            "must be ≥ 1",
+        )?;
         range(
             self.pending_page_size >= 1,
             "pending-page-size",

@@ -14,6 +14,7 @@ use cerebrum_protocol::{
 use crate::auth::{AuthError, Verifier};
 use crate::broker::MemoryBroker;
 use crate::clock::Now;
+use crate::conflate::ConflationRules;
 use crate::dedupe::Dedupe;
 use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
@@ -101,7 +102,8 @@ impl Context {
             cache: true,
         };
         Ok(Arc::new(Self {
-            hub: Hub::new(memory, remote, ids.clone(), config.hub_shards),
+            hub: Hub::new(memory, remote, ids.clone(), config.hub_shards)
+                .with_conflation(ConflationRules::new(config.conflate.iter().cloned())),
             study: Mutex::new(StudyTracker::new(config.presence_grace)),
             dedupe: Dedupe::new(config.dedupe_window, config.dedupe_min_entries),
             verifier,

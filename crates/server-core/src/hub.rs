@@ -13,6 +13,7 @@ use cerebrum_protocol::{
 use crate::Text;
 use crate::broker::{BrokerError, Delivery, MemoryBroker, Replay};
 use crate::clock::Now;
+use crate::conflate::{ConflationKey, ConflationRules};
 use crate::outbox::{Outbox, lock};
 
 /// The `subscribed` payload of a replay.
@@ -93,14 +94,14 @@ fn offer(
     conn: ConnId,
     (outbox, after): (&Outbox, &mut u64),
     held: &mut Option<Box<Held>>,
-    (offset, text): (u64, &Text),
+    (offset, text, key): (u64, &Text, Option<&ConflationKey>),
     now: Instant,
 ) -> bool {
     if *after != UNKNOWN && offset <= *after {
         return false;
     }
     if *after == UNKNOWN || offset == *after + 1 {
-        outbox.push(text.clone(), now);
+        outbox.push_keyed(text.clone(), key, now);
         *after = offset;
         release_held(conn, (outbox, after), held, now, false);
         return false;
@@ -184,6 +185,8 @@ pub struct Hub {
     remote: bool,
     ids: Arc<MessageIdGenerator>,
     channels: AtomicUsize,
+    /// Which publications carry a conflation key (computed once per publication).
+    conflation: ConflationRules,
 }
 
 impl std::fmt::Debug for Hub {
@@ -214,7 +217,22 @@ impl Hub {
             remote,
             ids,
             channels: AtomicUsize::new(0),
+            conflation: ConflationRules::default(),
         }
+    }
+
+    /// The same hub with app namespaces' conflation `rules` (the built-in ones, a user's
+    /// `study_metrics_update` and the `system_status`, always apply).
+    #[must_use]
+    pub fn with_conflation(mut self, rules: ConflationRules) -> Self {
+        self.conflation = rules;
+        self
+    }
+
+    /// The rules that give publications their conflation key.
+    #[must_use]
+    pub fn conflation(&self) -> &ConflationRules {
+        &self.conflation
     }
 
     /// The in-memory broker: every channel's, or `system`'s only with a remote broker.
@@ -401,7 +419,8 @@ impl Hub {
     }
 
     /// Publishes `envelope` on `channel`, which the memory broker orders: the next offset,
-    /// encoded once, queued to every subscriber. Returns the offset.
+    /// encoded once, queued to every subscriber with its conflation key (computed once, here).
+    /// Returns the offset.
     ///
     /// # Errors
     /// [`BrokerError::Remote`] for a channel of the remote broker (the driver appends it
@@ -411,11 +430,12 @@ impl Hub {
         if self.is_remote(channel) {
             return Err(BrokerError::Remote);
         }
+        let key = self.conflation.key(channel, &envelope);
         let shard = lock(self.shard(channel));
         let publication = self.local.append(channel, envelope, now.mono)?;
         if let Some(subscribers) = shard.get(channel) {
             for (outbox, _) in subscribers.conns.values() {
-                outbox.push(publication.text.clone(), now.mono);
+                outbox.push_keyed(publication.text.clone(), key.as_ref(), now.mono);
             }
         }
         Ok(publication.offset)
@@ -427,6 +447,10 @@ impl Hub {
     /// channel from [`Hub::resync_positions`] and delivers what was missed, which releases
     /// what was held (or [`Hub::skip_gaps`] when history no longer has it).
     pub fn deliver(&self, delivery: &Delivery, now: Instant) -> bool {
+        // Decoded (once per delivery, outside the lock) only on a channel that may conflate.
+        let key = self
+            .conflation
+            .key_of_text(&delivery.channel, delivery.text.as_str());
         let mut shard = lock(self.shard(&delivery.channel));
         let Some(subscribers) = shard.get_mut(&delivery.channel) else {
             return false;
@@ -440,7 +464,7 @@ impl Hub {
         } = subscribers;
         let mut gap = false;
         for (conn, (outbox, after)) in conns.iter_mut() {
-            let publication = (delivery.offset, &delivery.text);
+            let publication = (delivery.offset, &delivery.text, key.as_ref());
             gap |= offer(*conn, (outbox, after), held, publication, now);
         }
         for kept in pending.values_mut() {
@@ -624,6 +648,127 @@ mod tests {
         assert!(slow.is_slow());
         assert_eq!(fast.len(), 10);
         assert!(!fast.is_slow());
+    }
+
+    fn metrics(user: &str, n: u64) -> Envelope {
+        Envelope::from_value(
+            "study_metrics_update",
+            &serde_json::json!({"userId": user, "studyHours": n, "progress": 0, "sessionDuration": 0, "streak": 0}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_slow_subscriber_keeps_the_latest_metrics_and_every_other_frame_while_a_fast_one_gets_all()
+    {
+        let hub = hub();
+        let now = now();
+        let slow = Outbox::new(16);
+        slow.set_conflation_threshold(2);
+        let fast = Outbox::new(1024);
+        fast.set_conflation_threshold(256);
+        for (conn, outbox) in [(1, &slow), (2, &fast)] {
+            hub.subscribe_silently(conn, outbox, "user:a");
+            hub.subscribe_silently(conn, outbox, "chat:1");
+        }
+        for i in 0..100 {
+            hub.publish("user:a", metrics("a", i), now).unwrap();
+            if i % 25 == 0 {
+                hub.publish("chat:1", Envelope::from_value("x", &i).unwrap(), now)
+                    .unwrap();
+                // Another type on the user's channel is never conflated.
+                hub.publish("user:a", Envelope::from_value("note", &i).unwrap(), now)
+                    .unwrap();
+            }
+        }
+        assert!(!slow.is_slow());
+        assert_eq!(fast.len(), 108);
+        let frames = texts(&slow);
+        let metrics: Vec<&String> = frames
+            .iter()
+            .filter(|t| t.contains("study_metrics_update"))
+            .collect();
+        assert_eq!(metrics.len(), 1);
+        assert!(metrics[0].contains(r#""studyHours":99"#));
+        assert_eq!(
+            frames
+                .iter()
+                .filter(|t| t.contains(r#""type":"x""#))
+                .count(),
+            4
+        );
+        assert_eq!(frames.iter().filter(|t| t.contains("note")).count(), 4);
+        // Each channel's offsets still increase.
+        let user: Vec<String> = frames
+            .iter()
+            .filter(|t| t.contains("user:a"))
+            .cloned()
+            .collect();
+        let offsets = offsets_of(&user);
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+        assert_eq!(offsets.last(), Some(&104));
+    }
+
+    #[test]
+    fn a_resume_after_conflated_offsets_replays_what_the_client_lacks() {
+        let hub = hub().with_conflation(ConflationRules::new(["m=id"
+            .parse::<crate::conflate::ConflateRule>()
+            .unwrap()]));
+        let now = now();
+        let slow = Outbox::new(8);
+        slow.set_conflation_threshold(2);
+        hub.subscribe_silently(1, &slow, "m:1");
+        for (n, id) in ["a", "b", "a", "b", "a"].into_iter().enumerate() {
+            let payload = serde_json::json!({"id": id, "n": n + 1});
+            hub.publish("m:1", Envelope::from_value("tick", &payload).unwrap(), now)
+                .unwrap();
+        }
+        let frames = texts(&slow);
+        // Offsets 1 (a), 2 (b) and 3 (a) were replaced by newer frames of their keys.
+        assert_eq!(offsets_of(&frames), vec![4, 5]);
+        // The client read offset 4 only, then lost the connection: a resume from 4 replays 5
+        // from history, `recovered` (nothing the client lacks was skipped).
+        let epoch = hub.memory().replay("m:1", None, now.mono).unwrap().epoch;
+        let resumed = Outbox::new(64);
+        let since = StreamPosition {
+            offset: 4,
+            epoch: epoch.to_string(),
+        };
+        let sub = hub
+            .subscribe(2, &resumed, "m:1", Some(&since), now)
+            .unwrap();
+        assert_eq!((sub.recovered, sub.missed, sub.offset), (true, 1, 5));
+        assert_eq!(offsets_of(&texts(&resumed)[1..]), vec![5]);
+    }
+
+    #[test]
+    fn remote_deliveries_are_keyed_once_and_conflated() {
+        let hub = Hub::new(
+            MemoryBroker::new(16, Duration::from_secs(300), 1),
+            true,
+            Arc::new(MessageIdGenerator::with_node(1)),
+            4,
+        );
+        let remote = MemoryBroker::new(100, Duration::from_secs(300), 2);
+        let now = now();
+        let slow = Outbox::new(4);
+        slow.set_conflation_threshold(1);
+        assert!(hub.subscribe_silently(1, &slow, "user:a"));
+        for i in 0..50 {
+            let publication = remote.append("user:a", metrics("a", i), now.mono).unwrap();
+            let epoch = remote.replay("user:a", None, now.mono).unwrap().epoch;
+            hub.deliver(
+                &Delivery {
+                    channel: "user:a".into(),
+                    epoch,
+                    offset: publication.offset,
+                    text: publication.text,
+                },
+                now.mono,
+            );
+        }
+        assert!(!slow.is_slow());
+        assert_eq!(offsets_of(&texts(&slow)), vec![50]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod auth;
 pub mod broker;
 pub mod clock;
 mod config;
+pub mod conflate;
 pub mod context;
 pub mod dedupe;
 pub mod hub;

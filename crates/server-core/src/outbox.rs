@@ -1,13 +1,14 @@
 //! A connection's bounded outbound queue: the handle through which the hub reaches a subscriber.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use crate::Text;
+use crate::conflate::ConflationKey;
 
 /// One frame waiting to be written, with the instant it was queued (for the delivery-latency
 /// histogram). The text is shared: a publication's bytes are queued to every subscriber.
@@ -17,11 +18,17 @@ pub struct Frame {
     pub text: Text,
     /// When it was queued.
     pub queued_at: Instant,
+    /// What a newer frame must share to replace it while the queue is past its conflation
+    /// threshold (`None`: never replaced).
+    pub key: Option<ConflationKey>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     frames: VecDeque<Frame>,
+    /// Frames with a key queued since the queue last held at most one frame per key (a full
+    /// pass is due before the next conflating push when it is not 0).
+    keyed_unchecked: u32,
     /// The driver's task waiting for frames (see [`Outbox::poll_notified`]).
     waker: Option<Waker>,
     /// A push or close happened since the driver last looked.
@@ -34,6 +41,13 @@ struct Inner {
 /// connection slow (it is then closed with 4008) instead of blocking the publisher. The
 /// driver waits for frames with [`Outbox::poll_notified`] (the core holds its waker, nothing
 /// else of its runtime).
+///
+/// **Conflation** ([`crate::conflate`]): once the queue holds at least its conflation threshold
+/// of frames ([`Outbox::set_conflation_threshold`]; off until set), a pushed frame with a key
+/// removes the queued frame with the same key and is appended at the end, and a first such
+/// push removes every older duplicate of every key: past the threshold the queue never holds
+/// two frames with one key. Frames without a key are never removed. Below the threshold a push
+/// is a plain append (plus one counter increment for a keyed frame).
 ///
 /// ```
 /// use std::time::Instant;
@@ -48,6 +62,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Outbox {
     capacity: usize,
+    /// Queue length from which keyed frames replace their older namesakes.
+    conflate_from: AtomicUsize,
     inner: Mutex<Inner>,
     slow: AtomicBool,
     closed: AtomicBool,
@@ -59,25 +75,44 @@ impl Outbox {
     pub fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
             capacity: capacity.max(1),
+            conflate_from: AtomicUsize::new(usize::MAX),
             inner: Mutex::new(Inner::default()),
             slow: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         })
     }
 
+    /// Conflates keyed frames once `threshold` frames are queued (`usize::MAX`, the default,
+    /// turns conflation off; a threshold at or past the capacity conflates only a full queue).
+    pub fn set_conflation_threshold(&self, threshold: usize) {
+        self.conflate_from.store(threshold, Ordering::Relaxed);
+    }
+
     /// Queues a frame; `false` (and the queue marked slow) when it is full or closed.
     pub fn push(&self, text: Text, now: Instant) -> bool {
+        self.push_keyed(text, None, now)
+    }
+
+    /// Queues a frame with its conflation `key` (see the type's documentation); `false` (and
+    /// the queue marked slow) when it is full, even after conflation, or closed.
+    pub fn push_keyed(&self, text: Text, key: Option<&ConflationKey>, now: Instant) -> bool {
         if self.closed.load(Ordering::Relaxed) || self.slow.load(Ordering::Relaxed) {
             return false;
         }
         let (accepted, waker) = {
             let mut inner = lock(&self.inner);
+            if inner.frames.len() >= self.conflate_from.load(Ordering::Relaxed) {
+                inner.conflate(key);
+            } else if key.is_some() {
+                inner.keyed_unchecked = inner.keyed_unchecked.saturating_add(1);
+            }
             let accepted = if inner.frames.len() >= self.capacity {
                 false
             } else {
                 inner.frames.push_back(Frame {
                     text,
                     queued_at: now,
+                    key: key.cloned(),
                 });
                 true
             };
@@ -98,6 +133,7 @@ impl Outbox {
         let mut inner = lock(&self.inner);
         // Taking the buffer leaves an unallocated one: an idle connection holds no memory.
         let frames = std::mem::take(&mut inner.frames);
+        inner.keyed_unchecked = 0;
         drop(inner);
         out.extend(frames);
     }
@@ -106,7 +142,9 @@ impl Outbox {
     /// holds no memory here).
     #[must_use]
     pub fn take_all(&self) -> VecDeque<Frame> {
-        std::mem::take(&mut lock(&self.inner).frames)
+        let mut inner = lock(&self.inner);
+        inner.keyed_unchecked = 0;
+        std::mem::take(&mut inner.frames)
     }
 
     /// Number of frames waiting.
@@ -186,6 +224,31 @@ impl Outbox {
     }
 }
 
+impl Inner {
+    /// Makes room for a frame with `key` in a queue past its threshold: removes the queued
+    /// frame with that key, or, when keyed frames were queued below the threshold since the
+    /// last full pass, every frame that a later frame (or the new one) has the key of.
+    fn conflate(&mut self, key: Option<&ConflationKey>) {
+        if self.keyed_unchecked > 0 {
+            self.keyed_unchecked = 0;
+            let mut seen: HashSet<&ConflationKey> = key.into_iter().collect();
+            let keep: Vec<bool> = self
+                .frames
+                .iter()
+                .rev()
+                .map(|frame| frame.key.as_ref().is_none_or(|k| seen.insert(k)))
+                .collect();
+            let mut keep = keep.into_iter().rev();
+            self.frames.retain(|_| keep.next().unwrap_or(true));
+        } else if let Some(key) = key
+            && let Some(at) = self.frames.iter().position(|f| f.key.as_ref() == Some(key))
+        {
+            // Past a full pass every key is queued at most once.
+            self.frames.remove(at);
+        }
+    }
+}
+
 #[doc(hidden)]
 /// Locks a mutex, recovering the data of a poisoned one (nothing here can be left half-done).
 pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -211,5 +274,185 @@ mod tests {
         assert_eq!(texts, (0..100).map(|i| i.to_string()).collect::<Vec<_>>());
         assert!(outbox.is_empty());
         assert!(!outbox.is_slow());
+    }
+
+    fn texts(outbox: &Outbox) -> Vec<String> {
+        let mut out = Vec::new();
+        outbox.drain_into(&mut out);
+        out.iter().map(|f| f.text.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn below_the_threshold_nothing_is_conflated() {
+        let outbox = Outbox::new(16);
+        outbox.set_conflation_threshold(8);
+        let key = ConflationKey::new("user:a\0study_metrics_update");
+        let now = crate::testing::instant();
+        for i in 0..8 {
+            assert!(outbox.push_keyed(Text::from(format!("m{i}")), Some(&key), now));
+        }
+        assert_eq!(outbox.len(), 8);
+        assert_eq!(
+            texts(&outbox),
+            (0..8).map(|i| format!("m{i}")).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn past_the_threshold_the_newer_frame_is_appended_and_the_older_removed() {
+        let outbox = Outbox::new(8);
+        outbox.set_conflation_threshold(3);
+        let a = ConflationKey::new("a");
+        let b = ConflationKey::new("b");
+        let now = crate::testing::instant();
+        assert!(outbox.push_keyed("a1".into(), Some(&a), now));
+        assert!(outbox.push_keyed("b1".into(), Some(&b), now));
+        assert!(outbox.push("n1".into(), now));
+        // Past the threshold: `a1` goes, `a2` comes last (after `b1`, whose offset is lower).
+        assert!(outbox.push_keyed("a2".into(), Some(&a), now));
+        assert!(outbox.push("n2".into(), now));
+        assert!(outbox.push_keyed("b2".into(), Some(&b), now));
+        assert!(outbox.push_keyed("a3".into(), Some(&ConflationKey::new("a")), now));
+        assert_eq!(texts(&outbox), ["n1", "n2", "b2", "a3"]);
+    }
+
+    #[test]
+    fn a_reader_that_stops_reading_is_not_marked_slow_by_keyed_frames() {
+        let outbox = Outbox::new(8);
+        outbox.set_conflation_threshold(4);
+        let now = crate::testing::instant();
+        let keys: Vec<ConflationKey> = (0..3).map(|k| ConflationKey::new(&k.to_string())).collect();
+        for i in 0..10_000 {
+            let key = &keys[i % keys.len()];
+            assert!(outbox.push_keyed(Text::from(format!("{i}")), Some(key), now));
+        }
+        assert!(!outbox.is_slow());
+        // Never past the threshold by more than the frame being pushed, the latest of each key
+        // last (below the threshold frames are appended as they come).
+        let queued = texts(&outbox);
+        assert!(queued.len() <= 4, "{queued:?}");
+        assert!(
+            queued.ends_with(&["9997".into(), "9998".into(), "9999".into()]),
+            "{queued:?}"
+        );
+        // Frames without a key still fill the queue: 4008 as before.
+        for i in 0..8 {
+            assert!(outbox.push(Text::from(format!("n{i}")), now));
+        }
+        assert!(!outbox.push("n8".into(), now));
+        assert!(outbox.is_slow());
+    }
+
+    #[test]
+    fn without_a_threshold_keys_change_nothing() {
+        let outbox = Outbox::new(2);
+        let key = ConflationKey::new("a");
+        let now = crate::testing::instant();
+        assert!(outbox.push_keyed("1".into(), Some(&key), now));
+        assert!(outbox.push_keyed("2".into(), Some(&key), now));
+        assert!(!outbox.push_keyed("3".into(), Some(&key), now));
+        assert!(outbox.is_slow());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A step: push a frame with key `Some(k)` (or none), or let the driver drain.
+        #[derive(Debug, Clone)]
+        enum Op {
+            Push(Option<u8>),
+            Drain,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                8 => proptest::option::of(0u8..4).prop_map(Op::Push),
+                1 => Just(Op::Drain),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Order, latest wins, one frame per key past the threshold, unkeyed frames kept.
+            #[test]
+            fn conflation_keeps_order_latest_and_unkeyed_frames(
+                capacity in 1usize..24,
+                threshold in 1usize..32,
+                ops in proptest::collection::vec(op(), 0..200),
+            ) {
+                let outbox = Outbox::new(capacity);
+                outbox.set_conflation_threshold(threshold);
+                let keys: Vec<ConflationKey> =
+                    (0..4).map(|k| ConflationKey::new(&format!("k{k}"))).collect();
+                let now = crate::testing::instant();
+                // What was pushed since the last drain: (sequence number, key).
+                let mut pushed: Vec<(usize, Option<u8>)> = Vec::new();
+                for (seq, op) in ops.into_iter().enumerate() {
+                    match op {
+                        Op::Drain => {
+                            let mut out = Vec::new();
+                            outbox.drain_into(&mut out);
+                            pushed.clear();
+                        }
+                        Op::Push(key) => {
+                            let before = outbox.len();
+                            let accepted = outbox.push_keyed(
+                                Text::from(seq.to_string()),
+                                key.map(|k| &keys[usize::from(k)]),
+                                now,
+                            );
+                            if outbox.is_slow() {
+                                // A full queue even after conflation: 4008, as before.
+                                prop_assert!(!accepted);
+                                prop_assert!(before >= capacity);
+                                return Ok(());
+                            }
+                            prop_assert!(accepted);
+                            pushed.push((seq, key));
+                            let queued: Vec<(usize, Option<u8>)> = lock(&outbox.inner)
+                                .frames
+                                .iter()
+                                .map(|f| {
+                                    let seq = f.text.as_str().parse::<usize>().unwrap_or(usize::MAX);
+                                    let key = f.key.as_ref().map(|k| {
+                                        k.as_str()[1..].parse::<u8>().unwrap_or(u8::MAX)
+                                    });
+                                    (seq, key)
+                                })
+                                .collect();
+                            // Order: what is queued is what was pushed, in push order, less
+                            // some keyed frames.
+                            let mut rest = pushed.iter();
+                            for frame in &queued {
+                                prop_assert!(rest.any(|p| p == frame), "{:?} out of order", frame);
+                            }
+                            // Unkeyed frames are never dropped.
+                            let unkeyed = |v: &[(usize, Option<u8>)]| {
+                                v.iter().filter(|(_, k)| k.is_none()).count()
+                            };
+                            prop_assert_eq!(unkeyed(&queued), unkeyed(&pushed));
+                            // The latest frame of every key is queued.
+                            for k in 0..4u8 {
+                                if let Some(latest) = pushed.iter().rev().find(|(_, key)| *key == Some(k)) {
+                                    prop_assert!(queued.contains(latest));
+                                }
+                            }
+                            if before >= threshold {
+                                // Past the threshold: at most one frame per key.
+                                for k in 0..4u8 {
+                                    let n = queued.iter().filter(|(_, key)| *key == Some(k)).count();
+                                    prop_assert!(n <= 1, "key {} queued {} times", k, n);
+                                }
+                            } else {
+                                // Below it nothing was removed by this push.
+                                prop_assert_eq!(queued.len(), before + 1);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -338,6 +338,8 @@ impl Session {
             now.mono,
         );
         let deadline = now.mono + ctx.config.auth_timeout;
+        // The connection's rules include when its queue conflates.
+        outbox.set_conflation_threshold(ctx.config.conflate_threshold);
         let mut session = Self {
             ctx,
             conn,
