@@ -140,6 +140,20 @@ impl Outbox {
         }
     }
 
+    /// Wakes the driver without a frame: the session has work for it
+    /// ([`crate::session::Session::has_effects`]), such as asking for the next page of pending
+    /// notifications once another connection of its user acknowledged the current one.
+    pub fn wake(&self) {
+        let waker = {
+            let mut inner = lock(&self.inner);
+            inner.notified = true;
+            inner.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     /// Whether [`Outbox::close`] was called.
     #[must_use]
     pub fn is_closed(&self) -> bool {

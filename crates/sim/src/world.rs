@@ -792,7 +792,23 @@ impl World {
                 } else {
                     self.pump(node, conn);
                 }
+                self.pump_woken(node);
             }
+        }
+    }
+
+    /// Runs the connections whose driver another connection's effect woke through their
+    /// outbox (a page of pending notifications acknowledged on another connection of the
+    /// user), as `net/conn.rs` does when woken: each carries out what its session has for it.
+    fn pump_woken(&mut self, node: NodeId) {
+        let woken: Vec<ConnId> = self.nodes[node]
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.closed && !c.busy && c.session.has_effects())
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in woken {
+            self.pump(node, conn);
         }
     }
 
