@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cerebrum_protocol::Subscribed;
+use cerebrum_protocol::{StudySessionStart, Subscribed};
 use cerebrum_realtime::Client;
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
@@ -47,6 +47,10 @@ pub struct StormOptions {
     /// The shell command that starts the server on the URL's port (run with `sh -c`, in the
     /// background, restarted by the scenario); it must print a line with `listening on`.
     pub server_cmd: Option<String>,
+    /// Whether every client also studies (`study_session_start` as user `storm-I` on topic
+    /// `storm I`, once subscribed and again once back after the restart), so that the server's
+    /// study tracker holds a session per client through the storm.
+    pub study: bool,
 }
 
 impl Default for StormOptions {
@@ -57,6 +61,7 @@ impl Default for StormOptions {
             before: 5,
             after: 5,
             server_cmd: None,
+            study: false,
         }
     }
 }
@@ -211,10 +216,21 @@ fn channel_name(i: usize, channels: usize) -> String {
     format!("bench:storm:{}", i % channels)
 }
 
-/// Starts one facade client, subscribes it to its channel, and follows what it receives.
+/// The study session of client `i` (`--study`): its own user and topic.
+fn study_start(i: usize) -> StudySessionStart {
+    StudySessionStart {
+        user_id: format!("storm-{i}"),
+        topic: format!("storm {i}"),
+        timestamp: None,
+    }
+}
+
+/// Starts one facade client, subscribes it to its channel (and starts its study session when
+/// `study` is set, again once it is back), and follows what it receives.
 async fn start_client(
     url: String,
     channel: String,
+    study: Option<StudySessionStart>,
     tally: Arc<Tally>,
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
@@ -229,6 +245,15 @@ async fn start_client(
         .subscribe_channel(&channel)
         .await
         .map_err(|e| BenchError::Closed(format!("subscribe: {e}")))?;
+    if let Some(start) = &study {
+        client
+            .send_payload(start)
+            .await
+            .map_err(|e| BenchError::Closed(format!("study_session_start: {e}")))?;
+    }
+    // The study session is started again once back (the restarted server lost it), as an app
+    // does after a reconnect.
+    let restudy = study.map(|start| (client.clone(), start));
     let mut stop = stop;
     let follower = tokio::spawn(async move {
         let mut next = [0u64; 2];
@@ -254,6 +279,9 @@ async fn start_client(
                             tally.back_at.store(at, Ordering::Relaxed);
                             if subscribed.recovered {
                                 tally.recovered.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if let Some((client, start)) = &restudy {
+                                let _ = client.send_payload(start).await;
                             }
                             counters.subscribed_twice.fetch_add(1, Ordering::Relaxed);
                         }
@@ -370,6 +398,7 @@ async fn storm(
 ) -> Result<Report, BenchError> {
     let clients = options.clients;
     let channels = options.channels;
+    let study = options.study;
     let counters = Arc::new(Counters {
         base: Instant::now(),
         subscribed_once: AtomicU64::new(0),
@@ -395,6 +424,7 @@ async fn storm(
             let started = start_client(
                 url,
                 channel_name(i, channels),
+                study.then(|| study_start(i)),
                 Arc::clone(&tally),
                 counters,
                 stop_rx,

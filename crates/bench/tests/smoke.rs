@@ -175,6 +175,7 @@ async fn storm_brings_every_client_back_with_nothing_missed() {
         before: 3,
         after: 3,
         server_cmd: None,
+        study: true,
     };
     let report = run_storm(&target, &options, &mut restarter).await.unwrap();
     assert_eq!(int(&report, "back"), 20, "{}", report.table());

@@ -140,6 +140,11 @@ enum ScenarioArgs {
         /// a line with `listening on`.
         #[arg(long)]
         server_cmd: String,
+        /// Every client also studies, as its own user on its own topic (started once
+        /// subscribed and again once back), so that the server's study tracker holds a session
+        /// per client through the storm.
+        #[arg(long)]
+        study: bool,
     },
 }
 
@@ -211,12 +216,14 @@ impl ScenarioArgs {
                 before,
                 after,
                 ref server_cmd,
+                study,
             } => Scenario::Storm(StormOptions {
                 clients,
                 channels,
                 before,
                 after,
                 server_cmd: Some(server_cmd.clone()),
+                study,
             }),
         }
     }

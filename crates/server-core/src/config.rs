@@ -147,10 +147,14 @@ pub struct ServerConfig {
     /// How many notifications are kept per user, and how long ([`crate::record::Retention`]:
     /// the newest 500, at most 30 days).
     pub notification_retention: crate::record::Retention,
-    /// Pending notifications sent to a connection at once; the next page follows once the
-    /// connection has acknowledged all of the current one (50; never more than half the
-    /// outbound queue).
+    /// Pending notifications sent to a connection at once; the next page follows once all of
+    /// the current one was acknowledged, on any connection of the user (50; never more than
+    /// half the outbound queue).
     pub pending_page_size: usize,
+    /// How long a connection waits on a full page of pending notifications before it reads the
+    /// store again, to learn of acks made on another node (30 s); the wait doubles after each
+    /// read that found none, up to 16 times this.
+    pub pending_recheck: Duration,
     /// Publications kept per channel.
     pub history_size: usize,
     /// How long publications are kept.
@@ -241,6 +245,7 @@ impl Default for ServerConfig {
             notification_retention: crate::record::Retention::default(),
             hub_shards: 16,
             pending_page_size: 50,
+            pending_recheck: Duration::from_secs(30),
             history_size: 100,
             history_ttl: Duration::from_secs(300),
             redis_url: None,
@@ -361,6 +366,11 @@ impl ServerConfig {
             self.pending_page_size >= 1,
             "pending-page-size",
             "must be ≥ 1",
+        )?;
+        range(
+            self.pending_recheck >= Duration::from_millis(100),
+            "pending-recheck",
+            "must be ≥ 100 ms",
         )?;
         range(
             self.max_channels_per_connection >= 1,

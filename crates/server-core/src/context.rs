@@ -58,6 +58,8 @@ pub struct Context {
     rng: Mutex<fastrand::Rng>,
     /// Study sessions that ended while the store failed (written again at each sweep).
     pub(crate) unrecorded: Mutex<Vec<crate::study::FinishedStudy>>,
+    /// The pages of pending notifications out on this node's connections, by user.
+    pub(crate) pages: crate::pending::PendingPages,
 }
 
 impl std::fmt::Debug for Context {
@@ -115,6 +117,7 @@ impl Context {
             next_conn: AtomicU64::new(1),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             unrecorded: Mutex::new(Vec::new()),
+            pages: crate::pending::PendingPages::default(),
             config,
         }))
     }

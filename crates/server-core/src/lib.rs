@@ -43,6 +43,7 @@ pub mod hub;
 pub mod metrics;
 pub mod node;
 pub mod outbox;
+mod pending;
 pub mod permissions;
 pub mod ratelimit;
 pub mod record;

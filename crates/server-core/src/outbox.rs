@@ -179,7 +179,9 @@ impl Outbox {
     }
 
     /// Wakes the owner as a push would, without a frame: for news from outside the queue
-    /// (the server is shutting down) that the owner checks when it wakes.
+    /// that the owner checks when it wakes — the server is shutting down, or the session has
+    /// work ([`crate::session::Session::has_effects`]), such as asking for the next page of
+    /// pending notifications once another connection of its user acknowledged the current one.
     ///
     /// ```
     /// use std::task::{Poll, Waker};

@@ -89,7 +89,9 @@ pub enum Effect {
     },
     /// Read the next page of the user's pending notifications (at most
     /// `ServerConfig::pending_page_size`, oldest first) and hand it to
-    /// [`Session::handle_pending_page`].
+    /// [`Session::handle_pending_page`]. Asked for again while a page is out, after
+    /// `ServerConfig::pending_recheck`: the read then tells which of the page's notifications
+    /// were acknowledged elsewhere (on another node).
     DeliverPending {
         /// The user.
         user_id: String,
@@ -280,8 +282,8 @@ pub struct Session {
     abuse: Option<Box<AbuseCounter>>,
     last_inbound: Instant,
     channels: ChannelSet,
-    /// The page of pending notifications delivered and not yet acknowledged (boxed: most
-    /// connections have none).
+    /// The full page of pending notifications delivered and not yet all acknowledged (boxed:
+    /// most connections have none).
     pending: Option<Box<PendingPage>>,
     /// The answer the session waits for (boxed: most connections never wait).
     waiting: Option<Box<Waiting>>,
@@ -294,15 +296,23 @@ pub struct Session {
     effects: std::collections::VecDeque<Effect>,
 }
 
-/// A page of pending notifications on its way: the next page is read once every notification
-/// of this one was acknowledged, so a user with thousands never overflows the outbox.
-#[derive(Debug, Default)]
+/// A full page of pending notifications on its way: the next page is read once every
+/// notification of this one was acknowledged, so a user with thousands never overflows the
+/// outbox. Its notifications not acknowledged yet are in the node's registry
+/// ([`crate::pending::PendingPages`]), where an ack on any connection of the user reaches them.
+#[derive(Debug)]
 struct PendingPage {
-    /// Ids delivered and not acknowledged yet.
-    unacked: std::collections::HashSet<MessageId>,
-    /// Whether the page was full (more may be pending).
-    more: bool,
+    /// Set by the registry once every notification of the page was acknowledged.
+    done: Arc<std::sync::atomic::AtomicBool>,
+    /// When to read the store again, for acks made on another node (`None` while a read is
+    /// out).
+    recheck_at: Option<Instant>,
+    /// The wait before the next such read: doubles after each read that found no ack.
+    recheck_after: std::time::Duration,
 }
+
+/// How many times `ServerConfig::pending_recheck` a page waits at most between two reads.
+const RECHECK_BACKOFF_MAX: u32 = 16;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -399,15 +409,21 @@ impl Session {
         self.waiting.is_some()
     }
 
-    /// Whether [`Session::poll_effect`] has an effect to hand out.
+    /// Whether [`Session::poll_effect`] has an effect to hand out: one queued by a call, or
+    /// the next page of pending notifications once another connection of the user on this
+    /// node acknowledged the rest of the current one (that connection's ack wakes this one's
+    /// driver through its [`Outbox`]).
     #[must_use]
     pub fn has_effects(&self) -> bool {
-        !self.effects.is_empty()
+        !self.effects.is_empty() || self.page_done()
     }
 
     /// The next effect to carry out, in order.
     #[must_use]
     pub fn poll_effect(&mut self) -> Option<Effect> {
+        if self.effects.is_empty() {
+            self.next_page_if_done();
+        }
         self.effects.pop_front()
     }
 
@@ -419,7 +435,9 @@ impl Session {
             State::Authenticating { deadline } => idle.min(deadline),
             _ => idle,
         };
-        self.expires_at.map_or(next, |at| next.min(at))
+        let next = self.expires_at.map_or(next, |at| next.min(at));
+        let recheck = self.pending.as_ref().and_then(|page| page.recheck_at);
+        recheck.map_or(next, |at| next.min(at))
     }
 
     /// Closes the connection for silence or a missing token when their time has come.
@@ -442,6 +460,18 @@ impl Session {
             && now.mono >= self.last_inbound + self.ctx.config.heartbeat_interval * 2
         {
             self.close(close_code::GOING_AWAY, "idle");
+            return;
+        }
+        if self.state == State::Ready
+            && let Some(page) = &mut self.pending
+            && page.recheck_at.is_some_and(|at| now.mono >= at)
+            && let Some(user) = &self.user
+        {
+            // The page's acks may have been made on another node: the store knows.
+            page.recheck_at = None;
+            self.effects.push_back(Effect::DeliverPending {
+                user_id: user.clone(),
+            });
         }
     }
 
@@ -655,6 +685,11 @@ impl Session {
             self.leave(&channel);
         }
         lock(&self.ctx.study).disconnect(self.conn, now.mono);
+        if self.pending.take().is_some()
+            && let Some(user) = &self.user
+        {
+            self.ctx.pages.close(user, self.conn);
+        }
         if self.user.is_none() {
             self.ctx.dedupe.forget_user(&self.dedupe_key());
         }
@@ -713,9 +748,33 @@ impl Session {
     }
 
     /// A page of the user's pending notifications was read ([`Effect::DeliverPending`]):
-    /// queues them; once all are acknowledged ([`Session::handle_notification_acked`]), a full
-    /// page asks for the next one.
+    /// queues them; once all are acknowledged, on any connection of the user on this node
+    /// ([`Session::handle_notification_acked`]), a full page asks for the next one.
+    ///
+    /// While a page is out, the read is the store's answer to a recheck: the page's
+    /// notifications it no longer lists were acknowledged elsewhere (or dropped by retention;
+    /// the page's notifications still pending are the oldest, so a page-sized read lists all of
+    /// them). Nothing is sent until the whole page is acknowledged; then `page` is the next one.
     pub fn handle_pending_page(&mut self, page: &[cerebrum_protocol::Notification], now: Now) {
+        if let Some(open) = self.pending.as_mut() {
+            let (before, left) = match self.user.as_deref() {
+                Some(user) => self.ctx.pages.retain(user, self.conn, |id| {
+                    page.iter().any(|listed| listed.id == id.as_str())
+                }),
+                None => (0, 0),
+            };
+            if left > 0 {
+                let base = self.ctx.config.pending_recheck;
+                open.recheck_after = if left < before {
+                    base
+                } else {
+                    (open.recheck_after * 2).min(base * RECHECK_BACKOFF_MAX)
+                };
+                open.recheck_at = Some(now.mono + open.recheck_after);
+                return;
+            }
+            self.pending = None;
+        }
         let full = page.len() >= self.ctx.config.pending_page();
         let mut unacked = std::collections::HashSet::with_capacity(page.len());
         for notification in page {
@@ -731,29 +790,49 @@ impl Session {
             self.push(Text::from(encode(&envelope)), now);
             unacked.insert(id);
         }
-        // A page none of which could be sent asks for no more (it would come back the same).
-        self.pending = (!unacked.is_empty()).then(|| {
-            Box::new(PendingPage {
-                unacked,
-                more: full,
-            })
-        });
-    }
-
-    /// The user's ack of notification `id` was recorded ([`Effect::AckNotification`]): when it
-    /// was the last unacknowledged one of the delivered page, the next page is asked for.
-    pub fn handle_notification_acked(&mut self, id: &MessageId) {
-        let Some(page) = &mut self.pending else {
-            return;
-        };
-        page.unacked.remove(id);
-        if !page.unacked.is_empty() {
+        // A short page is the last one: nothing waits on its acks. A page none of which could
+        // be sent asks for no more (it would come back the same).
+        if !full || unacked.is_empty() || self.state == State::Closing {
             return;
         }
-        let more = page.more;
+        let Some(user) = self.user.as_deref() else {
+            return;
+        };
+        let done = self.ctx.pages.open(user, self.conn, &self.outbox, unacked);
+        let recheck_after = self.ctx.config.pending_recheck;
+        self.pending = Some(Box::new(PendingPage {
+            done,
+            recheck_at: Some(now.mono + recheck_after),
+            recheck_after,
+        }));
+    }
+
+    /// The user's ack of notification `id` was recorded ([`Effect::AckNotification`]): it
+    /// leaves the open page of every connection of the user on this node; when it was the
+    /// last of this connection's page, the next page is asked for (the other connections whose
+    /// page it completed are woken to do the same).
+    pub fn handle_notification_acked(&mut self, id: &MessageId) {
+        if let Some(user) = &self.user {
+            self.ctx.pages.acked(user, id);
+        }
+        self.next_page_if_done();
+    }
+
+    /// Whether the open page was acknowledged in full (here or on another connection).
+    fn page_done(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|page| page.done.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Asks for the next page of pending notifications when the open one was acknowledged in
+    /// full.
+    fn next_page_if_done(&mut self) {
+        if !self.page_done() {
+            return;
+        }
         self.pending = None;
-        if more
-            && self.state != State::Closing
+        if self.state != State::Closing
             && let Some(user) = &self.user
         {
             self.effects.push_back(Effect::DeliverPending {

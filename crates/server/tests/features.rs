@@ -422,3 +422,140 @@ async fn thousands_of_pending_notifications_arrive_page_by_page_and_only_the_ret
     let expected: Vec<String> = (1500..2000).map(|i| format!("n-{i:04}")).collect();
     assert_eq!(received, expected);
 }
+
+/// Issue 14: two tabs of one user get the same first page of pending notifications; the user
+/// acknowledges it in one tab only. The other tab must move on to the next page too (it used to
+/// wait for acks of its own until it reconnected), and never get an acknowledged one again.
+#[tokio::test]
+async fn a_page_acknowledged_in_another_tab_of_the_user_moves_both_tabs_on() {
+    let server = start_with(|config| {
+        use cerebrum_server::store::Store as _;
+        config.rate_limit_per_sec = 0.0;
+        let store = cerebrum_server::sqlite::SqliteStore::open(&config.data_dir).unwrap();
+        let now = cerebrum_server::clock::unix_ms();
+        for i in 0..60 {
+            let note = cerebrum_protocol::Notification {
+                id: format!("n-{i:04}"),
+                title: "Quiz".into(),
+                message: format!("number {i}"),
+                kind: cerebrum_protocol::NotificationKind::Info,
+                priority: cerebrum_protocol::Priority::Low,
+                action_url: None,
+                action_text: None,
+            };
+            store.save_notification(&note, Some("ada"), now).unwrap();
+        }
+    })
+    .await;
+    let ids = |range: std::ops::Range<usize>| -> Vec<String> {
+        range.map(|i| format!("n-{i:04}")).collect()
+    };
+    let mut tabs = Vec::new();
+    for _ in 0..2 {
+        let (mut tab, _) = connect_ready(&server.url).await;
+        send(
+            &mut tab,
+            r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
+        )
+        .await;
+        assert_eq!(recv_notifications(&mut tab, 50).await, ids(0..50));
+        tabs.push(tab);
+    }
+    let [mut tab1, mut tab2] = <[Ws; 2]>::try_from(tabs).unwrap();
+    // The user reads the page in tab 2: every notification of it acknowledged there.
+    for id in ids(0..50) {
+        send_json(&mut tab2, &json!({"type":"ack","payload":{"messageId":id}})).await;
+    }
+    assert_eq!(recv_notifications(&mut tab2, 10).await, ids(50..60));
+    // Tab 1 gets the next page as well, and nothing of the first again.
+    assert_eq!(recv_notifications(&mut tab1, 10).await, ids(50..60));
+    send(&mut tab1, r#"{"type":"ping","payload":{"n":1}}"#).await;
+    assert_eq!(next_but_status(&mut tab1).await["type"], "pong");
+}
+
+/// The next frame other than the periodic `system_status`.
+async fn next_but_status(ws: &mut Ws) -> Value {
+    loop {
+        let frame = recv(ws).await;
+        if frame["type"] != "system_status" {
+            return frame;
+        }
+    }
+}
+
+/// The ids of the next `n` notifications (skipping `subscribed`, `pong` and the periodic
+/// `system_status`), within [`PATIENCE`] in all.
+async fn recv_notifications(ws: &mut Ws, n: usize) -> Vec<String> {
+    let next = async {
+        let mut ids = Vec::with_capacity(n);
+        while ids.len() < n {
+            let frame = recv(ws).await;
+            match frame["type"].as_str() {
+                Some("notification") => {
+                    ids.push(frame["messageId"].as_str().unwrap_or_default().to_owned());
+                }
+                Some("subscribed" | "pong" | "system_status") => {}
+                other => panic!("unexpected {other:?}: {frame}"),
+            }
+        }
+        ids
+    };
+    match tokio::time::timeout(PATIENCE, next).await {
+        Ok(ids) => ids,
+        Err(_) => panic!("{n} notifications did not arrive in time"),
+    }
+}
+
+/// The same through two nodes sharing one store (two servers on one SQLite file): the node of
+/// tab 1 does not hear of tab 2's acks, and reads the store again after `pending_recheck`.
+#[tokio::test]
+async fn a_page_acknowledged_through_another_node_moves_on_at_the_next_read_of_the_store() {
+    let first = start_with(|config| {
+        use cerebrum_server::store::Store as _;
+        config.rate_limit_per_sec = 0.0;
+        config.pending_recheck = Duration::from_millis(200);
+        let store = cerebrum_server::sqlite::SqliteStore::open(&config.data_dir).unwrap();
+        let now = cerebrum_server::clock::unix_ms();
+        for i in 0..60 {
+            let note = cerebrum_protocol::Notification {
+                id: format!("n-{i:04}"),
+                title: "Quiz".into(),
+                message: format!("number {i}"),
+                kind: cerebrum_protocol::NotificationKind::Info,
+                priority: cerebrum_protocol::Priority::Low,
+                action_url: None,
+                action_text: None,
+            };
+            store.save_notification(&note, Some("ada"), now).unwrap();
+        }
+    })
+    .await;
+    let shared = first.dir.path().to_path_buf();
+    let second = start_with(|config| {
+        config.rate_limit_per_sec = 0.0;
+        config.data_dir = shared;
+    })
+    .await;
+    let ids = |range: std::ops::Range<usize>| -> Vec<String> {
+        range.map(|i| format!("n-{i:04}")).collect()
+    };
+    let mut tabs = Vec::new();
+    for url in [&first.url, &second.url] {
+        let (mut tab, _) = connect_ready(url).await;
+        send(
+            &mut tab,
+            r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
+        )
+        .await;
+        assert_eq!(recv_notifications(&mut tab, 50).await, ids(0..50));
+        tabs.push(tab);
+    }
+    let [mut tab1, mut tab2] = <[Ws; 2]>::try_from(tabs).unwrap();
+    for id in ids(0..50) {
+        send_json(&mut tab2, &json!({"type":"ack","payload":{"messageId":id}})).await;
+    }
+    assert_eq!(recv_notifications(&mut tab2, 10).await, ids(50..60));
+    assert_eq!(recv_notifications(&mut tab1, 10).await, ids(50..60));
+    send(&mut tab1, r#"{"type":"ping","payload":{"n":1}}"#).await;
+    assert_eq!(recv(&mut tab1).await["type"], "pong");
+}

@@ -17,7 +17,9 @@
 //! 3. **presence converges** — at the end, with every fault healed and the presence TTL
 //!    passed, each study session's presence is exactly the users the live nodes have in it;
 //! 4. **notifications** — one whose `ack` the server acknowledged is never delivered again,
-//!    and every unacknowledged one reaches the user's next connection.
+//!    and every unacknowledged one reaches the user's next connection. Pages are 3 long here,
+//!    so that a run pages, and a user's connections (on one node or several) acknowledge the
+//!    same pages.
 //!
 //! ```
 //! use cerebrum_sim::{run, SimConfig};

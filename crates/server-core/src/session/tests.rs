@@ -1049,6 +1049,196 @@ fn pending_notifications_are_asked_for_a_page_at_a_time_as_acks_are_recorded() {
     assert!(client.effects().is_empty());
 }
 
+fn notes(range: std::ops::Range<usize>) -> Vec<cerebrum_protocol::Notification> {
+    range
+        .map(|i| cerebrum_protocol::Notification {
+            id: format!("n-{i:03}"),
+            title: "t".into(),
+            message: "m".into(),
+            kind: cerebrum_protocol::NotificationKind::Info,
+            priority: cerebrum_protocol::Priority::Low,
+            action_url: None,
+            action_text: None,
+        })
+        .collect()
+}
+
+/// A connection of `user` (auth off: its user channel names it) that was given `page` as its
+/// first page of pending notifications.
+fn paged_client(
+    ctx: &Arc<Context>,
+    user: &str,
+    page: &[cerebrum_protocol::Notification],
+    now: Now,
+) -> Client {
+    let mut client = Client::new(ctx, None, now);
+    client.send(
+        &format!(r#"{{"type":"subscribe","payload":{{"channel":"user:{user}"}}}}"#),
+        now,
+    );
+    assert_eq!(
+        client.effects(),
+        vec![Effect::DeliverPending {
+            user_id: user.into()
+        }]
+    );
+    client.session.handle_pending_page(page, now);
+    assert_eq!(client.frames().len(), page.len());
+    client
+}
+
+/// Issue 14: a page acknowledged from another connection of the user (a second tab) must not
+/// stall this connection's paging: the node's acks reach every page of the user on it.
+#[test]
+fn a_page_acknowledged_from_another_connection_of_the_user_moves_on_to_the_next() {
+    let ctx = ctx();
+    let now = crate::testing::now();
+    let page = notes(0..ctx.config.pending_page());
+    let mut tab1 = paged_client(&ctx, "ada", &page, now);
+    let mut tab2 = paged_client(&ctx, "ada", &page, now);
+    // Tab 1's driver has written the page and waits.
+    let waker = std::task::Waker::noop();
+    assert!(tab1.outbox.poll_notified(waker).is_ready());
+    assert!(tab1.outbox.poll_notified(waker).is_pending());
+    // Tab 2 acknowledges the whole page (each ack recorded by the store).
+    for note in &page {
+        tab2.session
+            .handle_notification_acked(&MessageId::new(note.id.clone()).unwrap());
+    }
+    assert_eq!(
+        tab2.effects(),
+        vec![Effect::DeliverPending {
+            user_id: "ada".into()
+        }]
+    );
+    // Tab 1 is told (its driver is woken through its outbox) and asks for the next page too.
+    assert!(tab1.outbox.poll_notified(waker).is_ready());
+    assert!(tab1.session.has_effects());
+    assert_eq!(
+        tab1.effects(),
+        vec![Effect::DeliverPending {
+            user_id: "ada".into()
+        }]
+    );
+    // The next page goes out on both; nothing of the first comes again.
+    let next = notes(50..60);
+    for tab in [&mut tab1, &mut tab2] {
+        tab.session.handle_pending_page(&next, now);
+        let ids: Vec<String> = tab
+            .frames()
+            .iter()
+            .map(|f| f["messageId"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, next.iter().map(|n| n.id.clone()).collect::<Vec<_>>());
+    }
+    // A page acknowledged half here and half there moves on as well.
+    let mut tab3 = paged_client(&ctx, "ada", &page, now);
+    let mut tab4 = paged_client(&ctx, "ada", &page, now);
+    for (i, note) in page.iter().enumerate() {
+        let id = MessageId::new(note.id.clone()).unwrap();
+        if i % 2 == 0 {
+            tab3.session.handle_notification_acked(&id);
+        } else {
+            tab4.session.handle_notification_acked(&id);
+        }
+    }
+    for tab in [&mut tab3, &mut tab4] {
+        assert_eq!(
+            tab.effects(),
+            vec![Effect::DeliverPending {
+                user_id: "ada".into()
+            }]
+        );
+    }
+    // Another user's acks touch nobody else's page.
+    let mut bob = paged_client(&ctx, "bob", &page, now);
+    for note in &page {
+        tab1.session
+            .handle_notification_acked(&MessageId::new(note.id.clone()).unwrap());
+    }
+    assert!(!bob.session.has_effects());
+    assert!(bob.effects().is_empty());
+}
+
+/// With several nodes, nothing tells a connection of the acks made through another node: once
+/// its page has waited `pending_recheck`, it reads the store again, which lists what is still
+/// unacknowledged. A page acknowledged in full elsewhere moves on to the next one; nothing is
+/// sent again; the wait doubles while the reads find nothing new.
+#[test]
+fn a_page_acknowledged_on_another_node_moves_on_at_the_next_read_of_the_store() {
+    let ctx = ctx();
+    let now = crate::testing::now();
+    let recheck = ctx.config.pending_recheck;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap();
+    let page = notes(0..50);
+    let mut tab = paged_client(&ctx, "ada", &page, now);
+    assert_eq!(tab.session.poll_timeout(), now.mono + recheck);
+    tab.session.handle_timeout(now.plus_ms(ms(recheck) - 1));
+    assert!(tab.effects().is_empty());
+    // Half of the page was acknowledged elsewhere: the store lists the other half first.
+    let at = now.plus_ms(ms(recheck));
+    tab.session.handle_activity(at);
+    tab.session.handle_timeout(at);
+    assert_eq!(
+        tab.effects(),
+        vec![Effect::DeliverPending {
+            user_id: "ada".into()
+        }]
+    );
+    // No second read while one is out.
+    assert!(tab.session.poll_timeout() > at.mono + recheck);
+    tab.session.handle_pending_page(&notes(25..75), at);
+    assert!(
+        tab.frames().is_empty(),
+        "nothing is sent while the page waits"
+    );
+    assert!(tab.effects().is_empty());
+    assert_eq!(tab.session.poll_timeout(), at.mono + recheck);
+    // A read that finds nothing new doubles the wait.
+    let at = at.plus_ms(ms(recheck));
+    tab.session.handle_activity(at);
+    tab.session.handle_timeout(at);
+    assert_eq!(tab.effects().len(), 1);
+    tab.session.handle_pending_page(&notes(25..75), at);
+    assert!(tab.frames().is_empty());
+    assert_eq!(tab.session.poll_timeout(), at.mono + recheck * 2);
+    // This connection's own ack of one of them counts as before.
+    tab.session
+        .handle_notification_acked(&MessageId::new("n-025").unwrap());
+    assert!(tab.effects().is_empty());
+    // The rest was acknowledged elsewhere: the read is the next page, sent as such.
+    let at = at.plus_ms(ms(recheck * 2));
+    tab.session.handle_activity(at);
+    tab.session.handle_timeout(at);
+    assert_eq!(tab.effects().len(), 1);
+    tab.session.handle_pending_page(&notes(50..100), at);
+    let ids: Vec<String> = tab
+        .frames()
+        .iter()
+        .map(|f| f["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        notes(50..100).into_iter().map(|n| n.id).collect::<Vec<_>>()
+    );
+    // A new full page, a fresh wait.
+    assert_eq!(tab.session.poll_timeout(), at.mono + recheck);
+    // A short page is the last: nothing to read again.
+    for note in notes(50..100) {
+        tab.session
+            .handle_notification_acked(&MessageId::new(note.id).unwrap());
+    }
+    assert_eq!(tab.effects().len(), 1);
+    tab.session.handle_pending_page(&notes(100..101), at);
+    assert_eq!(tab.frames().len(), 1);
+    assert_eq!(
+        tab.session.poll_timeout(),
+        at.mono + ctx.config.heartbeat_interval * 2
+    );
+    assert_eq!(ctx.pages.len(), 0);
+    tab.session.disconnect(at);
+}
+
 /// With a remote broker every call that waits on the network is an effect, and the session
 /// takes no further frame until its answer is fed back.
 #[test]

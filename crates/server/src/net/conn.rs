@@ -174,6 +174,16 @@ pub(crate) fn run(
             if app.is_stopping() {
                 break End::Close(close_code::GOING_AWAY, "server shutting down");
             }
+            // A deadline that came nearer (a page of pending notifications to read again, the
+            // expiry of a token given in an `auth` frame) re-arms the timer; one that moved
+            // later is found when the timer fires. (In a block: nothing of it is kept in the
+            // future across the wait below.)
+            {
+                let due = tokio::time::Instant::from_std(session.poll_timeout());
+                if due < idle_timer.deadline() {
+                    idle_timer.as_mut().reset(due);
+                }
+            }
             let fed = tokio::select! {
                 inbound = ws.next(), if !session.is_waiting() => match inbound {
                     Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), now())),
