@@ -91,8 +91,12 @@ pub struct ConnsOptions {
     pub connections: usize,
     /// Channels they are spread over.
     pub channels: usize,
-    /// How long to hold them open (each pings every 20 s meanwhile), seconds.
+    /// How long to hold them open, seconds.
     pub hold_secs: f64,
+    /// Each connection's heartbeat while held, seconds: a `ping` every this often, the
+    /// connections' first pings spread evenly over one period (as clients that connected at
+    /// different times), each timed until its `pong`.
+    pub ping_secs: f64,
 }
 
 impl Default for ConnsOptions {
@@ -101,6 +105,7 @@ impl Default for ConnsOptions {
             connections: 1_000,
             channels: 10,
             hold_secs: 5.0,
+            ping_secs: 20.0,
         }
     }
 }
@@ -748,6 +753,7 @@ async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchE
             reason: "must be a non-negative number".to_owned(),
         });
     }
+    positive("ping_secs", options.ping_secs)?;
     let before = target.pid().and_then(ProcessSample::read);
     let started = Instant::now();
     let channels = options.channels;
@@ -760,24 +766,30 @@ async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchE
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = target.pid().and_then(ProcessSample::read);
 
-    // Hold: every connection pings every 20 s (well inside the server's idle limit) and counts
-    // as dropped if the server closes it.
+    // Hold: every connection pings every `ping_secs` (the first pings spread over one period)
+    // and times each pong; a connection the server closes counts as dropped.
     let (stop, stop_rx) = watch::channel(false);
     let dropped = Arc::new(AtomicU64::new(0));
+    let heartbeats = new_latencies()?;
     let mut holders = Vec::with_capacity(sockets.len());
     let hold = Duration::from_secs_f64(options.hold_secs);
-    for ws in sockets {
+    let period = Duration::from_secs_f64(options.ping_secs);
+    let count = sockets.len();
+    let base = Instant::now();
+    for (i, ws) in sockets.into_iter().enumerate() {
         let mut stop = stop_rx.clone();
         let dropped = Arc::clone(&dropped);
+        let mut batch = LatencyBatch::new(Arc::clone(&heartbeats));
+        let first = tokio::time::Instant::now() + period.mul_f64(i as f64 / count as f64);
         holders.push(tokio::spawn(async move {
             let (mut sink, mut stream) = ws.split();
-            let mut keepalive = tokio::time::interval(Duration::from_secs(20));
+            let mut keepalive = tokio::time::interval_at(first, period);
             loop {
                 tokio::select! {
                     biased;
                     _ = stop.changed() => break,
                     _ = keepalive.tick() => {
-                        if sink.send(Message::text(ping(0))).await.is_err() {
+                        if sink.send(Message::text(ping(micros_since(base)))).await.is_err() {
                             dropped.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
@@ -787,10 +799,18 @@ async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchE
                             dropped.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
+                        Some(Ok(Message::Text(text))) => {
+                            if frame_type(&text) == Some("pong")
+                                && let Some(t) = sent_at(&text)
+                            {
+                                batch.record(micros_since(base).saturating_sub(t));
+                            }
+                        }
                         Some(Ok(_)) => {}
                     },
                 }
             }
+            batch.flush();
             let _ = sink.close().await;
         }));
     }
@@ -800,6 +820,10 @@ async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchE
     for holder in holders {
         let _ = holder.await;
     }
+    let heartbeat = heartbeats
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .summary();
 
     let mut report = Report::new("conns");
     report.push("connections", Value::Int(options.connections as u64));
@@ -830,6 +854,11 @@ async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchE
             Value::Float(held.cpu_seconds - after.cpu_seconds),
         );
     }
+    report.push("ping_secs", Value::Float(options.ping_secs));
+    report.push("heartbeats", Value::Int(heartbeat.count as u64));
+    report.push("heartbeat_p50_ms", Value::Float(heartbeat.p50_ms));
+    report.push("heartbeat_p99_ms", Value::Float(heartbeat.p99_ms));
+    report.push("heartbeat_max_ms", Value::Float(heartbeat.max_ms));
     Ok(report)
 }
 

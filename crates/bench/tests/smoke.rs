@@ -97,11 +97,16 @@ async fn idle_connections_are_held_without_drops() {
     let report = run_scenario(Scenario::Conns(ConnsOptions {
         connections: 50,
         channels: 5,
-        hold_secs: 0.5,
+        hold_secs: 1.0,
+        ping_secs: 0.1,
     }))
     .await;
     assert_eq!(int(&report, "dropped_during_hold"), 0, "{}", report.table());
     assert!(report.get("server_rss_per_connection_bytes").is_some());
+    // Heartbeats were answered and timed: about ten pings a connection over the 1 s hold, of
+    // which at least one a connection on average.
+    assert!(int(&report, "heartbeats") >= 50, "{}", report.table());
+    assert!(report.get("heartbeat_p99_ms").is_some());
 }
 
 #[test]

@@ -43,9 +43,13 @@ enum ScenarioArgs {
         /// Channels to spread them over.
         #[arg(long, default_value_t = 10)]
         channels: usize,
-        /// Seconds to hold them open (pinging every 20 s).
+        /// Seconds to hold them open.
         #[arg(long, default_value_t = 5.0)]
         hold_secs: f64,
+        /// Each connection's heartbeat while held: a ping every this many seconds (first pings
+        /// spread over one period), each timed until its pong.
+        #[arg(long, default_value_t = 20.0)]
+        ping_secs: f64,
     },
     /// N subscribers of one channel, one publisher at R msg/s for S s with B-byte payloads.
     Fanout {
@@ -155,10 +159,12 @@ impl ScenarioArgs {
                 connections,
                 channels,
                 hold_secs,
+                ping_secs,
             } => Scenario::Conns(ConnsOptions {
                 connections,
                 channels,
                 hold_secs,
+                ping_secs,
             }),
             Self::Fanout {
                 subscribers,
