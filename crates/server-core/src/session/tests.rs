@@ -1374,3 +1374,18 @@ fn with_a_remote_broker_subscribe_and_dedupe_wait_for_their_answers() {
         .collect();
     assert_eq!(unwatched, ["chat:1", "session:genetics", "user:ada"]);
 }
+
+/// Every open connection holds a `Session` for its whole life, inside its driver's task: the
+/// driver's task is sized to the allocator's 128-byte steps, and at the time of writing it sits
+/// exactly on one (docs/benchmarks.md, "The connection task, second round"). A field added here
+/// can cost every idle connection 128 bytes: box what is rare, and update the figure (and the
+/// measurement) when that is the right trade.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn a_session_stays_within_its_idle_memory_budget() {
+    assert!(
+        std::mem::size_of::<Session>() <= 304,
+        "Session is {} bytes",
+        std::mem::size_of::<Session>()
+    );
+}
