@@ -1384,8 +1384,8 @@ fn with_a_remote_broker_subscribe_and_dedupe_wait_for_their_answers() {
 #[test]
 fn a_session_stays_within_its_idle_memory_budget() {
     assert!(
-        std::mem::size_of::<Session>() <= 304,
+        size_of::<Session>() <= 304,
         "Session is {} bytes",
-        std::mem::size_of::<Session>()
+        size_of::<Session>()
     );
 }
