@@ -323,6 +323,29 @@ impl LatencyBatch {
     }
 }
 
+/// The publisher's sink, its own stream drained (it receives its own publications too)
+/// by an uncounted reader pushed to `readers`.
+fn publisher_sink(
+    publisher: Vec<Ws>,
+    base: Instant,
+    stop_rx: &watch::Receiver<bool>,
+    readers: &mut Vec<JoinHandle<Seen>>,
+) -> Result<SplitSink<Ws, Message>, BenchError> {
+    let mut publisher_sink = None;
+    for ws in publisher {
+        let (sink, stream) = ws.split();
+        readers.push(spawn_reader(
+            stream,
+            "bench.uncounted",
+            base,
+            (Arc::new(AtomicU64::new(0)), new_latencies()?),
+            stop_rx.clone(),
+        ));
+        publisher_sink = Some(sink);
+    }
+    publisher_sink.ok_or_else(|| BenchError::Closed("no publisher".to_owned()))
+}
+
 /// A shared histogram. Without a correction interval: every frame is measured from its
 /// intended send time ([`paced_send`]), which already corrects for coordinated omission;
 /// `record_correct` on top would count each stall twice (and cost a record per interval of
@@ -506,22 +529,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
         ));
     }
     let mut sinks = Vec::new();
-    let mut publisher_sink = None;
-    for ws in publisher {
-        let (sink, stream) = ws.split();
-        // The publisher receives its own publications too: drain them, uncounted.
-        readers.push(spawn_reader(
-            stream,
-            "bench.uncounted",
-            base,
-            (Arc::new(AtomicU64::new(0)), new_latencies()?),
-            stop_rx.clone(),
-        ));
-        publisher_sink = Some(sink);
-    }
-    let Some(mut sink) = publisher_sink else {
-        return Err(BenchError::Closed("no publisher".to_owned()));
-    };
+    let mut sink = publisher_sink(publisher, base, &stop_rx, &mut readers)?;
     let pad = "x".repeat(options.payload_bytes);
     let total = (options.rate * options.seconds).ceil() as u64;
     let before = target.pid().and_then(ProcessSample::read);
@@ -1034,21 +1042,7 @@ async fn slow(target: &Target, options: &SlowOptions) -> Result<Report, BenchErr
     }
     let (finished, finished_rx) = watch::channel::<Finished>(None);
     let slow_task = tokio::spawn(slow_reader(slow_ws, keys, every, base, finished_rx));
-    let mut publisher_sink = None;
-    for ws in publisher {
-        let (sink, stream) = ws.split();
-        readers.push(spawn_reader(
-            stream,
-            "bench.uncounted",
-            base,
-            (Arc::new(AtomicU64::new(0)), new_latencies()?),
-            stop_rx.clone(),
-        ));
-        publisher_sink = Some(sink);
-    }
-    let Some(mut sink) = publisher_sink else {
-        return Err(BenchError::Closed("no publisher".to_owned()));
-    };
+    let mut sink = publisher_sink(publisher, base, &stop_rx, &mut readers)?;
     let pad = "x".repeat(options.payload_bytes);
     let total = (options.rate * options.seconds).ceil() as u64;
     let before = target.pid().and_then(ProcessSample::read);
