@@ -131,9 +131,9 @@ pub(crate) fn run(
     };
     drop(token);
     async move {
-        // The idle timer is re-armed only when it fires: the session's deadline only moves later
-        // (each inbound frame pushes it), so resetting a timer on every frame would be wasted work
-        // on the timer wheel.
+        // The idle timer is re-armed when it fires, or when the session's next deadline came
+        // nearer (below); a deadline that moved later (each inbound frame pushes the idle one)
+        // is left for the firing to find, so no frame resets a timer on the timer wheel.
         let idle_timer =
             tokio::time::sleep_until(tokio::time::Instant::from_std(session.poll_timeout()));
         tokio::pin!(idle_timer);
@@ -151,7 +151,7 @@ pub(crate) fn run(
                 break End::Slow;
             }
             // The queue itself is taken (one lock, no copy into a second buffer); its memory goes
-            // with it (and it lives only in this branch, not across the wait below).
+            // with it. The block keeps the batch out of the future across the wait below.
             {
                 let write = {
                     let batch = outbox.take_all();
