@@ -155,6 +155,19 @@ pub(crate) struct ServeArgs {
         value_name = "NAMESPACE=FIELD"
     )]
     conflate: Option<Vec<String>>,
+    /// Take permessage-deflate (RFC 7692) when a client offers it [default: off].
+    #[arg(long, env = "CEREBRUM_COMPRESSION", num_args = 0..=1, default_missing_value = "true")]
+    compression: Option<bool>,
+    /// zlib level of compressed frames, 1 (fastest) to 9 (smallest) [default: 1].
+    #[arg(long, env = "CEREBRUM_COMPRESSION_LEVEL", value_name = "LEVEL")]
+    compression_level: Option<u32>,
+    /// The window the server compresses with, 9 to 15 bits; a client asking for less gets
+    /// no compression [default: 15].
+    #[arg(long, env = "CEREBRUM_COMPRESSION_WINDOW_BITS", value_name = "BITS")]
+    compression_window_bits: Option<u8>,
+    /// Frames shorter than this go uncompressed [default: 256].
+    #[arg(long, env = "CEREBRUM_COMPRESSION_THRESHOLD", value_name = "BYTES")]
+    compression_threshold: Option<usize>,
     /// Time an HTTP request head may take to arrive [default: 10].
     #[arg(long, env = "CEREBRUM_HEAD_TIMEOUT_SECS", value_name = "SECS")]
     head_timeout_secs: Option<u64>,
@@ -303,6 +316,10 @@ impl ServeArgs {
         );
         set(&mut config.outbound_queue, self.outbound_queue);
         set(&mut config.conflate_threshold, self.conflate_threshold);
+        set(&mut config.compression.enabled, self.compression);
+        set(&mut config.compression.level, self.compression_level);
+        set(&mut config.compression.window_bits, self.compression_window_bits);
+        set(&mut config.compression.threshold, self.compression_threshold);
         config.conflate = self
             .conflate
             .unwrap_or_default()
@@ -637,6 +654,35 @@ mod tests {
         assert!(err.contains("--conflate"), "{err}");
         let err = build_config(parse(&["--conflate-threshold", "0"])).unwrap_err();
         assert!(err.contains("conflate-threshold"), "{err}");
+    }
+
+    #[test]
+    fn compression_is_off_by_default_and_its_settings_are_checked() {
+        let (config, _) = build_config(parse(&[])).unwrap();
+        assert!(!config.compression.enabled);
+        let (config, _) = build_config(parse(&[
+            "--compression",
+            "--compression-level",
+            "6",
+            "--compression-window-bits",
+            "12",
+            "--compression-threshold",
+            "64",
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.compression,
+            cerebrum_server::Compression {
+                enabled: true,
+                level: 6,
+                window_bits: 12,
+                threshold: 64,
+            }
+        );
+        let err = build_config(parse(&["--compression-window-bits", "8"])).unwrap_err();
+        assert!(err.contains("compression-window-bits"), "{err}");
+        let err = build_config(parse(&["--compression-level", "0"])).unwrap_err();
+        assert!(err.contains("compression-level"), "{err}");
     }
 
     #[test]

@@ -181,7 +181,8 @@ impl Inflater {
         // Room for up to `limit + 1` bytes, grown as needed: one byte past the limit tells
         // that the message is too large, and no more is ever allocated.
         let bound = limit.saturating_add(1);
-        let mut out: Vec<u8> = Vec::with_capacity(bound.min(compressed.len().saturating_mul(4) + 64));
+        let mut out: Vec<u8> =
+            Vec::with_capacity(bound.min(compressed.len().saturating_mul(4) + 64));
         'message: for input in [compressed, &TAIL[..]] {
             let mut consumed = 0;
             loop {

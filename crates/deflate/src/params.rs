@@ -70,7 +70,9 @@ impl Offer {
     ///
     /// # Errors
     /// [`NegotiationError::Malformed`] when the header is not an extension list at all.
-    pub fn parse_all(header: &str) -> Result<Vec<Result<Self, NegotiationError>>, NegotiationError> {
+    pub fn parse_all(
+        header: &str,
+    ) -> Result<Vec<Result<Self, NegotiationError>>, NegotiationError> {
         let mut offers = Vec::new();
         for extension in split_list(header)? {
             let mut parts = extension.iter();
@@ -102,7 +104,8 @@ impl Offer {
                 "server_max_window_bits" => {
                     seen.once("server_max_window_bits")?;
                     let bits = value.ok_or(NegotiationError::BadValue("server_max_window_bits"))?;
-                    offer.server_max_window_bits = Some(window_bits(bits, "server_max_window_bits")?);
+                    offer.server_max_window_bits =
+                        Some(window_bits(bits, "server_max_window_bits")?);
                 }
                 "client_max_window_bits" => {
                     seen.once("client_max_window_bits")?;
@@ -156,7 +159,10 @@ impl Agreement {
     /// `window_bits` (9 to 15) and no context takeover, or `None` (the connection goes
     /// uncompressed). An offer that limits the server's window below `window_bits` is declined.
     #[must_use]
-    pub fn accept<'a>(offers: impl IntoIterator<Item = &'a Offer>, window_bits: u8) -> Option<Self> {
+    pub fn accept<'a>(
+        offers: impl IntoIterator<Item = &'a Offer>,
+        window_bits: u8,
+    ) -> Option<Self> {
         let window_bits = window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
         offers.into_iter().find_map(|offer| {
             let limit = offer.server_max_window_bits.unwrap_or(MAX_WINDOW_BITS);
@@ -319,9 +325,8 @@ fn unquote(value: &str) -> Result<&str, NegotiationError> {
 /// An HTTP token (RFC 9110 section 5.6.2).
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -362,7 +367,10 @@ mod tests {
                  server_max_window_bits=12"
             )
         );
-        assert_eq!(accepted("permessage-deflate; server_max_window_bits=10", 12), None);
+        assert_eq!(
+            accepted("permessage-deflate; server_max_window_bits=10", 12),
+            None
+        );
         // A later offer the server can honour is taken.
         assert_eq!(
             accepted(

@@ -297,7 +297,13 @@ impl MemoryBroker {
         if self.history_size > 0 {
             self.history_bytes
                 .fetch_add(publication.text.len(), std::sync::atomic::Ordering::Relaxed);
-            state.history.push_back(publication.clone());
+            // Without the wire forms (a compressed one, say) that the queued copies make.
+            state.history.push_back(Publication {
+                channel: publication.channel.clone(),
+                offset,
+                text: publication.text.detached(),
+                at: now,
+            });
         }
         self.prune(state, now);
         drop(shard);

@@ -221,6 +221,45 @@ pub struct ServerConfig {
     pub metrics_token: Option<String>,
     /// Lock shards of the channel hub (the driver sets a few per core; 16 by default).
     pub hub_shards: usize,
+    /// permessage-deflate (RFC 7692) for clients that offer it (`--compression`; off by
+    /// default). See [`Compression`].
+    pub compression: Compression,
+}
+
+/// The server's permessage-deflate settings (`--compression*`).
+///
+/// The server compresses with no context takeover (each message on its own, so one
+/// compressed form of a publication goes to every subscriber that negotiated the extension)
+/// and asks clients to do the same (so no connection keeps an inflater's window).
+///
+/// ```
+/// use cerebrum_server_core::Compression;
+/// let compression = Compression::default();
+/// assert!(!compression.enabled);
+/// assert_eq!((compression.level, compression.window_bits, compression.threshold), (1, 15, 256));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// Whether the server takes the extension when a client offers it.
+    pub enabled: bool,
+    /// zlib level, 1 (fastest) to 9 (smallest) (`--compression-level`).
+    pub level: u32,
+    /// The LZ77 window the server compresses with, 9 to 15 bits (`--compression-window-bits`);
+    /// an offer that limits the server below it is declined.
+    pub window_bits: u8,
+    /// Frames shorter than this many bytes go uncompressed (`--compression-threshold`).
+    pub threshold: usize,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            level: 1,
+            window_bits: 15,
+            threshold: 256,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -244,6 +283,7 @@ impl Default for ServerConfig {
             presence_grace: Duration::from_secs(10),
             notification_retention: crate::record::Retention::default(),
             hub_shards: 16,
+            compression: Compression::default(),
             pending_page_size: 50,
             pending_recheck: Duration::from_secs(30),
             history_size: 100,
@@ -357,6 +397,16 @@ impl ServerConfig {
             "must be a number > 0",
         )?;
         range(self.outbound_queue >= 1, "outbound-queue", "must be ≥ 1")?;
+        range(
+            (1..=9).contains(&self.compression.level),
+            "compression-level",
+            "must be 1 to 9",
+        )?;
+        range(
+            (9..=15).contains(&self.compression.window_bits),
+            "compression-window-bits",
+            "must be 9 to 15",
+        )?;
         range(
             self.conflate_threshold >= 1,
             "conflate-threshold",

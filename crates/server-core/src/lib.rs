@@ -56,6 +56,7 @@ mod text;
 mod testing;
 
 pub use config::{
-    ConfigError, DEFAULT_POOL_SIZE, Database, ServerConfig, TlsFiles, redact_password,
+    Compression, ConfigError, DEFAULT_POOL_SIZE, Database, ServerConfig, TlsFiles,
+    redact_password,
 };
 pub use text::Text;

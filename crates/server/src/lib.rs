@@ -34,7 +34,7 @@ pub mod store;
 
 pub use broker::redis as redis_broker;
 pub use cerebrum_server_core::{
-    ConfigError, Database, ServerConfig, TlsFiles, context, dedupe, hub, metrics, outbox,
+    Compression, ConfigError, Database, ServerConfig, TlsFiles, context, dedupe, hub, metrics, outbox,
     permissions, ratelimit, session, study,
 };
 pub use net::http::{BodyRefusal, notification_body, publish_body};

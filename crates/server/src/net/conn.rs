@@ -21,10 +21,12 @@ use crate::app::App;
 use crate::broker::BrokerError;
 use crate::clock::now;
 use crate::metrics::SentBatch;
+use crate::net::deflate;
 use crate::net::upgrade::WebSocket;
 use crate::outbox::{Frame, Outbox};
 use crate::session::{Effect, Session, close_code};
-use cerebrum_server_core::Text;
+use cerebrum_deflate::CodecError;
+use cerebrum_server_core::{Compression, Text};
 
 /// How long a closing connection waits for its last frames and the peer's close reply.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -188,6 +190,12 @@ pub(crate) fn run(
                 inbound = ws.next(), if !session.is_waiting() => match inbound {
                     Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), now())),
                     Some(Ok(Message::Binary(bytes))) => guarded(|| session.handle_binary(bytes.len(), now())),
+                    Some(Ok(Message::Frame(frame))) if frame.header().rsv1 => {
+                        match inflated(&app, &mut session, &frame) {
+                            Ok(fed) => fed,
+                            Err(end) => break end,
+                        }
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                         // Control frames count as activity; tungstenite answers pings itself (and
                         // yields no raw frame while reading).
@@ -289,13 +297,50 @@ fn notified(outbox: &Outbox) -> impl Future<Output = ()> + '_ {
 /// `Utf8Bytes`, which can be made from bytes only by checking them again: one check per
 /// subscriber of every publication, the biggest part of the cost the core refactor added per
 /// delivery (docs/benchmarks.md).
-fn to_message(text: Text) -> Message {
+///
+/// On a connection that negotiated permessage-deflate (`compression`), a frame long enough to
+/// pay goes as its compressed form, made once and shared by every such connection.
+fn to_message(text: Text, compression: Option<&Compression>) -> Message {
+    if let Some(settings) = compression
+        && let Some(compressed) = deflate::compressed(&text, settings)
+    {
+        return Message::Frame(WsFrame::compressed(compressed, Data::Text));
+    }
     Message::Frame(WsFrame::message(
         text.into_bytes(),
         OpCode::Data(Data::Text),
         true,
     ))
 }
+
+/// A compressed inbound message (RSV1; permessage-deflate was negotiated): inflated and fed
+/// to the session as the text or binary frame it was. One that does not inflate closes the
+/// connection 1007 (as a frame of bad UTF-8 would, the window it needed being lost), one past
+/// the frame limit 1009, as an uncompressed one that large would.
+fn inflated(app: &App, session: &mut Session, frame: &WsFrame) -> Result<bool, End> {
+    let opcode = frame.header().opcode;
+    let limit = app.ctx.config.max_frame_bytes;
+    let message = match deflate::inflate(frame.payload(), limit) {
+        Ok(message) => message,
+        Err(CodecError::TooLarge { .. }) => {
+            return Err(End::Close(close_code::TOO_BIG, "frame too large"));
+        }
+        Err(err) => {
+            tracing::debug!(%err, "a compressed message did not inflate");
+            return Err(End::Close(INVALID_DATA, "the message does not inflate"));
+        }
+    };
+    match opcode {
+        OpCode::Data(Data::Text) => match String::from_utf8(message) {
+            Ok(text) => Ok(guarded(|| session.handle_text(&text, now()))),
+            Err(_) => Err(End::Close(INVALID_DATA, "a text message that is not UTF-8")),
+        },
+        _ => Ok(guarded(|| session.handle_binary(message.len(), now()))),
+    }
+}
+
+/// Close code 1007: a message's data is not what its type says (RFC 6455 section 7.4.1).
+const INVALID_DATA: u16 = 1007;
 
 /// Runs a session call; `false` if it panicked (a bug: the connection closes 1011, the server
 /// goes on).
@@ -324,7 +369,7 @@ async fn send_close(ws: &mut WebSocket, code: u16, reason: &'static str) {
 /// A hand-written poll loop rather than an `async` block with a `select!`: the connection's
 /// future holds this one whenever it waits, and this way it is a few words, not ~350 bytes.
 fn write_batch<'a>(
-    app: &App,
+    app: &'a App,
     ws: &'a mut WebSocket,
     outbox: &'a Outbox,
     mut batch: VecDeque<Frame>,
@@ -333,6 +378,7 @@ fn write_batch<'a>(
     if !batch.is_empty() {
         record_sent(app, &batch);
     }
+    let compression = &app.ctx.config.compression;
     // A flush after the frame just fed (the first batch goes out frame by frame).
     let mut flush_now = false;
     std::future::poll_fn(move |cx| {
@@ -350,8 +396,9 @@ fn write_batch<'a>(
                     let Some(frame) = batch.pop_front() else {
                         return Poll::Ready(Ok(()));
                     };
+                    let compression = ws.get_config().compressed_messages.then_some(compression);
                     if Pin::new(&mut *ws)
-                        .start_send(to_message(frame.text))
+                        .start_send(to_message(frame.text, compression))
                         .is_err()
                     {
                         return Poll::Ready(Err(End::Gone));

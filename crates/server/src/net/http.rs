@@ -161,7 +161,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 async fn ws(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
     let (mut parts, _no_body) = request.into_parts();
     let upgrade = match Upgrade::from_parts(&mut parts, SUBPROTOCOL) {
-        Ok(upgrade) => upgrade,
+        Ok(upgrade) => upgrade.with_compression(&parts.headers, &app.ctx.config.compression),
         Err(refused) => return error(refused.status(), &refused.to_string()),
     };
     let headers = &parts.headers;

@@ -3,6 +3,7 @@
 
 pub(crate) mod acceptor;
 pub(crate) mod conn;
+pub(crate) mod deflate;
 pub(crate) mod http;
 pub(crate) mod tls;
 pub(crate) mod upgrade;

@@ -7,6 +7,8 @@ use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::Response;
+use cerebrum_deflate::{Agreement, Offer};
+use cerebrum_server_core::Compression;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
@@ -52,6 +54,8 @@ pub(crate) struct Upgrade {
     key: HeaderValue,
     on_upgrade: OnUpgrade,
     protocol: Option<HeaderValue>,
+    /// The permessage-deflate answer, when the extension was agreed.
+    extensions: Option<HeaderValue>,
 }
 
 impl Upgrade {
@@ -97,7 +101,28 @@ impl Upgrade {
             key,
             on_upgrade,
             protocol: offered.then(|| HeaderValue::from_static(subprotocol)),
+            extensions: None,
         })
+    }
+
+    /// Takes permessage-deflate (RFC 7692) when the server has it on and the client offers it
+    /// in terms the server can keep: the first such offer, answered with both
+    /// `no_context_takeover` parameters. Anything else (no offer, ill-formed offers, a server
+    /// window limit below the configured one) leaves the connection uncompressed.
+    pub(crate) fn with_compression(mut self, headers: &HeaderMap, settings: &Compression) -> Self {
+        if !settings.enabled {
+            return self;
+        }
+        let mut offers = Vec::new();
+        for value in headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS) {
+            // A header that is not an extension list at all offers nothing.
+            if let Some(list) = value.to_str().ok().and_then(|v| Offer::parse_all(v).ok()) {
+                offers.extend(list.into_iter().filter_map(Result::ok));
+            }
+        }
+        self.extensions = Agreement::accept(&offers, settings.window_bits)
+            .and_then(|agreed| HeaderValue::from_str(&agreed.to_string()).ok());
+        self
     }
 
     /// Answers `101 Switching Protocols` and, once hyper hands over the connection, runs
@@ -114,6 +139,7 @@ impl Upgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let on_upgrade = self.on_upgrade;
+        let config = config.compressed_messages(self.extensions.is_some());
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
@@ -135,6 +161,9 @@ impl Upgrade {
         }
         if let Some(protocol) = self.protocol {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
+        if let Some(extensions) = self.extensions {
+            headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, extensions);
         }
         response
     }
@@ -257,6 +286,47 @@ mod tests {
         );
         assert!(header_has_token(&headers, header::CONNECTION, "upgrade"));
         assert!(!header_has_token(&headers, header::CONNECTION, "upgrad"));
+    }
+
+    /// The `Sec-WebSocket-Extensions` answer to `offers` (each a header line).
+    fn answer(offers: &[&'static str], enabled: bool) -> Option<String> {
+        let mut parts = parts();
+        parts.extensions.insert(on_upgrade());
+        for offer in offers {
+            parts.headers.append(
+                header::SEC_WEBSOCKET_EXTENSIONS,
+                HeaderValue::from_static(offer),
+            );
+        }
+        let settings = Compression {
+            enabled,
+            ..Compression::default()
+        };
+        Upgrade::from_parts(&mut parts, "cerebrum.v1.json")
+            .ok()?
+            .with_compression(&parts.headers, &settings)
+            .extensions
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+    }
+
+    #[test]
+    fn permessage_deflate_is_taken_only_when_on_and_offered() {
+        let both = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+        assert_eq!(
+            answer(&["permessage-deflate; client_max_window_bits"], true).as_deref(),
+            Some(both)
+        );
+        assert_eq!(answer(&["permessage-deflate; client_max_window_bits"], false), None);
+        assert_eq!(answer(&[], true), None);
+        // Offers over several header lines; the ill-formed one is skipped.
+        assert_eq!(
+            answer(&["x-foo, permessage-deflate; bogus", "permessage-deflate"], true).as_deref(),
+            Some(both)
+        );
+        // A server window limit below the server's 15 bits: declined.
+        assert_eq!(answer(&["permessage-deflate; server_max_window_bits=10"], true), None);
+        // Not an extension list at all: nothing offered.
+        assert_eq!(answer(&["permessage-deflate; a b"], true), None);
     }
 
     #[test]
