@@ -318,8 +318,14 @@ impl ServeArgs {
         set(&mut config.conflate_threshold, self.conflate_threshold);
         set(&mut config.compression.enabled, self.compression);
         set(&mut config.compression.level, self.compression_level);
-        set(&mut config.compression.window_bits, self.compression_window_bits);
-        set(&mut config.compression.threshold, self.compression_threshold);
+        set(
+            &mut config.compression.window_bits,
+            self.compression_window_bits,
+        );
+        set(
+            &mut config.compression.threshold,
+            self.compression_threshold,
+        );
         config.conflate = self
             .conflate
             .unwrap_or_default()

@@ -1,6 +1,8 @@
 //! One message compressed or inflated (RFC 7692 section 7.2): raw DEFLATE, each message ended
 //! by a sync flush whose last four bytes (`00 00 ff ff`) are left off the wire.
 
+use std::cell::RefCell;
+
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::params::{MAX_WINDOW_BITS, MIN_WINDOW_BITS};
@@ -230,4 +232,51 @@ impl Inflater {
         self.decompress.reset(false);
         err
     }
+}
+
+thread_local! {
+    static DEFLATER: RefCell<Option<Deflater>> = const { RefCell::new(None) };
+    static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
+}
+
+/// `message` compressed on its own (no context takeover) by this thread's [`Deflater`], made
+/// on first use and kept for the thread's life (so a process holds one per thread, however
+/// many connections it has).
+///
+/// ```
+/// let text = "study ".repeat(50);
+/// let wire = cerebrum_deflate::compress_on_this_thread(1, 15, text.as_bytes())?;
+/// assert!(wire.len() < text.len());
+/// assert_eq!(cerebrum_deflate::inflate_on_this_thread(&wire, 1024)?, text.as_bytes());
+/// # Ok::<(), cerebrum_deflate::CodecError>(())
+/// ```
+///
+/// # Errors
+/// [`CodecError::BadSettings`] for a level or window out of range.
+pub fn compress_on_this_thread(
+    level: u32,
+    window_bits: u8,
+    message: &[u8],
+) -> Result<Vec<u8>, CodecError> {
+    DEFLATER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let deflater = match slot.as_mut() {
+            Some(d) if d.level() == level && d.window_bits() == window_bits => d,
+            _ => slot.insert(Deflater::new(level, window_bits)?),
+        };
+        deflater.compress(message)
+    })
+}
+
+/// A message compressed on its own (its sender agreed to no context takeover) inflated by this
+/// thread's [`Inflater`], if it is at most `limit` bytes.
+///
+/// # Errors
+/// As [`Inflater::inflate`].
+pub fn inflate_on_this_thread(compressed: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    INFLATER.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| Inflater::new(false))
+            .inflate(compressed, limit)
+    })
 }

@@ -28,7 +28,7 @@
 mod codec;
 mod params;
 
-pub use codec::{CodecError, Deflater, Inflater};
+pub use codec::{CodecError, Deflater, Inflater, compress_on_this_thread, inflate_on_this_thread};
 pub use params::{
     Agreement, CLIENT_OFFER, EXTENSION, MAX_WINDOW_BITS, MIN_WINDOW_BITS, NegotiationError, Offer,
 };

@@ -56,7 +56,6 @@ mod text;
 mod testing;
 
 pub use config::{
-    Compression, ConfigError, DEFAULT_POOL_SIZE, Database, ServerConfig, TlsFiles,
-    redact_password,
+    Compression, ConfigError, DEFAULT_POOL_SIZE, Database, ServerConfig, TlsFiles, redact_password,
 };
 pub use text::Text;

@@ -34,8 +34,8 @@ pub mod store;
 
 pub use broker::redis as redis_broker;
 pub use cerebrum_server_core::{
-    Compression, ConfigError, Database, ServerConfig, TlsFiles, context, dedupe, hub, metrics, outbox,
-    permissions, ratelimit, session, study,
+    Compression, ConfigError, Database, ServerConfig, TlsFiles, context, dedupe, hub, metrics,
+    outbox, permissions, ratelimit, session, study,
 };
 pub use net::http::{BodyRefusal, notification_body, publish_body};
 pub use server::{RunningServer, Server, ServerError, ShutdownHandle};

@@ -3,21 +3,14 @@
 //! inflating of a compressed inbound message.
 //!
 //! The compressor (about 260 KiB of zlib state) and the inflater (about 40 KiB once used) are
-//! one per worker thread, not one per connection: the server agrees to
+//! one per worker thread (`cerebrum_deflate::compress_on_this_thread`), not one per connection: the server agrees to
 //! `server_no_context_takeover` and asks `client_no_context_takeover`, so no message needs
 //! the window of the one before.
 
-use std::cell::RefCell;
-
 use bytes::Bytes;
-use cerebrum_deflate::{CodecError, Deflater, Inflater};
-use cerebrum_server_core::Text;
+use cerebrum_deflate::{CodecError, compress_on_this_thread, inflate_on_this_thread};
 use cerebrum_server_core::Compression;
-
-thread_local! {
-    static DEFLATER: RefCell<Option<Deflater>> = const { RefCell::new(None) };
-    static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
-}
+use cerebrum_server_core::Text;
 
 /// The compressed form of `text` under `settings`: made by the first connection that writes
 /// the frame, shared by the rest; `None` (send it uncompressed) for a frame under the
@@ -27,34 +20,20 @@ pub(crate) fn compressed(text: &Text, settings: &Compression) -> Option<Bytes> {
         return None;
     }
     text.deflated(|json| {
-        let wire = DEFLATER.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let stale = slot.as_ref().is_none_or(|d| {
-                d.level() != settings.level || d.window_bits() != settings.window_bits
-            });
-            if stale {
-                *slot = Deflater::new(settings.level, settings.window_bits).ok();
-            }
-            slot.as_mut().map(|deflater| deflater.compress(json))
-        });
-        match wire {
-            Some(Ok(wire)) if wire.len() < json.len() => Some(Bytes::from(wire)),
-            Some(Err(err)) => {
+        match compress_on_this_thread(settings.level, settings.window_bits, json) {
+            Ok(wire) if wire.len() < json.len() => Some(Bytes::from(wire)),
+            Ok(_) => None,
+            Err(err) => {
                 tracing::warn!(%err, "a frame could not be compressed; it goes uncompressed");
                 None
             }
-            _ => None,
         }
     })
 }
 
 /// A compressed inbound message inflated, if it is at most `limit` bytes.
 pub(crate) fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
-    INFLATER.with(|cell| {
-        cell.borrow_mut()
-            .get_or_insert_with(|| Inflater::new(false))
-            .inflate(compressed, limit)
-    })
+    inflate_on_this_thread(compressed, limit)
 }
 
 #[cfg(test)]
@@ -71,7 +50,10 @@ mod tests {
 
     #[test]
     fn a_frame_is_compressed_once_and_the_form_shared() {
-        let text = Text::from(format!(r#"{{"type":"chat.msg","payload":"{}"}}"#, "ab".repeat(200)));
+        let text = Text::from(format!(
+            r#"{{"type":"chat.msg","payload":"{}"}}"#,
+            "ab".repeat(200)
+        ));
         let shared = text.clone();
         let first = compressed(&text, &settings(256));
         let second = compressed(&shared, &settings(256));
@@ -87,8 +69,13 @@ mod tests {
 
     #[test]
     fn short_frames_and_frames_that_do_not_shrink_go_uncompressed() {
-        assert_eq!(compressed(&Text::from(r#"{"type":"pong"}"#), &settings(256)), None);
-        let noise: String = (0..400).map(|i| char::from(b'!' + ((i * 7919 % 94) as u8))).collect();
+        assert_eq!(
+            compressed(&Text::from(r#"{"type":"pong"}"#), &settings(256)),
+            None
+        );
+        let noise: String = (0..400)
+            .map(|i| char::from(b'!' + ((i * 7919 % 94) as u8)))
+            .collect();
         let text = Text::from(noise);
         assert!(compressed(&text, &settings(16)).is_none_or(|b| b.len() < text.len()));
     }

@@ -316,15 +316,25 @@ mod tests {
             answer(&["permessage-deflate; client_max_window_bits"], true).as_deref(),
             Some(both)
         );
-        assert_eq!(answer(&["permessage-deflate; client_max_window_bits"], false), None);
+        assert_eq!(
+            answer(&["permessage-deflate; client_max_window_bits"], false),
+            None
+        );
         assert_eq!(answer(&[], true), None);
         // Offers over several header lines; the ill-formed one is skipped.
         assert_eq!(
-            answer(&["x-foo, permessage-deflate; bogus", "permessage-deflate"], true).as_deref(),
+            answer(
+                &["x-foo, permessage-deflate; bogus", "permessage-deflate"],
+                true
+            )
+            .as_deref(),
             Some(both)
         );
         // A server window limit below the server's 15 bits: declined.
-        assert_eq!(answer(&["permessage-deflate; server_max_window_bits=10"], true), None);
+        assert_eq!(
+            answer(&["permessage-deflate; server_max_window_bits=10"], true),
+            None
+        );
         // Not an extension list at all: nothing offered.
         assert_eq!(answer(&["permessage-deflate; a b"], true), None);
     }
