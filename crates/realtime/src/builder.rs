@@ -57,6 +57,7 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     extra_ca_pems: Vec<Vec<u8>>,
     subprotocol: Option<Option<String>>,
+    compression: bool,
     token_provider: Option<TokenProvider>,
     callbacks: Callbacks,
     notification_history: usize,
@@ -86,6 +87,7 @@ impl ClientBuilder {
             headers: Vec::new(),
             extra_ca_pems: Vec::new(),
             subprotocol: None,
+            compression: false,
             token_provider: None,
             callbacks: Callbacks::default(),
             notification_history: DEFAULT_NOTIFICATION_HISTORY,
@@ -284,6 +286,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Offer permessage-deflate (RFC 7692) in the handshake (default off). With a server that
+    /// takes it (`cerebrum serve --compression`), large frames travel compressed both ways;
+    /// with one that does not, nothing changes.
+    pub fn compression(mut self, compression: bool) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// Seed of the jitter RNG and message ids (default: random per client).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
@@ -429,7 +439,7 @@ impl ClientBuilder {
     ) -> Result<Handle, BuildError> {
         let transport_error =
             |err: cerebrum_tokio::WsConfigError| BuildError::Transport(err.to_string());
-        let mut options = cerebrum_tokio::WsOptions::default();
+        let mut options = cerebrum_tokio::WsOptions::default().compression(self.compression);
         for (name, value) in &self.headers {
             options = options.header(name, value).map_err(transport_error)?;
         }

@@ -9,6 +9,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cerebrum_core::TransportEvent;
+use cerebrum_deflate::{
+    Agreement, CLIENT_OFFER, CodecError, Inflater, compress_on_this_thread, inflate_on_this_thread,
+};
 use cerebrum_protocol::MAX_FRAME_BYTES;
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
@@ -18,9 +21,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::header::{
-    AUTHORIZATION, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL,
+    AUTHORIZATION, HeaderName, HeaderValue, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL,
 };
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
@@ -35,7 +39,11 @@ pub const SUBPROTOCOL: &str = "cerebrum.v1.json";
 const CLOSE_TOO_LARGE: u16 = 1009;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Opening = Pin<Box<dyn Future<Output = Result<(Ws, bool), String>> + Send>>;
+type Opening = Pin<Box<dyn Future<Output = Result<Opened, String>> + Send>>;
+
+/// An open connection, whether the subprotocol is still offered, and the permessage-deflate
+/// terms when the server took the extension.
+type Opened = (Ws, bool, Option<Agreement>);
 
 /// Why a [`WsTransport`] could not be configured.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +75,7 @@ pub struct WsOptions {
     extra_ca_pems: Vec<Vec<u8>>,
     subprotocol: Option<String>,
     close_timeout: Duration,
+    compression: bool,
 }
 
 impl Default for WsOptions {
@@ -76,6 +85,7 @@ impl Default for WsOptions {
             extra_ca_pems: Vec::new(),
             subprotocol: Some(SUBPROTOCOL.to_owned()),
             close_timeout: Duration::from_secs(3),
+            compression: false,
         }
     }
 }
@@ -88,6 +98,7 @@ impl fmt::Debug for WsOptions {
             .field("extra_ca_pems", &self.extra_ca_pems.len())
             .field("subprotocol", &self.subprotocol)
             .field("close_timeout", &self.close_timeout)
+            .field("compression", &self.compression)
             .finish()
     }
 }
@@ -122,6 +133,15 @@ impl WsOptions {
         self
     }
 
+    /// Offers permessage-deflate (RFC 7692; default off): when the server takes it, frames it
+    /// compresses are inflated here, and frames of 256 bytes or more that get smaller are sent
+    /// compressed. A server that does not take it is spoken to uncompressed.
+    #[must_use]
+    pub fn compression(mut self, compression: bool) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// How long a close handshake may take before the connection is dropped (default 3 s).
     #[must_use]
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
@@ -146,6 +166,55 @@ pub struct WsTransport {
     state: State,
     outbox: VecDeque<String>,
     needs_flush: bool,
+    /// The open connection's permessage-deflate, when the server took it.
+    deflate: Option<Deflate>,
+}
+
+/// permessage-deflate on an open connection.
+#[derive(Debug)]
+struct Deflate {
+    agreed: Agreement,
+    /// The window of the server's messages, when the server keeps it from one message to the
+    /// next (it did not agree to `server_no_context_takeover`); made on first use.
+    inflater: Option<Box<Inflater>>,
+}
+
+/// Frames shorter than this go uncompressed (they gain nothing).
+const COMPRESSION_THRESHOLD: usize = 256;
+/// The zlib level of the client's compressed frames (fastest).
+const COMPRESSION_LEVEL: u32 = 1;
+/// Close code for a compressed frame that does not inflate (RFC 6455 section 7.4.1).
+const CLOSE_INVALID_DATA: u16 = 1007;
+
+impl Deflate {
+    fn new(agreed: Agreement) -> Self {
+        Self {
+            agreed,
+            inflater: None,
+        }
+    }
+
+    /// The frame to send for `text`: compressed when it pays and the terms allow.
+    fn message(&self, text: String) -> Message {
+        if text.len() >= COMPRESSION_THRESHOLD
+            && let Some(bits) = self.agreed.client_window_bits()
+            && let Ok(wire) = compress_on_this_thread(COMPRESSION_LEVEL, bits, text.as_bytes())
+            && wire.len() < text.len()
+        {
+            return Message::Frame(Frame::compressed(wire.into(), Data::Text));
+        }
+        Message::text(text)
+    }
+
+    /// A compressed message from the server, inflated.
+    fn inflate(&mut self, compressed: &[u8]) -> Result<Vec<u8>, CodecError> {
+        if self.agreed.server_resets() {
+            return inflate_on_this_thread(compressed, MAX_FRAME_BYTES);
+        }
+        self.inflater
+            .get_or_insert_with(|| Box::new(Inflater::new(true)))
+            .inflate(compressed, MAX_FRAME_BYTES)
+    }
 }
 
 impl fmt::Debug for WsTransport {
@@ -174,6 +243,7 @@ impl WsTransport {
             state: State::Idle,
             outbox: VecDeque::new(),
             needs_flush: false,
+            deflate: None,
         })
     }
 
@@ -185,8 +255,9 @@ impl WsTransport {
                     return Poll::Pending;
                 };
                 match result {
-                    Ok((ws, offered)) => {
+                    Ok((ws, offered, agreed)) => {
                         self.offer_subprotocol = offered;
+                        self.deflate = agreed.map(Deflate::new);
                         self.state = State::Open(Box::new(ws));
                         Poll::Ready(TransportEvent::Opened)
                     }
@@ -197,7 +268,13 @@ impl WsTransport {
                 }
             }
             State::Open(ws) => {
-                let step = poll_open(ws, &mut self.outbox, &mut self.needs_flush, cx);
+                let step = poll_open(
+                    ws,
+                    &mut self.outbox,
+                    &mut self.needs_flush,
+                    self.deflate.as_mut(),
+                    cx,
+                );
                 match step {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(Step::Event(event)) => Poll::Ready(event),
@@ -242,6 +319,7 @@ fn poll_open(
     ws: &mut Ws,
     outbox: &mut VecDeque<String>,
     needs_flush: &mut bool,
+    mut deflate: Option<&mut Deflate>,
     cx: &mut Context<'_>,
 ) -> Poll<Step> {
     while !outbox.is_empty() {
@@ -250,7 +328,11 @@ fn poll_open(
                 let Some(frame) = outbox.pop_front() else {
                     break;
                 };
-                if let Err(err) = ws.start_send_unpin(Message::text(frame)) {
+                let message = match &deflate {
+                    Some(deflate) => deflate.message(frame),
+                    None => Message::text(frame),
+                };
+                if let Err(err) = ws.start_send_unpin(message) {
                     return gone(TransportEvent::Error(err.to_string()));
                 }
                 *needs_flush = true;
@@ -293,6 +375,11 @@ fn poll_open(
                     finish: Some(0),
                 });
             }
+            Some(Ok(Message::Frame(frame))) if frame.header().rsv1 => {
+                if let Some(step) = inflated(deflate.as_deref_mut(), &frame) {
+                    return Poll::Ready(step);
+                }
+            }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                 // tungstenite queued the pong; it goes out with the next flush.
                 *needs_flush = true;
@@ -317,6 +404,36 @@ fn poll_open(
             }
             Some(Err(err)) => return gone(TransportEvent::Error(err.to_string())),
         }
+    }
+}
+
+/// A compressed message from the server: its text, or the end of the connection (1007) when
+/// it does not inflate, is not text, or came without the extension; `None` for a binary one
+/// (ignored, as an uncompressed binary frame is).
+fn inflated(deflate: Option<&mut Deflate>, frame: &Frame) -> Option<Step> {
+    let fail = |reason: String| Step::Gone {
+        event: TransportEvent::Closed {
+            code: Some(CLOSE_INVALID_DATA),
+            reason: reason.clone(),
+        },
+        finish: Some(CLOSE_INVALID_DATA),
+    };
+    let Some(deflate) = deflate else {
+        return Some(fail(
+            "a compressed frame without permessage-deflate".to_owned(),
+        ));
+    };
+    let text = deflate
+        .inflate(frame.payload())
+        .map_err(|err| err.to_string())
+        .and_then(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| "a compressed frame that is not UTF-8 text".to_owned())
+        });
+    match (frame.header().opcode, text) {
+        (OpCode::Data(Data::Text), Ok(text)) => Some(Step::Event(TransportEvent::Frame(text))),
+        (OpCode::Data(Data::Text), Err(reason)) => Some(fail(reason)),
+        _ => None,
     }
 }
 
@@ -367,21 +484,31 @@ async fn open_ws(
     options: Arc<WsOptions>,
     tls: Arc<ClientConfig>,
     offer: bool,
-) -> Result<(Ws, bool), String> {
+) -> Result<Opened, String> {
     let http = build_request(&request, &options, offer)?;
-    match connect(http, &tls).await {
+    let (ws, offered, extensions) = match connect(http, &tls, options.compression).await {
         Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
             SubProtocolError::NoSubProtocol,
         ))) if offer => {
             // The server ignores subprotocols (as level-0 servers may): ask again without.
             let http = build_request(&request, &options, false)?;
-            connect(http, &tls)
+            let (ws, extensions) = connect(http, &tls, options.compression)
                 .await
-                .map(|ws| (ws, false))
-                .map_err(|err| err.to_string())
+                .map_err(|err| err.to_string())?;
+            (ws, false, extensions)
         }
-        other => other.map(|ws| (ws, offer)).map_err(|err| err.to_string()),
-    }
+        other => {
+            let (ws, extensions) = other.map_err(|err| err.to_string())?;
+            (ws, offer, extensions)
+        }
+    };
+    // An answer the offer does not allow fails the connection (RFC 7692 section 7.1).
+    let agreed = match extensions {
+        Some(answer) => Agreement::from_answer(&answer, options.compression)
+            .map_err(|err| format!("the server's Sec-WebSocket-Extensions: {err}"))?,
+        None => None,
+    };
+    Ok((ws, offered, agreed))
 }
 
 fn build_request(
@@ -410,21 +537,41 @@ fn build_request(
     {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
+    if options.compression {
+        headers.insert(
+            SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(CLIENT_OFFER),
+        );
+    }
     Ok(http)
 }
 
-async fn connect(http: Request, tls: &Arc<ClientConfig>) -> Result<Ws, WsError> {
+/// Connects; also gives the server's `Sec-WebSocket-Extensions` answer, if any (compressed
+/// messages are let through to be inflated here only when permessage-deflate was offered).
+async fn connect(
+    http: Request,
+    tls: &Arc<ClientConfig>,
+    compression: bool,
+) -> Result<(Ws, Option<String>), WsError> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES));
-    let (ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+        .compressed_messages(compression);
+    let (ws, response) = tokio_tungstenite::connect_async_tls_with_config(
         http,
         Some(config),
         true,
         Some(Connector::Rustls(Arc::clone(tls))),
     )
     .await?;
-    Ok(ws)
+    let extensions = response
+        .headers()
+        .get_all(SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .map(|value| value.to_str().unwrap_or("\u{fffd}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((ws, (!extensions.is_empty()).then_some(extensions)))
 }
 
 impl Transport for WsTransport {
