@@ -24,10 +24,9 @@ async fn connect_offering(url: &str, offer: &str) -> (Ws, Option<String>) {
         HeaderValue::from_str(offer).unwrap(),
     );
     let config = WebSocketConfig::default().compressed_messages(true);
-    let (ws, response) =
-        tokio_tungstenite::connect_async_with_config(request, Some(config), false)
-            .await
-            .unwrap();
+    let (ws, response) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+        .await
+        .unwrap();
     let answer = response
         .headers()
         .get("Sec-WebSocket-Extensions")
@@ -98,8 +97,14 @@ async fn compressed_and_plain_subscribers_get_the_same_publications() {
         )
         .await;
     }
-    assert_eq!(next_of(&mut zipped, "subscribed").await.0["payload"]["offset"], 0);
-    assert_eq!(recv_type(&mut plain, "subscribed").await["payload"]["offset"], 0);
+    assert_eq!(
+        next_of(&mut zipped, "subscribed").await.0["payload"]["offset"],
+        0
+    );
+    assert_eq!(
+        recv_type(&mut plain, "subscribed").await["payload"]["offset"],
+        0
+    );
 
     // An uncompressed publication from the plain client, then a compressed one from the
     // other: both are delivered to both, compressed only to the client that negotiated it.
@@ -116,7 +121,10 @@ async fn compressed_and_plain_subscribers_get_the_same_publications() {
     while seen_zipped.len() < 2 {
         let (frame, compressed) = next_frame(&mut zipped).await;
         if frame["type"] == "chat.msg" {
-            assert!(compressed, "a publication over the threshold comes compressed");
+            assert!(
+                compressed,
+                "a publication over the threshold comes compressed"
+            );
             seen_zipped.push(frame);
         } else {
             assert_eq!(frame["type"], "ack");
@@ -191,7 +199,10 @@ async fn a_compressed_frame_that_does_not_inflate_closes_1007_and_one_too_large_
     let (mut ws, _) = connect_offering(&server.url, BROWSER_OFFER).await;
     // 1 MiB of spaces inside a string: a few kilobytes compressed, far over 64 KiB inflated.
     let bomb = format!(r#"{{"type":"ping","payload":"{}"}}"#, " ".repeat(1 << 20));
-    let wire = Deflater::new(9, 15).unwrap().compress(bomb.as_bytes()).unwrap();
+    let wire = Deflater::new(9, 15)
+        .unwrap()
+        .compress(bomb.as_bytes())
+        .unwrap();
     assert!(wire.len() < 64 * 1024);
     ws.send(Message::Frame(Frame::compressed(wire.into(), Data::Text)))
         .await
