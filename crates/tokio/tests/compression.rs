@@ -1,7 +1,7 @@
 //! The WebSocket transport's permessage-deflate against a plain tungstenite server that
 //! negotiates it as the test says (issue 15): a server that keeps its window between messages
 //! (as Node `ws` does by default), compressed frames both ways, bad answers refused.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 
 use std::time::Duration;
 
