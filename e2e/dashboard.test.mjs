@@ -17,18 +17,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { adminToken, serve, stop } from './server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const bin = process.env.CEREBRUM_BIN;
-const adminToken = 'e2e-admin-token';
 
 const missing = !existsSync(chromiumPath)
   ? `Chromium not found at ${chromiumPath}`
@@ -41,37 +39,6 @@ if (missing) {
   if (process.env.E2E_REQUIRE_BROWSER === '1') {
     throw new Error(`browser end-to-end test required but cannot run: ${missing}`);
   }
-}
-
-/** Starts `cerebrum serve` and resolves with its process and ws URL once it listens. */
-function serve(addr, dataDir, extra = []) {
-  const child = spawn(
-    bin,
-    ['serve', '--addr', addr, '--data-dir', dataDir, '--admin-token', adminToken, ...extra],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const logs = [];
-  createInterface({ input: child.stderr }).on('line', (line) => logs.push(line));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not start:\n' + logs.join('\n'))), 30000);
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${logs.join('\n')}`)));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^listening on (wss?:\/\/([^/]+)\/ws)$/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, url: match[1], host: match[2], logs });
-      }
-    });
-  });
-}
-
-function stop(server) {
-  return new Promise((resolve) => {
-    if (server.child.exitCode !== null) return resolve(server.child.exitCode);
-    server.child.removeAllListeners('exit');
-    server.child.on('exit', (code) => resolve(code));
-    server.child.kill('SIGTERM');
-  });
 }
 
 /** A second student: a plain WebSocket client of the protocol. */

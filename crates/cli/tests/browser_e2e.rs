@@ -46,7 +46,12 @@ fn web_dashboard_in_headless_chromium() {
         return;
     }
     let output = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "dashboard.test.mjs"])
+        .args([
+            "--test",
+            "--test-reporter=spec",
+            "dashboard.test.mjs",
+            "compression.test.mjs",
+        ])
         .current_dir(e2e_dir())
         .env("CEREBRUM_BIN", env!("CARGO_BIN_EXE_cerebrum"))
         .output()
