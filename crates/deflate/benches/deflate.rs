@@ -6,7 +6,12 @@
 //! WebSocket library that compresses in its writer (yawc, sockudo-ws) pays the compression
 //! once per subscriber instead.
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
 
 use std::hint::black_box;
 
@@ -35,11 +40,17 @@ fn bench(c: &mut Criterion) {
                 wire.len(),
                 100.0 * wire.len() as f64 / frame.len() as f64
             );
-            c.bench_function(&format!("compress {name} ({} B) level {level}", frame.len()), |b| {
-                b.iter(|| deflater.compress(black_box(frame.as_bytes())).unwrap());
-            });
+            c.bench_function(
+                &format!("compress {name} ({} B) level {level}", frame.len()),
+                |b| {
+                    b.iter(|| deflater.compress(black_box(frame.as_bytes())).unwrap());
+                },
+            );
         }
-        let wire = Deflater::new(1, 15).unwrap().compress(frame.as_bytes()).unwrap();
+        let wire = Deflater::new(1, 15)
+            .unwrap()
+            .compress(frame.as_bytes())
+            .unwrap();
         let mut inflater = Inflater::new(false);
         c.bench_function(&format!("inflate {name} ({} B)", frame.len()), |b| {
             b.iter(|| inflater.inflate(black_box(&wire), 64 * 1024).unwrap());
