@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// A raw client that offers permessage-deflate (as a browser does); gives the server's
 /// `Sec-WebSocket-Extensions` answer too.
@@ -149,6 +149,31 @@ async fn compressed_and_plain_subscribers_get_the_same_publications() {
     assert_eq!(seen_plain[0]["messageId"], "p1");
     assert_eq!(seen_plain[1]["messageId"], "z1");
     assert_eq!(seen_plain[1]["offset"], 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_compressed_message_in_fragments_is_taken_whole() {
+    let mut server = start_with(|c| c.compression.enabled = true).await;
+    let (mut ws, _) = connect_offering(&server.url, BROWSER_OFFER).await;
+    let wire = Deflater::new(6, 15)
+        .unwrap()
+        .compress(br#"{"type":"ping","payload":{"nonce":42}}"#)
+        .unwrap();
+    let (first, rest) = wire.split_at(wire.len() / 2);
+    // RSV1 on the first frame only (RFC 7692 section 6.1).
+    let mut head = Frame::message(first.to_vec(), OpCode::Data(Data::Text), false);
+    head.header_mut().rsv1 = true;
+    ws.send(Message::Frame(head)).await.unwrap();
+    ws.send(Message::Frame(Frame::message(
+        rest.to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await
+    .unwrap();
+    let (pong, _) = next_of(&mut ws, "pong").await;
+    assert_eq!(pong["payload"]["nonce"], 42, "{pong}");
     server.stop().await;
 }
 

@@ -152,25 +152,18 @@ pub(crate) fn run(
             if outbox.is_slow() {
                 break End::Slow;
             }
-            // The queue itself is taken (one lock, no copy into a second buffer); its memory goes
-            // with it. The block keeps the batch out of the future across the wait below.
-            {
-                let write = {
-                    let batch = outbox.take_all();
-                    // The first batch (`welcome`, `system_status`) goes out frame by frame:
-                    // tungstenite keeps its write buffer at the largest size it ever held, so
-                    // writing these two together would leave every idle connection holding both
-                    // (~0.5 kB).
-                    (!batch.is_empty()).then(|| {
-                        let frame_by_frame = std::mem::take(&mut first_batch);
-                        write_batch(&app, &mut ws, &outbox, batch, frame_by_frame)
-                    })
-                };
-                if let Some(write) = write {
-                    match write.await {
-                        Ok(()) => continue,
-                        Err(end) => break end,
-                    }
+            // The write takes the queue itself when first polled (one lock, no copy into a
+            // second buffer). It is awaited unnamed: a named future would be kept in this
+            // future beside the one awaited (64 bytes a connection).
+            if !outbox.is_empty() {
+                // The first batch (`welcome`, `system_status`) goes out frame by frame:
+                // tungstenite keeps its write buffer at the largest size it ever held, so
+                // writing these two together would leave every idle connection holding both
+                // (~0.5 kB).
+                let frame_by_frame = std::mem::take(&mut first_batch);
+                match write_batch(&app, &mut ws, &outbox, frame_by_frame).await {
+                    Ok(()) => continue,
+                    Err(end) => break end,
                 }
             }
             if app.is_stopping() {
@@ -253,7 +246,7 @@ async fn finish(
         End::Close(code, reason) => {
             // The frames queued before the close (an error, say) go first.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                let _ = write_batch(app, &mut ws, outbox, outbox.take_all(), false).await;
+                let _ = write_batch(app, &mut ws, outbox, false).await;
                 send_close(&mut ws, code, reason).await;
                 while let Some(Ok(_)) = ws.next().await {}
             })
@@ -363,8 +356,9 @@ async fn send_close(ws: &mut WebSocket, code: u16, reason: &'static str) {
         .await;
 }
 
-/// Writes every queued frame, flushing once; gives up (slow consumer) if the queue overflows
-/// while the socket does not take the bytes.
+/// Writes every queued frame (the queue is taken when the future is first polled), flushing
+/// once; gives up (slow consumer) if the queue overflows while the socket does not take the
+/// bytes.
 ///
 /// A hand-written poll loop rather than an `async` block with a `select!`: the connection's
 /// future holds this one whenever it waits, and this way it is a few words, not ~350 bytes.
@@ -372,16 +366,19 @@ fn write_batch<'a>(
     app: &'a App,
     ws: &'a mut WebSocket,
     outbox: &'a Outbox,
-    mut batch: VecDeque<Frame>,
     frame_by_frame: bool,
 ) -> impl Future<Output = Result<(), End>> + 'a {
-    if !batch.is_empty() {
-        record_sent(app, &batch);
-    }
-    let compression = &app.ctx.config.compression;
+    let mut batch = VecDeque::new();
+    let mut taken = false;
     // A flush after the frame just fed (the first batch goes out frame by frame).
     let mut flush_now = false;
     std::future::poll_fn(move |cx| {
+        if !std::mem::replace(&mut taken, true) {
+            batch = outbox.take_all();
+            if !batch.is_empty() {
+                record_sent(app, &batch);
+            }
+        }
         loop {
             let ready = if flush_now || batch.is_empty() {
                 Pin::new(&mut *ws).poll_flush(cx)
@@ -396,7 +393,10 @@ fn write_batch<'a>(
                     let Some(frame) = batch.pop_front() else {
                         return Poll::Ready(Ok(()));
                     };
-                    let compression = ws.get_config().compressed_messages.then_some(compression);
+                    let compression = ws
+                        .get_config()
+                        .compressed_messages
+                        .then_some(&app.ctx.config.compression);
                     if Pin::new(&mut *ws)
                         .start_send(to_message(frame.text, compression))
                         .is_err()

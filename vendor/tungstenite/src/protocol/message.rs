@@ -1,4 +1,4 @@
-use super::frame::{coding::Data as OpData, CloseFrame, Frame};
+use super::frame::{CloseFrame, Frame};
 use crate::{
     error::{CapacityError, Error, Result},
     protocol::frame::Utf8Bytes,
@@ -89,8 +89,6 @@ pub struct IncompleteMessage {
 enum IncompleteMessageCollector {
     Text(StringCollector),
     Binary(Vec<u8>),
-    /// cerebrum patch (PATCHES.md): a compressed message, collected unchecked.
-    Compressed(OpData, Vec<u8>),
 }
 
 impl IncompleteMessage {
@@ -98,14 +96,13 @@ impl IncompleteMessage {
     pub fn new(message_type: MessageType) -> Self {
         IncompleteMessage {
             collector: match message_type {
-                MessageType::Binary => IncompleteMessageCollector::Binary(Vec::new()),
+                // cerebrum patch (PATCHES.md): a compressed message is collected unchecked,
+                // as binary; the context remembers its type (a variant here would grow every
+                // connection's context by 8 bytes).
+                MessageType::Binary
+                | MessageType::CompressedText
+                | MessageType::CompressedBinary => IncompleteMessageCollector::Binary(Vec::new()),
                 MessageType::Text => IncompleteMessageCollector::Text(StringCollector::new()),
-                MessageType::CompressedText => {
-                    IncompleteMessageCollector::Compressed(OpData::Text, Vec::new())
-                }
-                MessageType::CompressedBinary => {
-                    IncompleteMessageCollector::Compressed(OpData::Binary, Vec::new())
-                }
             },
         }
     }
@@ -115,7 +112,6 @@ impl IncompleteMessage {
         match self.collector {
             IncompleteMessageCollector::Text(ref t) => t.len(),
             IncompleteMessageCollector::Binary(ref b) => b.len(),
-            IncompleteMessageCollector::Compressed(_, ref b) => b.len(),
         }
     }
 
@@ -135,8 +131,7 @@ impl IncompleteMessage {
         }
 
         match self.collector {
-            IncompleteMessageCollector::Binary(ref mut v)
-            | IncompleteMessageCollector::Compressed(_, ref mut v) => {
+            IncompleteMessageCollector::Binary(ref mut v) => {
                 v.extend(tail.as_ref());
                 Ok(())
             }
@@ -148,9 +143,6 @@ impl IncompleteMessage {
     pub fn complete(self) -> Result<Message> {
         match self.collector {
             IncompleteMessageCollector::Binary(v) => Ok(Message::Binary(v.into())),
-            IncompleteMessageCollector::Compressed(data, v) => {
-                Ok(Message::Frame(Frame::compressed(v.into(), data)))
-            }
             IncompleteMessageCollector::Text(t) => {
                 let text = t.into_string()?;
                 Ok(Message::text(text))

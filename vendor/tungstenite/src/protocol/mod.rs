@@ -381,6 +381,9 @@ pub struct WebSocketContext {
     state: WebSocketState,
     /// Receive: an incomplete message being processed.
     incomplete: Option<IncompleteMessage>,
+    /// cerebrum patch (PATCHES.md): the type of the incomplete message when it is compressed
+    /// (it is then collected as binary).
+    incomplete_compressed: Option<OpData>,
     /// Send in addition to regular messages E.g. "pong" or "close".
     additional_send: Option<Frame>,
     /// True indicates there is an additional message (like a pong)
@@ -418,6 +421,7 @@ impl WebSocketContext {
             frame,
             state: WebSocketState::Active,
             incomplete: None,
+            incomplete_compressed: None,
             additional_send: None,
             unflushed_additional: false,
             config,
@@ -722,7 +726,16 @@ impl WebSocketContext {
                 }?;
 
                 match (payload, fin) {
-                    (None, true) => Ok(Some(self.incomplete.take().unwrap().complete()?)),
+                    (None, true) => {
+                        let message = self.incomplete.take().unwrap().complete()?;
+                        // cerebrum patch (PATCHES.md): a compressed message, whole.
+                        Ok(Some(match (self.incomplete_compressed.take(), message) {
+                            (Some(data), Message::Binary(bytes)) => {
+                                Message::Frame(Frame::compressed(bytes, data))
+                            }
+                            (_, message) => message,
+                        }))
+                    }
                     (None, false) => Ok(None),
                     (Some((payload, t)), true) => {
                         check_max_size(payload.len(), self.config.max_message_size)?;
@@ -738,6 +751,12 @@ impl WebSocketContext {
                         }
                     }
                     (Some((payload, t)), false) => {
+                        // cerebrum patch (PATCHES.md): remember a compressed message's type.
+                        self.incomplete_compressed = match t {
+                            MessageType::CompressedText => Some(OpData::Text),
+                            MessageType::CompressedBinary => Some(OpData::Binary),
+                            MessageType::Text | MessageType::Binary => None,
+                        };
                         let mut incomplete = IncompleteMessage::new(t);
                         incomplete.extend(payload, self.config.max_message_size)?;
                         self.incomplete = Some(incomplete);
