@@ -1,11 +1,15 @@
 //! One benchmark client connection, and the few frames the bench subset needs.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_EXTENSIONS;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{BenchError, Target};
@@ -37,9 +41,32 @@ pub(crate) async fn open_with_recv_buffer(
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
-        .max_message_size(Some(1 << 20));
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+        .max_message_size(Some(1 << 20))
+        .compressed_messages(target.compression());
+    let mut request = url.into_client_request()?;
+    if target.compression() {
+        request.headers_mut().insert(
+            SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(cerebrum_deflate::CLIENT_OFFER),
+        );
+    }
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(ws)
+}
+
+/// The text of a data frame: a text frame's, or a compressed one's inflated (the server agreed
+/// to `server_no_context_takeover`, so each message inflates on its own); `None` for anything
+/// else, or a compressed frame that does not inflate.
+pub(crate) fn text_of(message: &Message) -> Option<Cow<'_, str>> {
+    match message {
+        Message::Text(text) => Some(Cow::Borrowed(text.as_str())),
+        Message::Frame(frame) if frame.header().rsv1 => {
+            let bytes = cerebrum_deflate::inflate_on_this_thread(frame.payload(), 1 << 20).ok()?;
+            String::from_utf8(bytes).ok().map(Cow::Owned)
+        }
+        _ => None,
+    }
 }
 
 /// Subscribes to `channel` and waits for `subscribed` (skipping anything else).
@@ -56,11 +83,15 @@ pub(crate) async fn subscribe(
             .await
             .map_err(|_| BenchError::Timeout("waiting for `subscribed`"))?;
         match next {
-            Some(Ok(Message::Text(text))) if frame_type(&text) == Some("subscribed") => {
+            Some(Ok(message))
+                if text_of(&message).is_some_and(|t| frame_type(&t) == Some("subscribed")) =>
+            {
                 return Ok(());
             }
-            Some(Ok(Message::Text(text))) if frame_type(&text) == Some("error") => {
-                return Err(BenchError::Closed(format!("subscribe refused: {text}")));
+            Some(Ok(message))
+                if text_of(&message).is_some_and(|t| frame_type(&t) == Some("error")) =>
+            {
+                return Err(BenchError::Closed(format!("subscribe refused: {message}")));
             }
             Some(Ok(Message::Close(frame))) => {
                 return Err(BenchError::Closed(format!("{frame:?}")));

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::link::{
     Ws, frame_type, key_of, keyed_publication, micros_since, number_field, open,
-    open_with_recv_buffer, ping, publication, sent_at, subscribe,
+    open_with_recv_buffer, ping, publication, sent_at, subscribe, text_of,
 };
 use crate::{
     BenchError, CommandRestarter, LatencyRecorder, ProcessSample, Report, StormOptions, Target,
@@ -371,8 +371,9 @@ fn spawn_reader(
                 biased;
                 _ = stop.changed() => break,
                 next = stream.next() => match next {
-                    Some(Ok(Message::Text(text))) => {
-                        if frame_type(&text) == Some(kind)
+                    Some(Ok(message @ (Message::Text(_) | Message::Frame(_)))) => {
+                        if let Some(text) = text_of(&message)
+                            && frame_type(&text) == Some(kind)
                             && let Some(t) = sent_at(&text)
                         {
                             batch.record(micros_since(base).saturating_sub(t));
@@ -807,8 +808,9 @@ async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchE
                             dropped.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
-                        Some(Ok(Message::Text(text))) => {
-                            if frame_type(&text) == Some("pong")
+                        Some(Ok(message @ (Message::Text(_) | Message::Frame(_)))) => {
+                            if let Some(text) = text_of(&message)
+                                && frame_type(&text) == Some("pong")
                                 && let Some(t) = sent_at(&text)
                             {
                                 batch.record(micros_since(base).saturating_sub(t));

@@ -22,6 +22,8 @@ pub struct Target {
     /// Further nodes of the same cluster (URL, address): connections are spread round-robin
     /// over the first URL and these.
     others: Vec<(String, SocketAddr)>,
+    /// Whether clients offer permessage-deflate.
+    compression: bool,
 }
 
 impl Target {
@@ -58,6 +60,7 @@ impl Target {
             pid: None,
             source_addresses: 8,
             others: Vec::new(),
+            compression: false,
         })
     }
 
@@ -109,6 +112,27 @@ impl Target {
     pub fn with_source_addresses(mut self, count: u8) -> Self {
         self.source_addresses = count.clamp(1, 250);
         self
+    }
+
+    /// Whether clients offer permessage-deflate (RFC 7692) in their handshakes; a server run
+    /// with `--compression` then sends them large frames compressed.
+    ///
+    /// ```
+    /// use cerebrum_bench::Target;
+    /// let target = Target::new("ws://127.0.0.1:9001/ws")?.with_compression(true);
+    /// assert!(target.compression());
+    /// # Ok::<(), cerebrum_bench::BenchError>(())
+    /// ```
+    #[must_use]
+    pub fn with_compression(mut self, compression: bool) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Whether clients offer permessage-deflate.
+    #[must_use]
+    pub fn compression(&self) -> bool {
+        self.compression
     }
 
     /// The URL.

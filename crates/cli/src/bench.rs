@@ -28,6 +28,10 @@ pub(crate) struct BenchArgs {
     /// Worker threads of the load generator [default: the number of cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Clients offer permessage-deflate (a server run with `--compression` then compresses
+    /// large frames to them).
+    #[arg(long)]
+    compression: bool,
     /// The scenario.
     #[command(subcommand)]
     scenario: ScenarioArgs,
@@ -241,7 +245,8 @@ pub(crate) fn run_bench(args: &BenchArgs) -> ExitCode {
     let target = match Target::new(&args.url).and_then(|t| t.with_nodes(&args.nodes)) {
         Ok(target) => target
             .with_pid(args.pid)
-            .with_source_addresses(args.sources),
+            .with_source_addresses(args.sources)
+            .with_compression(args.compression),
         Err(err) => {
             eprintln!("cerebrum bench: {err}");
             return ExitCode::from(2);
