@@ -111,6 +111,77 @@ pub(crate) fn publication(channel: &str, t_micros: u64, pad: &str) -> String {
     )
 }
 
+/// `len` bytes of filler that reads like text (words of a study app drawn from a fixed
+/// seed), so that compression sees what a chat message or a note gives it, not one repeated
+/// character (which deflate shrinks ~100×).
+pub(crate) fn filler(len: usize) -> String {
+    const WORDS: [&str; 48] = [
+        "the",
+        "cell",
+        "membrane",
+        "protein",
+        "study",
+        "notes",
+        "chapter",
+        "review",
+        "quiz",
+        "answer",
+        "question",
+        "memory",
+        "recall",
+        "spaced",
+        "repetition",
+        "focus",
+        "session",
+        "genetics",
+        "mitosis",
+        "energy",
+        "enzyme",
+        "reaction",
+        "theory",
+        "proof",
+        "lemma",
+        "history",
+        "war",
+        "treaty",
+        "empire",
+        "vector",
+        "matrix",
+        "integral",
+        "limit",
+        "graph",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "for",
+        "with",
+        "why",
+        "how",
+        "because",
+        "first",
+        "then",
+        "later",
+        "again",
+    ];
+    let mut out = String::with_capacity(len + 16);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    while out.len() < len {
+        // xorshift64: a fixed, cheap sequence.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let word = WORDS[(state % WORDS.len() as u64) as usize];
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.truncate(len);
+    out
+}
+
 /// A ping carrying the send time.
 pub(crate) fn ping(t_micros: u64) -> String {
     format!(r#"{{"type":"ping","payload":{{"t":{t_micros}}}}}"#)
@@ -166,6 +237,20 @@ pub(crate) fn micros_since(base: Instant) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filler_is_text_of_the_length_asked_the_same_every_time() {
+        for len in [0, 1, 64, 1000] {
+            let text = filler(len);
+            assert_eq!(text.len(), len);
+            assert_eq!(text, filler(len));
+            assert!(text.bytes().all(|b| b.is_ascii_lowercase() || b == b' '));
+        }
+        // Words, not one repeated character: it compresses as text does (~2-3x), not ~100x.
+        let text = filler(1000);
+        let words: std::collections::HashSet<&str> = text.split(' ').collect();
+        assert!(words.len() > 20, "{}", words.len());
+    }
 
     #[test]
     fn frames_are_read_without_a_parser() {

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::link::{
-    Ws, frame_type, key_of, keyed_publication, micros_since, number_field, open,
+    Ws, filler, frame_type, key_of, keyed_publication, micros_since, number_field, open,
     open_with_recv_buffer, ping, publication, sent_at, subscribe, text_of,
 };
 use crate::{
@@ -531,7 +531,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
     }
     let mut sinks = Vec::new();
     let mut sink = publisher_sink(publisher, base, &stop_rx, &mut readers)?;
-    let pad = "x".repeat(options.payload_bytes);
+    let pad = filler(options.payload_bytes);
     let total = (options.rate * options.seconds).ceil() as u64;
     let before = target.pid().and_then(ProcessSample::read);
     let started = Instant::now();
@@ -675,7 +675,7 @@ async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchE
     let room_of = move |i: usize| format!("bench:room:{}", i / room_size);
     let base = Instant::now();
     let sockets = connect_subscribed(target, 0, clients, room_of).await?;
-    let pad = Arc::new("x".repeat(options.payload_bytes));
+    let pad = Arc::new(filler(options.payload_bytes));
     // Every member of a room, the sender included, receives each of its publications.
     let members = move |i: usize| room_size.min(clients - (i / room_size) * room_size) as u64;
     let expected = |sent: &[u64]| sent.iter().enumerate().map(|(i, n)| n * members(i)).sum();
@@ -1045,7 +1045,7 @@ async fn slow(target: &Target, options: &SlowOptions) -> Result<Report, BenchErr
     let (finished, finished_rx) = watch::channel::<Finished>(None);
     let slow_task = tokio::spawn(slow_reader(slow_ws, keys, every, base, finished_rx));
     let mut sink = publisher_sink(publisher, base, &stop_rx, &mut readers)?;
-    let pad = "x".repeat(options.payload_bytes);
+    let pad = filler(options.payload_bytes);
     let total = (options.rate * options.seconds).ceil() as u64;
     let before = target.pid().and_then(ProcessSample::read);
     let started = Instant::now();
