@@ -501,6 +501,14 @@ fn push_cpu(report: &mut Report, before: Option<ProcessSample>, pid: Option<u32>
             );
         }
         report.push("server_rss_bytes", Value::Int(after.rss_bytes));
+        if let (Some(start), Some(end)) = (before.written_bytes, after.written_bytes)
+            && units > 0
+        {
+            report.push(
+                "server_bytes_written_per_delivery",
+                Value::Float(end.saturating_sub(start) as f64 / units as f64),
+            );
+        }
     }
 }
 
