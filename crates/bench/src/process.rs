@@ -10,10 +10,6 @@ pub struct ProcessSample {
     pub rss_bytes: u64,
     /// User + system CPU time, seconds.
     pub cpu_seconds: f64,
-    /// Bytes the process handed to `write`/`send` calls so far (`wchar` of `/proc/PID/io`):
-    /// for a server whose traffic is its WebSocket frames, the bytes it put on the wire
-    /// (frame headers included, TCP/IP headers not). `None` where `/proc/PID/io` is unreadable.
-    pub written_bytes: Option<u64>,
     /// When the reading was taken.
     pub at: Instant,
 }
@@ -39,17 +35,9 @@ impl ProcessSample {
         // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the ')'.
         let utime: u64 = fields.get(11)?.parse().ok()?;
         let stime: u64 = fields.get(12)?.parse().ok()?;
-        let written_bytes = fs::read_to_string(format!("/proc/{pid}/io"))
-            .ok()
-            .and_then(|io| {
-                io.lines()
-                    .find_map(|line| line.strip_prefix("wchar:"))
-                    .and_then(|v| v.trim().parse().ok())
-            });
         Some(Self {
             rss_bytes: rss_kb * 1024,
             cpu_seconds: (utime + stime) as f64 / clock_ticks_per_second(),
-            written_bytes,
             at: Instant::now(),
         })
     }

@@ -279,6 +279,8 @@ async fn connect_subscribed(
 struct Seen {
     /// Frames of its kind it received.
     delivered: u64,
+    /// Their payload bytes as they came off the wire (a compressed frame's compressed bytes).
+    bytes: u64,
     last_at: Option<Instant>,
     closed: bool,
 }
@@ -378,6 +380,7 @@ fn spawn_reader(
                         {
                             batch.record(micros_since(base).saturating_sub(t));
                             seen.delivered += 1;
+                            seen.bytes += message.len() as u64;
                             seen.last_at = Some(Instant::now());
                             delivered.fetch_add(1, Ordering::Relaxed);
                         }
@@ -465,6 +468,7 @@ fn push_deliveries(
     let closed = seen.iter().filter(|s| s.closed).count();
     let last = seen.iter().filter_map(|s| s.last_at).max();
     let delivered: u64 = seen.iter().map(|s| s.delivered).sum();
+    let bytes: u64 = seen.iter().map(|s| s.bytes).sum();
     let elapsed = last.map_or(0.0, |l| l.duration_since(started).as_secs_f64());
     let summary = latencies
         .lock()
@@ -474,6 +478,14 @@ fn push_deliveries(
     report.push("delivered", Value::Int(delivered));
     report.push("lost", Value::Int(expected.saturating_sub(delivered)));
     report.push("closed_by_server", Value::Int(closed as u64));
+    if delivered > 0 {
+        // Payload bytes per delivery as received: the frame's header (2 to 4 bytes from the
+        // server) and TCP/IP come on top.
+        report.push(
+            "bytes_per_delivery",
+            Value::Float(bytes as f64 / delivered as f64),
+        );
+    }
     report.push(
         "deliveries_per_sec",
         Value::Float(if elapsed > 0.0 {
@@ -501,14 +513,6 @@ fn push_cpu(report: &mut Report, before: Option<ProcessSample>, pid: Option<u32>
             );
         }
         report.push("server_rss_bytes", Value::Int(after.rss_bytes));
-        if let (Some(start), Some(end)) = (before.written_bytes, after.written_bytes)
-            && units > 0
-        {
-            report.push(
-                "server_bytes_written_per_delivery",
-                Value::Float(end.saturating_sub(start) as f64 / units as f64),
-            );
-        }
     }
 }
 
