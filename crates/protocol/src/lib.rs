@@ -57,8 +57,8 @@ pub use limits::{
 };
 pub use message::{ClientMessage, ServerMessage, is_server_message, is_server_type};
 pub use msgpack::{
-    JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, MsgpackError, json_to_msgpack, msgpack_to_json,
-    msgpack_to_json_within,
+    Encoding, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, MsgpackError, json_to_msgpack,
+    msgpack_to_json, msgpack_to_json_within,
 };
 pub use sealed::{
     Cipher, KeyId, MAX_KEY_ID_LEN, SEALED_NONCE_LEN, SEALED_TAG_LEN, SealedPayload,

@@ -36,6 +36,46 @@ pub const MSGPACK_SUBPROTOCOL: &str = "cerebrum.v1.msgpack";
 /// The subprotocol under which frames are JSON text (PROTOCOL.md section 1).
 pub const JSON_SUBPROTOCOL: &str = "cerebrum.v1.json";
 
+/// How a connection's frames travel, chosen by the subprotocol of its WebSocket handshake.
+///
+/// ```
+/// use cerebrum_protocol::Encoding;
+/// assert_eq!(Encoding::from_subprotocol("cerebrum.v1.msgpack"), Some(Encoding::MessagePack));
+/// assert_eq!(Encoding::from_subprotocol("Cerebrum.V1.JSON"), None);
+/// assert_eq!(Encoding::default(), Encoding::Json);
+/// assert_eq!(Encoding::Json.subprotocol(), "cerebrum.v1.json");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// JSON text frames (subprotocol `cerebrum.v1.json`, or none: level-0 peers).
+    #[default]
+    Json,
+    /// Binary frames of MessagePack (subprotocol `cerebrum.v1.msgpack`); text frames are still
+    /// read as JSON.
+    MessagePack,
+}
+
+impl Encoding {
+    /// Every encoding the server speaks.
+    pub const ALL: [Self; 2] = [Self::Json, Self::MessagePack];
+
+    /// The subprotocol that selects it.
+    #[must_use]
+    pub const fn subprotocol(self) -> &'static str {
+        match self {
+            Self::Json => JSON_SUBPROTOCOL,
+            Self::MessagePack => MSGPACK_SUBPROTOCOL,
+        }
+    }
+
+    /// The encoding a subprotocol name selects (exact, case-sensitive match).
+    #[must_use]
+    pub fn from_subprotocol(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.subprotocol() == name)
+    }
+}
+
 /// Why a frame could not be transcoded between JSON and MessagePack.
 ///
 /// Messages describe the input's structure, never its content (they are safe to show).

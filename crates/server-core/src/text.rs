@@ -1,12 +1,27 @@
-//! [`Text`]: an encoded frame, shared by every subscriber it is queued to.
+//! [`Text`]: an encoded frame, shared by every subscriber it is queued to, with the other forms
+//! a connection may send it in ([`crate::Encoding`]), each built once for all of them.
+
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use cerebrum_protocol::{MsgpackError, json_to_msgpack};
 
-/// The UTF-8 text of one encoded frame. Cloning it shares the bytes (a reference count), so a
-/// publication encoded once is queued to every subscriber without a copy.
+/// The forms of one frame, shared by every clone of its [`Text`]. Each form but the JSON text
+/// is built the first time a connection needs it, and kept for the others.
+#[derive(Default)]
+struct Forms {
+    /// The JSON text (always UTF-8).
+    json: Bytes,
+    /// The MessagePack form, once a MessagePack connection asked for it.
+    msgpack: OnceLock<Result<Bytes, MsgpackError>>,
+}
+
+/// One encoded frame. Cloning it shares it (one reference count), so a publication encoded once
+/// is queued to every subscriber without a copy, and a form other than JSON
+/// ([`Text::msgpack`]) is built by the first connection that sends it and reused by all.
 ///
-/// Built only from `String` and `&'static str`, so it is always valid UTF-8; the driver hands
-/// the bytes to its WebSocket library as a text frame.
+/// Built only from `String` and `&'static str`, so its JSON text is always valid UTF-8; the
+/// driver hands the bytes to its WebSocket library as a text frame.
 ///
 /// ```
 /// use cerebrum_server_core::Text;
@@ -14,58 +29,94 @@ use bytes::Bytes;
 /// let shared = text.clone();
 /// assert_eq!(shared.as_str(), r#"{"type":"pong"}"#);
 /// assert_eq!(text.len(), 15);
+/// // The MessagePack form is built once, for every clone.
+/// let bytes = text.msgpack()?;
+/// assert_eq!(&bytes[..], b"\x81\xa4type\xa4pong");
+/// assert_eq!(shared.msgpack()?.as_ptr(), bytes.as_ptr());
+/// # Ok::<(), cerebrum_protocol::MsgpackError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Text(Bytes);
+#[derive(Clone, Default)]
+pub struct Text(Arc<Forms>);
 
 impl Text {
     /// A frame of static text.
     #[must_use]
-    pub const fn from_static(text: &'static str) -> Self {
-        Self(Bytes::from_static(text.as_bytes()))
+    pub fn from_static(text: &'static str) -> Self {
+        Self::from_bytes(Bytes::from_static(text.as_bytes()))
+    }
+
+    fn from_bytes(json: Bytes) -> Self {
+        Self(Arc::new(Forms {
+            json,
+            msgpack: OnceLock::new(),
+        }))
     }
 
     /// The frame's text.
     #[must_use]
     pub fn as_str(&self) -> &str {
         // Always UTF-8 by construction; the fallback is never taken.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(&self.0.json).unwrap_or_default()
     }
 
     /// The frame's bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.0.json
     }
 
     /// Its length in bytes.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.json.len()
     }
 
     /// Whether it is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.json.is_empty()
     }
 
-    /// The shared bytes (for the driver's WebSocket library).
+    /// The shared bytes of the JSON text (for the driver's WebSocket library).
     #[must_use]
     pub fn into_bytes(self) -> Bytes {
+        self.0.json.clone()
+    }
+
+    /// The frame's MessagePack form (subprotocol `cerebrum.v1.msgpack`): transcoded by the
+    /// first caller, shared by every clone after that. An error (text that is not JSON, which
+    /// the server never queues) is kept as well.
+    pub fn msgpack(&self) -> Result<Bytes, MsgpackError> {
         self.0
+            .msgpack
+            .get_or_init(|| json_to_msgpack(self.as_str()).map(Bytes::from))
+            .clone()
     }
 }
 
 impl From<String> for Text {
     fn from(text: String) -> Self {
-        Self(Bytes::from(text))
+        Self::from_bytes(Bytes::from(text))
     }
 }
 
 impl From<&str> for Text {
     fn from(text: &str) -> Self {
-        Self(Bytes::copy_from_slice(text.as_bytes()))
+        Self::from_bytes(Bytes::copy_from_slice(text.as_bytes()))
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.json == other.0.json
+    }
+}
+
+impl Eq for Text {}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.json.hash(state);
     }
 }
 
@@ -85,5 +136,33 @@ impl std::ops::Deref for Text {
     type Target = str;
     fn deref(&self) -> &str {
         self.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_is_one_pointer_and_shares_every_form() {
+        assert_eq!(size_of::<Text>(), size_of::<usize>());
+        let text = Text::from(r#"{"type":"ping","payload":[1,2.5]}"#);
+        let clones: Vec<Text> = (0..4).map(|_| text.clone()).collect();
+        let first = clones[3].msgpack().unwrap_or_default();
+        assert!(!first.is_empty());
+        for clone in &clones {
+            assert_eq!(clone.msgpack().map(|b| b.as_ptr()), Ok(first.as_ptr()));
+        }
+        assert_eq!(text.into_bytes(), clones[0].as_bytes());
+    }
+
+    #[test]
+    fn text_that_is_not_json_has_no_msgpack_form() {
+        let text = Text::from_static("not json");
+        assert!(matches!(
+            text.msgpack(),
+            Err(MsgpackError::InvalidJson { .. })
+        ));
+        assert_eq!(text, Text::from("not json"));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use cerebrum_protocol::MessageId;
+use cerebrum_protocol::{MAX_FRAME_BYTES, MessageId};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{Sink, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -24,7 +24,7 @@ use crate::metrics::SentBatch;
 use crate::net::upgrade::WebSocket;
 use crate::outbox::{Frame, Outbox};
 use crate::session::{Effect, Session, close_code};
-use cerebrum_server_core::Text;
+use cerebrum_server_core::{Encoding, Text};
 
 /// How long a closing connection waits for its last frames and the peer's close reply.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -114,13 +114,18 @@ enum End {
 /// boxed only when they happen, and the state is built here, outside the future, so that the
 /// socket and the session are held once (an `async fn` keeps a copy of its arguments beside the
 /// locals it moves them into: 360 bytes a connection here, docs/benchmarks.md).
+///
+/// `encoding` (the subprotocol the upgrade selected) is kept in the connection's [`Outbox`],
+/// not in the future: frames are written in that form, and binary frames are read as
+/// MessagePack only on a MessagePack connection.
 pub(crate) fn run(
     guard: ConnGuard,
     mut ws: WebSocket,
     token: Option<String>,
+    encoding: Encoding,
 ) -> impl Future<Output = ()> + Send {
     let app = guard.app.clone();
-    let outbox = Outbox::new(app.ctx.config.outbound_queue);
+    let outbox = Outbox::with_encoding(app.ctx.config.outbound_queue, encoding);
     // Listed before the first look at `is_stopping`: a stop is never missed.
     let listed = app.list_connection(&outbox);
     let mut session = SessionGuard {
@@ -187,7 +192,10 @@ pub(crate) fn run(
             let fed = tokio::select! {
                 inbound = ws.next(), if !session.is_waiting() => match inbound {
                     Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), now())),
-                    Some(Ok(Message::Binary(bytes))) => guarded(|| session.handle_binary(bytes.len(), now())),
+                    Some(Ok(Message::Binary(bytes))) => guarded(|| match outbox.encoding() {
+                        Encoding::MessagePack => session.handle_msgpack(&bytes, now()),
+                        _ => session.handle_binary(bytes.len(), now()),
+                    }),
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                         // Control frames count as activity; tungstenite answers pings itself (and
                         // yields no raw frame while reading).
@@ -284,17 +292,35 @@ fn notified(outbox: &Outbox) -> impl Future<Output = ()> + '_ {
     std::future::poll_fn(|cx| outbox.poll_notified(cx.waker()))
 }
 
-/// The text of a frame as a WebSocket text frame of the same shared bytes. The core's [`Text`]
-/// is UTF-8 by construction, so the frame is built directly rather than through tungstenite's
-/// `Utf8Bytes`, which can be made from bytes only by checking them again: one check per
-/// subscriber of every publication, the biggest part of the cost the core refactor added per
-/// delivery (docs/benchmarks.md).
-fn to_message(text: Text) -> Message {
-    Message::Frame(WsFrame::message(
-        text.into_bytes(),
-        OpCode::Data(Data::Text),
-        true,
-    ))
+/// A frame as the connection's `encoding` sends it: the shared bytes of its JSON text in a text
+/// frame, or of its MessagePack form (built once for every connection that sends it, see
+/// [`Text::msgpack`]) in a binary frame.
+///
+/// The core's [`Text`] is UTF-8 by construction, so the text frame is built directly rather
+/// than through tungstenite's `Utf8Bytes`, which can be made from bytes only by checking them
+/// again: one check per subscriber of every publication, the biggest part of the cost the core
+/// refactor added per delivery (docs/benchmarks.md).
+fn to_message(text: Text, encoding: Encoding) -> Message {
+    let (bytes, kind) = wire_form(text, encoding);
+    Message::Frame(WsFrame::message(bytes, OpCode::Data(kind), true))
+}
+
+/// The bytes a frame goes out as, and whether they are text or binary. A MessagePack
+/// connection gets the JSON text instead when the MessagePack form would break the frame
+/// limit that its JSON text keeps (floats take 9 bytes: `[1.5,1.5,…]` grows by 2.25 times),
+/// or, never for the server's own frames, when the text has no MessagePack form: peers of
+/// `cerebrum.v1.msgpack` read text frames as JSON (docs/protocol.md).
+fn wire_form(text: Text, encoding: Encoding) -> (bytes::Bytes, Data) {
+    if encoding == Encoding::MessagePack {
+        match text.msgpack() {
+            Ok(bytes) if bytes.len() <= MAX_FRAME_BYTES.max(text.len()) => {
+                return (bytes, Data::Binary);
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%err, "a frame has no MessagePack form; sent as text"),
+        }
+    }
+    (text.into_bytes(), Data::Text)
 }
 
 /// Runs a session call; `false` if it panicked (a bug: the connection closes 1011, the server
@@ -331,7 +357,7 @@ fn write_batch<'a>(
     frame_by_frame: bool,
 ) -> impl Future<Output = Result<(), End>> + 'a {
     if !batch.is_empty() {
-        record_sent(app, &batch);
+        record_sent(app, &batch, outbox.encoding());
     }
     // A flush after the frame just fed (the first batch goes out frame by frame).
     let mut flush_now = false;
@@ -351,7 +377,7 @@ fn write_batch<'a>(
                         return Poll::Ready(Ok(()));
                     };
                     if Pin::new(&mut *ws)
-                        .start_send(to_message(frame.text))
+                        .start_send(to_message(frame.text, outbox.encoding()))
                         .is_err()
                     {
                         return Poll::Ready(Err(End::Gone));
@@ -375,15 +401,17 @@ fn slow_or_pending(outbox: &Outbox, cx: &mut std::task::Context<'_>) -> Poll<Res
 }
 
 /// Counts a batch in the metrics (apart from `write_batch`, whose future every connection
-/// holds: nothing of this stays in it).
-fn record_sent(app: &App, batch: &VecDeque<Frame>) {
+/// holds: nothing of this stays in it). The bytes are those of the form sent (on a MessagePack
+/// connection this builds the frames' MessagePack forms, which the write then reuses).
+fn record_sent(app: &App, batch: &VecDeque<Frame>, encoding: Encoding) {
     let now = Instant::now();
     let mut sent = SentBatch::default();
     for frame in batch {
-        sent.frame(
-            frame.text.len(),
-            now.saturating_duration_since(frame.queued_at),
-        );
+        let len = match encoding {
+            Encoding::Json => frame.text.len(),
+            _ => wire_form(frame.text.clone(), encoding).0.len(),
+        };
+        sent.frame(len, now.saturating_duration_since(frame.queued_at));
     }
     app.ctx.metrics.record_sent(&sent);
 }
