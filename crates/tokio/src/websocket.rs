@@ -9,7 +9,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cerebrum_core::TransportEvent;
-use cerebrum_protocol::MAX_FRAME_BYTES;
+use cerebrum_protocol::{
+    Encoding, MAX_FRAME_BYTES, MSGPACK_SUBPROTOCOL, ProtocolError as FrameError, json_to_msgpack,
+    msgpack_to_json,
+};
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
@@ -35,7 +38,7 @@ pub const SUBPROTOCOL: &str = "cerebrum.v1.json";
 const CLOSE_TOO_LARGE: u16 = 1009;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Opening = Pin<Box<dyn Future<Output = Result<(Ws, bool), String>> + Send>>;
+type Opening = Pin<Box<dyn Future<Output = Result<(Ws, bool, Encoding), String>> + Send>>;
 
 /// Why a [`WsTransport`] could not be configured.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,7 @@ pub struct WsOptions {
     headers: Vec<(HeaderName, HeaderValue)>,
     extra_ca_pems: Vec<Vec<u8>>,
     subprotocol: Option<String>,
+    encoding: Encoding,
     close_timeout: Duration,
 }
 
@@ -75,6 +79,7 @@ impl Default for WsOptions {
             headers: Vec::new(),
             extra_ca_pems: Vec::new(),
             subprotocol: Some(SUBPROTOCOL.to_owned()),
+            encoding: Encoding::Json,
             close_timeout: Duration::from_secs(3),
         }
     }
@@ -87,6 +92,7 @@ impl fmt::Debug for WsOptions {
             .field("headers", &headers)
             .field("extra_ca_pems", &self.extra_ca_pems.len())
             .field("subprotocol", &self.subprotocol)
+            .field("encoding", &self.encoding)
             .field("close_timeout", &self.close_timeout)
             .finish()
     }
@@ -122,6 +128,24 @@ impl WsOptions {
         self
     }
 
+    /// The encoding to ask for (default [`Encoding::Json`]). With [`Encoding::MessagePack`] the
+    /// handshake offers `cerebrum.v1.msgpack` first, then the subprotocol of
+    /// [`WsOptions::subprotocol`]; when the server selects it, frames travel as binary
+    /// MessagePack both ways (the core still reads and writes JSON text: the transport
+    /// transcodes). A server that selects the JSON subprotocol, or none, gets JSON text.
+    ///
+    /// ```
+    /// use cerebrum_tokio::WsOptions;
+    /// use cerebrum_protocol::Encoding;
+    /// let options = WsOptions::default().encoding(Encoding::MessagePack);
+    /// assert!(format!("{options:?}").contains("MessagePack"));
+    /// ```
+    #[must_use]
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
     /// How long a close handshake may take before the connection is dropped (default 3 s).
     #[must_use]
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
@@ -137,14 +161,17 @@ enum State {
 }
 
 /// The WebSocket [`Transport`]: `ws://` and `wss://` (rustls, ring, webpki roots plus optional
-/// extra CAs), extra request headers, the `cerebrum.v1.json` subprotocol offered, inbound and
+/// extra CAs), extra request headers, the `cerebrum.v1.json` subprotocol offered (and
+/// `cerebrum.v1.msgpack` before it when asked for, [`WsOptions::encoding`]), inbound and
 /// outbound frames limited to [`MAX_FRAME_BYTES`], a clean close handshake.
 pub struct WsTransport {
     options: Arc<WsOptions>,
     tls: Arc<ClientConfig>,
     offer_subprotocol: bool,
+    /// The encoding of the open connection (as its handshake selected).
+    wire: Encoding,
     state: State,
-    outbox: VecDeque<String>,
+    outbox: VecDeque<Message>,
     needs_flush: bool,
 }
 
@@ -168,7 +195,8 @@ impl WsTransport {
     pub fn new(options: WsOptions) -> Result<Self, WsConfigError> {
         let tls = client_config(&options.extra_ca_pems)?;
         Ok(Self {
-            offer_subprotocol: options.subprotocol.is_some(),
+            offer_subprotocol: options.subprotocol.is_some() || options.encoding != Encoding::Json,
+            wire: Encoding::Json,
             options: Arc::new(options),
             tls,
             state: State::Idle,
@@ -185,8 +213,9 @@ impl WsTransport {
                     return Poll::Pending;
                 };
                 match result {
-                    Ok((ws, offered)) => {
+                    Ok((ws, offered, wire)) => {
                         self.offer_subprotocol = offered;
+                        self.wire = wire;
                         self.state = State::Open(Box::new(ws));
                         Poll::Ready(TransportEvent::Opened)
                     }
@@ -197,7 +226,7 @@ impl WsTransport {
                 }
             }
             State::Open(ws) => {
-                let step = poll_open(ws, &mut self.outbox, &mut self.needs_flush, cx);
+                let step = poll_open(ws, self.wire, &mut self.outbox, &mut self.needs_flush, cx);
                 match step {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(Step::Event(event)) => Poll::Ready(event),
@@ -240,7 +269,8 @@ fn gone(event: TransportEvent) -> Poll<Step> {
 
 fn poll_open(
     ws: &mut Ws,
-    outbox: &mut VecDeque<String>,
+    wire: Encoding,
+    outbox: &mut VecDeque<Message>,
     needs_flush: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<Step> {
@@ -250,7 +280,7 @@ fn poll_open(
                 let Some(frame) = outbox.pop_front() else {
                     break;
                 };
-                if let Err(err) = ws.start_send_unpin(Message::text(frame)) {
+                if let Err(err) = ws.start_send_unpin(frame) {
                     return gone(TransportEvent::Error(err.to_string()));
                 }
                 *needs_flush = true;
@@ -297,6 +327,14 @@ fn poll_open(
                 // tungstenite queued the pong; it goes out with the next flush.
                 *needs_flush = true;
             }
+            Some(Ok(Message::Binary(bytes))) if wire == Encoding::MessagePack => {
+                let event = match msgpack_to_json(&bytes) {
+                    Ok(text) => TransportEvent::Frame(text),
+                    // Reported as what it is, never handed on as data.
+                    Err(err) => TransportEvent::Invalid(FrameError::from(err)),
+                };
+                return Poll::Ready(Step::Event(event));
+            }
             Some(Ok(Message::Binary(_))) => {
                 // No binary codec is negotiated: ignored.
             }
@@ -326,14 +364,14 @@ fn finish_close(
     mut ws: Ws,
     code: u16,
     reason: String,
-    pending: Vec<String>,
+    pending: Vec<Message>,
     timeout: Duration,
 ) -> Closing {
     let (tx, rx) = oneshot::channel();
     tokio::spawn(async move {
         let handshake = async {
             for frame in pending {
-                if ws.feed(Message::text(frame)).await.is_err() {
+                if ws.feed(frame).await.is_err() {
                     return;
                 }
             }
@@ -367,20 +405,34 @@ async fn open_ws(
     options: Arc<WsOptions>,
     tls: Arc<ClientConfig>,
     offer: bool,
-) -> Result<(Ws, bool), String> {
+) -> Result<(Ws, bool, Encoding), String> {
     let http = build_request(&request, &options, offer)?;
     match connect(http, &tls).await {
         Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
             SubProtocolError::NoSubProtocol,
         ))) if offer => {
-            // The server ignores subprotocols (as level-0 servers may): ask again without.
+            // The server ignores subprotocols (as level-0 servers may): ask again without
+            // (JSON text, whatever encoding was asked for).
             let http = build_request(&request, &options, false)?;
             connect(http, &tls)
                 .await
-                .map(|ws| (ws, false))
+                .map(|(ws, _)| (ws, false, Encoding::Json))
                 .map_err(|err| err.to_string())
         }
-        other => other.map(|ws| (ws, offer)).map_err(|err| err.to_string()),
+        other => other
+            .map(|(ws, wire)| (ws, offer, wire))
+            .map_err(|err| err.to_string()),
+    }
+}
+
+/// The `Sec-WebSocket-Protocol` offer: `cerebrum.v1.msgpack` first when MessagePack is asked
+/// for, then the configured subprotocol (the server selects the first it speaks).
+fn offer_of(options: &WsOptions) -> Option<String> {
+    let msgpack = (options.encoding == Encoding::MessagePack).then_some(MSGPACK_SUBPROTOCOL);
+    match (msgpack, options.subprotocol.as_deref()) {
+        (Some(msgpack), Some(other)) if other != msgpack => Some(format!("{msgpack}, {other}")),
+        (Some(msgpack), _) => Some(msgpack.to_owned()),
+        (None, other) => other.map(str::to_owned),
     }
 }
 
@@ -405,26 +457,47 @@ fn build_request(
         headers.insert(AUTHORIZATION, value);
     }
     if offer
-        && let Some(subprotocol) = &options.subprotocol
-        && let Ok(value) = HeaderValue::from_str(subprotocol)
+        && let Some(subprotocol) = offer_of(options)
+        && let Ok(value) = HeaderValue::from_str(&subprotocol)
     {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
     Ok(http)
 }
 
-async fn connect(http: Request, tls: &Arc<ClientConfig>) -> Result<Ws, WsError> {
+/// Connects; the socket and the encoding its handshake selected (tungstenite has checked that
+/// a selected subprotocol was one of the offer).
+async fn connect(http: Request, tls: &Arc<ClientConfig>) -> Result<(Ws, Encoding), WsError> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
-    let (ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+    let (ws, response) = tokio_tungstenite::connect_async_tls_with_config(
         http,
         Some(config),
         true,
         Some(Connector::Rustls(Arc::clone(tls))),
     )
     .await?;
-    Ok(ws)
+    let wire = response
+        .headers()
+        .get(SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(Encoding::from_subprotocol)
+        .unwrap_or_default();
+    Ok((ws, wire))
+}
+
+/// A frame of the core (JSON text) as the connection's encoding sends it: binary MessagePack,
+/// or the text itself when the MessagePack form would break the frame limit (floats take 9
+/// bytes; the server reads text frames on a MessagePack connection too).
+fn to_message(frame: String, wire: Encoding) -> Message {
+    if wire == Encoding::MessagePack
+        && let Ok(bytes) = json_to_msgpack(&frame)
+        && bytes.len() <= MAX_FRAME_BYTES
+    {
+        return Message::binary(bytes);
+    }
+    Message::text(frame)
 }
 
 impl Transport for WsTransport {
@@ -450,12 +523,12 @@ impl Transport for WsTransport {
         if !matches!(self.state, State::Open(_)) {
             return Err(TransportError::NotOpen);
         }
-        self.outbox.push_back(frame);
+        self.outbox.push_back(to_message(frame, self.wire));
         Ok(())
     }
 
     fn close(&mut self, code: u16, reason: String) -> Closing {
-        let pending: Vec<String> = self.outbox.drain(..).collect();
+        let pending: Vec<Message> = self.outbox.drain(..).collect();
         self.needs_flush = false;
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Open(ws) => finish_close(*ws, code, reason, pending, self.options.close_timeout),
@@ -516,6 +589,45 @@ mod tests {
         let request =
             OpenRequest::new("wss://h/ws?token=secret").with_bearer(Some("secret".into()));
         assert!(!format!("{request:?}").contains("secret"));
+    }
+
+    #[test]
+    fn msgpack_is_offered_first_and_json_after_it() {
+        let offer = |options: WsOptions| offer_of(&options);
+        assert_eq!(
+            offer(WsOptions::default()).as_deref(),
+            Some("cerebrum.v1.json")
+        );
+        let msgpack = WsOptions::default().encoding(Encoding::MessagePack);
+        assert_eq!(
+            offer(msgpack.clone()).as_deref(),
+            Some("cerebrum.v1.msgpack, cerebrum.v1.json")
+        );
+        assert_eq!(
+            offer(msgpack.subprotocol(None)).as_deref(),
+            Some("cerebrum.v1.msgpack")
+        );
+        assert_eq!(offer(WsOptions::default().subprotocol(None)), None);
+    }
+
+    #[test]
+    fn frames_go_binary_on_msgpack_unless_too_large() {
+        let ping = r#"{"type":"ping","payload":1}"#.to_owned();
+        assert!(matches!(
+            to_message(ping.clone(), Encoding::Json),
+            Message::Text(_)
+        ));
+        match to_message(ping, Encoding::MessagePack) {
+            Message::Binary(bytes) => assert_eq!(bytes[0], 0x82),
+            other => panic!("{other:?}"),
+        }
+        // 13 000 floats: 52 kB of JSON text, 117 kB of MessagePack: sent as text.
+        let floats = format!("[{}]", vec!["1.5"; 13_000].join(","));
+        assert!(floats.len() <= MAX_FRAME_BYTES);
+        assert!(matches!(
+            to_message(floats, Encoding::MessagePack),
+            Message::Text(_)
+        ));
     }
 
     #[test]
