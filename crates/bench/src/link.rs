@@ -1,11 +1,15 @@
 //! One benchmark client connection, and the few frames the bench subset needs.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
+use cerebrum_protocol::{Encoding, json_to_msgpack, msgpack_to_json};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{BenchError, Target};
@@ -18,12 +22,31 @@ pub(crate) async fn open(target: &Target, index: usize) -> Result<Ws, BenchError
     open_with_recv_buffer(target, index, None).await
 }
 
+/// [`open`], offering the subprotocol of `encoding` (`cerebrum.v1.msgpack`: the server then
+/// sends binary MessagePack frames, and the bench sends its publications as such).
+pub(crate) async fn open_as(
+    target: &Target,
+    index: usize,
+    encoding: Encoding,
+) -> Result<Ws, BenchError> {
+    connect(target, index, None, encoding).await
+}
+
 /// [`open`], with the socket's receive buffer set to `recv_buffer` bytes (a small one keeps
 /// the kernel from holding much of what a slow reader has not read yet).
 pub(crate) async fn open_with_recv_buffer(
     target: &Target,
     index: usize,
     recv_buffer: Option<u32>,
+) -> Result<Ws, BenchError> {
+    connect(target, index, recv_buffer, Encoding::Json).await
+}
+
+async fn connect(
+    target: &Target,
+    index: usize,
+    recv_buffer: Option<u32>,
+    encoding: Encoding,
 ) -> Result<Ws, BenchError> {
     let socket = TcpSocket::new_v4()?;
     if let Some(size) = recv_buffer {
@@ -38,8 +61,37 @@ pub(crate) async fn open_with_recv_buffer(
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .max_message_size(Some(1 << 20));
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+    let mut request = url.into_client_request()?;
+    if encoding == Encoding::MessagePack {
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(encoding.subprotocol()),
+        );
+    }
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(ws)
+}
+
+/// A frame's JSON text: a text frame's own, a binary frame's transcoded from MessagePack
+/// (`None` for control frames and undecodable binary).
+pub(crate) fn frame_text(message: &Message) -> Option<Cow<'_, str>> {
+    match message {
+        Message::Text(text) => Some(Cow::Borrowed(text.as_str())),
+        Message::Binary(bytes) => msgpack_to_json(bytes).ok().map(Cow::Owned),
+        _ => None,
+    }
+}
+
+/// The frame a JSON text goes out as on a connection of `encoding`.
+pub(crate) fn outbound(text: String, encoding: Encoding) -> Message {
+    match encoding {
+        Encoding::MessagePack => match json_to_msgpack(&text) {
+            Ok(bytes) => Message::binary(bytes),
+            Err(_) => Message::text(text),
+        },
+        _ => Message::text(text),
+    }
 }
 
 /// Subscribes to `channel` and waits for `subscribed` (skipping anything else).
@@ -56,11 +108,15 @@ pub(crate) async fn subscribe(
             .await
             .map_err(|_| BenchError::Timeout("waiting for `subscribed`"))?;
         match next {
-            Some(Ok(Message::Text(text))) if frame_type(&text) == Some("subscribed") => {
-                return Ok(());
-            }
-            Some(Ok(Message::Text(text))) if frame_type(&text) == Some("error") => {
-                return Err(BenchError::Closed(format!("subscribe refused: {text}")));
+            Some(Ok(ref message @ (Message::Text(_) | Message::Binary(_)))) => {
+                let text = frame_text(message).unwrap_or_default();
+                match frame_type(&text) {
+                    Some("subscribed") => return Ok(()),
+                    Some("error") => {
+                        return Err(BenchError::Closed(format!("subscribe refused: {text}")));
+                    }
+                    _ => {}
+                }
             }
             Some(Ok(Message::Close(frame))) => {
                 return Err(BenchError::Closed(format!("{frame:?}")));
