@@ -51,6 +51,9 @@ mod storm;
 #[cfg(feature = "load")]
 mod target;
 
+/// The frames' encoding of the fan-out and rooms scenarios (JSON text or MessagePack).
+#[cfg(feature = "load")]
+pub use cerebrum_protocol::Encoding;
 #[cfg(feature = "load")]
 pub use error::BenchError;
 #[cfg(feature = "load")]

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
+use cerebrum_protocol::{Encoding, json_to_msgpack, msgpack_to_json};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -11,6 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_EXTENSIONS;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::{BenchError, Target};
 
@@ -22,12 +24,31 @@ pub(crate) async fn open(target: &Target, index: usize) -> Result<Ws, BenchError
     open_with_recv_buffer(target, index, None).await
 }
 
+/// [`open`], offering the subprotocol of `encoding` (`cerebrum.v1.msgpack`: the server then
+/// sends binary MessagePack frames, and the bench sends its publications as such).
+pub(crate) async fn open_as(
+    target: &Target,
+    index: usize,
+    encoding: Encoding,
+) -> Result<Ws, BenchError> {
+    connect(target, index, None, encoding).await
+}
+
 /// [`open`], with the socket's receive buffer set to `recv_buffer` bytes (a small one keeps
 /// the kernel from holding much of what a slow reader has not read yet).
 pub(crate) async fn open_with_recv_buffer(
     target: &Target,
     index: usize,
     recv_buffer: Option<u32>,
+) -> Result<Ws, BenchError> {
+    connect(target, index, recv_buffer, Encoding::Json).await
+}
+
+async fn connect(
+    target: &Target,
+    index: usize,
+    recv_buffer: Option<u32>,
+    encoding: Encoding,
 ) -> Result<Ws, BenchError> {
     let socket = TcpSocket::new_v4()?;
     if let Some(size) = recv_buffer {
@@ -50,22 +71,43 @@ pub(crate) async fn open_with_recv_buffer(
             HeaderValue::from_static(cerebrum_deflate::CLIENT_OFFER),
         );
     }
+    if encoding == Encoding::MessagePack {
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(encoding.subprotocol()),
+        );
+    }
     let (ws, _) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(ws)
 }
 
-/// The text of a data frame: a text frame's, or a compressed one's inflated (the server agreed
-/// to `server_no_context_takeover`, so each message inflates on its own); `None` for anything
-/// else, or a compressed frame that does not inflate.
-pub(crate) fn text_of(message: &Message) -> Option<Cow<'_, str>> {
+/// A frame's JSON text: a text frame's own, a binary frame's transcoded from MessagePack, a
+/// compressed frame's inflated first (the server agreed to `server_no_context_takeover`, so
+/// each message inflates on its own); `None` for control frames and what does not decode.
+pub(crate) fn frame_text(message: &Message) -> Option<Cow<'_, str>> {
     match message {
         Message::Text(text) => Some(Cow::Borrowed(text.as_str())),
+        Message::Binary(bytes) => msgpack_to_json(bytes).ok().map(Cow::Owned),
         Message::Frame(frame) if frame.header().rsv1 => {
             let bytes = cerebrum_deflate::inflate_on_this_thread(frame.payload(), 1 << 20).ok()?;
-            String::from_utf8(bytes).ok().map(Cow::Owned)
+            match frame.header().opcode {
+                OpCode::Data(Data::Binary) => msgpack_to_json(&bytes).ok().map(Cow::Owned),
+                _ => String::from_utf8(bytes).ok().map(Cow::Owned),
+            }
         }
         _ => None,
+    }
+}
+
+/// The frame a JSON text goes out as on a connection of `encoding`.
+pub(crate) fn outbound(text: String, encoding: Encoding) -> Message {
+    match encoding {
+        Encoding::MessagePack => match json_to_msgpack(&text) {
+            Ok(bytes) => Message::binary(bytes),
+            Err(_) => Message::text(text),
+        },
+        _ => Message::text(text),
     }
 }
 
@@ -83,15 +125,15 @@ pub(crate) async fn subscribe(
             .await
             .map_err(|_| BenchError::Timeout("waiting for `subscribed`"))?;
         match next {
-            Some(Ok(message))
-                if text_of(&message).is_some_and(|t| frame_type(&t) == Some("subscribed")) =>
-            {
-                return Ok(());
-            }
-            Some(Ok(message))
-                if text_of(&message).is_some_and(|t| frame_type(&t) == Some("error")) =>
-            {
-                return Err(BenchError::Closed(format!("subscribe refused: {message}")));
+            Some(Ok(ref message @ (Message::Text(_) | Message::Binary(_) | Message::Frame(_)))) => {
+                let text = frame_text(message).unwrap_or_default();
+                match frame_type(&text) {
+                    Some("subscribed") => return Ok(()),
+                    Some("error") => {
+                        return Err(BenchError::Closed(format!("subscribe refused: {text}")));
+                    }
+                    _ => {}
+                }
             }
             Some(Ok(Message::Close(frame))) => {
                 return Err(BenchError::Closed(format!("{frame:?}")));

@@ -11,9 +11,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
+use cerebrum_protocol::Encoding;
+
 use crate::link::{
-    Ws, filler, frame_type, key_of, keyed_publication, micros_since, number_field, open,
-    open_with_recv_buffer, ping, publication, sent_at, subscribe, text_of,
+    Ws, filler, frame_text, frame_type, key_of, keyed_publication, micros_since, number_field,
+    open_as, open_with_recv_buffer, outbound, ping, publication, sent_at, subscribe,
 };
 use crate::{
     BenchError, CommandRestarter, LatencyRecorder, ProcessSample, Report, StormOptions, Target,
@@ -121,6 +123,8 @@ pub struct FanoutOptions {
     pub seconds: f64,
     /// Payload filler, bytes.
     pub payload_bytes: usize,
+    /// The frames' encoding (subprotocol) for every connection.
+    pub encoding: Encoding,
 }
 
 impl Default for FanoutOptions {
@@ -130,6 +134,7 @@ impl Default for FanoutOptions {
             rate: 1_000.0,
             seconds: 10.0,
             payload_bytes: 64,
+            encoding: Encoding::Json,
         }
     }
 }
@@ -147,6 +152,8 @@ pub struct RoomsOptions {
     pub seconds: f64,
     /// Payload filler, bytes.
     pub payload_bytes: usize,
+    /// The frames' encoding (subprotocol) for every connection.
+    pub encoding: Encoding,
 }
 
 impl Default for RoomsOptions {
@@ -157,6 +164,7 @@ impl Default for RoomsOptions {
             rate: 2.0,
             seconds: 10.0,
             payload_bytes: 64,
+            encoding: Encoding::Json,
         }
     }
 }
@@ -226,12 +234,31 @@ fn at_least_one(option: &'static str, value: usize) -> Result<(), BenchError> {
     }
 }
 
+/// The name of an encoding in reports (`--encoding` spells it the same way).
+fn encoding_name(encoding: Encoding) -> String {
+    match encoding {
+        Encoding::MessagePack => "msgpack",
+        _ => "json",
+    }
+    .to_owned()
+}
+
 /// Opens `count` connections (numbered from `first`), each subscribed to `channel_of(i)`.
 async fn connect_subscribed(
     target: &Target,
     first: usize,
     count: usize,
     channel_of: impl Fn(usize) -> String,
+) -> Result<Vec<Ws>, BenchError> {
+    connect_subscribed_as(target, (first, count), channel_of, Encoding::Json).await
+}
+
+/// [`connect_subscribed`] with connections of `encoding`.
+async fn connect_subscribed_as(
+    target: &Target,
+    (first, count): (usize, usize),
+    channel_of: impl Fn(usize) -> String,
+    encoding: Encoding,
 ) -> Result<Vec<Ws>, BenchError> {
     let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = Vec::with_capacity(count);
@@ -241,7 +268,7 @@ async fn connect_subscribed(
         let gate = Arc::clone(&gate);
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
-            let mut ws = tokio::time::timeout(SETUP_TIMEOUT, open(&target, i))
+            let mut ws = tokio::time::timeout(SETUP_TIMEOUT, open_as(&target, i, encoding))
                 .await
                 .map_err(|_| BenchError::Timeout("opening a connection"))??;
             subscribe(&mut ws, &channel, SETUP_TIMEOUT).await?;
@@ -279,8 +306,8 @@ async fn connect_subscribed(
 struct Seen {
     /// Frames of its kind it received.
     delivered: u64,
-    /// Their payload bytes as they came off the wire (a compressed frame's compressed bytes).
-    bytes: u64,
+    /// Their payload bytes on the wire (text or binary, before any transcoding).
+    wire_bytes: u64,
     last_at: Option<Instant>,
     closed: bool,
 }
@@ -373,14 +400,14 @@ fn spawn_reader(
                 biased;
                 _ = stop.changed() => break,
                 next = stream.next() => match next {
-                    Some(Ok(message @ (Message::Text(_) | Message::Frame(_)))) => {
-                        if let Some(text) = text_of(&message)
-                            && frame_type(&text) == Some(kind)
+                    Some(Ok(ref message @ (Message::Text(_) | Message::Binary(_) | Message::Frame(_)))) => {
+                        let text = frame_text(message).unwrap_or_default();
+                        if frame_type(&text) == Some(kind)
                             && let Some(t) = sent_at(&text)
                         {
                             batch.record(micros_since(base).saturating_sub(t));
                             seen.delivered += 1;
-                            seen.bytes += message.len() as u64;
+                            seen.wire_bytes += message.len() as u64;
                             seen.last_at = Some(Instant::now());
                             delivered.fetch_add(1, Ordering::Relaxed);
                         }
@@ -430,7 +457,7 @@ async fn settle(
 /// measures every frame (see [`LatencyRecorder`]).
 async fn paced_send(
     sink: &mut SplitSink<Ws, Message>,
-    (rate, total): (f64, u64),
+    (rate, total, encoding): (f64, u64, Encoding),
     base: Instant,
     mut frame: impl FnMut(u64, u64) -> String,
 ) -> Result<u64, BenchError> {
@@ -447,7 +474,8 @@ async fn paced_send(
             continue;
         }
         while sent < due {
-            sink.feed(Message::text(frame(sent, due_at(sent)))).await?;
+            sink.feed(outbound(frame(sent, due_at(sent)), encoding))
+                .await?;
             sent += 1;
         }
         sink.flush().await?;
@@ -468,7 +496,7 @@ fn push_deliveries(
     let closed = seen.iter().filter(|s| s.closed).count();
     let last = seen.iter().filter_map(|s| s.last_at).max();
     let delivered: u64 = seen.iter().map(|s| s.delivered).sum();
-    let bytes: u64 = seen.iter().map(|s| s.bytes).sum();
+    let wire_bytes: u64 = seen.iter().map(|s| s.wire_bytes).sum();
     let elapsed = last.map_or(0.0, |l| l.duration_since(started).as_secs_f64());
     let summary = latencies
         .lock()
@@ -478,14 +506,15 @@ fn push_deliveries(
     report.push("delivered", Value::Int(delivered));
     report.push("lost", Value::Int(expected.saturating_sub(delivered)));
     report.push("closed_by_server", Value::Int(closed as u64));
-    if delivered > 0 {
-        // Payload bytes per delivery as received: the frame's header (2 to 4 bytes from the
-        // server) and TCP/IP come on top.
-        report.push(
-            "bytes_per_delivery",
-            Value::Float(bytes as f64 / delivered as f64),
-        );
-    }
+    // Payload bytes of the delivered frames as they travelled (JSON text or MessagePack).
+    report.push(
+        "wire_bytes_per_delivery",
+        Value::Float(if delivered > 0 {
+            wire_bytes as f64 / delivered as f64
+        } else {
+            0.0
+        }),
+    );
     report.push(
         "deliveries_per_sec",
         Value::Float(if elapsed > 0.0 {
@@ -522,10 +551,21 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
     positive("seconds", options.seconds)?;
     let channel = "bench:fanout";
     let base = Instant::now();
-    let subscribers =
-        connect_subscribed(target, 0, options.subscribers, |_| channel.to_owned()).await?;
-    let publisher =
-        connect_subscribed(target, options.subscribers, 1, |_| channel.to_owned()).await?;
+    let encoding = options.encoding;
+    let subscribers = connect_subscribed_as(
+        target,
+        (0, options.subscribers),
+        |_| channel.to_owned(),
+        encoding,
+    )
+    .await?;
+    let publisher = connect_subscribed_as(
+        target,
+        (options.subscribers, 1),
+        |_| channel.to_owned(),
+        encoding,
+    )
+    .await?;
 
     let delivered = Arc::new(AtomicU64::new(0));
     let latencies = new_latencies()?;
@@ -547,7 +587,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
     let total = (options.rate * options.seconds).ceil() as u64;
     let before = target.pid().and_then(ProcessSample::read);
     let started = Instant::now();
-    let sent = paced_send(&mut sink, (options.rate, total), base, |_, t| {
+    let sent = paced_send(&mut sink, (options.rate, total, encoding), base, |_, t| {
         publication(channel, t, &pad)
     })
     .await?;
@@ -563,6 +603,7 @@ async fn fanout(target: &Target, options: &FanoutOptions) -> Result<Report, Benc
     .await;
 
     let mut report = Report::new("fanout");
+    report.push("encoding", Value::Text(encoding_name(encoding)));
     report.push("subscribers", Value::Int(options.subscribers as u64));
     report.push("rate", Value::Float(options.rate));
     report.push("seconds", Value::Float(options.seconds));
@@ -600,6 +641,7 @@ struct Pace {
     kind: &'static str,
     rate: f64,
     per_client: u64,
+    encoding: Encoding,
 }
 
 /// Splits every socket into a reader of `pace.kind` frames and a writer that sends
@@ -621,6 +663,7 @@ where
         kind,
         rate,
         per_client,
+        encoding,
     } = pace;
     let delivered = Arc::new(AtomicU64::new(0));
     let latencies = new_latencies()?;
@@ -643,7 +686,10 @@ where
         let offset = Duration::from_secs_f64((i as f64 / clients as f64) / rate);
         writers.push(tokio::spawn(async move {
             tokio::time::sleep(offset).await;
-            let sent = paced_send(&mut sink, (rate, per_client), base, |_, t| make(t)).await;
+            let sent = paced_send(&mut sink, (rate, per_client, encoding), base, |_, t| {
+                make(t)
+            })
+            .await;
             (sent, sink)
         }));
     }
@@ -686,7 +732,7 @@ async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchE
     let clients = options.clients;
     let room_of = move |i: usize| format!("bench:room:{}", i / room_size);
     let base = Instant::now();
-    let sockets = connect_subscribed(target, 0, clients, room_of).await?;
+    let sockets = connect_subscribed_as(target, (0, clients), room_of, options.encoding).await?;
     let pad = Arc::new(filler(options.payload_bytes));
     // Every member of a room, the sender included, receives each of its publications.
     let members = move |i: usize| room_size.min(clients - (i / room_size) * room_size) as u64;
@@ -699,6 +745,7 @@ async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchE
             kind: "bench.msg",
             rate: options.rate,
             per_client: (options.rate * options.seconds).ceil() as u64,
+            encoding: options.encoding,
         },
         |i| {
             let channel = room_of(i);
@@ -711,6 +758,7 @@ async fn rooms(target: &Target, options: &RoomsOptions) -> Result<Report, BenchE
     let sent: u64 = run.sent.iter().sum();
     let expected = expected(&run.sent);
     let mut report = Report::new("rooms");
+    report.push("encoding", Value::Text(encoding_name(options.encoding)));
     report.push("clients", Value::Int(clients as u64));
     report.push("room_size", Value::Int(room_size as u64));
     report.push("rate_per_client", Value::Float(options.rate));
@@ -743,6 +791,7 @@ async fn ping_scenario(target: &Target, options: &PingOptions) -> Result<Report,
             kind: "pong",
             rate: options.rate,
             per_client: (options.rate * options.seconds).ceil() as u64,
+            encoding: Encoding::Json,
         },
         |_| ping,
         |sent| sent.iter().sum(),
@@ -820,8 +869,8 @@ async fn conns(target: &Target, options: &ConnsOptions) -> Result<Report, BenchE
                             dropped.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
-                        Some(Ok(message @ (Message::Text(_) | Message::Frame(_)))) => {
-                            if let Some(text) = text_of(&message)
+                        Some(Ok(ref message @ (Message::Text(_) | Message::Frame(_)))) => {
+                            if let Some(text) = frame_text(message)
                                 && frame_type(&text) == Some("pong")
                                 && let Some(t) = sent_at(&text)
                             {
@@ -1061,10 +1110,15 @@ async fn slow(target: &Target, options: &SlowOptions) -> Result<Report, BenchErr
     let total = (options.rate * options.seconds).ceil() as u64;
     let before = target.pid().and_then(ProcessSample::read);
     let started = Instant::now();
-    let sent = paced_send(&mut sink, (options.rate, total), base, |n, t| {
-        let key = (n % keys as u64) as usize;
-        keyed_publication(SLOW_CHANNEL, (key, n), t, &pad)
-    })
+    let sent = paced_send(
+        &mut sink,
+        (options.rate, total, Encoding::Json),
+        base,
+        |n, t| {
+            let key = (n % keys as u64) as usize;
+            keyed_publication(SLOW_CHANNEL, (key, n), t, &pad)
+        },
+    )
     .await?;
     // The last value of each key: the highest `n < sent` of its residue.
     let last: Vec<u64> = (0..keys as u64)

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use cerebrum_bench::{
-    BenchError, ConnsOptions, FanoutOptions, PingOptions, Report, Restarter, RoomsOptions,
-    Scenario, SlowOptions, StormOptions, Target, Value, run, run_storm,
+    BenchError, ConnsOptions, Encoding, FanoutOptions, PingOptions, Report, Restarter,
+    RoomsOptions, Scenario, SlowOptions, StormOptions, Target, Value, run, run_storm,
 };
 use cerebrum_server::{RunningServer, Server, ServerConfig};
 use futures_util::future::BoxFuture;
@@ -57,10 +57,55 @@ async fn fanout_delivers_every_publication_to_every_subscriber() {
         rate: 200.0,
         seconds: 0.5,
         payload_bytes: 64,
+        ..FanoutOptions::default()
     }))
     .await;
     assert_eq!(int(&report, "sent"), 100);
     assert_eq!(int(&report, "expected"), 2_000);
+    assert_eq!(int(&report, "lost"), 0, "{}", report.table());
+}
+
+fn float(report: &Report, key: &str) -> f64 {
+    let line: serde_json::Value = serde_json::from_str(&report.json_line()).unwrap();
+    line[key].as_f64().unwrap()
+}
+
+/// The same fan-out in JSON and in MessagePack: every publication reaches every subscriber
+/// either way, and the report says how many bytes each delivery took on the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_in_msgpack_delivers_everything_in_fewer_bytes() {
+    let mut per_delivery = Vec::new();
+    for encoding in [Encoding::Json, Encoding::MessagePack] {
+        let report = run_scenario(Scenario::Fanout(FanoutOptions {
+            subscribers: 10,
+            rate: 100.0,
+            seconds: 0.3,
+            payload_bytes: 64,
+            encoding,
+        }))
+        .await;
+        assert_eq!(int(&report, "lost"), 0, "{}", report.table());
+        per_delivery.push(float(&report, "wire_bytes_per_delivery"));
+    }
+    assert!(
+        per_delivery[0] > 0.0 && per_delivery[1] > 0.0,
+        "{per_delivery:?}"
+    );
+    assert!(per_delivery[1] < per_delivery[0], "{per_delivery:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_in_msgpack_deliver_to_every_member() {
+    let report = run_scenario(Scenario::Rooms(RoomsOptions {
+        clients: 12,
+        room_size: 4,
+        rate: 4.0,
+        seconds: 0.5,
+        payload_bytes: 16,
+        encoding: Encoding::MessagePack,
+    }))
+    .await;
+    assert_eq!(int(&report, "expected"), 2 * 3 * 4 * 4);
     assert_eq!(int(&report, "lost"), 0, "{}", report.table());
 }
 
@@ -72,6 +117,7 @@ async fn rooms_deliver_to_every_member() {
         rate: 4.0,
         seconds: 0.5,
         payload_bytes: 16,
+        ..RoomsOptions::default()
     }))
     .await;
     // Rooms of 10, 10 and 5 members, each client sending 2 messages.

@@ -4,10 +4,28 @@
 use std::process::ExitCode;
 
 use cerebrum_bench::{
-    ConnsOptions, FanoutOptions, PingOptions, RoomsOptions, Scenario, SlowOptions, StormOptions,
-    Target, raise_open_files_limit, run,
+    ConnsOptions, Encoding, FanoutOptions, PingOptions, RoomsOptions, Scenario, SlowOptions,
+    StormOptions, Target, raise_open_files_limit, run,
 };
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+
+/// `--encoding` of the fan-out and rooms scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EncodingArg {
+    /// JSON text frames (subprotocol `cerebrum.v1.json`).
+    Json,
+    /// Binary MessagePack frames (subprotocol `cerebrum.v1.msgpack`).
+    Msgpack,
+}
+
+impl From<EncodingArg> for Encoding {
+    fn from(arg: EncodingArg) -> Self {
+        match arg {
+            EncodingArg::Json => Self::Json,
+            EncodingArg::Msgpack => Self::MessagePack,
+        }
+    }
+}
 
 /// Arguments of `cerebrum bench`.
 #[derive(Debug, Args)]
@@ -69,6 +87,10 @@ enum ScenarioArgs {
         /// Payload filler in bytes.
         #[arg(long, default_value_t = 64)]
         payload: usize,
+        /// Frames as JSON text or as binary MessagePack (every connection offers that
+        /// subprotocol); the report's `wire_bytes_per_delivery` compares them.
+        #[arg(long, value_enum, default_value_t = EncodingArg::Json)]
+        encoding: EncodingArg,
     },
     /// Chat-like rooms of M clients, each publishing r msg/s.
     Rooms {
@@ -87,6 +109,10 @@ enum ScenarioArgs {
         /// Payload filler in bytes.
         #[arg(long, default_value_t = 64)]
         payload: usize,
+        /// Frames as JSON text or as binary MessagePack (every connection offers that
+        /// subprotocol); the report's `wire_bytes_per_delivery` compares them.
+        #[arg(long, value_enum, default_value_t = EncodingArg::Json)]
+        encoding: EncodingArg,
     },
     /// Ping round trips under N connections.
     Ping {
@@ -175,11 +201,13 @@ impl ScenarioArgs {
                 rate,
                 seconds,
                 payload,
+                encoding,
             } => Scenario::Fanout(FanoutOptions {
                 subscribers,
                 rate,
                 seconds,
                 payload_bytes: payload,
+                encoding: encoding.into(),
             }),
             Self::Rooms {
                 clients,
@@ -187,12 +215,14 @@ impl ScenarioArgs {
                 rate,
                 seconds,
                 payload,
+                encoding,
             } => Scenario::Rooms(RoomsOptions {
                 clients,
                 room_size,
                 rate,
                 seconds,
                 payload_bytes: payload,
+                encoding: encoding.into(),
             }),
             Self::Ping {
                 connections,

@@ -266,6 +266,17 @@ async fn the_client_authenticates_to_cerebrum_serve_by_query_header_and_auth_mes
 /// gets the publications it missed, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_subscription_resumes_against_cerebrum_serve() {
+    channel_subscription_resumes(cerebrum_realtime::Encoding::Json).await;
+}
+
+/// The same with both clients on MessagePack frames (`cerebrum.v1.msgpack`): subscribe,
+/// publish, ack and resume work as they do on JSON text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_subscription_resumes_against_cerebrum_serve_on_msgpack() {
+    channel_subscription_resumes(cerebrum_realtime::Encoding::MessagePack).await;
+}
+
+async fn channel_subscription_resumes(encoding: cerebrum_realtime::Encoding) {
     use cerebrum_realtime::Client;
 
     let dir = tempfile::tempdir().unwrap();
@@ -273,7 +284,10 @@ async fn a_channel_subscription_resumes_against_cerebrum_serve() {
     let url = serve.url().to_owned();
     let soon = Duration::from_secs(20);
 
-    let reader = Client::builder(url.clone()).build().unwrap();
+    let reader = Client::builder(url.clone())
+        .encoding(encoding)
+        .build()
+        .unwrap();
     let mut reader_frames = reader.frames();
     let mut room = reader.subscribe_channel("quiz:room-1").await.unwrap();
     reader.connect();
@@ -288,7 +302,10 @@ async fn a_channel_subscription_resumes_against_cerebrum_serve() {
     tokio::time::timeout(soon, subscribed).await.unwrap();
 
     // The server lets members publish: the writer subscribes too.
-    let writer = Client::builder(url.clone()).build().unwrap();
+    let writer = Client::builder(url.clone())
+        .encoding(encoding)
+        .build()
+        .unwrap();
     let mut writer_frames = writer.frames();
     let _writer_room = writer.subscribe_channel("quiz:room-1").await.unwrap();
     writer.connect();

@@ -1172,6 +1172,15 @@ impl ClientCore {
                     self.on_frame(&text, now);
                 }
             }
+            TransportEvent::Invalid(err) => {
+                if self.transport == Transport::Open {
+                    self.heartbeat.inbound(now);
+                }
+                self.run_due(now);
+                if self.transport == Transport::Open {
+                    self.events.push_back(Event::ProtocolViolation(err));
+                }
+            }
             TransportEvent::Opened => {
                 self.run_due(now);
                 if self.transport == Transport::Opening {

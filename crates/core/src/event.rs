@@ -35,8 +35,13 @@ pub enum TransportEvent {
         /// The close reason, possibly empty.
         reason: String,
     },
-    /// A text frame arrived.
+    /// A text frame arrived (or a binary frame, transcoded to its JSON text by a transport
+    /// that negotiated a binary encoding such as `cerebrum.v1.msgpack`).
     Frame(String),
+    /// A frame arrived that the transport could not turn into JSON text (a binary frame that
+    /// is not valid MessagePack): reported as [`Event::ProtocolViolation`], never as data; the
+    /// connection stays, as for a text frame that is not JSON.
+    Invalid(ProtocolError),
     /// The transport failed (connection refused, TLS, I/O error): it is gone, no `Closed`
     /// follows.
     Error(String),

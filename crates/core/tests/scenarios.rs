@@ -10,7 +10,7 @@ use cerebrum_core::{
     ReconnectAttempts, SendError, ServerLevel, Status, SubscribeError, TokenTransport,
     TransportEvent, delay_bounds, scheduled_delay,
 };
-use cerebrum_protocol::{Auth, MessageId, Subscribe};
+use cerebrum_protocol::{Auth, MessageId, ProtocolError, Subscribe};
 use support::{Sim, WELCOME_ACK, WELCOME_PLAIN, app, ms};
 
 fn delays(sim: &Sim) -> Vec<Duration> {
@@ -1083,4 +1083,28 @@ fn pending_and_peek_show_the_outputs_without_taking_them() {
     assert_eq!((commands.len(), events.len()), (1, 1));
     assert_eq!(sim.core.pending(), (0, 0));
     assert!(sim.core.peek_event().is_none());
+}
+
+#[test]
+fn a_frame_the_transport_could_not_decode_is_a_protocol_violation_and_proves_liveness() {
+    let mut sim = Sim::origin();
+    sim.connected(None);
+    for _ in 0..10 {
+        sim.advance(Duration::from_secs(35));
+        sim.transport(TransportEvent::Invalid(ProtocolError::InvalidMsgpack {
+            detail: "reserved byte".into(),
+        }));
+    }
+    assert_eq!(sim.core.status(), Status::Connected);
+    let violations = sim
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::ProtocolViolation(ProtocolError::InvalidMsgpack { .. })
+            )
+        })
+        .count();
+    assert_eq!(violations, 10);
 }

@@ -18,6 +18,14 @@ pub enum ProtocolError {
         /// What the JSON parser reported (position and kind, never the input itself).
         detail: String,
     },
+    /// A binary frame (subprotocol `cerebrum.v1.msgpack`) is not the MessagePack form of a JSON
+    /// value ([`crate::MsgpackError`]); answered with the wire code `invalid_json`, as text that
+    /// is not JSON is.
+    #[error("not valid MessagePack: {detail}")]
+    InvalidMsgpack {
+        /// What the decoder reported (position and kind, never the input itself).
+        detail: String,
+    },
     /// The frame is larger than the limit.
     #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -68,7 +76,7 @@ impl ProtocolError {
     #[must_use]
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidJson { .. } => ErrorCode::InvalidJson,
+            Self::InvalidJson { .. } | Self::InvalidMsgpack { .. } => ErrorCode::InvalidJson,
             Self::TooLarge { .. } => ErrorCode::TooLarge,
             Self::NotAnObject | Self::MissingType | Self::InvalidEnvelope { .. } => {
                 ErrorCode::InvalidEnvelope

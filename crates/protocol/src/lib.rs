@@ -1,5 +1,6 @@
 //! The wire protocol of cerebrum-realtime: the [`Envelope`], the typed message catalog, the
-//! codec ([`decode`], [`encode`]) and the validation rules of PROTOCOL.md.
+//! codec ([`decode`], [`encode`]), the MessagePack form of frames ([`json_to_msgpack`],
+//! [`msgpack_to_json`]) and the validation rules of PROTOCOL.md.
 //!
 //! No I/O and no runtime: every other crate of the workspace (the sans-IO client core, the
 //! transports, the server) speaks through this one.
@@ -27,6 +28,7 @@ mod id;
 mod lean;
 mod limits;
 mod message;
+mod msgpack;
 mod sealed;
 
 pub use catalog::Payload;
@@ -54,6 +56,10 @@ pub use limits::{
     validate_channel, validate_message_id, validate_topic, validate_type,
 };
 pub use message::{ClientMessage, ServerMessage, is_server_message, is_server_type};
+pub use msgpack::{
+    Encoding, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, MsgpackError, json_to_msgpack,
+    msgpack_to_json, msgpack_to_json_within,
+};
 pub use sealed::{
     Cipher, KeyId, MAX_KEY_ID_LEN, SEALED_NONCE_LEN, SEALED_TAG_LEN, SealedPayload,
     XCHACHA20POLY1305,

@@ -1,5 +1,6 @@
-//! One snapshot per message type: the exact JSON of each frame. These `.snap` files are the wire
-//! contract; a change to one is a protocol change and is reviewed as such.
+//! One snapshot per message type: the exact JSON of each frame, and beside it (`<name>.msgpack`)
+//! its MessagePack form as a hex dump (subprotocol `cerebrum.v1.msgpack`). These `.snap` files are
+//! the wire contract; a change to one is a protocol change and is reviewed as such.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
@@ -8,7 +9,7 @@ use cerebrum_protocol::{
     Notification, NotificationKind, OverallStatus, Participant, Payload, Ping, Pong, Priority,
     SealedPayload, Services, StreamPosition, StudyMetrics, StudySessionEnd, StudySessionStart,
     Subscribe, Subscribed, SystemStatus, Unsubscribe, Unsubscribed, Welcome, decode, encode,
-    features,
+    features, json_to_msgpack, msgpack_to_json,
 };
 use serde_json::json;
 
@@ -31,14 +32,47 @@ fn frame<P: Payload + PartialEq + std::fmt::Debug>(payload: &P) -> String {
     text
 }
 
+/// Pins the JSON text `text` under `name` and its MessagePack form under `<name>.msgpack`, after
+/// checking that the MessagePack form reads back to the same text.
+fn pin(name: &str, text: &str) {
+    insta::assert_snapshot!(name, text);
+    let bytes = json_to_msgpack(text).unwrap();
+    assert_eq!(msgpack_to_json(&bytes).unwrap(), text, "{name}");
+    insta::assert_snapshot!(format!("{name}.msgpack"), hex_dump(&bytes));
+}
+
+/// 16 bytes a line: the offset, the bytes in hex, the printable ones as ASCII.
+fn hex_dump(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for (line, chunk) in bytes.chunks(16).enumerate() {
+        let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
+        let ascii: String = chunk
+            .iter()
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    char::from(b)
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "{:04x}  {:<47}  |{ascii}|\n",
+            line * 16,
+            hex.join(" ")
+        ));
+    }
+    out
+}
+
 #[test]
 fn ping() {
-    insta::assert_snapshot!("ping", frame(&Ping(json!({"nonce": 7}))));
+    pin("ping", &frame(&Ping(json!({"nonce": 7}))));
 }
 
 #[test]
 fn pong() {
-    insta::assert_snapshot!("pong", frame(&Pong(json!({"nonce": 7}))));
+    pin("pong", &frame(&Pong(json!({"nonce": 7}))));
 }
 
 #[test]
@@ -51,12 +85,12 @@ fn study_metrics_update() {
         session_duration: 1800.0,
         streak: 4,
     };
-    insta::assert_snapshot!("study_metrics_update", frame(&studying));
+    pin("study_metrics_update", &frame(&studying));
     let idle = StudyMetrics {
         current_topic: None,
         ..studying
     };
-    insta::assert_snapshot!("study_metrics_update_idle", frame(&idle));
+    pin("study_metrics_update_idle", &frame(&idle));
 }
 
 #[test]
@@ -80,7 +114,7 @@ fn collaborative_session_update() {
         ],
         active_users: 2,
     };
-    insta::assert_snapshot!("collaborative_session_update", frame(&session));
+    pin("collaborative_session_update", &frame(&session));
 }
 
 #[test]
@@ -94,7 +128,7 @@ fn notification() {
         action_url: Some("/progress".into()),
         action_text: Some("See progress".into()),
     };
-    insta::assert_snapshot!("notification", frame(&notification));
+    pin("notification", &frame(&notification));
 }
 
 #[test]
@@ -110,7 +144,7 @@ fn system_status() {
         uptime: 86_400.0,
         last_check: T,
     };
-    insta::assert_snapshot!("system_status", frame(&status));
+    pin("system_status", &frame(&status));
 }
 
 #[test]
@@ -120,7 +154,7 @@ fn study_session_start() {
         topic: "Genetics".into(),
         timestamp: Some(T),
     };
-    insta::assert_snapshot!("study_session_start", frame(&start));
+    pin("study_session_start", &frame(&start));
 }
 
 #[test]
@@ -129,7 +163,7 @@ fn study_session_end() {
         user_id: "user-123".into(),
         topic: "Genetics".into(),
     };
-    insta::assert_snapshot!("study_session_end", frame(&end));
+    pin("study_session_end", &frame(&end));
 }
 
 #[test]
@@ -142,7 +176,7 @@ fn welcome() {
         features: features::ALL.iter().map(|f| (*f).to_owned()).collect(),
         server_time: T,
     };
-    insta::assert_snapshot!("welcome", frame(&welcome));
+    pin("welcome", &frame(&welcome));
 }
 
 #[test]
@@ -150,7 +184,7 @@ fn auth() {
     let auth = Auth {
         token: "eyJhbGciOiJIUzI1NiJ9.e30.sig".into(),
     };
-    insta::assert_snapshot!("auth", frame(&auth));
+    pin("auth", &frame(&auth));
 }
 
 #[test]
@@ -159,7 +193,7 @@ fn subscribe() {
         channel: "chat:biology-101".into(),
         since: None,
     };
-    insta::assert_snapshot!("subscribe", frame(&fresh));
+    pin("subscribe", &frame(&fresh));
     let resume = Subscribe {
         channel: "chat:biology-101".into(),
         since: Some(StreamPosition {
@@ -167,7 +201,7 @@ fn subscribe() {
             epoch: "e-1732752000".into(),
         }),
     };
-    insta::assert_snapshot!("subscribe_since", frame(&resume));
+    pin("subscribe_since", &frame(&resume));
 }
 
 #[test]
@@ -179,19 +213,19 @@ fn subscribed() {
         recovered: true,
         missed: 3,
     };
-    insta::assert_snapshot!("subscribed", frame(&subscribed));
+    pin("subscribed", &frame(&subscribed));
 }
 
 #[test]
 fn unsubscribe_and_unsubscribed() {
     let channel = "chat:biology-101".to_owned();
-    insta::assert_snapshot!(
+    pin(
         "unsubscribe",
-        frame(&Unsubscribe {
-            channel: channel.clone()
-        })
+        &frame(&Unsubscribe {
+            channel: channel.clone(),
+        }),
     );
-    insta::assert_snapshot!("unsubscribed", frame(&Unsubscribed { channel }));
+    pin("unsubscribed", &frame(&Unsubscribed { channel }));
 }
 
 #[test]
@@ -199,7 +233,7 @@ fn ack() {
     let ack = Ack {
         message_id: id("01JD3Q7W6N0000000000000000"),
     };
-    insta::assert_snapshot!("ack", frame(&ack));
+    pin("ack", &frame(&ack));
 }
 
 #[test]
@@ -209,7 +243,7 @@ fn error() {
         message: "invalid `payload.topic`: must contain at least one ASCII letter or digit".into(),
         ref_id: Some(id("01JD3Q7W6N0000000000000000")),
     };
-    insta::assert_snapshot!("error", frame(&error));
+    pin("error", &frame(&error));
 }
 
 #[test]
@@ -222,7 +256,7 @@ fn channel_publication_and_acked_send() {
             .with_channel("chat:biology-101")
             .unwrap()
             .with_offset(42);
-    insta::assert_snapshot!("publication", encode(&publication));
+    pin("publication", &encode(&publication));
     let acked = StudySessionStart {
         user_id: "user-123".into(),
         topic: "Genetics".into(),
@@ -233,7 +267,7 @@ fn channel_publication_and_acked_send() {
         .with_timestamp(T)
         .with_message_id(id("01JD3Q7W6N0000000000000003"))
         .with_ack(true);
-    insta::assert_snapshot!("acked_send", encode(&acked));
+    pin("acked_send", &encode(&acked));
 }
 
 #[test]
@@ -257,7 +291,7 @@ fn sealed_publication() {
     let text = encode(&publication);
     let back = decode(&text).unwrap();
     assert_eq!(SealedPayload::from_raw(back.payload()).unwrap(), sealed);
-    insta::assert_snapshot!("sealed_publication", text);
+    pin("sealed_publication", &text);
 }
 
 fn base64_url(text: &str) -> Vec<u8> {

@@ -58,6 +58,7 @@ pub struct ClientBuilder {
     extra_ca_pems: Vec<Vec<u8>>,
     subprotocol: Option<Option<String>>,
     compression: bool,
+    encoding: cerebrum_protocol::Encoding,
     token_provider: Option<TokenProvider>,
     callbacks: Callbacks,
     notification_history: usize,
@@ -88,6 +89,7 @@ impl ClientBuilder {
             extra_ca_pems: Vec::new(),
             subprotocol: None,
             compression: false,
+            encoding: cerebrum_protocol::Encoding::Json,
             token_provider: None,
             callbacks: Callbacks::default(),
             notification_history: DEFAULT_NOTIFICATION_HISTORY,
@@ -294,6 +296,29 @@ impl ClientBuilder {
         self
     }
 
+    /// The encoding of frames on the wire (default [`Encoding::Json`](crate::Encoding)).
+    /// [`Encoding::MessagePack`](crate::Encoding) offers the subprotocol `cerebrum.v1.msgpack`
+    /// first: a server that selects it gets binary MessagePack frames both ways, smaller than
+    /// the JSON text; one that does not gets JSON text as usual. Everything the app sees is
+    /// the same either way ([`Client::frames`](crate::Client::frames) shows each frame's JSON
+    /// text).
+    ///
+    /// ```
+    /// use cerebrum_realtime::{Client, Encoding};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::builder("wss://api.example.org/ws")
+    ///     .encoding(Encoding::MessagePack)
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn encoding(mut self, encoding: cerebrum_protocol::Encoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
     /// Seed of the jitter RNG and message ids (default: random per client).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
@@ -449,6 +474,7 @@ impl ClientBuilder {
         if let Some(subprotocol) = &self.subprotocol {
             options = options.subprotocol(subprotocol.clone());
         }
+        options = options.encoding(self.encoding);
         let transport = cerebrum_tokio::WsTransport::new(options).map_err(transport_error)?;
         Ok(self.spawn(core, transport, dispatcher))
     }

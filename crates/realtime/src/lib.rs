@@ -81,9 +81,9 @@ pub use subscription::{ErrorSubscription, RawSubscription, Subscription};
 /// The wire protocol crate, re-exported.
 pub use cerebrum_protocol as protocol;
 pub use cerebrum_protocol::{
-    Ack, CollaborativeSession, Envelope, ErrorCode, ErrorPayload, MessageId, Notification,
-    NotificationKind, OverallStatus, Participant, Payload, ProtocolError, Services, StudyMetrics,
-    StudySessionEnd, StudySessionStart, SystemStatus, Welcome, decode, encode,
+    Ack, CollaborativeSession, Encoding, Envelope, ErrorCode, ErrorPayload, MessageId,
+    Notification, NotificationKind, OverallStatus, Participant, Payload, ProtocolError, Services,
+    StudyMetrics, StudySessionEnd, StudySessionStart, SystemStatus, Welcome, decode, encode,
 };
 
 /// The client core crate, re-exported (for [`Outgoing`] and the low-level events).

@@ -55,6 +55,7 @@ mod text;
 #[cfg(test)]
 mod testing;
 
+pub use cerebrum_protocol::Encoding;
 pub use config::{
     Compression, ConfigError, DEFAULT_POOL_SIZE, Database, ServerConfig, TlsFiles, redact_password,
 };

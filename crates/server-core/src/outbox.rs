@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
-use crate::Text;
 use crate::conflate::ConflationKey;
+use crate::{Encoding, Text};
 
 /// One frame waiting to be written, with the instant it was queued (for the delivery-latency
 /// histogram). The text is shared: a publication's bytes are queued to every subscriber.
@@ -67,19 +67,43 @@ pub struct Outbox {
     inner: Mutex<Inner>,
     slow: AtomicBool,
     closed: AtomicBool,
+    /// How the connection sends its frames (kept here, on the heap once per connection, rather
+    /// than in the driver's task or the session, where every byte costs each idle connection).
+    encoding: Encoding,
 }
 
 impl Outbox {
-    /// A queue of at most `capacity` frames.
+    /// A queue of at most `capacity` frames, for a connection of JSON text frames.
     #[must_use]
     pub fn new(capacity: usize) -> Arc<Self> {
+        Self::with_encoding(capacity, Encoding::Json)
+    }
+
+    /// A queue of at most `capacity` frames, for a connection that sends them as `encoding`
+    /// says (the driver turns each [`Text`] into that form when it writes it).
+    ///
+    /// ```
+    /// use cerebrum_server_core::{outbox::Outbox, Encoding};
+    /// let outbox = Outbox::with_encoding(8, Encoding::MessagePack);
+    /// assert_eq!(outbox.encoding(), Encoding::MessagePack);
+    /// assert_eq!(Outbox::new(8).encoding(), Encoding::Json);
+    /// ```
+    #[must_use]
+    pub fn with_encoding(capacity: usize, encoding: Encoding) -> Arc<Self> {
         Arc::new(Self {
             capacity: capacity.max(1),
             conflate_from: AtomicUsize::new(usize::MAX),
             inner: Mutex::new(Inner::default()),
             slow: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            encoding,
         })
+    }
+
+    /// How the connection sends its frames.
+    #[must_use]
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
     }
 
     /// Conflates keyed frames once `threshold` frames are queued (`usize::MAX`, the default,

@@ -480,7 +480,7 @@ impl Session {
         self.last_inbound = now.mono;
     }
 
-    /// A binary frame arrived: refused with `unsupported_frame`.
+    /// A binary frame arrived on a connection of JSON text: refused with `unsupported_frame`.
     pub fn handle_binary(&mut self, len: usize, now: Now) {
         if !self.inbound(len, now) || !self.admit(None, len, now) {
             return;
@@ -498,12 +498,55 @@ impl Session {
         if !self.inbound(text.len(), now) {
             return;
         }
+        self.handle_json(text, text.len(), now);
+    }
+
+    /// A binary frame arrived on a connection that selected MessagePack
+    /// ([`crate::Encoding::MessagePack`]): it is read as the JSON text it transcodes to.
+    ///
+    /// The rate limits count the frame's own bytes. A frame that is not the MessagePack form
+    /// of a JSON value is answered `invalid_json` (nesting too deep: `validation_failed`), one
+    /// whose JSON text would exceed the frame limit `too_large`; the connection stays, as for
+    /// text that is not JSON.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use cerebrum_server_core::{broker::MemoryBroker, clock::Now, context::Context, outbox::Outbox, session::Session, Encoding, ServerConfig};
+    /// # let now = Now { mono: Instant::now(), unix_ms: 1_700_000_000_000 };
+    /// # let ctx = Context::new(ServerConfig::default(), MemoryBroker::new(100, Duration::from_secs(300), 1), false, 7, now)?;
+    /// let outbox = Outbox::with_encoding(64, Encoding::MessagePack);
+    /// let mut session = Session::new(ctx, outbox.clone(), None, now);
+    /// let ping = cerebrum_protocol::json_to_msgpack(r#"{"type":"ping","payload":{"nonce":1}}"#)?;
+    /// session.handle_msgpack(&ping, now);
+    /// session.handle_msgpack(&[0xc1], now);
+    /// let frames = outbox.take_all();
+    /// assert!(frames[2].text.as_str().starts_with(r#"{"type":"pong","payload":{"nonce":1}"#));
+    /// assert!(frames[3].text.as_str().contains(r#""code":"invalid_json","message":"not valid MessagePack"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_msgpack(&mut self, frame: &[u8], now: Now) {
+        if !self.inbound(frame.len(), now) {
+            return;
+        }
+        match cerebrum_protocol::msgpack_to_json_within(frame, self.ctx.config.max_frame_bytes) {
+            Ok(text) => self.handle_json(&text, frame.len(), now),
+            Err(err) => {
+                if self.admit(None, frame.len(), now) {
+                    self.protocol_error(&ProtocolError::from(err), None, now);
+                }
+            }
+        }
+    }
+
+    /// A frame's JSON text, counted already as a frame of `wire_len` bytes: the rate limits,
+    /// then the envelope rules, dedupe and dispatch.
+    fn handle_json(&mut self, text: &str, wire_len: usize, now: Now) {
         let decoded = decode(text);
         let ref_id = match &decoded {
             Ok(envelope) => envelope.message_id().cloned(),
             Err(err) => probe_message_id(text, err),
         };
-        if !self.admit(ref_id.as_ref(), text.len(), now) {
+        if !self.admit(ref_id.as_ref(), wire_len, now) {
             return;
         }
         let envelope = match decoded {

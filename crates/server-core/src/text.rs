@@ -1,17 +1,32 @@
-//! [`Text`]: an encoded frame, shared by every subscriber it is queued to.
+//! [`Text`]: an encoded frame, shared by every subscriber it is queued to, with the other forms
+//! a connection may send it in ([`crate::Encoding`]), each built once for all of them.
 
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use cerebrum_protocol::{Encoding, MsgpackError, json_to_msgpack};
 
-/// The UTF-8 text of one encoded frame. Cloning it shares the bytes (a reference count), so a
-/// publication encoded once is queued to every subscriber without a copy.
+/// The forms of one frame, shared by every clone of its [`Text`]. Each form but the JSON text
+/// is built the first time a connection needs it, and kept for the others.
+#[derive(Default)]
+struct Forms {
+    /// The JSON text (always UTF-8).
+    json: Bytes,
+    /// The MessagePack form, once a MessagePack connection asked for it.
+    msgpack: OnceLock<Result<Bytes, MsgpackError>>,
+    /// The permessage-deflate form of the JSON text, once a connection that negotiated the
+    /// extension asked for it: `None` when compressing does not pay (too short, or no smaller).
+    deflated_json: OnceLock<Option<Bytes>>,
+    /// The same of the MessagePack form.
+    deflated_msgpack: OnceLock<Option<Bytes>>,
+}
+
+/// One encoded frame. Cloning it shares it (one reference count), so a publication encoded once
+/// is queued to every subscriber without a copy, and a form other than JSON
+/// ([`Text::msgpack`]) is built by the first connection that sends it and reused by all.
 ///
-/// It also holds the frame's other wire forms, each made once, by the first connection that
-/// needs it, and shared by every other: the permessage-deflate form ([`Text::deflated`]).
-///
-/// Built only from `String` and `&str`, so it is always valid UTF-8; the driver hands the
-/// bytes to its WebSocket library as a text frame.
+/// Built only from `String` and `&'static str`, so its JSON text is always valid UTF-8; the
+/// driver hands the bytes to its WebSocket library as a text frame.
 ///
 /// ```
 /// use cerebrum_server_core::Text;
@@ -19,18 +34,14 @@ use bytes::Bytes;
 /// let shared = text.clone();
 /// assert_eq!(shared.as_str(), r#"{"type":"pong"}"#);
 /// assert_eq!(text.len(), 15);
+/// // The MessagePack form is built once, for every clone.
+/// let bytes = text.msgpack()?;
+/// assert_eq!(&bytes[..], b"\x81\xa4type\xa4pong");
+/// assert_eq!(shared.msgpack()?.as_ptr(), bytes.as_ptr());
+/// # Ok::<(), cerebrum_protocol::MsgpackError>(())
 /// ```
 #[derive(Clone, Default)]
 pub struct Text(Arc<Forms>);
-
-/// A frame's bytes and the wire forms made from them.
-#[derive(Default)]
-struct Forms {
-    json: Bytes,
-    /// The permessage-deflate form: `None` when compressing does not pay (too short, or no
-    /// smaller).
-    deflated: OnceLock<Option<Bytes>>,
-}
 
 impl Text {
     /// A frame of static text.
@@ -42,7 +53,9 @@ impl Text {
     fn from_bytes(json: Bytes) -> Self {
         Self(Arc::new(Forms {
             json,
-            deflated: OnceLock::new(),
+            msgpack: OnceLock::new(),
+            deflated_json: OnceLock::new(),
+            deflated_msgpack: OnceLock::new(),
         }))
     }
 
@@ -71,33 +84,58 @@ impl Text {
         self.0.json.is_empty()
     }
 
-    /// The shared bytes (for the driver's WebSocket library).
+    /// The shared bytes of the JSON text (for the driver's WebSocket library).
     #[must_use]
     pub fn into_bytes(self) -> Bytes {
         self.0.json.clone()
     }
 
-    /// The frame's permessage-deflate form: made by `compress` the first time any clone asks
-    /// (`None` when it does not pay), then shared by every clone.
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use cerebrum_server_core::Text;
-    /// let text = Text::from("aaaaaaaaaaaaaaaa");
-    /// let shared = text.clone();
-    /// assert_eq!(text.deflated(|_| Some(Bytes::from_static(b"KL\x84\x01"))).map(|b| b.len()), Some(4));
-    /// // Made once: the second closure is not called.
-    /// assert_eq!(shared.deflated(|_| unreachable!()).map(|b| b.len()), Some(4));
-    /// ```
-    pub fn deflated(&self, compress: impl FnOnce(&[u8]) -> Option<Bytes>) -> Option<Bytes> {
+    /// The frame's MessagePack form (subprotocol `cerebrum.v1.msgpack`): transcoded by the
+    /// first caller, shared by every clone after that. An error (text that is not JSON, which
+    /// the server never queues) is kept as well.
+    pub fn msgpack(&self) -> Result<Bytes, MsgpackError> {
         self.0
-            .deflated
-            .get_or_init(|| compress(&self.0.json))
+            .msgpack
+            .get_or_init(|| json_to_msgpack(self.as_str()).map(Bytes::from))
             .clone()
     }
 
+    /// The permessage-deflate form of the frame in `encoding`: made by `compress` (from the
+    /// bytes of that form) the first time any clone asks, then shared by every clone; `None`
+    /// when compressing does not pay, or the frame has no such form.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use cerebrum_server_core::{Encoding, Text};
+    /// let text = Text::from(r#"{"type":"x","payload":"aaaaaaaaaaaaaaaa"}"#);
+    /// let shared = text.clone();
+    /// let made = text.deflated(Encoding::Json, |_| Some(Bytes::from_static(b"4 bytes")));
+    /// assert_eq!(made.map(|b| b.len()), Some(7));
+    /// // Made once: the second closure is not called.
+    /// assert!(shared.deflated(Encoding::Json, |_| unreachable!()).is_some());
+    /// ```
+    pub fn deflated(
+        &self,
+        encoding: Encoding,
+        compress: impl FnOnce(&[u8]) -> Option<Bytes>,
+    ) -> Option<Bytes> {
+        match encoding {
+            Encoding::MessagePack => self
+                .0
+                .deflated_msgpack
+                .get_or_init(|| compress(&self.msgpack().ok()?))
+                .clone(),
+            _ => self
+                .0
+                .deflated_json
+                .get_or_init(|| compress(&self.0.json))
+                .clone(),
+        }
+    }
+
     /// The same bytes without the wire forms made from them: what a channel's history keeps,
-    /// so that a compressed form lives only as long as the queued frames that need it.
+    /// so that a MessagePack or compressed form lives only as long as the queued frames that
+    /// need it.
     #[must_use]
     pub fn detached(&self) -> Self {
         Self::from_bytes(self.0.json.clone())
@@ -146,5 +184,33 @@ impl std::ops::Deref for Text {
     type Target = str;
     fn deref(&self) -> &str {
         self.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_is_one_pointer_and_shares_every_form() {
+        assert_eq!(size_of::<Text>(), size_of::<usize>());
+        let text = Text::from(r#"{"type":"ping","payload":[1,2.5]}"#);
+        let clones: Vec<Text> = (0..4).map(|_| text.clone()).collect();
+        let first = clones[3].msgpack().unwrap_or_default();
+        assert!(!first.is_empty());
+        for clone in &clones {
+            assert_eq!(clone.msgpack().map(|b| b.as_ptr()), Ok(first.as_ptr()));
+        }
+        assert_eq!(text.into_bytes(), clones[0].as_bytes());
+    }
+
+    #[test]
+    fn text_that_is_not_json_has_no_msgpack_form() {
+        let text = Text::from_static("not json");
+        assert!(matches!(
+            text.msgpack(),
+            Err(MsgpackError::InvalidJson { .. })
+        ));
+        assert_eq!(text, Text::from("not json"));
     }
 }

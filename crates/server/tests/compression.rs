@@ -178,6 +178,57 @@ async fn a_compressed_message_in_fragments_is_taken_whole() {
 }
 
 #[tokio::test]
+async fn a_msgpack_connection_gets_its_binary_frames_compressed() {
+    let mut server = start_with(|c| c.compression.enabled = true).await;
+    let mut request = server.url.as_str().into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert(
+        "Sec-WebSocket-Extensions",
+        HeaderValue::from_static(BROWSER_OFFER),
+    );
+    headers.insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("cerebrum.v1.msgpack"),
+    );
+    let config = WebSocketConfig::default().compressed_messages(true);
+    let (mut packed, response) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+            .await
+            .unwrap();
+    assert!(response.headers().contains_key("Sec-WebSocket-Extensions"));
+    send(
+        &mut packed,
+        r#"{"type":"subscribe","payload":{"channel":"chat:deflate"}}"#,
+    )
+    .await;
+    send_json(&mut packed, &big_publication("m1")).await;
+    let delivered = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match packed.next().await {
+                Some(Ok(Message::Frame(frame))) if frame.header().rsv1 => {
+                    assert_eq!(frame.header().opcode, OpCode::Data(Data::Binary));
+                    let bytes = cerebrum_deflate::Inflater::new(false)
+                        .inflate(frame.payload(), 1 << 20)
+                        .unwrap();
+                    let json = cerebrum_protocol::msgpack_to_json(&bytes).unwrap();
+                    let frame: Value = serde_json::from_str(&json).unwrap();
+                    if frame["type"] == "chat.msg" {
+                        return frame;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the publication in time");
+    assert_eq!(delivered["messageId"], "m1");
+    assert_eq!(delivered["payload"], big_publication("m1")["payload"]);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn without_the_flag_an_offer_is_answered_uncompressed() {
     let mut server = start().await;
     let (mut ws, answer) = connect_offering(&server.url, BROWSER_OFFER).await;

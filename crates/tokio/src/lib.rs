@@ -34,6 +34,7 @@ pub use token::{TokenFuture, TokenProvider, with_query_token};
 pub use transport::{Closing, OpenRequest, Transport, TransportError, redact_url};
 
 #[cfg(feature = "websocket")]
-pub use tls::TlsError;
+pub use cerebrum_protocol::Encoding;
 #[cfg(feature = "websocket")]
+pub use tls::TlsError;
 pub use websocket::{SUBPROTOCOL, WsConfigError, WsOptions, WsTransport};

@@ -12,7 +12,10 @@ use cerebrum_core::TransportEvent;
 use cerebrum_deflate::{
     Agreement, CLIENT_OFFER, CodecError, Inflater, compress_on_this_thread, inflate_on_this_thread,
 };
-use cerebrum_protocol::MAX_FRAME_BYTES;
+use cerebrum_protocol::{
+    Encoding, MAX_FRAME_BYTES, MSGPACK_SUBPROTOCOL, ProtocolError as FrameError, json_to_msgpack,
+    msgpack_to_json,
+};
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
@@ -41,9 +44,9 @@ const CLOSE_TOO_LARGE: u16 = 1009;
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Opening = Pin<Box<dyn Future<Output = Result<Opened, String>> + Send>>;
 
-/// An open connection, whether the subprotocol is still offered, and the permessage-deflate
-/// terms when the server took the extension.
-type Opened = (Ws, bool, Option<Agreement>);
+/// An open connection, whether the subprotocol is still offered, the encoding its handshake
+/// selected, and the permessage-deflate terms when the server took the extension.
+type Opened = (Ws, bool, Encoding, Option<Agreement>);
 
 /// Why a [`WsTransport`] could not be configured.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,7 @@ pub struct WsOptions {
     headers: Vec<(HeaderName, HeaderValue)>,
     extra_ca_pems: Vec<Vec<u8>>,
     subprotocol: Option<String>,
+    encoding: Encoding,
     close_timeout: Duration,
     compression: bool,
 }
@@ -84,6 +88,7 @@ impl Default for WsOptions {
             headers: Vec::new(),
             extra_ca_pems: Vec::new(),
             subprotocol: Some(SUBPROTOCOL.to_owned()),
+            encoding: Encoding::Json,
             close_timeout: Duration::from_secs(3),
             compression: false,
         }
@@ -97,6 +102,7 @@ impl fmt::Debug for WsOptions {
             .field("headers", &headers)
             .field("extra_ca_pems", &self.extra_ca_pems.len())
             .field("subprotocol", &self.subprotocol)
+            .field("encoding", &self.encoding)
             .field("close_timeout", &self.close_timeout)
             .field("compression", &self.compression)
             .finish()
@@ -142,6 +148,24 @@ impl WsOptions {
         self
     }
 
+    /// The encoding to ask for (default [`Encoding::Json`]). With [`Encoding::MessagePack`] the
+    /// handshake offers `cerebrum.v1.msgpack` first, then the subprotocol of
+    /// [`WsOptions::subprotocol`]; when the server selects it, frames travel as binary
+    /// MessagePack both ways (the core still reads and writes JSON text: the transport
+    /// transcodes). A server that selects the JSON subprotocol, or none, gets JSON text.
+    ///
+    /// ```
+    /// use cerebrum_tokio::WsOptions;
+    /// use cerebrum_protocol::Encoding;
+    /// let options = WsOptions::default().encoding(Encoding::MessagePack);
+    /// assert!(format!("{options:?}").contains("MessagePack"));
+    /// ```
+    #[must_use]
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
     /// How long a close handshake may take before the connection is dropped (default 3 s).
     #[must_use]
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
@@ -157,14 +181,17 @@ enum State {
 }
 
 /// The WebSocket [`Transport`]: `ws://` and `wss://` (rustls, ring, webpki roots plus optional
-/// extra CAs), extra request headers, the `cerebrum.v1.json` subprotocol offered, inbound and
+/// extra CAs), extra request headers, the `cerebrum.v1.json` subprotocol offered (and
+/// `cerebrum.v1.msgpack` before it when asked for, [`WsOptions::encoding`]), inbound and
 /// outbound frames limited to [`MAX_FRAME_BYTES`], a clean close handshake.
 pub struct WsTransport {
     options: Arc<WsOptions>,
     tls: Arc<ClientConfig>,
     offer_subprotocol: bool,
+    /// The encoding of the open connection (as its handshake selected).
+    wire: Encoding,
     state: State,
-    outbox: VecDeque<String>,
+    outbox: VecDeque<Message>,
     needs_flush: bool,
     /// The open connection's permessage-deflate, when the server took it.
     deflate: Option<Deflate>,
@@ -194,16 +221,26 @@ impl Deflate {
         }
     }
 
-    /// The frame to send for `text`: compressed when it pays and the terms allow.
-    fn message(&self, text: String) -> Message {
-        if text.len() >= COMPRESSION_THRESHOLD
+    /// `message` compressed, when it pays and the terms allow; as it is otherwise.
+    fn compress(&self, message: Message) -> Message {
+        let kind = match &message {
+            Message::Text(_) => Data::Text,
+            Message::Binary(_) => Data::Binary,
+            _ => return message,
+        };
+        let bytes = match &message {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(bytes) => bytes,
+            _ => return message,
+        };
+        if bytes.len() >= COMPRESSION_THRESHOLD
             && let Some(bits) = self.agreed.client_window_bits()
-            && let Ok(wire) = compress_on_this_thread(COMPRESSION_LEVEL, bits, text.as_bytes())
-            && wire.len() < text.len()
+            && let Ok(wire) = compress_on_this_thread(COMPRESSION_LEVEL, bits, bytes)
+            && wire.len() < bytes.len()
         {
-            return Message::Frame(Frame::compressed(wire.into(), Data::Text));
+            return Message::Frame(Frame::compressed(wire.into(), kind));
         }
-        Message::text(text)
+        message
     }
 
     /// A compressed message from the server, inflated.
@@ -237,7 +274,8 @@ impl WsTransport {
     pub fn new(options: WsOptions) -> Result<Self, WsConfigError> {
         let tls = client_config(&options.extra_ca_pems)?;
         Ok(Self {
-            offer_subprotocol: options.subprotocol.is_some(),
+            offer_subprotocol: options.subprotocol.is_some() || options.encoding != Encoding::Json,
+            wire: Encoding::Json,
             options: Arc::new(options),
             tls,
             state: State::Idle,
@@ -255,8 +293,9 @@ impl WsTransport {
                     return Poll::Pending;
                 };
                 match result {
-                    Ok((ws, offered, agreed)) => {
+                    Ok((ws, offered, wire, agreed)) => {
                         self.offer_subprotocol = offered;
+                        self.wire = wire;
                         self.deflate = agreed.map(Deflate::new);
                         self.state = State::Open(Box::new(ws));
                         Poll::Ready(TransportEvent::Opened)
@@ -270,9 +309,9 @@ impl WsTransport {
             State::Open(ws) => {
                 let step = poll_open(
                     ws,
+                    (self.wire, self.deflate.as_mut()),
                     &mut self.outbox,
                     &mut self.needs_flush,
-                    self.deflate.as_mut(),
                     cx,
                 );
                 match step {
@@ -317,9 +356,9 @@ fn gone(event: TransportEvent) -> Poll<Step> {
 
 fn poll_open(
     ws: &mut Ws,
-    outbox: &mut VecDeque<String>,
+    (wire, mut deflate): (Encoding, Option<&mut Deflate>),
+    outbox: &mut VecDeque<Message>,
     needs_flush: &mut bool,
-    mut deflate: Option<&mut Deflate>,
     cx: &mut Context<'_>,
 ) -> Poll<Step> {
     while !outbox.is_empty() {
@@ -328,11 +367,7 @@ fn poll_open(
                 let Some(frame) = outbox.pop_front() else {
                     break;
                 };
-                let message = match &deflate {
-                    Some(deflate) => deflate.message(frame),
-                    None => Message::text(frame),
-                };
-                if let Err(err) = ws.start_send_unpin(message) {
+                if let Err(err) = ws.start_send_unpin(frame) {
                     return gone(TransportEvent::Error(err.to_string()));
                 }
                 *needs_flush = true;
@@ -376,13 +411,16 @@ fn poll_open(
                 });
             }
             Some(Ok(Message::Frame(frame))) if frame.header().rsv1 => {
-                if let Some(step) = inflated(deflate.as_deref_mut(), &frame) {
+                if let Some(step) = inflated(deflate.as_deref_mut(), wire, &frame) {
                     return Poll::Ready(step);
                 }
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                 // tungstenite queued the pong; it goes out with the next flush.
                 *needs_flush = true;
+            }
+            Some(Ok(Message::Binary(bytes))) if wire == Encoding::MessagePack => {
+                return Poll::Ready(Step::Event(from_msgpack(&bytes)));
             }
             Some(Ok(Message::Binary(_))) => {
                 // No binary codec is negotiated: ignored.
@@ -407,14 +445,24 @@ fn poll_open(
     }
 }
 
-/// A compressed message from the server: its text, or the end of the connection (1007) when
-/// it does not inflate, is not text, or came without the extension; `None` for a binary one
-/// (ignored, as an uncompressed binary frame is).
-fn inflated(deflate: Option<&mut Deflate>, frame: &Frame) -> Option<Step> {
+/// A binary MessagePack frame as the core's JSON text; one that does not decode is reported as
+/// what it is, never handed on as data.
+fn from_msgpack(bytes: &[u8]) -> TransportEvent {
+    match msgpack_to_json(bytes) {
+        Ok(text) => TransportEvent::Frame(text),
+        Err(err) => TransportEvent::Invalid(FrameError::from(err)),
+    }
+}
+
+/// A compressed message from the server: its text (or its MessagePack decoded), or the end of
+/// the connection (1007) when it does not inflate, is not UTF-8 text, or came without the
+/// extension; `None` for a binary one on a JSON connection (ignored, as an uncompressed one
+/// is).
+fn inflated(deflate: Option<&mut Deflate>, wire: Encoding, frame: &Frame) -> Option<Step> {
     let fail = |reason: String| Step::Gone {
         event: TransportEvent::Closed {
             code: Some(CLOSE_INVALID_DATA),
-            reason: reason.clone(),
+            reason,
         },
         finish: Some(CLOSE_INVALID_DATA),
     };
@@ -423,16 +471,18 @@ fn inflated(deflate: Option<&mut Deflate>, frame: &Frame) -> Option<Step> {
             "a compressed frame without permessage-deflate".to_owned(),
         ));
     };
-    let text = deflate
-        .inflate(frame.payload())
-        .map_err(|err| err.to_string())
-        .and_then(|bytes| {
-            String::from_utf8(bytes)
-                .map_err(|_| "a compressed frame that is not UTF-8 text".to_owned())
-        });
-    match (frame.header().opcode, text) {
-        (OpCode::Data(Data::Text), Ok(text)) => Some(Step::Event(TransportEvent::Frame(text))),
-        (OpCode::Data(Data::Text), Err(reason)) => Some(fail(reason)),
+    let bytes = match deflate.inflate(frame.payload()) {
+        Ok(bytes) => bytes,
+        Err(err) => return Some(fail(err.to_string())),
+    };
+    match frame.header().opcode {
+        OpCode::Data(Data::Text) => Some(match String::from_utf8(bytes) {
+            Ok(text) => Step::Event(TransportEvent::Frame(text)),
+            Err(_) => fail("a compressed frame that is not UTF-8 text".to_owned()),
+        }),
+        OpCode::Data(Data::Binary) if wire == Encoding::MessagePack => {
+            Some(Step::Event(from_msgpack(&bytes)))
+        }
         _ => None,
     }
 }
@@ -443,14 +493,14 @@ fn finish_close(
     mut ws: Ws,
     code: u16,
     reason: String,
-    pending: Vec<String>,
+    pending: Vec<Message>,
     timeout: Duration,
 ) -> Closing {
     let (tx, rx) = oneshot::channel();
     tokio::spawn(async move {
         let handshake = async {
             for frame in pending {
-                if ws.feed(Message::text(frame)).await.is_err() {
+                if ws.feed(frame).await.is_err() {
                     return;
                 }
             }
@@ -486,20 +536,21 @@ async fn open_ws(
     offer: bool,
 ) -> Result<Opened, String> {
     let http = build_request(&request, &options, offer)?;
-    let (ws, offered, extensions) = match connect(http, &tls, options.compression).await {
+    let (ws, offered, wire, extensions) = match connect(http, &tls, options.compression).await {
         Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
             SubProtocolError::NoSubProtocol,
         ))) if offer => {
-            // The server ignores subprotocols (as level-0 servers may): ask again without.
+            // The server ignores subprotocols (as level-0 servers may): ask again without
+            // (JSON text, whatever encoding was asked for).
             let http = build_request(&request, &options, false)?;
-            let (ws, extensions) = connect(http, &tls, options.compression)
+            let (ws, _, extensions) = connect(http, &tls, options.compression)
                 .await
                 .map_err(|err| err.to_string())?;
-            (ws, false, extensions)
+            (ws, false, Encoding::Json, extensions)
         }
         other => {
-            let (ws, extensions) = other.map_err(|err| err.to_string())?;
-            (ws, offer, extensions)
+            let (ws, wire, extensions) = other.map_err(|err| err.to_string())?;
+            (ws, offer, wire, extensions)
         }
     };
     // An answer the offer does not allow fails the connection (RFC 7692 section 7.1).
@@ -508,7 +559,18 @@ async fn open_ws(
             .map_err(|err| format!("the server's Sec-WebSocket-Extensions: {err}"))?,
         None => None,
     };
-    Ok((ws, offered, agreed))
+    Ok((ws, offered, wire, agreed))
+}
+
+/// The `Sec-WebSocket-Protocol` offer: `cerebrum.v1.msgpack` first when MessagePack is asked
+/// for, then the configured subprotocol (the server selects the first it speaks).
+fn offer_of(options: &WsOptions) -> Option<String> {
+    let msgpack = (options.encoding == Encoding::MessagePack).then_some(MSGPACK_SUBPROTOCOL);
+    match (msgpack, options.subprotocol.as_deref()) {
+        (Some(msgpack), Some(other)) if other != msgpack => Some(format!("{msgpack}, {other}")),
+        (Some(msgpack), _) => Some(msgpack.to_owned()),
+        (None, other) => other.map(str::to_owned),
+    }
 }
 
 fn build_request(
@@ -532,8 +594,8 @@ fn build_request(
         headers.insert(AUTHORIZATION, value);
     }
     if offer
-        && let Some(subprotocol) = &options.subprotocol
-        && let Ok(value) = HeaderValue::from_str(subprotocol)
+        && let Some(subprotocol) = offer_of(options)
+        && let Ok(value) = HeaderValue::from_str(&subprotocol)
     {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
@@ -546,13 +608,15 @@ fn build_request(
     Ok(http)
 }
 
-/// Connects; also gives the server's `Sec-WebSocket-Extensions` answer, if any (compressed
-/// messages are let through to be inflated here only when permessage-deflate was offered).
+/// Connects; the socket, the encoding its handshake selected (tungstenite has checked that a
+/// selected subprotocol was one of the offer), and the server's `Sec-WebSocket-Extensions`
+/// answer, if any (compressed messages are let through to be inflated here only when
+/// permessage-deflate was offered).
 async fn connect(
     http: Request,
     tls: &Arc<ClientConfig>,
     compression: bool,
-) -> Result<(Ws, Option<String>), WsError> {
+) -> Result<(Ws, Encoding, Option<String>), WsError> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES))
@@ -564,6 +628,12 @@ async fn connect(
         Some(Connector::Rustls(Arc::clone(tls))),
     )
     .await?;
+    let wire = response
+        .headers()
+        .get(SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(Encoding::from_subprotocol)
+        .unwrap_or_default();
     let extensions = response
         .headers()
         .get_all(SEC_WEBSOCKET_EXTENSIONS)
@@ -571,7 +641,20 @@ async fn connect(
         .map(|value| value.to_str().unwrap_or("\u{fffd}"))
         .collect::<Vec<_>>()
         .join(", ");
-    Ok((ws, (!extensions.is_empty()).then_some(extensions)))
+    Ok((ws, wire, (!extensions.is_empty()).then_some(extensions)))
+}
+
+/// A frame of the core (JSON text) as the connection's encoding sends it: binary MessagePack,
+/// or the text itself when the MessagePack form would break the frame limit (floats take 9
+/// bytes; the server reads text frames on a MessagePack connection too).
+fn to_message(frame: String, wire: Encoding) -> Message {
+    if wire == Encoding::MessagePack
+        && let Ok(bytes) = json_to_msgpack(&frame)
+        && bytes.len() <= MAX_FRAME_BYTES
+    {
+        return Message::binary(bytes);
+    }
+    Message::text(frame)
 }
 
 impl Transport for WsTransport {
@@ -597,12 +680,16 @@ impl Transport for WsTransport {
         if !matches!(self.state, State::Open(_)) {
             return Err(TransportError::NotOpen);
         }
-        self.outbox.push_back(frame);
+        let message = to_message(frame, self.wire);
+        self.outbox.push_back(match &self.deflate {
+            Some(deflate) => deflate.compress(message),
+            None => message,
+        });
         Ok(())
     }
 
     fn close(&mut self, code: u16, reason: String) -> Closing {
-        let pending: Vec<String> = self.outbox.drain(..).collect();
+        let pending: Vec<Message> = self.outbox.drain(..).collect();
         self.needs_flush = false;
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Open(ws) => finish_close(*ws, code, reason, pending, self.options.close_timeout),
@@ -663,6 +750,45 @@ mod tests {
         let request =
             OpenRequest::new("wss://h/ws?token=secret").with_bearer(Some("secret".into()));
         assert!(!format!("{request:?}").contains("secret"));
+    }
+
+    #[test]
+    fn msgpack_is_offered_first_and_json_after_it() {
+        let offer = |options: WsOptions| offer_of(&options);
+        assert_eq!(
+            offer(WsOptions::default()).as_deref(),
+            Some("cerebrum.v1.json")
+        );
+        let msgpack = WsOptions::default().encoding(Encoding::MessagePack);
+        assert_eq!(
+            offer(msgpack.clone()).as_deref(),
+            Some("cerebrum.v1.msgpack, cerebrum.v1.json")
+        );
+        assert_eq!(
+            offer(msgpack.subprotocol(None)).as_deref(),
+            Some("cerebrum.v1.msgpack")
+        );
+        assert_eq!(offer(WsOptions::default().subprotocol(None)), None);
+    }
+
+    #[test]
+    fn frames_go_binary_on_msgpack_unless_too_large() {
+        let ping = r#"{"type":"ping","payload":1}"#.to_owned();
+        assert!(matches!(
+            to_message(ping.clone(), Encoding::Json),
+            Message::Text(_)
+        ));
+        match to_message(ping, Encoding::MessagePack) {
+            Message::Binary(bytes) => assert_eq!(bytes[0], 0x82),
+            other => panic!("{other:?}"),
+        }
+        // 13 000 floats: 52 kB of JSON text, 117 kB of MessagePack: sent as text.
+        let floats = format!("[{}]", vec!["1.5"; 13_000].join(","));
+        assert!(floats.len() <= MAX_FRAME_BYTES);
+        assert!(matches!(
+            to_message(floats, Encoding::MessagePack),
+            Message::Text(_)
+        ));
     }
 
     #[test]

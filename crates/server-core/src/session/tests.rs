@@ -1389,3 +1389,138 @@ fn a_session_stays_within_its_idle_memory_budget() {
         size_of::<Session>()
     );
 }
+
+/// A session on a connection that selected `cerebrum.v1.msgpack`.
+fn msgpack_client(ctx: &Arc<Context>, now: Now) -> Client {
+    let outbox = Outbox::with_encoding(1024, crate::Encoding::MessagePack);
+    let session = Session::new(ctx.clone(), outbox.clone(), None, now);
+    let client = Client { session, outbox };
+    client.frames();
+    client
+}
+
+#[test]
+fn a_msgpack_frame_is_read_as_the_json_it_transcodes_to() {
+    let ctx = ctx();
+    let now = crate::testing::now();
+    let mut client = msgpack_client(&ctx, now);
+    let text = r#"{"type":"ping","payload":{"nonce":7,"b":[1.5,"x"]},"messageId":"p1"}"#;
+    let frame = cerebrum_protocol::json_to_msgpack(text).unwrap();
+    client.session.handle_msgpack(&frame, now);
+    let frames = client.frames();
+    assert_eq!(types(&frames), vec!["pong"]);
+    assert_eq!(
+        frames[0]["payload"],
+        serde_json::json!({"nonce":7,"b":[1.5,"x"]})
+    );
+    // Subscribing and publishing work the same way.
+    let subscribe = r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#;
+    client
+        .session
+        .handle_msgpack(&cerebrum_protocol::json_to_msgpack(subscribe).unwrap(), now);
+    let publish = r#"{"type":"chat.message","payload":{"n":1},"channel":"chat:1","ack":true,"messageId":"m1"}"#;
+    client
+        .session
+        .handle_msgpack(&cerebrum_protocol::json_to_msgpack(publish).unwrap(), now);
+    let frames = client.frames();
+    assert_eq!(types(&frames), vec!["subscribed", "chat.message", "ack"]);
+    // Text frames are still read as JSON on such a connection.
+    assert_eq!(types(&client.send(r#"{"type":"ping"}"#, now)), vec!["pong"]);
+}
+
+#[test]
+fn a_frame_that_is_not_msgpack_is_answered_invalid_json_and_the_connection_stays() {
+    let ctx = ctx();
+    let now = crate::testing::now();
+    let mut client = msgpack_client(&ctx, now);
+    for junk in [
+        &[0xc1][..],
+        &[0x81, 0x01, 0xc0],
+        &[0xc4, 0x01, 0x00],
+        &[],
+        b"{}",
+    ] {
+        client.session.handle_msgpack(junk, now);
+        let (code, ref_id, message) = only_error(&client.frames());
+        assert_eq!((code.as_str(), ref_id), ("invalid_json", None), "{junk:?}");
+        assert!(message.starts_with("not valid MessagePack"), "{message}");
+    }
+    // Too deep is refused as deep JSON text is.
+    let mut deep = vec![0x91; 40];
+    deep.push(0xc0);
+    client.session.handle_msgpack(&deep, now);
+    let (code, _, _) = only_error(&client.frames());
+    assert_eq!(code, "validation_failed");
+    // A map that is not an envelope is refused as JSON that is not one would be.
+    client.session.handle_msgpack(&[0x91, 0x01], now);
+    let (code, _, _) = only_error(&client.frames());
+    assert_eq!(code, "invalid_envelope");
+    assert!(client.effects().is_empty());
+    assert!(client.session.is_ready());
+    assert_eq!(ctx.metrics.errors_of(&ErrorCode::InvalidJson), 5);
+}
+
+#[test]
+fn msgpack_frames_count_their_own_bytes_and_their_json_is_bounded() {
+    let mut config = ServerConfig::default();
+    config.max_frame_bytes = 1_000;
+    let ctx = ctx_with(config);
+    let now = crate::testing::now();
+    let mut client = msgpack_client(&ctx, now);
+    let received = ctx
+        .metrics
+        .bytes_received
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let ping = cerebrum_protocol::json_to_msgpack(r#"{"type":"ping","payload":null}"#).unwrap();
+    client.session.handle_msgpack(&ping, now);
+    assert_eq!(
+        ctx.metrics
+            .bytes_received
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - received,
+        ping.len() as u64
+    );
+    client.frames();
+    // 400 nils: 400 bytes of MessagePack, 2 000 of JSON text.
+    let mut nils = vec![0x81, 0xa7];
+    nils.extend_from_slice(b"payload");
+    nils.extend_from_slice(&[0xdc, 0x01, 0x90]);
+    nils.extend_from_slice(&[0xc0; 400]);
+    assert!(nils.len() < 1_000);
+    client.session.handle_msgpack(&nils, now);
+    let (code, _, _) = only_error(&client.frames());
+    assert_eq!(code, "too_large");
+    assert!(client.session.is_ready());
+}
+
+#[test]
+fn a_publication_is_transcoded_once_for_every_msgpack_subscriber() {
+    let ctx = ctx();
+    let now = crate::testing::now();
+    let mut subscribers: Vec<Client> = (0..3).map(|_| msgpack_client(&ctx, now)).collect();
+    let mut json_subscriber = Client::new(&ctx, None, now);
+    json_subscriber.frames();
+    for client in subscribers.iter_mut().chain([&mut json_subscriber]) {
+        client.send(
+            r#"{"type":"subscribe","payload":{"channel":"chat:1"}}"#,
+            now,
+        );
+    }
+    subscribers[0].session.handle_text(
+        r#"{"type":"chat.message","payload":{"x":1.5},"channel":"chat:1"}"#,
+        now,
+    );
+    let mut delivered = Vec::new();
+    for client in subscribers.iter().chain([&json_subscriber]) {
+        let mut frames = Vec::new();
+        client.outbox.drain_into(&mut frames);
+        assert_eq!(frames.len(), 1);
+        delivered.push(frames.remove(0).text);
+    }
+    // One encoded publication for all four, and one MessagePack form for all three.
+    let first = delivered[0].msgpack().unwrap();
+    for text in &delivered {
+        assert_eq!(text.as_bytes().as_ptr(), delivered[0].as_bytes().as_ptr());
+        assert_eq!(text.msgpack().unwrap().as_ptr(), first.as_ptr());
+    }
+}

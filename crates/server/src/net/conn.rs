@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use cerebrum_protocol::MessageId;
+use cerebrum_protocol::{MAX_FRAME_BYTES, MessageId};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{Sink, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -26,7 +26,7 @@ use crate::net::upgrade::WebSocket;
 use crate::outbox::{Frame, Outbox};
 use crate::session::{Effect, Session, close_code};
 use cerebrum_deflate::CodecError;
-use cerebrum_server_core::{Compression, Text};
+use cerebrum_server_core::{Compression, Encoding, Text};
 
 /// How long a closing connection waits for its last frames and the peer's close reply.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -116,13 +116,18 @@ enum End {
 /// boxed only when they happen, and the state is built here, outside the future, so that the
 /// socket and the session are held once (an `async fn` keeps a copy of its arguments beside the
 /// locals it moves them into: 360 bytes a connection here, docs/benchmarks.md).
+///
+/// `encoding` (the subprotocol the upgrade selected) is kept in the connection's [`Outbox`],
+/// not in the future: frames are written in that form, and binary frames are read as
+/// MessagePack only on a MessagePack connection.
 pub(crate) fn run(
     guard: ConnGuard,
     mut ws: WebSocket,
     token: Option<String>,
+    encoding: Encoding,
 ) -> impl Future<Output = ()> + Send {
     let app = guard.app.clone();
-    let outbox = Outbox::new(app.ctx.config.outbound_queue);
+    let outbox = Outbox::with_encoding(app.ctx.config.outbound_queue, encoding);
     // Listed before the first look at `is_stopping`: a stop is never missed.
     let listed = app.list_connection(&outbox);
     let mut session = SessionGuard {
@@ -182,9 +187,12 @@ pub(crate) fn run(
             let fed = tokio::select! {
                 inbound = ws.next(), if !session.is_waiting() => match inbound {
                     Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), now())),
-                    Some(Ok(Message::Binary(bytes))) => guarded(|| session.handle_binary(bytes.len(), now())),
+                    Some(Ok(Message::Binary(bytes))) => guarded(|| match outbox.encoding() {
+                        Encoding::MessagePack => session.handle_msgpack(&bytes, now()),
+                        _ => session.handle_binary(bytes.len(), now()),
+                    }),
                     Some(Ok(Message::Frame(frame))) if frame.header().rsv1 => {
-                        match inflated(&app, &mut session, &frame) {
+                        match inflated(&app, &mut session, &frame, outbox.encoding()) {
                             Ok(fed) => fed,
                             Err(end) => break end,
                         }
@@ -285,32 +293,58 @@ fn notified(outbox: &Outbox) -> impl Future<Output = ()> + '_ {
     std::future::poll_fn(|cx| outbox.poll_notified(cx.waker()))
 }
 
-/// The text of a frame as a WebSocket text frame of the same shared bytes. The core's [`Text`]
-/// is UTF-8 by construction, so the frame is built directly rather than through tungstenite's
-/// `Utf8Bytes`, which can be made from bytes only by checking them again: one check per
-/// subscriber of every publication, the biggest part of the cost the core refactor added per
-/// delivery (docs/benchmarks.md).
+/// A frame as the connection's `encoding` sends it: the shared bytes of its JSON text in a text
+/// frame, or of its MessagePack form (built once for every connection that sends it, see
+/// [`Text::msgpack`]) in a binary frame; on a connection that negotiated permessage-deflate
+/// (`compression`), the compressed form of those bytes when it pays (also built once, see
+/// [`Text::deflated`]).
 ///
-/// On a connection that negotiated permessage-deflate (`compression`), a frame long enough to
-/// pay goes as its compressed form, made once and shared by every such connection.
-fn to_message(text: Text, compression: Option<&Compression>) -> Message {
-    if let Some(settings) = compression
-        && let Some(compressed) = deflate::compressed(&text, settings)
-    {
-        return Message::Frame(WsFrame::compressed(compressed, Data::Text));
+/// The core's [`Text`] is UTF-8 by construction, so the text frame is built directly rather
+/// than through tungstenite's `Utf8Bytes`, which can be made from bytes only by checking them
+/// again: one check per subscriber of every publication, the biggest part of the cost the core
+/// refactor added per delivery (docs/benchmarks.md).
+fn to_message(text: Text, encoding: Encoding, compression: Option<&Compression>) -> Message {
+    let (bytes, kind) = wire_form(&text, encoding);
+    if let Some(settings) = compression {
+        let form = match kind {
+            Data::Binary => Encoding::MessagePack,
+            _ => Encoding::Json,
+        };
+        if let Some(compressed) = deflate::compressed(&text, form, bytes.len(), settings) {
+            return Message::Frame(WsFrame::compressed(compressed, kind));
+        }
     }
-    Message::Frame(WsFrame::message(
-        text.into_bytes(),
-        OpCode::Data(Data::Text),
-        true,
-    ))
+    Message::Frame(WsFrame::message(bytes, OpCode::Data(kind), true))
+}
+
+/// The bytes a frame goes out as, and whether they are text or binary. A MessagePack
+/// connection gets the JSON text instead when the MessagePack form would break the frame
+/// limit that its JSON text keeps (floats take 9 bytes: `[1.5,1.5,…]` grows by 2.25 times),
+/// or, never for the server's own frames, when the text has no MessagePack form: peers of
+/// `cerebrum.v1.msgpack` read text frames as JSON (docs/protocol.md).
+fn wire_form(text: &Text, encoding: Encoding) -> (bytes::Bytes, Data) {
+    if encoding == Encoding::MessagePack {
+        match text.msgpack() {
+            Ok(bytes) if bytes.len() <= MAX_FRAME_BYTES.max(text.len()) => {
+                return (bytes, Data::Binary);
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%err, "a frame has no MessagePack form; sent as text"),
+        }
+    }
+    (text.clone().into_bytes(), Data::Text)
 }
 
 /// A compressed inbound message (RSV1; permessage-deflate was negotiated): inflated and fed
 /// to the session as the text or binary frame it was. One that does not inflate closes the
 /// connection 1007 (as a frame of bad UTF-8 would, the window it needed being lost), one past
 /// the frame limit 1009, as an uncompressed one that large would.
-fn inflated(app: &App, session: &mut Session, frame: &WsFrame) -> Result<bool, End> {
+fn inflated(
+    app: &App,
+    session: &mut Session,
+    frame: &WsFrame,
+    encoding: Encoding,
+) -> Result<bool, End> {
     let opcode = frame.header().opcode;
     let limit = app.ctx.config.max_frame_bytes;
     let message = match deflate::inflate(frame.payload(), limit) {
@@ -328,7 +362,10 @@ fn inflated(app: &App, session: &mut Session, frame: &WsFrame) -> Result<bool, E
             Ok(text) => Ok(guarded(|| session.handle_text(&text, now()))),
             Err(_) => Err(End::Close(INVALID_DATA, "a text message that is not UTF-8")),
         },
-        _ => Ok(guarded(|| session.handle_binary(message.len(), now()))),
+        _ => Ok(guarded(|| match encoding {
+            Encoding::MessagePack => session.handle_msgpack(&message, now()),
+            _ => session.handle_binary(message.len(), now()),
+        })),
     }
 }
 
@@ -376,7 +413,7 @@ fn write_batch<'a>(
         if !std::mem::replace(&mut taken, true) {
             batch = outbox.take_all();
             if !batch.is_empty() {
-                record_sent(app, &batch);
+                record_sent(app, &batch, outbox.encoding());
             }
         }
         loop {
@@ -398,7 +435,7 @@ fn write_batch<'a>(
                         .compressed_messages
                         .then_some(&app.ctx.config.compression);
                     if Pin::new(&mut *ws)
-                        .start_send(to_message(frame.text, compression))
+                        .start_send(to_message(frame.text, outbox.encoding(), compression))
                         .is_err()
                     {
                         return Poll::Ready(Err(End::Gone));
@@ -422,15 +459,17 @@ fn slow_or_pending(outbox: &Outbox, cx: &mut std::task::Context<'_>) -> Poll<Res
 }
 
 /// Counts a batch in the metrics (apart from `write_batch`, whose future every connection
-/// holds: nothing of this stays in it).
-fn record_sent(app: &App, batch: &VecDeque<Frame>) {
+/// holds: nothing of this stays in it). The bytes are those of the form sent (on a MessagePack
+/// connection this builds the frames' MessagePack forms, which the write then reuses).
+fn record_sent(app: &App, batch: &VecDeque<Frame>, encoding: Encoding) {
     let now = Instant::now();
     let mut sent = SentBatch::default();
     for frame in batch {
-        sent.frame(
-            frame.text.len(),
-            now.saturating_duration_since(frame.queued_at),
-        );
+        let len = match encoding {
+            Encoding::Json => frame.text.len(),
+            _ => wire_form(&frame.text, encoding).0.len(),
+        };
+        sent.frame(len, now.saturating_duration_since(frame.queued_at));
     }
     app.ctx.metrics.record_sent(&sent);
 }

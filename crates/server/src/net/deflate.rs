@@ -9,19 +9,23 @@
 
 use bytes::Bytes;
 use cerebrum_deflate::{CodecError, compress_on_this_thread, inflate_on_this_thread};
-use cerebrum_server_core::Compression;
-use cerebrum_server_core::Text;
+use cerebrum_server_core::{Compression, Encoding, Text};
 
-/// The compressed form of `text` under `settings`: made by the first connection that writes
-/// the frame, shared by the rest; `None` (send it uncompressed) for a frame under the
-/// threshold or one that does not get smaller.
-pub(crate) fn compressed(text: &Text, settings: &Compression) -> Option<Bytes> {
-    if text.len() < settings.threshold {
+/// The compressed form of `text`'s `encoding` form (`len` bytes) under `settings`: made by the
+/// first connection that writes the frame, shared by the rest; `None` (send it uncompressed)
+/// for a frame under the threshold or one that does not get smaller.
+pub(crate) fn compressed(
+    text: &Text,
+    encoding: Encoding,
+    len: usize,
+    settings: &Compression,
+) -> Option<Bytes> {
+    if len < settings.threshold {
         return None;
     }
-    text.deflated(|json| {
-        match compress_on_this_thread(settings.level, settings.window_bits, json) {
-            Ok(wire) if wire.len() < json.len() => Some(Bytes::from(wire)),
+    text.deflated(encoding, |form| {
+        match compress_on_this_thread(settings.level, settings.window_bits, form) {
+            Ok(wire) if wire.len() < form.len() => Some(Bytes::from(wire)),
             Ok(_) => None,
             Err(err) => {
                 tracing::warn!(%err, "a frame could not be compressed; it goes uncompressed");
@@ -55,8 +59,8 @@ mod tests {
             "ab".repeat(200)
         ));
         let shared = text.clone();
-        let first = compressed(&text, &settings(256));
-        let second = compressed(&shared, &settings(256));
+        let first = compressed(&text, Encoding::Json, text.len(), &settings(256));
+        let second = compressed(&shared, Encoding::Json, shared.len(), &settings(256));
         assert!(first.as_ref().is_some_and(|b| b.len() < text.len()));
         // The same bytes, not a second compression.
         assert_eq!(
@@ -69,14 +73,18 @@ mod tests {
 
     #[test]
     fn short_frames_and_frames_that_do_not_shrink_go_uncompressed() {
+        let pong = Text::from(r#"{"type":"pong"}"#);
         assert_eq!(
-            compressed(&Text::from(r#"{"type":"pong"}"#), &settings(256)),
+            compressed(&pong, Encoding::Json, pong.len(), &settings(256)),
             None
         );
         let noise: String = (0..400)
             .map(|i| char::from(b'!' + ((i * 7919 % 94) as u8)))
             .collect();
         let text = Text::from(noise);
-        assert!(compressed(&text, &settings(16)).is_none_or(|b| b.len() < text.len()));
+        assert!(
+            compressed(&text, Encoding::Json, text.len(), &settings(16))
+                .is_none_or(|b| b.len() < text.len())
+        );
     }
 }

@@ -13,15 +13,13 @@ use axum::routing::{get, post};
 use cerebrum_protocol::{
     Envelope, MessageId, Notification, OverallStatus, Payload, validate_channel,
 };
+use cerebrum_server_core::Encoding;
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::net::conn::{self, ConnGuard};
 use crate::net::upgrade::Upgrade;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
-/// The subprotocol selected when a client offers it.
-pub(crate) const SUBPROTOCOL: &str = "cerebrum.v1.json";
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -160,7 +158,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 async fn ws(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
     let (mut parts, _no_body) = request.into_parts();
-    let upgrade = match Upgrade::from_parts(&mut parts, SUBPROTOCOL) {
+    let upgrade = match Upgrade::from_parts(&mut parts, &Encoding::ALL) {
         Ok(upgrade) => upgrade.with_compression(&parts.headers, &app.ctx.config.compression),
         Err(refused) => return error(refused.status(), &refused.to_string()),
     };
@@ -194,7 +192,10 @@ async fn ws(State(app): State<Arc<App>>, request: axum::extract::Request) -> Res
         .read_buffer_size(config.read_buffer_size)
         .max_frame_size(Some(config.max_frame_bytes))
         .max_message_size(Some(config.max_frame_bytes));
-    upgrade.on_upgrade(socket_config, move |socket| conn::run(guard, socket, token))
+    let encoding = upgrade.encoding();
+    upgrade.on_upgrade(socket_config, move |socket| {
+        conn::run(guard, socket, token, encoding)
+    })
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::Response;
 use cerebrum_deflate::{Agreement, Offer};
 use cerebrum_server_core::Compression;
+use cerebrum_server_core::Encoding;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
@@ -53,18 +54,16 @@ impl Refused {
 pub(crate) struct Upgrade {
     key: HeaderValue,
     on_upgrade: OnUpgrade,
-    protocol: Option<HeaderValue>,
+    /// The subprotocol selected (`None`: the client offered none of ours).
+    protocol: Option<Encoding>,
     /// The permessage-deflate answer, when the extension was agreed.
     extensions: Option<HeaderValue>,
 }
 
 impl Upgrade {
-    /// Checks a request for an upgrade to WebSocket, and selects `subprotocol` if the client
-    /// offers it.
-    pub(crate) fn from_parts(
-        parts: &mut Parts,
-        subprotocol: &'static str,
-    ) -> Result<Self, Refused> {
+    /// Checks a request for an upgrade to WebSocket, and selects the first subprotocol of the
+    /// client's offer that names one of the `supported` encodings.
+    pub(crate) fn from_parts(parts: &mut Parts, supported: &[Encoding]) -> Result<Self, Refused> {
         if parts.method != Method::GET {
             return Err(Refused::MethodNotGet);
         }
@@ -90,17 +89,22 @@ impl Upgrade {
             .remove::<OnUpgrade>()
             .ok_or(Refused::NotUpgradable)?;
         // Subprotocol names compare exactly (RFC 6455 section 11.3.4 registers them
-        // case-sensitively).
-        let offered = parts
+        // case-sensitively); the client's order is its preference.
+        let protocol = parts
             .headers
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
             .iter()
             .flat_map(|value| value.as_bytes().split(|&b| b == b','))
-            .any(|offer| offer.trim_ascii() == subprotocol.as_bytes());
+            .find_map(|offer| {
+                supported
+                    .iter()
+                    .copied()
+                    .find(|e| offer.trim_ascii() == e.subprotocol().as_bytes())
+            });
         Ok(Self {
             key,
             on_upgrade,
-            protocol: offered.then(|| HeaderValue::from_static(subprotocol)),
+            protocol,
             extensions: None,
         })
     }
@@ -123,6 +127,12 @@ impl Upgrade {
         self.extensions = Agreement::accept(&offers, settings.window_bits)
             .and_then(|agreed| HeaderValue::from_str(&agreed.to_string()).ok());
         self
+    }
+
+    /// How the connection's frames travel: as the selected subprotocol says, JSON text when
+    /// none was (level-0 peers).
+    pub(crate) fn encoding(&self) -> Encoding {
+        self.protocol.unwrap_or_default()
     }
 
     /// Answers `101 Switching Protocols` and, once hyper hands over the connection, runs
@@ -160,7 +170,10 @@ impl Upgrade {
             headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         }
         if let Some(protocol) = self.protocol {
-            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+            headers.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(protocol.subprotocol()),
+            );
         }
         if let Some(extensions) = self.extensions {
             headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, extensions);
@@ -218,7 +231,7 @@ mod tests {
         let mut parts = parts();
         parts.extensions.insert(on_upgrade());
         change(&mut parts);
-        Upgrade::from_parts(&mut parts, "cerebrum.v1.json").err()
+        Upgrade::from_parts(&mut parts, &Encoding::ALL).err()
     }
 
     fn set(parts: &mut Parts, name: header::HeaderName, value: &'static str) {
@@ -302,7 +315,7 @@ mod tests {
             enabled,
             ..Compression::default()
         };
-        Upgrade::from_parts(&mut parts, "cerebrum.v1.json")
+        Upgrade::from_parts(&mut parts, &Encoding::ALL)
             .ok()?
             .with_compression(&parts.headers, &settings)
             .extensions
@@ -339,18 +352,73 @@ mod tests {
         assert_eq!(answer(&["permessage-deflate; a b"], true), None);
     }
 
+    /// The subprotocol selected for an offer (over one or several header lines), when the
+    /// server supports `supported`.
+    fn selected(lines: &[&'static str], supported: &[Encoding]) -> Option<Encoding> {
+        let mut parts = parts();
+        parts.extensions.insert(on_upgrade());
+        for line in lines {
+            parts.headers.append(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(line),
+            );
+        }
+        Upgrade::from_parts(&mut parts, supported)
+            .ok()
+            .and_then(|u| u.protocol)
+    }
+
     #[test]
     fn the_subprotocol_is_selected_only_when_offered_exactly() {
-        let offered = |value: &'static str| {
-            let mut parts = parts();
-            parts.extensions.insert(on_upgrade());
-            set(&mut parts, header::SEC_WEBSOCKET_PROTOCOL, value);
-            Upgrade::from_parts(&mut parts, "cerebrum.v1.json")
-                .map(|u| u.protocol.is_some())
+        let offered = |value: &'static str| selected(&[value], &[Encoding::Json]).is_some();
+        assert!(offered("other, cerebrum.v1.json"));
+        assert!(!offered("Cerebrum.V1.JSON"));
+        assert!(!offered("cerebrum.v1"));
+        assert!(!offered("cerebrum.v1.msgpack"));
+    }
+
+    #[test]
+    fn the_first_supported_subprotocol_of_the_offer_wins() {
+        use Encoding::{Json, MessagePack};
+        let all = &Encoding::ALL;
+        assert_eq!(
+            selected(&["cerebrum.v1.msgpack, cerebrum.v1.json"], all),
+            Some(MessagePack)
+        );
+        assert_eq!(
+            selected(&["cerebrum.v1.json, cerebrum.v1.msgpack"], all),
+            Some(Json)
+        );
+        assert_eq!(
+            selected(&["other", " cerebrum.v1.msgpack ", "cerebrum.v1.json"], all),
+            Some(MessagePack)
+        );
+        assert_eq!(
+            selected(&["Cerebrum.V1.MsgPack, cerebrum.v1.json"], all),
+            Some(Json)
+        );
+        assert_eq!(selected(&["cerebrum.v1.msgpack"], all), Some(MessagePack));
+        assert_eq!(selected(&["other"], all), None);
+        assert_eq!(selected(&[], all), None);
+    }
+
+    #[test]
+    fn no_offer_means_json_text() {
+        let encoding = |offer: Option<&'static str>| {
+            let mut request = parts();
+            request.extensions.insert(on_upgrade());
+            if let Some(offer) = offer {
+                set(&mut request, header::SEC_WEBSOCKET_PROTOCOL, offer);
+            }
+            Upgrade::from_parts(&mut request, &Encoding::ALL)
+                .map(|u| u.encoding())
                 .ok()
         };
-        assert_eq!(offered("other, cerebrum.v1.json"), Some(true));
-        assert_eq!(offered("Cerebrum.V1.JSON"), Some(false));
-        assert_eq!(offered("cerebrum.v1"), Some(false));
+        assert_eq!(encoding(None), Some(Encoding::Json));
+        assert_eq!(encoding(Some("other")), Some(Encoding::Json));
+        assert_eq!(
+            encoding(Some("cerebrum.v1.msgpack")),
+            Some(Encoding::MessagePack)
+        );
     }
 }
