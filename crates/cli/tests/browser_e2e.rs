@@ -1,4 +1,5 @@
-//! The browser end-to-end test of the web dashboard (`e2e/dashboard.test.mjs`): real headless
+//! The browser end-to-end tests: the web dashboard (`e2e/dashboard.test.mjs`) and permessage-deflate
+//! with Node `ws` and Chromium (`e2e/compression.test.mjs`), real headless
 //! Chromium driven by playwright-core against this build's `cerebrum serve`.
 //!
 //! It needs Debian's `chromium` (`/usr/bin/chromium`, or `CHROMIUM_PATH`), Node.js, and
@@ -63,7 +64,9 @@ fn web_dashboard_in_headless_chromium() {
         output.status.success(),
         "the browser test failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("pass 1"), "{stdout}");
+    // Both files ran and passed (node's summary: "pass 2", "fail 0").
+    assert!(stdout.contains("pass 2"), "{stdout}");
+    assert!(stdout.contains("fail 0"), "{stdout}");
     let screenshot = e2e_dir().join("artifacts/dashboard.png");
     assert!(
         screenshot.exists(),
