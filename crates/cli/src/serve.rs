@@ -158,7 +158,7 @@ pub(crate) struct ServeArgs {
     /// Take permessage-deflate (RFC 7692) when a client offers it [default: off].
     #[arg(long, env = "CEREBRUM_COMPRESSION", num_args = 0..=1, default_missing_value = "true")]
     compression: Option<bool>,
-    /// zlib level of compressed frames, 1 (fastest) to 9 (smallest) [default: 1].
+    /// zlib level of compressed frames, 1 (fastest) to 9 (smallest) [default: 6].
     #[arg(long, env = "CEREBRUM_COMPRESSION_LEVEL", value_name = "LEVEL")]
     compression_level: Option<u32>,
     /// The window the server compresses with, 9 to 15 bits; a client asking for less gets
@@ -669,7 +669,7 @@ mod tests {
         let (config, _) = build_config(parse(&[
             "--compression",
             "--compression-level",
-            "6",
+            "9",
             "--compression-window-bits",
             "12",
             "--compression-threshold",
@@ -680,7 +680,7 @@ mod tests {
             config.compression,
             cerebrum_server::Compression {
                 enabled: true,
-                level: 6,
+                level: 9,
                 window_bits: 12,
                 threshold: 64,
             }

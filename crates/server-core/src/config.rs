@@ -236,13 +236,14 @@ pub struct ServerConfig {
 /// use cerebrum_server_core::Compression;
 /// let compression = Compression::default();
 /// assert!(!compression.enabled);
-/// assert_eq!((compression.level, compression.window_bits, compression.threshold), (1, 15, 256));
+/// assert_eq!((compression.level, compression.window_bits, compression.threshold), (6, 15, 256));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compression {
     /// Whether the server takes the extension when a client offers it.
     pub enabled: bool,
-    /// zlib level, 1 (fastest) to 9 (smallest) (`--compression-level`).
+    /// zlib level, 1 (fastest) to 9 (smallest) (`--compression-level`; 6 by default: a
+    /// publication is compressed once for all its subscribers, so size counts more than speed).
     pub level: u32,
     /// The LZ77 window the server compresses with, 9 to 15 bits (`--compression-window-bits`);
     /// an offer that limits the server below it is declined.
@@ -255,7 +256,7 @@ impl Default for Compression {
     fn default() -> Self {
         Self {
             enabled: false,
-            level: 1,
+            level: 6,
             window_bits: 15,
             threshold: 256,
         }
