@@ -90,6 +90,12 @@ impl Text {
         self.0.json.clone()
     }
 
+    /// The shared bytes of the JSON text, without giving up this `Text` (one reference count).
+    #[must_use]
+    pub fn json_bytes(&self) -> Bytes {
+        self.0.json.clone()
+    }
+
     /// The frame's MessagePack form (subprotocol `cerebrum.v1.msgpack`): transcoded by the
     /// first caller, shared by every clone after that. An error (text that is not JSON, which
     /// the server never queues) is kept as well.

@@ -332,7 +332,7 @@ fn wire_form(text: &Text, encoding: Encoding) -> (bytes::Bytes, Data) {
             Err(err) => tracing::warn!(%err, "a frame has no MessagePack form; sent as text"),
         }
     }
-    (text.clone().into_bytes(), Data::Text)
+    (text.json_bytes(), Data::Text)
 }
 
 /// A compressed inbound message (RSV1; permessage-deflate was negotiated): inflated and fed
