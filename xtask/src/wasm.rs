@@ -241,6 +241,8 @@ fn bundle_dashboard(root: &Path, web_dir: &Path, wasm: &Path) -> Result<(), Erro
             .arg("--external:node:*")
             // The mock module is loaded only in mock mode, which the dashboard never uses.
             .arg("--external:./mock.js")
+            // Likewise the MessagePack codec (`encoding: 'msgpack'`), which the dashboard never asks for.
+            .arg("--external:./msgpack.js")
             .arg(format!(
                 "--outfile={}",
                 web_dir.join("realtime.js").display()

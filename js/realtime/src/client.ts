@@ -105,6 +105,8 @@ export class WebSocketClient {
   private readonly core: WasmClient;
   private readonly factory: () => WebSocketConstructor | Promise<WebSocketConstructor>;
   private socket: WebSocketLike | null = null;
+  /** The MessagePack codec, once loaded (only with `encoding: 'msgpack'`). */
+  private codec: typeof import('./msgpack.js') | null = null;
   /** Bumped on every open/close: reports from an older socket (or token request) are dropped. */
   private generation = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -125,6 +127,9 @@ export class WebSocketClient {
   constructor(config: WebSocketConfig) {
     if (config === null || typeof config !== 'object' || typeof config.url !== 'string') {
       throw new TypeError('WebSocketClient needs a config object with a url');
+    }
+    if (config.encoding !== undefined && config.encoding !== 'json' && config.encoding !== 'msgpack') {
+      throw new TypeError("encoding must be 'json' or 'msgpack'");
     }
     this.config = { ...config };
     // Mock mode talks to a simulated server whatever the URL; the core still wants a ws URL.
@@ -417,7 +422,8 @@ export class WebSocketClient {
       case 'transmit':
         if (this.socket && this.socket.readyState === OPEN) {
           try {
-            this.socket.send(command.frame);
+            const codec = this.socket.protocol === 'cerebrum.v1.msgpack' ? this.codec : null;
+            this.socket.send(codec ? codec.fromJson(command.frame) : command.frame);
           } catch (err) {
             this.log('frame not sent:', err);
           }
@@ -452,11 +458,17 @@ export class WebSocketClient {
     const token = this.config.token;
     const ready = typeof token === 'function' ? Promise.resolve().then(token) : null;
     const ctor = this.factory();
-    if (ready === null && typeof (ctor as Promise<unknown>).then !== 'function') {
+    const codec =
+      this.config.encoding === 'msgpack' && this.codec === null
+        ? import('./msgpack.js').then((loaded) => {
+            this.codec = loaded;
+          })
+        : null;
+    if (ready === null && codec === null && typeof (ctor as Promise<unknown>).then !== 'function') {
       this.attach(ctor as WebSocketConstructor, url, generation);
       return;
     }
-    Promise.all([ready, ctor]).then(
+    Promise.all([ready, ctor, codec]).then(
       ([fresh, socketCtor]) => {
         if (generation !== this.generation) return;
         let target = url;
@@ -481,7 +493,8 @@ export class WebSocketClient {
   private attach(ctor: WebSocketConstructor, url: string, generation: number): void {
     let socket: WebSocketLike;
     try {
-      socket = new ctor(url, SUBPROTOCOL);
+      socket = new ctor(url, this.codec ? [this.codec.MSGPACK_SUBPROTOCOL, SUBPROTOCOL] : SUBPROTOCOL);
+      if (this.codec) socket.binaryType = 'arraybuffer';
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       queueMicrotask(() => {
@@ -499,6 +512,19 @@ export class WebSocketClient {
       if (!live()) return;
       if (typeof event.data === 'string') {
         const frame = event.data;
+        this.input(() => {
+          this.frame = frame;
+          return this.core.handleFrame(frame, now());
+        });
+      } else if (this.codec && socket.protocol === this.codec.MSGPACK_SUBPROTOCOL) {
+        let frame: string;
+        try {
+          frame = this.codec.toJson(event.data as ArrayBuffer | ArrayBufferView);
+        } catch (err) {
+          const reason = err instanceof Error ? err.message : String(err);
+          this.error(new Error(`protocol violation: a binary frame that is not MessagePack (${reason})`));
+          return;
+        }
         this.input(() => {
           this.frame = frame;
           return this.core.handleFrame(frame, now());

@@ -38,7 +38,11 @@ export interface WebSocketMessage<T = unknown> {
 /** What a `WebSocket` constructor must provide (the browser's, Node 22's, or the `ws` package's). */
 export interface WebSocketLike {
   readonly readyState: number;
-  send(data: string): void;
+  /** The subprotocol the server selected ('' for none). */
+  readonly protocol?: string;
+  /** How binary frames arrive; set to 'arraybuffer' when MessagePack is asked for. */
+  binaryType?: string;
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
   onopen: ((event: unknown) => void) | null;
   onmessage: ((event: { data: unknown }) => void) | null;
@@ -108,6 +112,13 @@ export interface WebSocketConfig {
   preset?: 'origin' | 'fleet';
   /** The `WebSocket` constructor for runtimes without a global one (e.g. `ws` on Node 20). */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Frames on the wire: `'json'` text (default) or `'msgpack'`, which offers the subprotocol
+   * `cerebrum.v1.msgpack` first; a server that selects it sends and takes binary MessagePack
+   * (smaller frames), one that does not speaks JSON text as usual. The MessagePack codec is
+   * loaded only then (a separate module), so the default bundle does not carry it.
+   */
+  encoding?: 'json' | 'msgpack';
   /** How long past a heartbeat interval without any inbound frame the link is dead, ms (default 10000). */
   heartbeatTimeout?: number;
   /** How long an `{ack: true}` send waits for its ack once transmitted, ms (default 10000). */

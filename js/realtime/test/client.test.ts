@@ -175,6 +175,36 @@ describe('queue, acks, resume and auth against cerebrum serve', () => {
     expect(got).toEqual([1, 2, 3, 4]);
   });
 
+  it('speaks binary MessagePack with encoding: msgpack, the same messages as a JSON client', async () => {
+    const admin = 'js-admin';
+    const s = await server({ adminToken: admin });
+    const { ctor, sockets } = recording();
+    const packed = client({ url: s.url, WebSocket: ctor as never, encoding: 'msgpack' });
+    const plain = client({ url: s.url });
+    const got: Array<{ via: string; n: number; offset?: number }> = [];
+    let ready = 0;
+    for (const [via, c] of [['msgpack', packed], ['json', plain]] as const) {
+      c.subscribe<{ n: number; x: number }>('news', (m) => got.push({ via, n: m.payload.n, offset: m.offset }), {
+        onSubscribed: () => (ready += 1),
+      });
+      c.connect();
+    }
+    await until(() => ready === 2, 'both subscribed');
+    const socket = sockets.at(-1)!;
+    expect(socket.protocol).toBe('cerebrum.v1.msgpack');
+    let binary = 0;
+    socket.on('message', (_data, isBinary) => (binary += isBinary ? 1 : 0));
+    const offset = await publish(s, admin, 'news', { n: 1, x: 1.5 });
+    await until(() => got.length === 2, 'the publication on both');
+    expect(binary).toBe(1);
+    expect(got.find((g) => g.via === 'msgpack')).toEqual({ via: 'msgpack', n: 1, offset });
+    expect(got.find((g) => g.via === 'json')).toEqual({ via: 'json', n: 1, offset });
+    // And what it sends goes out as MessagePack, acked by the server.
+    await expect(packed.send('chat.msg', { text: 'hi' }, { channel: 'news', ack: true })).resolves.toEqual(
+      expect.any(String),
+    );
+  });
+
   it('closes 4001 on a bad token: status error, no reconnect loop', async () => {
     const secret = 'js-test-secret-js-test-secret-32b';
     const s = await server({ jwtSecret: secret });
