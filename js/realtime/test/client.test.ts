@@ -205,6 +205,27 @@ describe('queue, acks, resume and auth against cerebrum serve', () => {
     );
   });
 
+  it('gets compressed frames from a server with --compression, in JSON and in MessagePack', async () => {
+    const admin = 'js-admin';
+    const s = await server({ adminToken: admin, compression: true });
+    const { ctor, sockets } = recording();
+    const got: string[] = [];
+    let ready = 0;
+    for (const encoding of ['json', 'msgpack'] as const) {
+      const c = client({ url: s.url, WebSocket: ctor as never, encoding });
+      c.subscribe<{ text: string }>('news', (m) => got.push(`${encoding}:${m.payload.text.length}`), {
+        onSubscribed: () => (ready += 1),
+      });
+      c.connect();
+    }
+    await until(() => ready === 2, 'both subscribed');
+    // The runtime's WebSocket (here `ws`, in browsers the browser's) negotiates the extension.
+    for (const socket of sockets) expect(socket.extensions).toMatch(/^permessage-deflate/);
+    await publish(s, admin, 'news', { text: 'spaced repetition beats cramming. '.repeat(30) });
+    await until(() => got.length === 2, 'the publication on both');
+    expect(got.sort()).toEqual(['json:1020', 'msgpack:1020']);
+  });
+
   it('closes 4001 on a bad token: status error, no reconnect loop', async () => {
     const secret = 'js-test-secret-js-test-secret-32b';
     const s = await server({ jwtSecret: secret });

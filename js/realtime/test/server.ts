@@ -22,6 +22,8 @@ export interface ServeOptions {
   dataDir?: string;
   jwtSecret?: string;
   adminToken?: string;
+  /** Start with `--compression` (permessage-deflate for clients that offer it). */
+  compression?: boolean;
 }
 
 export function bin(): string {
@@ -35,6 +37,7 @@ export function serve(options: ServeOptions = {}): Promise<Server> {
   const args = ['serve', '--addr', options.addr ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-format', 'json'];
   if (options.jwtSecret) args.push('--jwt-secret', options.jwtSecret);
   if (options.adminToken) args.push('--admin-token', options.adminToken);
+  if (options.compression) args.push('--compression');
   const child = spawn(bin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => logs.push(line));
