@@ -253,6 +253,11 @@ function renderNotification(n) {
     }
   }
   const root = $('notifications');
+  // A notification is re-sent until it is acked (PROTOCOL.md section 5): one stored while the
+  // page's pending page was being read can arrive live as well. One item per notification id.
+  for (const old of root.querySelectorAll('li')) {
+    if (old.dataset.id === n.id) old.remove();
+  }
   root.prepend(item);
   while (root.children.length > 50) root.lastElementChild.remove();
 }
