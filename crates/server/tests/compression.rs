@@ -9,51 +9,20 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// A raw client that offers permessage-deflate (as a browser does); gives the server's
 /// `Sec-WebSocket-Extensions` answer too.
 async fn connect_offering(url: &str, offer: &str) -> (Ws, Option<String>) {
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Extensions",
-        HeaderValue::from_str(offer).unwrap(),
-    );
-    let config = WebSocketConfig::default().compressed_messages(true);
-    let (ws, response) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
-        .await
-        .unwrap();
-    let answer = response
-        .headers()
-        .get("Sec-WebSocket-Extensions")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (ws, answer)
+    let (ws, headers) = connect_with(url, &[("Sec-WebSocket-Extensions", offer)]).await;
+    (ws, header(&headers, "Sec-WebSocket-Extensions"))
 }
 
 /// The next data frame: its JSON and whether it came compressed.
 async fn next_frame(ws: &mut Ws) -> (Value, bool) {
-    loop {
-        let message = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("a valid frame");
-        match message {
-            Message::Text(text) => return (serde_json::from_str(text.as_str()).unwrap(), false),
-            Message::Frame(frame) if frame.header().rsv1 => {
-                let text = cerebrum_deflate::Inflater::new(false)
-                    .inflate(frame.payload(), 1 << 20)
-                    .unwrap();
-                return (serde_json::from_slice(&text).unwrap(), true);
-            }
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let arrived = next_data(ws).await;
+    (arrived.value(), arrived.compressed)
 }
 
 /// The next data frame of `kind`, skipping others.
@@ -180,49 +149,28 @@ async fn a_compressed_message_in_fragments_is_taken_whole() {
 #[tokio::test]
 async fn a_msgpack_connection_gets_its_binary_frames_compressed() {
     let mut server = start_with(|c| c.compression.enabled = true).await;
-    let mut request = server.url.as_str().into_client_request().unwrap();
-    let headers = request.headers_mut();
-    headers.insert(
-        "Sec-WebSocket-Extensions",
-        HeaderValue::from_static(BROWSER_OFFER),
-    );
-    headers.insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("cerebrum.v1.msgpack"),
-    );
-    let config = WebSocketConfig::default().compressed_messages(true);
-    let (mut packed, response) =
-        tokio_tungstenite::connect_async_with_config(request, Some(config), false)
-            .await
-            .unwrap();
-    assert!(response.headers().contains_key("Sec-WebSocket-Extensions"));
+    let (mut packed, headers) = connect_with(
+        &server.url,
+        &[
+            ("Sec-WebSocket-Extensions", BROWSER_OFFER),
+            ("Sec-WebSocket-Protocol", "cerebrum.v1.msgpack"),
+        ],
+    )
+    .await;
+    assert!(header(&headers, "Sec-WebSocket-Extensions").is_some());
     send(
         &mut packed,
         r#"{"type":"subscribe","payload":{"channel":"chat:deflate"}}"#,
     )
     .await;
     send_json(&mut packed, &big_publication("m1")).await;
-    let delivered = tokio::time::timeout(PATIENCE, async {
-        loop {
-            match packed.next().await {
-                Some(Ok(Message::Frame(frame))) if frame.header().rsv1 => {
-                    assert_eq!(frame.header().opcode, OpCode::Data(Data::Binary));
-                    let bytes = cerebrum_deflate::Inflater::new(false)
-                        .inflate(frame.payload(), 1 << 20)
-                        .unwrap();
-                    let json = cerebrum_protocol::msgpack_to_json(&bytes).unwrap();
-                    let frame: Value = serde_json::from_str(&json).unwrap();
-                    if frame["type"] == "chat.msg" {
-                        return frame;
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => panic!("{other:?}"),
-            }
+    let delivered = loop {
+        let arrived = next_data(&mut packed).await;
+        if arrived.value()["type"] == "chat.msg" {
+            assert!(arrived.binary && arrived.compressed, "{}", arrived.json);
+            break arrived.value();
         }
-    })
-    .await
-    .expect("the publication in time");
+    };
     assert_eq!(delivered["messageId"], "m1");
     assert_eq!(delivered["payload"], big_publication("m1")["payload"]);
     server.stop().await;

@@ -5,43 +5,23 @@
 
 mod common;
 
-use cerebrum_protocol::{json_to_msgpack, msgpack_to_json};
+use cerebrum_protocol::json_to_msgpack;
 use cerebrum_testkit::redis::RedisServer;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Connects offering `offer` (a `Sec-WebSocket-Protocol` value); the subprotocol selected.
 async fn connect_offering(url: &str, offer: &str) -> (Ws, Option<String>) {
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", offer.parse().unwrap());
-    let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let selected = response
-        .headers()
-        .get("sec-websocket-protocol")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (ws, selected)
+    let (ws, headers) = connect_with(url, &[("Sec-WebSocket-Protocol", offer)]).await;
+    (ws, header(&headers, "sec-websocket-protocol"))
 }
 
 /// A frame as received: its JSON text, and whether it came as a binary (MessagePack) frame.
 async fn next_frame(ws: &mut Ws) -> (String, bool) {
-    loop {
-        let message = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        match message {
-            Message::Text(text) => return (text.as_str().to_owned(), false),
-            Message::Binary(bytes) => return (msgpack_to_json(&bytes).unwrap(), true),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let arrived = next_data(ws).await;
+    (arrived.json, arrived.binary)
 }
 
 /// The next binary frame, as JSON (a text frame fails the test).

@@ -9,7 +9,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -66,6 +69,77 @@ impl TestServer {
 pub async fn connect(url: &str) -> Ws {
     let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     ws
+}
+
+/// Connects with extra request headers (a subprotocol or extension offer) and gives the
+/// response's headers too. Compressed messages are let through to the test (they come only
+/// when the test offered permessage-deflate and the server took it).
+pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> (Ws, HeaderMap) {
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let config = WebSocketConfig::default().compressed_messages(true);
+    let (ws, response) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+        .await
+        .unwrap();
+    (ws, response.headers().clone())
+}
+
+/// A response header's value, if any.
+pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// A data frame as it arrived: its JSON text (a binary frame's MessagePack transcoded, a
+/// compressed frame's bytes inflated first), and how it came.
+pub struct Arrived {
+    pub json: String,
+    pub binary: bool,
+    pub compressed: bool,
+}
+
+impl Arrived {
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap()
+    }
+}
+
+/// The next data frame, skipping pings and pongs.
+pub async fn next_data(ws: &mut Ws) -> Arrived {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        let (bytes, binary, compressed) = match message {
+            Message::Text(text) => (text.as_bytes().to_vec(), false, false),
+            Message::Binary(bytes) => (bytes.to_vec(), true, false),
+            Message::Frame(frame) if frame.header().rsv1 => {
+                let binary = frame.header().opcode == OpCode::Data(Data::Binary);
+                let bytes = cerebrum_deflate::Inflater::new(false)
+                    .inflate(frame.payload(), 1 << 20)
+                    .unwrap();
+                (bytes, binary, true)
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        };
+        let json = if binary {
+            cerebrum_protocol::msgpack_to_json(&bytes).unwrap()
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        return Arrived {
+            json,
+            binary,
+            compressed,
+        };
+    }
 }
 
 /// Connects and reads `welcome` and `system_status`.
