@@ -8,21 +8,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serve, stop } from './server.mjs';
+import { chromiumPath, missingPiece, serve, stop } from './server.mjs';
 
-const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const bin = process.env.CEREBRUM_BIN;
-const missing = !existsSync(chromiumPath)
-  ? `Chromium not found at ${chromiumPath}`
-  : !bin || !existsSync(bin)
-    ? `CEREBRUM_BIN not set or missing (${bin})`
-    : null;
-if (missing && process.env.E2E_REQUIRE_BROWSER === '1') {
-  throw new Error(`compression interop test required but cannot run: ${missing}`);
-}
+const missing = missingPiece('compression interop test');
 
 /** A publication of about 3 kB: over `ws`'s 1 kB threshold and the server's 256 bytes. */
 function publication(id) {

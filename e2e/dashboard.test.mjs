@@ -17,29 +17,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { adminToken, serve, stop } from './server.mjs';
+import { adminToken, chromiumPath, missingPiece, serve, stop } from './server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const bin = process.env.CEREBRUM_BIN;
-
-const missing = !existsSync(chromiumPath)
-  ? `Chromium not found at ${chromiumPath}`
-  : !bin || !existsSync(bin)
-    ? `CEREBRUM_BIN not set or missing (${bin})`
-    : null;
-if (missing) {
-  const line = `!!! BROWSER END-TO-END TEST SKIPPED: ${missing} !!!`;
-  console.error('\n' + '!'.repeat(line.length) + '\n' + line + '\n' + '!'.repeat(line.length) + '\n');
-  if (process.env.E2E_REQUIRE_BROWSER === '1') {
-    throw new Error(`browser end-to-end test required but cannot run: ${missing}`);
-  }
-}
+const missing = missingPiece('browser end-to-end test');
 
 /** A second student: a plain WebSocket client of the protocol. */
 async function classmate(url, userId, topic) {

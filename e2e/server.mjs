@@ -2,9 +2,32 @@
 // binary of CEREBRUM_BIN, stopped with SIGTERM.
 
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 export const adminToken = 'e2e-admin-token';
+export const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+/**
+ * What is missing to run `what` (Chromium, the `cerebrum` binary), or null. Says so loudly, and
+ * throws instead when E2E_REQUIRE_BROWSER=1 (CI).
+ */
+export function missingPiece(what) {
+  const bin = process.env.CEREBRUM_BIN;
+  const missing = !existsSync(chromiumPath)
+    ? `Chromium not found at ${chromiumPath}`
+    : !bin || !existsSync(bin)
+      ? `CEREBRUM_BIN not set or missing (${bin})`
+      : null;
+  if (missing) {
+    const line = `!!! ${what.toUpperCase()} SKIPPED: ${missing} !!!`;
+    console.error('\n' + '!'.repeat(line.length) + '\n' + line + '\n' + '!'.repeat(line.length) + '\n');
+    if (process.env.E2E_REQUIRE_BROWSER === '1') {
+      throw new Error(`${what} required but cannot run: ${missing}`);
+    }
+  }
+  return missing;
+}
 
 /** Starts `cerebrum serve` and resolves with its process and ws URL once it listens. */
 export function serve(addr, dataDir, extra = []) {
