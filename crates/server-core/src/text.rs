@@ -84,13 +84,8 @@ impl Text {
         self.0.json.is_empty()
     }
 
-    /// The shared bytes of the JSON text (for the driver's WebSocket library).
-    #[must_use]
-    pub fn into_bytes(self) -> Bytes {
-        self.0.json.clone()
-    }
-
-    /// The shared bytes of the JSON text, without giving up this `Text` (one reference count).
+    /// The shared bytes of the JSON text (for the driver's WebSocket library; one reference
+    /// count, the `Text` is kept).
     #[must_use]
     pub fn json_bytes(&self) -> Bytes {
         self.0.json.clone()
@@ -207,7 +202,7 @@ mod tests {
         for clone in &clones {
             assert_eq!(clone.msgpack().map(|b| b.as_ptr()), Ok(first.as_ptr()));
         }
-        assert_eq!(text.into_bytes(), clones[0].as_bytes());
+        assert_eq!(text.json_bytes(), clones[0].as_bytes());
     }
 
     #[test]

@@ -223,14 +223,9 @@ impl Deflate {
 
     /// `message` compressed, when it pays and the terms allow; as it is otherwise.
     fn compress(&self, message: Message) -> Message {
-        let kind = match &message {
-            Message::Text(_) => Data::Text,
-            Message::Binary(_) => Data::Binary,
-            _ => return message,
-        };
-        let bytes = match &message {
-            Message::Text(text) => text.as_bytes(),
-            Message::Binary(bytes) => bytes,
+        let (kind, bytes): (Data, &[u8]) = match &message {
+            Message::Text(text) => (Data::Text, text.as_bytes()),
+            Message::Binary(bytes) => (Data::Binary, bytes),
             _ => return message,
         };
         if bytes.len() >= COMPRESSION_THRESHOLD

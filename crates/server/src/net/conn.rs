@@ -347,7 +347,7 @@ fn inflated(
 ) -> Result<bool, End> {
     let opcode = frame.header().opcode;
     let limit = app.ctx.config.max_frame_bytes;
-    let message = match deflate::inflate(frame.payload(), limit) {
+    let message = match cerebrum_deflate::inflate_on_this_thread(frame.payload(), limit) {
         Ok(message) => message,
         Err(CodecError::TooLarge { .. }) => {
             return Err(End::Close(close_code::TOO_BIG, "frame too large"));

@@ -1,6 +1,7 @@
 //! permessage-deflate on a connection (issue 15): the compressed form of an outbound frame,
-//! made once per frame and shared by every connection that negotiated the extension, and the
-//! inflating of a compressed inbound message.
+//! made once per frame and shared by every connection that negotiated the extension (a
+//! compressed inbound message is inflated in `conn.rs` with
+//! `cerebrum_deflate::inflate_on_this_thread`).
 //!
 //! The compressor (about 260 KiB of zlib state) and the inflater (about 40 KiB once used) are
 //! one per worker thread (`cerebrum_deflate::compress_on_this_thread`), not one per connection: the server agrees to
@@ -8,7 +9,7 @@
 //! the window of the one before.
 
 use bytes::Bytes;
-use cerebrum_deflate::{CodecError, compress_on_this_thread, inflate_on_this_thread};
+use cerebrum_deflate::compress_on_this_thread;
 use cerebrum_server_core::{Compression, Encoding, Text};
 
 /// The compressed form of `text`'s `encoding` form (`len` bytes) under `settings`: made by the
@@ -33,11 +34,6 @@ pub(crate) fn compressed(
             }
         }
     })
-}
-
-/// A compressed inbound message inflated, if it is at most `limit` bytes.
-pub(crate) fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
-    inflate_on_this_thread(compressed, limit)
 }
 
 #[cfg(test)]
@@ -67,7 +63,7 @@ mod tests {
             first.as_ref().map(|b| b.as_ptr()),
             second.as_ref().map(|b| b.as_ptr())
         );
-        let back = first.map(|b| inflate(&b, 1 << 20));
+        let back = first.map(|b| cerebrum_deflate::inflate_on_this_thread(&b, 1 << 20));
         assert_eq!(back, Some(Ok(text.as_bytes().to_vec())));
     }
 

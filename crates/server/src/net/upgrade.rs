@@ -301,16 +301,21 @@ mod tests {
         assert!(!header_has_token(&headers, header::CONNECTION, "upgrad"));
     }
 
-    /// The `Sec-WebSocket-Extensions` answer to `offers` (each a header line).
-    fn answer(offers: &[&'static str], enabled: bool) -> Option<String> {
+    /// A well-formed request's parts with hyper's upgrade state and `lines` of header `name`.
+    fn parts_with(name: header::HeaderName, lines: &[&'static str]) -> Parts {
         let mut parts = parts();
         parts.extensions.insert(on_upgrade());
-        for offer in offers {
-            parts.headers.append(
-                header::SEC_WEBSOCKET_EXTENSIONS,
-                HeaderValue::from_static(offer),
-            );
+        for line in lines {
+            parts
+                .headers
+                .append(name.clone(), HeaderValue::from_static(line));
         }
+        parts
+    }
+
+    /// The `Sec-WebSocket-Extensions` answer to `offers` (each a header line).
+    fn answer(offers: &[&'static str], enabled: bool) -> Option<String> {
+        let mut parts = parts_with(header::SEC_WEBSOCKET_EXTENSIONS, offers);
         let settings = Compression {
             enabled,
             ..Compression::default()
@@ -355,14 +360,7 @@ mod tests {
     /// The subprotocol selected for an offer (over one or several header lines), when the
     /// server supports `supported`.
     fn selected(lines: &[&'static str], supported: &[Encoding]) -> Option<Encoding> {
-        let mut parts = parts();
-        parts.extensions.insert(on_upgrade());
-        for line in lines {
-            parts.headers.append(
-                header::SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_static(line),
-            );
-        }
+        let mut parts = parts_with(header::SEC_WEBSOCKET_PROTOCOL, lines);
         Upgrade::from_parts(&mut parts, supported)
             .ok()
             .and_then(|u| u.protocol)
