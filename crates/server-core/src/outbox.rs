@@ -33,6 +33,51 @@ struct Inner {
     waker: Option<Waker>,
     /// A push or close happened since the driver last looked.
     notified: bool,
+    /// The notifications queued while the user's pending pages are read (see
+    /// [`Outbox::watch_notifications`]; boxed: most connections are past that window).
+    sent_notifications: Option<Box<SentNotifications>>,
+}
+
+/// The ids of the notifications queued on a connection while its user's pending notifications
+/// are read: one stored while the page was read can come both in the page and live on the
+/// user's channel (the store is written before the publication), and the second is dropped.
+#[derive(Debug, Default)]
+struct SentNotifications {
+    ids: HashSet<Box<str>>,
+    /// When the window closes (`None`: while pages are still read).
+    until: Option<Instant>,
+}
+
+/// At most this many ids are remembered per connection (a page is at most half the outbox);
+/// past it notifications are queued without the check, at least once as before.
+const SENT_NOTIFICATIONS_MAX: usize = 1024;
+
+impl SentNotifications {
+    /// Whether a frame with this text is a notification already queued in the window
+    /// (remembering it otherwise). Frames the server encodes begin with their type.
+    fn is_repeat(&mut self, text: &str) -> bool {
+        if !text.starts_with("{\"type\":\"notification\"") {
+            return false;
+        }
+        #[derive(serde::Deserialize)]
+        struct Probe<'a> {
+            #[serde(rename = "messageId", borrow, default)]
+            message_id: Option<std::borrow::Cow<'a, str>>,
+        }
+        let Ok(Probe {
+            message_id: Some(id),
+        }) = serde_json::from_str::<Probe<'_>>(text)
+        else {
+            return false;
+        };
+        if self.ids.contains(id.as_ref()) {
+            return true;
+        }
+        if self.ids.len() < SENT_NOTIFICATIONS_MAX {
+            self.ids.insert(id.into());
+        }
+        false
+    }
 }
 
 /// The bounded outbound queue of one connection.
@@ -125,6 +170,10 @@ impl Outbox {
         }
         let (accepted, waker) = {
             let mut inner = lock(&self.inner);
+            if inner.sent_notifications.is_some() && inner.repeats_notification(&text, now) {
+                // Queued already (from the pending page or live): nothing to do.
+                return true;
+            }
             if inner.frames.len() >= self.conflate_from.load(Ordering::Relaxed) {
                 inner.conflate(key);
             } else if key.is_some() {
@@ -169,6 +218,56 @@ impl Outbox {
         let mut inner = lock(&self.inner);
         inner.keyed_unchecked = 0;
         std::mem::take(&mut inner.frames)
+    }
+
+    /// Opens the window in which a notification is queued at most once (by its `messageId`):
+    /// from when the connection's user is known, while its pending notifications are read
+    /// and until [`Outbox::settle_notifications`]'s deadline. A notification stored while a
+    /// page was read can come in the page and live as well; the second is dropped.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cerebrum_server_core::outbox::Outbox;
+    ///
+    /// let note = r#"{"type":"notification","payload":{},"messageId":"n-1"}"#;
+    /// let outbox = Outbox::new(8);
+    /// let now = Instant::now();
+    /// outbox.watch_notifications();
+    /// assert!(outbox.push(note.into(), now));
+    /// assert!(outbox.push(note.into(), now)); // accepted, not queued twice
+    /// assert_eq!(outbox.len(), 1);
+    /// outbox.settle_notifications(now + Duration::from_secs(1));
+    /// assert!(outbox.push(note.into(), now + Duration::from_secs(2))); // window closed
+    /// assert_eq!(outbox.len(), 2);
+    /// ```
+    pub fn watch_notifications(&self) {
+        let mut inner = lock(&self.inner);
+        match &mut inner.sent_notifications {
+            Some(sent) => sent.until = None,
+            None => inner.sent_notifications = Some(Box::default()),
+        }
+    }
+
+    /// Closes the window of [`Outbox::watch_notifications`] at `until` (the last page was
+    /// queued; a live delivery of one of its notifications can trail it by a broker's round
+    /// trip).
+    pub fn settle_notifications(&self, until: Instant) {
+        if let Some(sent) = &mut lock(&self.inner).sent_notifications {
+            sent.until = Some(until);
+        }
+    }
+
+    /// Forgets the window's notifications once its deadline passed (also done by the first push
+    /// after it).
+    pub fn expire_notifications(&self, now: Instant) {
+        let mut inner = lock(&self.inner);
+        if inner
+            .sent_notifications
+            .as_ref()
+            .is_some_and(|sent| sent.until.is_some_and(|until| now >= until))
+        {
+            inner.sent_notifications = None;
+        }
     }
 
     /// Number of frames waiting.
@@ -251,6 +350,19 @@ impl Outbox {
 }
 
 impl Inner {
+    /// Whether `text` is a notification already queued in the open window of
+    /// [`Outbox::watch_notifications`] (closing the window once its deadline passed).
+    fn repeats_notification(&mut self, text: &Text, now: Instant) -> bool {
+        let Some(sent) = &mut self.sent_notifications else {
+            return false;
+        };
+        if sent.until.is_some_and(|until| now >= until) {
+            self.sent_notifications = None;
+            return false;
+        }
+        sent.is_repeat(text.as_str())
+    }
+
     /// Makes room for a frame with `key` in a queue past its threshold: removes the queued
     /// frame with that key, or, when keyed frames were queued below the threshold since the
     /// last full pass, every frame that a later frame (or the new one) has the key of.

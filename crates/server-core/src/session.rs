@@ -314,6 +314,10 @@ struct PendingPage {
 /// How many times `ServerConfig::pending_recheck` a page waits at most between two reads.
 const RECHECK_BACKOFF_MAX: u32 = 16;
 
+/// How long after the last page of pending notifications a live delivery of one of them is
+/// still recognised as a repeat and dropped ([`Outbox::watch_notifications`]).
+const NOTIFICATION_REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
@@ -442,6 +446,7 @@ impl Session {
 
     /// Closes the connection for silence or a missing token when their time has come.
     pub fn handle_timeout(&mut self, now: Now) {
+        self.outbox.expire_notifications(now.mono);
         if let State::Authenticating { deadline } = self.state
             && now.mono >= deadline
         {
@@ -836,6 +841,11 @@ impl Session {
         // A short page is the last one: nothing waits on its acks. A page none of which could
         // be sent asks for no more (it would come back the same).
         if !full || unacked.is_empty() || self.state == State::Closing {
+            // A live delivery of one of its notifications can still come (the store is written
+            // before the publication, and a broker may relay it later): it is dropped until
+            // then.
+            self.outbox
+                .settle_notifications(now.mono + NOTIFICATION_REPEAT_WINDOW);
             return;
         }
         let Some(user) = self.user.as_deref() else {
@@ -1141,6 +1151,8 @@ impl Session {
             return;
         }
         self.user = Some(user.to_owned());
+        // From here until the pending pages are read, a notification is queued once.
+        self.outbox.watch_notifications();
         if let Ok(channel) = user_channel(user) {
             self.join_silently(&channel);
         }

@@ -1524,3 +1524,96 @@ fn a_publication_is_transcoded_once_for_every_msgpack_subscriber() {
         assert_eq!(text.msgpack().unwrap().as_ptr(), first.as_ptr());
     }
 }
+
+/// Publishes notification `note` live on `user`'s channel, as `POST /notifications` does once
+/// it stored it.
+fn notify_live(ctx: &Arc<Context>, user: &str, note: &cerebrum_protocol::Notification, now: Now) {
+    let (channel, envelope) = ctx.notification_publication(note, Some(user), now).unwrap();
+    ctx.hub.publish(&channel, envelope, now).unwrap();
+}
+
+fn window_ms() -> u64 {
+    u64::try_from(NOTIFICATION_REPEAT_WINDOW.as_millis()).unwrap()
+}
+
+fn notification_ids(frames: &[Value]) -> Vec<&str> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "notification")
+        .map(|f| f["payload"]["id"].as_str().unwrap_or(""))
+        .collect()
+}
+
+/// A notification stored while the connection's page of pending ones was read comes in the
+/// page and live on the user's channel: the connection gets it once, whichever comes first.
+#[test]
+fn a_notification_in_the_pending_page_and_live_is_sent_once() {
+    let ctx = ctx();
+    let now = crate::testing::now();
+    let mut client = Client::new(&ctx, None, now);
+    client.send(
+        r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
+        now,
+    );
+    assert_eq!(client.effects().len(), 1);
+    let live_first = notes(0..1);
+    let page_first = notes(1..2);
+    // Stored before the read, published after the subscription: live first, then the page.
+    notify_live(&ctx, "ada", &live_first[0], now);
+    client
+        .session
+        .handle_pending_page(&[live_first.clone(), page_first.clone()].concat(), now);
+    // Published after the read: the page first, then live.
+    notify_live(&ctx, "ada", &page_first[0], now);
+    assert_eq!(notification_ids(&client.frames()), ["n-000", "n-001"]);
+    // Later notifications are live only, and each comes once.
+    let later = notes(2..3);
+    notify_live(&ctx, "ada", &later[0], now);
+    assert_eq!(notification_ids(&client.frames()), ["n-002"]);
+}
+
+/// The window closes some seconds after the last page: a repeat after it is sent again
+/// (delivery stays at least once), and the connection forgets the ids.
+#[test]
+fn after_the_window_a_notification_sent_again_is_delivered_again() {
+    let ctx = ctx();
+    let now = crate::testing::now();
+    let mut client = Client::new(&ctx, None, now);
+    client.send(
+        r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
+        now,
+    );
+    let _ = client.effects();
+    let page = notes(0..1);
+    client.session.handle_pending_page(&page, now);
+    assert_eq!(notification_ids(&client.frames()), ["n-000"]);
+    let later = now.plus_ms(window_ms());
+    client.session.handle_timeout(later);
+    notify_live(&ctx, "ada", &page[0], later);
+    assert_eq!(notification_ids(&client.frames()), ["n-000"]);
+}
+
+/// While full pages are still read the window stays open; the last (short) page starts its
+/// countdown.
+#[test]
+fn the_window_stays_open_while_full_pages_are_read() {
+    let ctx = ctx();
+    let now = crate::testing::now();
+    let page = notes(0..ctx.config.pending_page());
+    let mut client = paged_client(&ctx, "ada", &page, now);
+    let much_later = now.plus_ms(3 * window_ms());
+    notify_live(&ctx, "ada", &page[0], much_later);
+    assert!(notification_ids(&client.frames()).is_empty());
+    for note in &page {
+        client
+            .session
+            .handle_notification_acked(&MessageId::new(note.id.clone()).unwrap());
+    }
+    assert_eq!(client.effects().len(), 1);
+    client.session.handle_pending_page(&[], much_later);
+    notify_live(&ctx, "ada", &page[1], much_later);
+    assert!(notification_ids(&client.frames()).is_empty());
+    let after = much_later.plus_ms(window_ms());
+    notify_live(&ctx, "ada", &page[1], after);
+    assert_eq!(notification_ids(&client.frames()), ["n-001"]);
+}
