@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
@@ -33,6 +33,9 @@ struct Inner {
     waker: Option<Waker>,
     /// A push or close happened since the driver last looked.
     notified: bool,
+    /// Batches handed back since the connection was last quiet ([`Outbox::release_spare`]):
+    /// a spare buffer is kept only from [`BUSY_BATCHES`] on.
+    batches: u8,
     /// The notifications queued while the user's pending pages are read (see
     /// [`Outbox::watch_notifications`]; boxed: most connections are past that window).
     sent_notifications: Option<Box<SentNotifications>>,
@@ -47,6 +50,14 @@ struct SentNotifications {
     /// When the window closes (`None`: while pages are still read).
     until: Option<Instant>,
 }
+
+/// The largest batch buffer [`Outbox::give_back`] keeps for the next pushes.
+pub const SPARE_FRAMES: usize = 16;
+
+/// How many batches a connection writes, since it was last quiet, before
+/// [`Outbox::give_back`] keeps their buffer: a connection that only answered its own few
+/// frames (a handful of `subscribe`s, say) keeps none.
+pub const BUSY_BATCHES: u8 = 16;
 
 /// At most this many ids are remembered per connection (a page is at most half the outbox);
 /// past it notifications are queued without the check, at least once as before.
@@ -106,9 +117,11 @@ impl SentNotifications {
 /// ```
 #[derive(Debug)]
 pub struct Outbox {
-    capacity: usize,
+    // Both `u32` rather than `usize`: with the rest, the outbox is one 112-byte heap block a
+    // connection (idle memory per connection, docs/benchmarks.md).
+    capacity: u32,
     /// Queue length from which keyed frames replace their older namesakes.
-    conflate_from: AtomicUsize,
+    conflate_from: AtomicU32,
     inner: Mutex<Inner>,
     slow: AtomicBool,
     closed: AtomicBool,
@@ -136,8 +149,8 @@ impl Outbox {
     #[must_use]
     pub fn with_encoding(capacity: usize, encoding: Encoding) -> Arc<Self> {
         Arc::new(Self {
-            capacity: capacity.max(1),
-            conflate_from: AtomicUsize::new(usize::MAX),
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX).max(1),
+            conflate_from: AtomicU32::new(u32::MAX),
             inner: Mutex::new(Inner::default()),
             slow: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -154,6 +167,7 @@ impl Outbox {
     /// Conflates keyed frames once `threshold` frames are queued (`usize::MAX`, the default,
     /// turns conflation off; a threshold at or past the capacity conflates only a full queue).
     pub fn set_conflation_threshold(&self, threshold: usize) {
+        let threshold = u32::try_from(threshold).unwrap_or(u32::MAX);
         self.conflate_from.store(threshold, Ordering::Relaxed);
     }
 
@@ -174,12 +188,12 @@ impl Outbox {
                 // Queued already (from the pending page or live): nothing to do.
                 return true;
             }
-            if inner.frames.len() >= self.conflate_from.load(Ordering::Relaxed) {
+            if inner.frames.len() >= self.conflate_from.load(Ordering::Relaxed) as usize {
                 inner.conflate(key);
             } else if key.is_some() {
                 inner.keyed_unchecked = inner.keyed_unchecked.saturating_add(1);
             }
-            let accepted = if inner.frames.len() >= self.capacity {
+            let accepted = if inner.frames.len() >= self.capacity as usize {
                 false
             } else {
                 inner.frames.push_back(Frame {
@@ -268,6 +282,56 @@ impl Outbox {
         {
             inner.sent_notifications = None;
         }
+    }
+
+    /// Hands back the buffer of a batch taken with [`Outbox::take_all`] once it was written:
+    /// on a busy connection (from the [`BUSY_BATCHES`]th batch since it was last quiet) the
+    /// next push reuses it instead of allocating a queue, so it allocates none per batch. Only
+    /// a small buffer is kept (at most [`SPARE_FRAMES`] frames), and only while the queue has
+    /// none of its own; [`Outbox::release_spare`] gives it up when the connection goes quiet.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use cerebrum_server_core::outbox::{Outbox, BUSY_BATCHES};
+    ///
+    /// let outbox = Outbox::new(8);
+    /// for _ in 0..BUSY_BATCHES {
+    ///     assert!(!outbox.holds_spare());
+    ///     outbox.push("a".into(), Instant::now());
+    ///     let batch = outbox.take_all();
+    ///     outbox.give_back(batch);
+    /// }
+    /// assert!(outbox.holds_spare());
+    /// outbox.release_spare();
+    /// assert!(!outbox.holds_spare());
+    /// ```
+    pub fn give_back(&self, mut batch: VecDeque<Frame>) {
+        if batch.capacity() > SPARE_FRAMES {
+            return;
+        }
+        batch.clear();
+        let mut inner = lock(&self.inner);
+        inner.batches = inner.batches.saturating_add(1);
+        if inner.batches >= BUSY_BATCHES && inner.frames.capacity() == 0 {
+            inner.frames = batch;
+        }
+    }
+
+    /// Gives up an empty queue's buffer (one handed back by [`Outbox::give_back`]): an idle
+    /// connection holds no memory here.
+    pub fn release_spare(&self) {
+        let mut inner = lock(&self.inner);
+        inner.batches = 0;
+        if inner.frames.is_empty() && inner.frames.capacity() > 0 {
+            inner.frames = VecDeque::new();
+        }
+    }
+
+    /// Whether the queue holds a buffer while empty (see [`Outbox::give_back`]).
+    #[must_use]
+    pub fn holds_spare(&self) -> bool {
+        let inner = lock(&self.inner);
+        inner.frames.is_empty() && inner.frames.capacity() > 0
     }
 
     /// Number of frames waiting.
@@ -418,6 +482,47 @@ mod tests {
         let mut out = Vec::new();
         outbox.drain_into(&mut out);
         out.iter().map(|f| f.text.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn a_written_batch_buffer_is_reused_when_small_and_the_queue_has_none() {
+        let outbox = Outbox::new(1024);
+        let now = crate::testing::instant();
+        // Not busy yet: nothing kept.
+        for _ in 1..BUSY_BATCHES {
+            assert!(outbox.push("x".into(), now));
+            outbox.give_back(outbox.take_all());
+            assert!(!outbox.holds_spare());
+        }
+        for i in 0..100 {
+            assert!(outbox.push(Text::from(i.to_string()), now));
+        }
+        // A large buffer is not kept.
+        outbox.give_back(outbox.take_all());
+        assert!(!outbox.holds_spare());
+        assert!(outbox.push("a".into(), now));
+        let small = outbox.take_all();
+        // Frames queued meanwhile keep their own buffer; the handed-back one goes.
+        assert!(outbox.push("b".into(), now));
+        outbox.give_back(small);
+        assert_eq!(texts_of(outbox.take_all()), ["b"]);
+        assert!(outbox.push("c".into(), now));
+        outbox.give_back(outbox.take_all());
+        assert!(outbox.holds_spare());
+        // The spare serves the next push, and nothing of what it held comes back.
+        assert!(outbox.push("d".into(), now));
+        assert!(!outbox.holds_spare());
+        assert_eq!(texts_of(outbox.take_all()), ["d"]);
+        outbox.release_spare();
+        assert!(!outbox.holds_spare());
+        // Quiet since: not busy again until as many batches again.
+        assert!(outbox.push("e".into(), now));
+        outbox.give_back(outbox.take_all());
+        assert!(!outbox.holds_spare());
+    }
+
+    fn texts_of(frames: VecDeque<Frame>) -> Vec<String> {
+        frames.iter().map(|f| f.text.as_str().to_owned()).collect()
     }
 
     #[test]

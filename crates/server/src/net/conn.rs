@@ -145,6 +145,8 @@ pub(crate) fn run(
             tokio::time::sleep_until(tokio::time::Instant::from_std(session.poll_timeout()));
         tokio::pin!(idle_timer);
         let mut first_batch = true;
+        // Wake-ups in a row that found frames to write before the socket was read (see `wait`).
+        let mut writes_in_a_row = 0u8;
         // Publications on a remote broker on their way (allocated on the first one).
         let mut in_flight: Option<Box<InFlight>> = None;
         tracing::debug!(connection = %session.connection_id(), "connection opened");
@@ -184,9 +186,20 @@ pub(crate) fn run(
                     idle_timer.as_mut().reset(due);
                 }
             }
-            let fed = tokio::select! {
-                inbound = ws.next(), if !session.is_waiting() => match inbound {
-                    Some(Ok(Message::Text(text))) => guarded(|| session.handle_text(text.as_str(), now())),
+            let woken = wait(
+                &mut ws,
+                &outbox,
+                &mut in_flight,
+                idle_timer.as_mut(),
+                session.is_waiting(),
+                &mut writes_in_a_row,
+            )
+            .await;
+            let fed = match woken {
+                Woken::Inbound(inbound) => match inbound {
+                    Some(Ok(Message::Text(text))) => {
+                        guarded(|| session.handle_text(text.as_str(), now()))
+                    }
                     Some(Ok(Message::Binary(bytes))) => guarded(|| match outbox.encoding() {
                         Encoding::MessagePack => session.handle_msgpack(&bytes, now()),
                         _ => session.handle_binary(bytes.len(), now()),
@@ -208,21 +221,25 @@ pub(crate) fn run(
                     }
                     Some(Err(_)) => break End::Gone,
                 },
-                () = notified(&outbox) => true,
-                published = next_published(&mut in_flight) => {
+                Woken::Notified => true,
+                Woken::Published(published) => {
                     published.answer(&mut session);
                     if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
                         in_flight = None;
                     }
                     true
                 }
-                () = &mut idle_timer => {
+                Woken::Timer => {
+                    // Quiet for a while: the queue's buffer kept for the next batch goes.
+                    outbox.release_spare();
                     let now = now();
                     let due = session.poll_timeout();
                     if now.mono >= due {
                         guarded(|| session.handle_timeout(now))
                     } else {
-                        idle_timer.as_mut().reset(tokio::time::Instant::from_std(due));
+                        idle_timer
+                            .as_mut()
+                            .reset(tokio::time::Instant::from_std(due));
                         true
                     }
                 }
@@ -287,10 +304,67 @@ async fn finish(
     session.disconnect();
 }
 
-/// Waits until the outbox has a frame or closed (a plain future of one reference: it is part
-/// of what every idle connection holds).
-fn notified(outbox: &Outbox) -> impl Future<Output = ()> + '_ {
-    std::future::poll_fn(|cx| outbox.poll_notified(cx.waker()))
+/// What woke a waiting connection.
+enum Woken {
+    /// The socket: a message, an error, or its end (`None`).
+    Inbound(Option<Result<Message, WsError>>),
+    /// The outbox: frames were queued, or it closed, or the owner was woken
+    /// ([`Outbox::wake`]).
+    Notified,
+    /// A publication on a remote broker was answered.
+    Published(Published),
+    /// The idle timer fired.
+    Timer,
+}
+
+/// How many wake-ups in a row may go to writing before the socket, a remote answer and the
+/// timer are polled first: a wake-up that has frames to write does not poll the socket
+/// (reading costs about as much as a delivery's write when nothing is there), but a connection
+/// that always has frames must still read its peer's frames and pings, and keep its
+/// deadlines.
+const WRITES_BEFORE_A_READ: u8 = 8;
+
+/// Waits for the first of: the outbox, the socket (unless the session waits on an effect's
+/// answer), a remote publication's answer, the idle timer.
+///
+/// A hand-written poll rather than a `select!` (which polls its branches from a random start,
+/// so three times in four it reads the socket before it finds the frames that woke it): the
+/// outbox is polled first, and last only after [`WRITES_BEFORE_A_READ`] wake-ups in a row
+/// went to writing. When none is ready every one of them was polled, so each holds the task's
+/// waker. The future is a few references: every idle connection holds it.
+fn wait<'a>(
+    ws: &'a mut WebSocket,
+    outbox: &'a Outbox,
+    in_flight: &'a mut Option<Box<InFlight>>,
+    mut idle_timer: Pin<&'a mut tokio::time::Sleep>,
+    session_waiting: bool,
+    writes_in_a_row: &'a mut u8,
+) -> impl Future<Output = Woken> + 'a {
+    std::future::poll_fn(move |cx| {
+        // Every few wake-ups the others go before the outbox: a connection that always has
+        // frames to write still reads its peer and keeps its timers.
+        let outbox_first = *writes_in_a_row < WRITES_BEFORE_A_READ;
+        if outbox_first && outbox.poll_notified(cx.waker()).is_ready() {
+            *writes_in_a_row += 1;
+            return Poll::Ready(Woken::Notified);
+        }
+        *writes_in_a_row = 0;
+        if !session_waiting && let Poll::Ready(inbound) = ws.poll_next_unpin(cx) {
+            return Poll::Ready(Woken::Inbound(inbound));
+        }
+        if let Some(queue) = in_flight.as_mut()
+            && let Poll::Ready(Some(published)) = queue.poll_next_unpin(cx)
+        {
+            return Poll::Ready(Woken::Published(published));
+        }
+        if idle_timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Woken::Timer);
+        }
+        if !outbox_first && outbox.poll_notified(cx.waker()).is_ready() {
+            return Poll::Ready(Woken::Notified);
+        }
+        Poll::Pending
+    })
 }
 
 /// A frame as the connection's `encoding` sends it: the shared bytes of its JSON text in a text
@@ -428,6 +502,11 @@ fn write_batch<'a>(
                 Poll::Ready(Ok(())) if flush_now => flush_now = false,
                 Poll::Ready(Ok(())) => {
                     let Some(frame) = batch.pop_front() else {
+                        if !frame_by_frame {
+                            // Reused by the next pushes (released when the connection goes
+                            // quiet: the idle timer).
+                            outbox.give_back(std::mem::take(&mut batch));
+                        }
                         return Poll::Ready(Ok(()));
                     };
                     let compression = ws
@@ -503,18 +582,6 @@ impl Published {
 /// the broker's one multiplexed connection keeps it), so a connection publishing fast pays one
 /// round trip per batch, not per publication.
 type InFlight = FuturesOrdered<Pin<Box<dyn Future<Output = Published> + Send>>>;
-
-/// The next answered publication; pending for ever when none is in flight (a plain future of
-/// one reference, as [`notified`]).
-fn next_published(in_flight: &mut Option<Box<InFlight>>) -> impl Future<Output = Published> + '_ {
-    std::future::poll_fn(move |cx| match in_flight.as_mut() {
-        Some(queue) => match queue.poll_next_unpin(cx) {
-            Poll::Ready(Some(published)) => Poll::Ready(published),
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
-        },
-        None => Poll::Pending,
-    })
-}
 
 /// Carries out the session's effects in order, feeding each answer back before the next;
 /// `Some` when the connection must end.
