@@ -33,6 +33,16 @@ macro_rules! message_enum {
                 }
             }
 
+            /// As [`Self::from_envelope`], taking the envelope: an unknown type keeps it as it
+            /// is, without a copy (the relay path of a server publishing app messages).
+            pub fn from_owned_envelope(envelope: Envelope) -> Result<Self, ProtocolError> {
+                if Self::TYPES.contains(&envelope.kind()) {
+                    Self::from_envelope(&envelope)
+                } else {
+                    Ok(Self::Other(envelope))
+                }
+            }
+
             /// The message in a new envelope (not yet stamped with timestamp and id).
             pub fn to_envelope(&self) -> Result<Envelope, ProtocolError> {
                 match self {
@@ -95,6 +105,9 @@ message_enum! {
     /// use cerebrum_protocol::{decode, ClientMessage};
     /// let envelope = decode(r#"{"type":"study_session_start","payload":{"userId":"u","topic":"Genetics"}}"#)?;
     /// assert!(matches!(ClientMessage::from_envelope(&envelope)?, ClientMessage::StudySessionStart(_)));
+    /// // An app's own type, taken as it is:
+    /// let chat = decode(r#"{"type":"chat","payload":{"text":"hi"},"channel":"room:a"}"#)?;
+    /// assert!(matches!(ClientMessage::from_owned_envelope(chat)?, ClientMessage::Other(e) if e.kind() == "chat"));
     /// # Ok::<(), cerebrum_protocol::ProtocolError>(())
     /// ```
     ClientMessage {

@@ -89,6 +89,8 @@ pub struct Delivery {
 
 #[derive(Debug)]
 struct ChannelState {
+    /// The channel's name, shared by its publications.
+    name: Arc<str>,
     epoch: Arc<str>,
     last_offset: u64,
     history: VecDeque<Publication>,
@@ -249,9 +251,11 @@ fn state_of<'a>(
     epoch: impl FnOnce() -> Arc<str>,
 ) -> &'a mut ChannelState {
     if !shard.channels.contains_key(channel) {
+        let name: Arc<str> = Arc::from(channel);
         shard.channels.insert(
-            Arc::from(channel),
+            name.clone(),
             ChannelState {
+                name,
                 epoch: epoch(),
                 last_offset: 0,
                 history: VecDeque::new(),
@@ -285,9 +289,16 @@ impl MemoryBroker {
         let mut shard = lock(self.shard(channel));
         let state = state_of(&mut shard, channel, now, || self.new_epoch());
         let offset = state.last_offset + 1;
-        let envelope = envelope.with_channel(channel)?.with_offset(offset);
+        // A client's publication names its channel already (every envelope's channel was checked
+        // when it was set: decoded or `with_channel`).
+        let envelope = if envelope.channel() == Some(channel) {
+            envelope
+        } else {
+            envelope.with_channel(channel)?
+        };
+        let envelope = envelope.with_offset(offset);
         let publication = Publication {
-            channel: Arc::from(channel),
+            channel: state.name.clone(),
             offset,
             text: Text::from(encode(&envelope)),
             at: now,

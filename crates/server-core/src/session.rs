@@ -580,7 +580,7 @@ impl Session {
         let ack = if envelope.ack() { ref_id } else { None };
         // Only frames that ask for an ack are deduplicated (no key to build for the others).
         let Some(id) = ack else {
-            self.process(&envelope, text.len(), None, String::new(), now);
+            self.process(envelope, text.len(), None, String::new(), now);
             return;
         };
         if envelope
@@ -591,7 +591,7 @@ impl Session {
             // id (on every node), which also covers a retry whose first attempt was still in
             // flight when its connection died; a dedupe record here would ack that retry
             // without the publication ever taking effect.
-            self.process(&envelope, text.len(), Some(id), String::new(), now);
+            self.process(envelope, text.len(), Some(id), String::new(), now);
             return;
         }
         let key = self.dedupe_key();
@@ -615,7 +615,7 @@ impl Session {
             }));
             return;
         }
-        self.process(&envelope, text.len(), Some(id), key, now);
+        self.process(envelope, text.len(), Some(id), key, now);
     }
 
     /// Processes a frame that passed the envelope rules and the dedupe check: dispatches it,
@@ -623,7 +623,7 @@ impl Session {
     /// effect).
     fn process(
         &mut self,
-        envelope: &Envelope,
+        envelope: Envelope,
         encoded_len: usize,
         ack: Option<MessageId>,
         key: String,
@@ -708,9 +708,9 @@ impl Session {
                 self.claimed
                     .get_or_insert_with(Box::default)
                     .push((ack.clone(), key.clone()));
-                self.process(&envelope, encoded_len, Some(ack), key, now);
+                self.process(*envelope, encoded_len, Some(ack), key, now);
             }
-            Err(_) => self.process(&envelope, encoded_len, Some(ack), key, now),
+            Err(_) => self.process(*envelope, encoded_len, Some(ack), key, now),
         }
     }
 
@@ -1203,7 +1203,7 @@ impl Session {
 
     fn dispatch(
         &mut self,
-        envelope: &Envelope,
+        envelope: Envelope,
         encoded_len: usize,
         ack: Option<MessageId>,
         key: &str,
@@ -1231,8 +1231,9 @@ impl Session {
                 ),
             )));
         }
-        let message =
-            ClientMessage::from_envelope(envelope).map_err(|e| protocol(&e, ref_id.clone()))?;
+        // An app's own type keeps its envelope, uncopied, for the publication.
+        let message = ClientMessage::from_owned_envelope(envelope)
+            .map_err(|e| protocol(&e, ref_id.clone()))?;
         match message {
             ClientMessage::StudySessionStart(start) => self
                 .study_start(&start, ack, ref_id.clone(), key, now)
@@ -1266,7 +1267,7 @@ impl Session {
                 None => Ok(Outcome::Done),
             },
             ClientMessage::Ping(_) => Ok(Outcome::Done),
-            _ => match envelope.channel() {
+            ClientMessage::Other(envelope) => match envelope.channel() {
                 Some(channel) => {
                     let channel = channel.to_owned();
                     self.publish(&channel, envelope, encoded_len, ack, now)
@@ -1280,6 +1281,11 @@ impl Session {
                     ),
                 ))),
             },
+            // Every known client type is handled above.
+            other => Err(with_ref(error(
+                ErrorCode::UnknownType,
+                &format!("`{}` is not handled by this server", other.kind()),
+            ))),
         }
     }
 
@@ -1615,7 +1621,7 @@ impl Session {
     fn publish(
         &mut self,
         channel: &str,
-        envelope: &Envelope,
+        envelope: Envelope,
         encoded_len: usize,
         ack: Option<MessageId>,
         now: Now,
@@ -1643,13 +1649,13 @@ impl Session {
                 "`userId` is not the authenticated user",
             ));
         }
-        if delivered_len_bound(envelope, encoded_len) > self.ctx.config.max_frame_bytes {
+        if delivered_len_bound(&envelope, encoded_len) > self.ctx.config.max_frame_bytes {
             return Err(error(
                 ErrorCode::TooLarge,
                 "the publication would be larger than 64 KiB once delivered",
             ));
         }
-        let mut publication = envelope.clone().with_ack(false);
+        let mut publication = envelope.with_ack(false);
         if publication.timestamp().is_none() {
             publication = publication.with_timestamp(now.unix_ms);
         }
