@@ -228,12 +228,14 @@ pub(crate) struct NodeRow {
     pub(crate) outcome: Result<Held, HoldError>,
 }
 
-/// Bytes as MB (10^6), for tables.
+/// Bytes as MB (10^6), for tables: one decimal below 100 MB.
 fn mb(bytes: f64) -> String {
-    format!(
-        "{} MB",
-        report::format_number((bytes / 1e6 * 10.0).round() / 10.0)
-    )
+    let mb = bytes / 1e6;
+    if mb.abs() < 100.0 {
+        format!("{mb:.1} MB")
+    } else {
+        format!("{} MB", report::format_number(mb.round()))
+    }
 }
 
 /// A quantity with its unit.
@@ -294,7 +296,8 @@ pub(crate) fn render_table(rows: &[NodeRow], secs: u64) -> String {
         .iter()
         .filter_map(|r| r.outcome.as_ref().ok())
         .collect();
-    let sum = |f: fn(&Held) -> f64| held.iter().map(|h| f(h)).sum::<f64>();
+    // A fold from +0.0: an empty `sum` of floats is -0.0.
+    let sum = |f: fn(&Held) -> f64| held.iter().fold(0.0, |total, h| total + f(h));
     let asked: u64 = rows.iter().map(|r| r.share).sum();
     let connections = sum(|h| h.connections);
     let cpu = sum(|h| h.cpu_secs);
@@ -338,9 +341,14 @@ pub(crate) fn render_table(rows: &[NodeRow], secs: u64) -> String {
     out
 }
 
-/// What one node would need for `connections`, from the measured per-connection costs; `None`
-/// without a node that has figures.
-pub(crate) fn extrapolation(rows: &[NodeRow], connections: u64) -> Option<String> {
+/// What one node would need for `connections`, from the measured per-connection costs, and
+/// whether `hard` (the open-files hard limit, `None`: unlimited) allows it; `None` without a node
+/// that has figures.
+pub(crate) fn extrapolation(
+    rows: &[NodeRow],
+    connections: u64,
+    hard: Option<u64>,
+) -> Option<String> {
     let held: Vec<&Held> = rows
         .iter()
         .filter_map(|r| r.outcome.as_ref().ok())
@@ -378,6 +386,7 @@ pub(crate) fn extrapolation(rows: &[NodeRow], connections: u64) -> Option<String
     } else {
         line.push_str("CPU: no heartbeat was timed, so no CPU per heartbeat, ");
     }
+    let files_needed = connections + files.unwrap_or(FILES_BESIDES_SOCKETS);
     match files {
         Some(files) => {
             let _ = write!(
@@ -396,10 +405,10 @@ pub(crate) fn extrapolation(rows: &[NodeRow], connections: u64) -> Option<String
             );
         }
     }
-    line.push_str(
-        "; the kernel's socket memory comes on top (not in RSS). On this machine one process may \
-         not hold that many files.",
-    );
+    line.push_str("; the kernel's socket memory comes on top (not in RSS).");
+    if hard.is_some_and(|hard| hard < files_needed) {
+        line.push_str(" This machine's hard limit does not allow one process that many files.");
+    }
     Some(line)
 }
 
@@ -504,6 +513,7 @@ pub(crate) fn run(root: &Path, args: &ClusterArgs, command_line: &str) -> Result
     plan.check(hard).map_err(|e| Error::Failed(e.to_string()))?;
     let target = bench::target_dir(root, std::env::var_os("CARGO_TARGET_DIR"));
     let cerebrum = bench::build_ours(root, &target)?;
+    let built = started.elapsed();
     let Some(redis) = RedisServer::start().map_err(|e| Error::Failed(e.to_string()))? else {
         return Err(Error::Failed(
             "redis-server is needed (apt-get install redis-server)".into(),
@@ -614,8 +624,9 @@ pub(crate) fn run(root: &Path, args: &ClusterArgs, command_line: &str) -> Result
     let _ = writeln!(section, "- Command: `{command_line}`");
     let _ = writeln!(
         section,
-        "- Date: {date}; took {}",
-        bench::format_duration(started.elapsed())
+        "- Date: {date}; took {}, of which {} building",
+        bench::format_duration(started.elapsed()),
+        bench::format_duration(built)
     );
     let _ = writeln!(section, "- Machine: {}", bench::machine());
     let _ = writeln!(
@@ -654,7 +665,7 @@ pub(crate) fn run(root: &Path, args: &ClusterArgs, command_line: &str) -> Result
     }
     section.push('\n');
     section.push_str(&table);
-    if let Some(line) = extrapolation(&rows, plan.connections) {
+    if let Some(line) = extrapolation(&rows, plan.connections, hard) {
         let _ = writeln!(section, "\n{line}");
     }
     let _ = writeln!(section, "\n{END}");
@@ -864,25 +875,33 @@ mod tests {
         let table = render_table(&none, 60);
         assert!(
             table.ends_with(
-                "| **0 of 1 nodes** | **0** of 10 | **0** | **0 MB** | – | **0 s (0 cores)** \
+                "| **0 of 1 nodes** | **0** of 10 | **0** | **0.0 MB** | – | **0 s (0 cores)** \
                  | 0 | – | – | – |\n"
             ),
             "{table}"
         );
-        assert_eq!(extrapolation(&none, 100_000), None);
+        assert_eq!(extrapolation(&none, 100_000, None), None);
     }
 
     #[test]
     fn one_node_is_extrapolated_and_labelled() {
-        let line = extrapolation(&rows(), 100_000).unwrap();
+        let line = extrapolation(&rows(), 100_000, Some(20_000)).unwrap();
         assert!(line.contains("(extrapolated, not measured)"), "{line}");
-        // 18.5 MB before + 100 000 × 3 600 B = 378.5 MB.
-        assert!(line.contains("RSS ≈ 379 MB (18.5 MB before"), "{line}");
+        // 18.5 MB before + 100 000 × 3 600 B = 378.49 MB.
+        assert!(line.contains("RSS ≈ 378 MB (18.5 MB before"), "{line}");
         assert!(line.contains("100 000 × 3 600 B"), "{line}");
         // 6 s of CPU for 100 200 heartbeats: 59.9 µs each; 5 000 a second: 0.299 of a core.
         assert!(line.contains("CPU ≈ 0.299 of a core"), "{line}");
         assert!(line.contains("5 000 heartbeats a second"), "{line}");
         assert!(line.contains("59.9 µs"), "{line}");
         assert!(line.contains("open files ≥ 100 023"), "{line}");
+        assert!(
+            line.ends_with("does not allow one process that many files."),
+            "{line}"
+        );
+        let small = extrapolation(&rows(), 6_000, Some(20_000)).unwrap();
+        assert!(small.ends_with("(not in RSS)."), "{small}");
+        let unlimited = extrapolation(&rows(), 100_000, None).unwrap();
+        assert!(unlimited.ends_with("(not in RSS)."), "{unlimited}");
     }
 }
