@@ -1,7 +1,10 @@
 //! `cargo xtask bench-cluster`: fan-out through Redis with 1, 2 and 3 `cerebrum serve --redis`
 //! nodes against the single in-memory node, with `cerebrum bench fanout --node …`, written
 //! between the `<!-- cluster:begin -->` and `<!-- cluster:end -->` markers of
-//! `docs/benchmarks.md`.
+//! `docs/benchmarks.md`. With `--hold`, the hold of many connections on several nodes instead
+//! (see [`hold`]).
+
+mod hold;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -27,6 +30,23 @@ pub(crate) struct ClusterArgs {
     /// Small sizes, for a smoke run.
     #[arg(long)]
     pub(crate) quick: bool,
+    /// Instead of the fan-out layouts: hold --hold-connections connections with heartbeats on
+    /// --hold-nodes `cerebrum serve --redis` nodes for --hold-secs, one `cerebrum bench conns`
+    /// per node, and write the table between <!-- hold:begin --> and <!-- hold:end -->.
+    #[arg(long, conflicts_with_all = ["runs", "quick"])]
+    pub(crate) hold: bool,
+    /// Connections in all, with --hold (shared out evenly over the nodes).
+    #[arg(long, value_name = "N", default_value_t = 100_000, requires = "hold",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) hold_connections: u64,
+    /// Nodes (each with its own load generator), with --hold (1 to 64).
+    #[arg(long, value_name = "N", default_value_t = 6, requires = "hold",
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub(crate) hold_nodes: u64,
+    /// Seconds the connections are held, with --hold.
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "hold",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) hold_secs: u64,
     /// The document to update (relative to the workspace root unless absolute).
     #[arg(long, value_name = "FILE", default_value = bench::DEFAULT_OUT)]
     pub(crate) out: PathBuf,
@@ -37,6 +57,10 @@ impl Default for ClusterArgs {
         Self {
             runs: 3,
             quick: false,
+            hold: false,
+            hold_connections: 100_000,
+            hold_nodes: 6,
+            hold_secs: 60,
             out: PathBuf::from("docs/benchmarks.md"),
         }
     }
@@ -60,7 +84,7 @@ impl Layout {
 }
 
 /// CPU seconds (user + system) of `pid` so far, from `/proc/PID/stat`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')')?.1;
@@ -180,6 +204,9 @@ fn cell(values: &[f64]) -> String {
 
 /// Runs the cluster benchmark and writes its section.
 pub(crate) fn run(root: &Path, args: &ClusterArgs, command_line: &str) -> Result<(), Error> {
+    if args.hold {
+        return hold::run(root, args, command_line);
+    }
     let started = Instant::now();
     let target = bench::target_dir(root, std::env::var_os("CARGO_TARGET_DIR"));
     let cerebrum = bench::build_ours(root, &target)?;
@@ -275,20 +302,21 @@ pub(crate) fn run(root: &Path, args: &ClusterArgs, command_line: &str) -> Result
     let _ = writeln!(section, "\n{END}");
     let out = root.join(&args.out);
     let document = fs::read_to_string(&out).unwrap_or_default();
-    let updated = replace_section(&document, &section);
+    let updated = replace_section(&document, BEGIN, END, &section);
     fs::write(&out, updated).map_err(|e| Error::Failed(format!("{}: {e}", out.display())))?;
     println!("{section}");
     println!("==> bench-cluster: wrote {}", out.display());
     Ok(())
 }
 
-/// `document` with the cluster section replaced, or appended when it has none.
-fn replace_section(document: &str, section: &str) -> String {
-    match (document.find(BEGIN), document.find(END)) {
-        (Some(begin), Some(end)) if begin < end => {
-            let after = &document[end + END.len()..];
+/// `document` with the section between the markers `begin` and `end` replaced, or appended
+/// when it has none.
+fn replace_section(document: &str, begin: &str, end: &str, section: &str) -> String {
+    match (document.find(begin), document.find(end)) {
+        (Some(from), Some(to)) if from < to => {
+            let after = &document[to + end.len()..];
             let after = after.strip_prefix('\n').unwrap_or(after);
-            format!("{}{section}{after}", &document[..begin])
+            format!("{}{section}{after}", &document[..from])
         }
         _ => {
             let mut out = document.to_owned();
@@ -310,11 +338,11 @@ mod tests {
         let section = format!("{BEGIN}\nnew\n{END}\n");
         let doc = format!("# B\n\n{BEGIN}\nold\n{END}\n\n## After\n");
         assert_eq!(
-            replace_section(&doc, &section),
+            replace_section(&doc, BEGIN, END, &section),
             format!("# B\n\n{BEGIN}\nnew\n{END}\n\n## After\n")
         );
         assert_eq!(
-            replace_section("# B\n", &section),
+            replace_section("# B\n", BEGIN, END, &section),
             format!("# B\n\n{section}")
         );
     }

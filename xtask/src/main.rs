@@ -74,6 +74,10 @@ enum Command {
     /// Fan-out (1 000 subscribers x 1 000 msg/s, 10 s; --quick: 100 x 100, 2 s) with 1, 2 and 3
     /// `cerebrum serve --redis` nodes on a private redis-server against one in-memory node;
     /// writes the table between <!-- cluster:begin --> and <!-- cluster:end --> of FILE.
+    /// With --hold instead: 100 000 connections (--hold-connections) held 60 s (--hold-secs)
+    /// with heartbeats on 6 nodes (--hold-nodes), one load generator per node, per-node and
+    /// total RSS, CPU and heartbeat latencies and the extrapolation to one node, between
+    /// <!-- hold:begin --> and <!-- hold:end -->.
     BenchCluster(ClusterArgs),
     /// Build the browser client's WebAssembly, its generated types and the dashboard's bundle
     ///
@@ -305,6 +309,23 @@ mod tests {
             ok("bench-cluster"),
             plain(Command::BenchCluster(ClusterArgs::default()))
         );
+        assert_eq!(
+            ok("bench-cluster --hold"),
+            plain(Command::BenchCluster(ClusterArgs {
+                hold: true,
+                ..ClusterArgs::default()
+            }))
+        );
+        assert_eq!(
+            ok("bench-cluster --hold --hold-connections 6000 --hold-nodes 3 --hold-secs 10"),
+            plain(Command::BenchCluster(ClusterArgs {
+                hold: true,
+                hold_connections: 6_000,
+                hold_nodes: 3,
+                hold_secs: 10,
+                ..ClusterArgs::default()
+            }))
+        );
     }
 
     #[test]
@@ -334,6 +355,31 @@ mod tests {
                 "--peers",
             ),
             ("ci --peers", ErrorKind::UnknownArgument, "--peers"),
+            (
+                "bench-cluster --hold-nodes 3",
+                ErrorKind::MissingRequiredArgument,
+                "--hold",
+            ),
+            (
+                "bench-cluster --hold --runs 2",
+                ErrorKind::ArgumentConflict,
+                "--runs",
+            ),
+            (
+                "bench-cluster --hold --quick",
+                ErrorKind::ArgumentConflict,
+                "--quick",
+            ),
+            (
+                "bench-cluster --hold --hold-nodes 0",
+                ErrorKind::ValueValidation,
+                "--hold-nodes",
+            ),
+            (
+                "bench-cluster --hold --hold-connections 0",
+                ErrorKind::ValueValidation,
+                "--hold-connections",
+            ),
             (
                 "release --runs 2 0.1.0",
                 ErrorKind::UnknownArgument,

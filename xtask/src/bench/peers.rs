@@ -106,7 +106,7 @@ pub(super) fn build_rust_raw(shared: &Path, target: &Path) -> Result<Launch, Str
 }
 
 /// The first line of a command's stdout, or `None`.
-pub(super) fn first_line(command: &mut Command) -> Option<String> {
+pub(crate) fn first_line(command: &mut Command) -> Option<String> {
     process::output(command)
         .ok()
         .and_then(|out| out.lines().next().map(|l| l.trim().to_owned()))

@@ -140,7 +140,7 @@ impl Running {
     }
 
     /// Why the server is no longer running, if it is not.
-    pub(super) fn exited(&mut self) -> Option<String> {
+    pub(crate) fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
             Ok(Some(status)) => Some(format!(
                 "{} exited ({status}): {} (log: {})",
@@ -289,7 +289,7 @@ pub(super) fn collect<R: Read + Send + 'static>(pipe: Option<R>) -> thread::Join
 
 /// Runs the load generator (stdout and stderr piped) for at most `budget`: its exit status
 /// (`None` when it was killed at the deadline), stdout and stderr.
-pub(super) fn run_within(
+pub(crate) fn run_within(
     command: &mut Command,
     budget: Duration,
 ) -> Result<(Option<ExitStatus>, String, String), String> {
