@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use cerebrum_protocol::{
     CollaborativeSession, Envelope, MessageIdGenerator, Meta, Participant, Payload, StudyMetrics,
-    decode, decode_payload, encode_into, encode_payload,
+    decode, decode_lean, decode_payload, encode_into, encode_payload,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -97,9 +97,25 @@ fn bench_payload<P: Payload>(c: &mut Criterion, name: &str, payload: &P) {
     group.finish();
 }
 
+/// A client's app publication as a server reads it before relaying it: serde's derived
+/// decoder against the lean reader (the same envelope, held to it by `tests/lean.rs`).
+fn relay_decode(c: &mut Criterion) {
+    let frame = r#"{"type":"chat.message","payload":{"text":"see you at the library at six, bring the genetics notes"},"channel":"room:r17","messageId":"01JD3Q7W6N0000000000000001","ack":true}"#;
+    let mut group = c.benchmark_group("relay: decode a client publication");
+    group.throughput(Throughput::Bytes(frame.len() as u64));
+    group.bench_function("decode (serde)", |b| {
+        b.iter(|| decode(black_box(frame)).map(|e| e.payload().get().len()))
+    });
+    group.bench_function("decode_lean", |b| {
+        b.iter(|| decode_lean(black_box(frame)).map(|e| e.payload().get().len()))
+    });
+    group.finish();
+}
+
 fn codec(c: &mut Criterion) {
     bench_payload(c, "study_metrics_update", &metrics());
     bench_payload(c, "collaborative_session_update_30", &session());
+    relay_decode(c);
 }
 
 criterion_group!(benches, codec);
