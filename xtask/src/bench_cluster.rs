@@ -300,13 +300,25 @@ pub(crate) fn run(root: &Path, args: &ClusterArgs, command_line: &str) -> Result
         let _ = writeln!(section, "\n- failed: {}", report::cell_text(failure));
     }
     let _ = writeln!(section, "\n{END}");
-    let out = root.join(&args.out);
-    let document = fs::read_to_string(&out).unwrap_or_default();
-    let updated = replace_section(&document, BEGIN, END, &section);
-    fs::write(&out, updated).map_err(|e| Error::Failed(format!("{}: {e}", out.display())))?;
+    write_section(root, &args.out, BEGIN, END, &section)?;
     println!("{section}");
-    println!("==> bench-cluster: wrote {}", out.display());
+    println!("==> bench-cluster: wrote {}", args.out.display());
     Ok(())
+}
+
+/// Replaces the section between the markers `begin` and `end` of the document `out` (relative
+/// to `root` unless absolute) with `section`, or appends it.
+fn write_section(
+    root: &Path,
+    out: &Path,
+    begin: &str,
+    end: &str,
+    section: &str,
+) -> Result<(), Error> {
+    let out = root.join(out);
+    let document = fs::read_to_string(&out).unwrap_or_default();
+    let updated = replace_section(&document, begin, end, section);
+    fs::write(&out, updated).map_err(|e| Error::Failed(format!("{}: {e}", out.display())))
 }
 
 /// `document` with the section between the markers `begin` and `end` replaced, or appended

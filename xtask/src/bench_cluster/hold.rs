@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cerebrum_testkit::redis::RedisServer;
 
-use super::{ClusterArgs, cpu_seconds, replace_section};
+use super::{ClusterArgs, cpu_seconds, write_section};
 use crate::Error;
 use crate::bench;
 use crate::bench_report as report;
@@ -669,18 +669,15 @@ pub(crate) fn run(root: &Path, args: &ClusterArgs, command_line: &str) -> Result
         let _ = writeln!(section, "\n{line}");
     }
     let _ = writeln!(section, "\n{END}");
-    let out = root.join(&args.out);
-    let document = fs::read_to_string(&out).unwrap_or_default();
-    let updated = replace_section(&document, BEGIN, END, &section);
-    fs::write(&out, updated).map_err(|e| Error::Failed(format!("{}: {e}", out.display())))?;
+    write_section(root, &args.out, BEGIN, END, &section)?;
     println!("{section}");
-    println!("==> bench-cluster --hold: wrote {}", out.display());
+    println!("==> bench-cluster --hold: wrote {}", args.out.display());
     let failed = rows.iter().filter(|r| r.outcome.is_err()).count();
     if failed > 0 {
         return Err(Error::Failed(format!(
             "{failed} of {} node(s) failed (recorded in {})",
             rows.len(),
-            out.display()
+            args.out.display()
         )));
     }
     Ok(())

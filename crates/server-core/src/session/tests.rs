@@ -1063,14 +1063,9 @@ fn notes(range: std::ops::Range<usize>) -> Vec<cerebrum_protocol::Notification> 
         .collect()
 }
 
-/// A connection of `user` (auth off: its user channel names it) that was given `page` as its
-/// first page of pending notifications.
-fn paged_client(
-    ctx: &Arc<Context>,
-    user: &str,
-    page: &[cerebrum_protocol::Notification],
-    now: Now,
-) -> Client {
+/// A connection of `user` (auth off: its user channel names it) that asked for its pending
+/// notifications.
+fn user_client(ctx: &Arc<Context>, user: &str, now: Now) -> Client {
     let mut client = Client::new(ctx, None, now);
     client.send(
         &format!(r#"{{"type":"subscribe","payload":{{"channel":"user:{user}"}}}}"#),
@@ -1082,6 +1077,18 @@ fn paged_client(
             user_id: user.into()
         }]
     );
+    client
+}
+
+/// A connection of `user` (auth off: its user channel names it) that was given `page` as its
+/// first page of pending notifications.
+fn paged_client(
+    ctx: &Arc<Context>,
+    user: &str,
+    page: &[cerebrum_protocol::Notification],
+    now: Now,
+) -> Client {
+    let mut client = user_client(ctx, user, now);
     client.session.handle_pending_page(page, now);
     assert_eq!(client.frames().len(), page.len());
     client
@@ -1550,12 +1557,7 @@ fn notification_ids(frames: &[Value]) -> Vec<&str> {
 fn a_notification_in_the_pending_page_and_live_is_sent_once() {
     let ctx = ctx();
     let now = crate::testing::now();
-    let mut client = Client::new(&ctx, None, now);
-    client.send(
-        r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
-        now,
-    );
-    assert_eq!(client.effects().len(), 1);
+    let mut client = user_client(&ctx, "ada", now);
     let live_first = notes(0..1);
     let page_first = notes(1..2);
     // Stored before the read, published after the subscription: live first, then the page.
@@ -1578,12 +1580,7 @@ fn a_notification_in_the_pending_page_and_live_is_sent_once() {
 fn after_the_window_a_notification_sent_again_is_delivered_again() {
     let ctx = ctx();
     let now = crate::testing::now();
-    let mut client = Client::new(&ctx, None, now);
-    client.send(
-        r#"{"type":"subscribe","payload":{"channel":"user:ada"}}"#,
-        now,
-    );
-    let _ = client.effects();
+    let mut client = user_client(&ctx, "ada", now);
     let page = notes(0..1);
     client.session.handle_pending_page(&page, now);
     assert_eq!(notification_ids(&client.frames()), ["n-000"]);
