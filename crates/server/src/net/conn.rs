@@ -745,3 +745,28 @@ async fn release(app: &App, effect: Effect) {
         other => tracing::debug!(?other, "an effect after the connection closed is dropped"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `f` returns, read from its type without calling it.
+    fn returned_size<A, B, C, D, R>(_f: impl FnOnce(A, B, C, D) -> R) -> usize {
+        size_of::<R>()
+    }
+
+    /// The connection's future is what an idle connection holds for its whole life, in a tokio
+    /// task cell of exactly 1 024 bytes (docs/benchmarks.md, "The connection task, second
+    /// round"): it must not grow, and the batch write it holds while waiting stays a few words.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn the_connection_future_stays_within_its_cell() {
+        let batch = returned_size(write_batch);
+        let connection = returned_size(run);
+        assert!(batch <= 64, "write_batch's future is {batch} bytes");
+        assert!(
+            connection <= 872,
+            "the connection future is {connection} bytes"
+        );
+    }
+}
