@@ -947,6 +947,9 @@ struct SlowSeen {
     /// From the end of publishing until it held the last value of every key (`None`: never,
     /// within the drain grace).
     catch_up: Option<Duration>,
+    /// Frames of the scenario it read after publishing ended, until it held the last value of
+    /// every key (or gave up).
+    catch_up_frames: u64,
 }
 
 /// When publishing ended, and the last value published of each key.
@@ -967,6 +970,7 @@ async fn slow_reader(
         closed: None,
         latest_keys: 0,
         catch_up: None,
+        catch_up_frames: 0,
     };
     let mut latest: Vec<Option<u64>> = vec![None; keys];
     // A frame of the scenario: (key, value).
@@ -1035,7 +1039,9 @@ async fn slow_reader(
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Err(_) => break,
             Ok(Some(Ok(Message::Text(text)))) => {
-                take(&text, &mut latest);
+                if take(&text, &mut latest).is_some() {
+                    seen.catch_up_frames += 1;
+                }
             }
             Ok(Some(Ok(Message::Close(frame)))) => {
                 seen.closed = Some(frame.map_or(1005, |f| u16::from(f.code)));
@@ -1183,6 +1189,10 @@ async fn slow(target: &Target, options: &SlowOptions) -> Result<Report, BenchErr
             Some(d) => Value::Float(d.as_secs_f64() * 1_000.0),
             None => Value::Text("never".to_owned()),
         },
+    );
+    report.push(
+        "slow_catch_up_frames",
+        Value::Int(slow_seen.catch_up_frames),
     );
     drop(sink);
     Ok(report)

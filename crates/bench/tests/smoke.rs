@@ -276,4 +276,9 @@ async fn a_slow_reader_of_a_conflated_channel_stays_and_ends_with_the_latest_val
     );
     assert_eq!(int(&report, "slow_latest_keys"), 3, "{}", report.table());
     assert!(int(&report, "slow_frames_read") < 800, "{}", report.table());
+    assert!(
+        int(&report, "slow_catch_up_frames") < 800,
+        "{}",
+        report.table()
+    );
 }

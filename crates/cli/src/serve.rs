@@ -141,6 +141,11 @@ pub(crate) struct ServeArgs {
     /// Frames queued per connection before a slow consumer is closed 4008 [default: 1024].
     #[arg(long, env = "CEREBRUM_OUTBOUND_QUEUE", value_name = "FRAMES")]
     outbound_queue: Option<usize>,
+    /// Caps the kernel's send buffer of each accepted socket (SO_SNDBUF), so that a slow
+    /// reader's backlog stays in its queue, where it conflates; bounds a connection's
+    /// throughput to about this much per round trip [default: the kernel's, autotuned].
+    #[arg(long, env = "CEREBRUM_SEND_BUFFER", value_name = "BYTES")]
+    send_buffer: Option<usize>,
     /// Queued frames from which a slow reader's queue conflates: a newer `study_metrics_update`
     /// of a user, `system_status`, or publication of a --conflate namespace replaces the queued
     /// one with its key [default: 256].
@@ -316,6 +321,7 @@ impl ServeArgs {
         );
         set(&mut config.outbound_queue, self.outbound_queue);
         set(&mut config.conflate_threshold, self.conflate_threshold);
+        config.send_buffer = self.send_buffer;
         set(&mut config.compression.enabled, self.compression);
         set(&mut config.compression.level, self.compression_level);
         set(
@@ -660,6 +666,22 @@ mod tests {
         assert!(err.contains("--conflate"), "{err}");
         let err = build_config(parse(&["--conflate-threshold", "0"])).unwrap_err();
         assert!(err.contains("conflate-threshold"), "{err}");
+    }
+
+    #[test]
+    fn the_send_buffer_is_the_kernels_unless_capped() {
+        assert_eq!(build_config(parse(&[])).unwrap().0.send_buffer, None);
+        let config = build_config(parse(&["--send-buffer", "16384"])).unwrap().0;
+        assert_eq!(config.send_buffer, Some(16384));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cerebrum.toml");
+        std::fs::write(&file, "send-buffer = 65536\n").unwrap();
+        let config = build_config(parse(&["--config", file.to_str().unwrap()]))
+            .unwrap()
+            .0;
+        assert_eq!(config.send_buffer, Some(65536));
+        let err = build_config(parse(&["--send-buffer", "10"])).unwrap_err();
+        assert!(err.contains("send-buffer"), "{err}");
     }
 
     #[test]

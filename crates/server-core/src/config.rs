@@ -169,6 +169,13 @@ pub struct ServerConfig {
     pub presence_refresh: Duration,
     /// Outbound queue per connection, in frames (slow consumer past it: close 4008).
     pub outbound_queue: usize,
+    /// The kernel's send buffer of each accepted socket, in bytes (`SO_SNDBUF`,
+    /// `--send-buffer`); `None`, the default, leaves it to the kernel, which grows it with the
+    /// connection's throughput (to 4 MB on Linux by default). A cap keeps a slow reader's
+    /// backlog in its outbound queue, where it conflates, instead of in the kernel; it also
+    /// bounds each connection's throughput to about the buffer per round trip. Linux doubles
+    /// the value for its bookkeeping and clamps it to `net.core.wmem_max`.
+    pub send_buffer: Option<usize>,
     /// Queued frames from which a newer keyed frame replaces the queued one with its key
     /// (a user's `study_metrics_update`, the `system_status`, and the publications of the
     /// [`ServerConfig::conflate`] namespaces): 256; at or past `outbound_queue` only a full
@@ -293,6 +300,7 @@ impl Default for ServerConfig {
             presence_ttl: Duration::from_secs(30),
             presence_refresh: Duration::from_secs(10),
             outbound_queue: 1024,
+            send_buffer: None,
             conflate_threshold: 256,
             conflate: Vec::new(),
             daily_goal_hours: 2.0,
@@ -317,6 +325,13 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// The smallest [`ServerConfig::send_buffer`] accepted, in bytes (the kernel's own minimum is
+/// about 4.6 kB once doubled).
+pub const MIN_SEND_BUFFER: usize = 1024;
+/// The largest [`ServerConfig::send_buffer`] accepted, in bytes (1 GiB: it fits the kernel's
+/// `int` doubled).
+pub const MAX_SEND_BUFFER: usize = 1 << 30;
 
 /// A rule of the configuration that is broken ([`ServerConfig::validate`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -407,6 +422,12 @@ impl ServerConfig {
             (9..=15).contains(&self.compression.window_bits),
             "compression-window-bits",
             "must be 9 to 15",
+        )?;
+        range(
+            self.send_buffer
+                .is_none_or(|bytes| (MIN_SEND_BUFFER..=MAX_SEND_BUFFER).contains(&bytes)),
+            "send-buffer",
+            "must be 1024 to 1073741824 bytes",
         )?;
         range(
             self.conflate_threshold >= 1,
@@ -522,6 +543,34 @@ impl std::fmt::Debug for ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_send_buffer_is_the_kernels_unless_capped_within_range() {
+        assert_eq!(ServerConfig::default().send_buffer, None);
+        for bytes in [MIN_SEND_BUFFER, 16 * 1024, MAX_SEND_BUFFER] {
+            let config = ServerConfig {
+                send_buffer: Some(bytes),
+                ..ServerConfig::default()
+            };
+            assert_eq!(config.validate(), Ok(()), "{bytes}");
+        }
+        for bytes in [0, MIN_SEND_BUFFER - 1, MAX_SEND_BUFFER + 1] {
+            let config = ServerConfig {
+                send_buffer: Some(bytes),
+                ..ServerConfig::default()
+            };
+            assert!(
+                matches!(
+                    config.validate(),
+                    Err(ConfigError::OutOfRange {
+                        setting: "send-buffer",
+                        ..
+                    })
+                ),
+                "{bytes}"
+            );
+        }
+    }
 
     #[test]
     fn passwords_never_show_in_debug_output() {

@@ -57,6 +57,7 @@ mod testing;
 
 pub use cerebrum_protocol::Encoding;
 pub use config::{
-    Compression, ConfigError, DEFAULT_POOL_SIZE, Database, ServerConfig, TlsFiles, redact_password,
+    Compression, ConfigError, DEFAULT_POOL_SIZE, Database, MAX_SEND_BUFFER, MIN_SEND_BUFFER,
+    ServerConfig, TlsFiles, redact_password,
 };
 pub use text::Text;

@@ -23,6 +23,18 @@ pub struct Frame {
     pub key: Option<ConflationKey>,
 }
 
+/// What [`Outbox::take`] gives the driver to write.
+#[derive(Debug)]
+#[must_use]
+pub enum Taken {
+    /// Every queued frame (possibly none): the connection keeps up; write them as one batch,
+    /// with one flush.
+    All(VecDeque<Frame>),
+    /// The oldest queued frame: the connection is behind; write it, and take the next with
+    /// [`Outbox::take_front`] only once the socket has taken this one.
+    One(Frame),
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     frames: VecDeque<Frame>,
@@ -125,6 +137,8 @@ pub struct Outbox {
     inner: Mutex<Inner>,
     slow: AtomicBool,
     closed: AtomicBool,
+    /// The driver's last write had to wait for the socket ([`Outbox::set_behind`]).
+    behind: AtomicBool,
     /// How the connection sends its frames (kept here, on the heap once per connection, rather
     /// than in the driver's task or the session, where every byte costs each idle connection).
     encoding: Encoding,
@@ -154,6 +168,7 @@ impl Outbox {
             inner: Mutex::new(Inner::default()),
             slow: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            behind: AtomicBool::new(false),
             encoding,
         })
     }
@@ -234,6 +249,65 @@ impl Outbox {
         std::mem::take(&mut inner.frames)
     }
 
+    /// Takes what the driver writes next: every queued frame while the connection keeps up,
+    /// only the oldest one while it is behind — the queue holds at least its conflation
+    /// threshold, or the driver's last write had to wait for the socket
+    /// ([`Outbox::set_behind`]). A connection that is behind is written one frame at a time
+    /// (the next taken with [`Outbox::take_front`] once the socket took the previous one), so
+    /// that what it has not written stays in the queue, where newer keyed frames replace it.
+    ///
+    /// One lock either way, as [`Outbox::take_all`].
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use cerebrum_server_core::outbox::{Outbox, Taken};
+    ///
+    /// let outbox = Outbox::new(8);
+    /// outbox.set_conflation_threshold(2);
+    /// assert!(outbox.push("a".into(), Instant::now()));
+    /// assert!(matches!(outbox.take(), Taken::All(frames) if frames.len() == 1));
+    /// assert!(outbox.push("b".into(), Instant::now()));
+    /// assert!(outbox.push("c".into(), Instant::now()));
+    /// // At the threshold: one frame, the rest stays queued.
+    /// assert!(matches!(outbox.take(), Taken::One(frame) if frame.text.as_str() == "b"));
+    /// assert_eq!(outbox.len(), 1);
+    /// ```
+    pub fn take(&self) -> Taken {
+        let mut inner = lock(&self.inner);
+        let behind = self.behind.load(Ordering::Relaxed)
+            || inner.frames.len() >= self.conflate_from.load(Ordering::Relaxed) as usize;
+        if behind && let Some(frame) = inner.pop_front() {
+            return Taken::One(frame);
+        }
+        inner.keyed_unchecked = 0;
+        Taken::All(std::mem::take(&mut inner.frames))
+    }
+
+    /// Takes the oldest queued frame, if any (the next frame of a connection that is behind,
+    /// see [`Outbox::take`]). The queue's buffer is released when this empties it.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use cerebrum_server_core::outbox::Outbox;
+    ///
+    /// let outbox = Outbox::new(8);
+    /// assert!(outbox.push("a".into(), Instant::now()));
+    /// assert!(outbox.push("b".into(), Instant::now()));
+    /// assert_eq!(outbox.take_front().map(|f| f.text), Some("a".into()));
+    /// assert_eq!(outbox.take_front().map(|f| f.text), Some("b".into()));
+    /// assert!(outbox.take_front().is_none());
+    /// ```
+    #[must_use]
+    pub fn take_front(&self) -> Option<Frame> {
+        lock(&self.inner).pop_front()
+    }
+
+    /// The driver says whether its last write had to wait for the socket: while it did, the
+    /// connection counts as behind and [`Outbox::take`] hands out one frame at a time.
+    pub fn set_behind(&self, behind: bool) {
+        self.behind.store(behind, Ordering::Relaxed);
+    }
+
     /// Opens the window in which a notification is queued at most once (by its `messageId`):
     /// from when the connection's user is known, while its pending notifications are read
     /// and until [`Outbox::settle_notifications`]'s deadline. A notification stored while a
@@ -284,10 +358,10 @@ impl Outbox {
         }
     }
 
-    /// Hands back the buffer of a batch taken with [`Outbox::take_all`] once it was written:
-    /// on a busy connection (from the [`BUSY_BATCHES`]th batch since it was last quiet) the
-    /// next push reuses it instead of allocating a queue, so it allocates none per batch. Only
-    /// a small buffer is kept (at most [`SPARE_FRAMES`] frames), and only while the queue has
+    /// Hands back the buffer of a batch taken with [`Outbox::take`] or [`Outbox::take_all`]
+    /// once it was written: on a busy connection (from the [`BUSY_BATCHES`]th batch since it
+    /// was last quiet) the next push reuses it instead of allocating a queue, so it allocates
+    /// none per batch. Only a small buffer is kept (at most [`SPARE_FRAMES`] frames), and only while the queue has
     /// none of its own; [`Outbox::release_spare`] gives it up when the connection goes quiet.
     ///
     /// ```
@@ -414,6 +488,17 @@ impl Outbox {
 }
 
 impl Inner {
+    /// Removes the oldest frame; an emptied queue gives its buffer back (an idle connection
+    /// holds no memory here).
+    fn pop_front(&mut self) -> Option<Frame> {
+        let frame = self.frames.pop_front();
+        if self.frames.is_empty() {
+            self.frames = VecDeque::new();
+            self.keyed_unchecked = 0;
+        }
+        frame
+    }
+
     /// Whether `text` is a notification already queued in the open window of
     /// [`Outbox::watch_notifications`] (closing the window once its deadline passed).
     fn repeats_notification(&mut self, text: &Text, now: Instant) -> bool {
@@ -595,6 +680,111 @@ mod tests {
         assert!(outbox.push_keyed("2".into(), Some(&key), now));
         assert!(!outbox.push_keyed("3".into(), Some(&key), now));
         assert!(outbox.is_slow());
+    }
+
+    #[test]
+    fn a_connection_that_keeps_up_takes_everything_and_one_that_is_behind_one_frame() {
+        let outbox = Outbox::new(16);
+        outbox.set_conflation_threshold(4);
+        let now = crate::testing::instant();
+        for i in 0..3 {
+            assert!(outbox.push(Text::from(format!("m{i}")), now));
+        }
+        // Below the threshold, not behind: the whole queue, as `take_all`.
+        let Taken::All(all) = outbox.take() else {
+            panic!("a connection that keeps up takes the whole queue");
+        };
+        assert_eq!(all.len(), 3);
+        assert!(matches!(outbox.take(), Taken::All(none) if none.is_empty()));
+        // At the threshold: the oldest frame only.
+        for i in 3..7 {
+            assert!(outbox.push(Text::from(format!("m{i}")), now));
+        }
+        let Taken::One(frame) = outbox.take() else {
+            panic!("a queue at its threshold is written one frame at a time");
+        };
+        assert_eq!(frame.text.as_str(), "m3");
+        assert_eq!(outbox.len(), 3);
+        // Behind (the last write waited): one frame even below the threshold.
+        outbox.set_behind(true);
+        assert!(matches!(outbox.take(), Taken::One(frame) if frame.text.as_str() == "m4"));
+        outbox.set_behind(false);
+        assert!(matches!(outbox.take(), Taken::All(rest) if rest.len() == 2));
+        // Behind with nothing queued: an empty batch.
+        outbox.set_behind(true);
+        assert!(matches!(outbox.take(), Taken::All(none) if none.is_empty()));
+    }
+
+    #[test]
+    fn taking_the_last_frame_releases_the_buffer() {
+        let outbox = Outbox::new(64);
+        let now = crate::testing::instant();
+        for i in 0..40 {
+            assert!(outbox.push(Text::from(i.to_string()), now));
+        }
+        let mut taken = Vec::new();
+        while let Some(frame) = outbox.take_front() {
+            taken.push(frame.text.as_str().to_owned());
+        }
+        assert_eq!(taken, (0..40).map(|i| i.to_string()).collect::<Vec<_>>());
+        assert_eq!(lock(&outbox.inner).frames.capacity(), 0);
+    }
+
+    /// A writer that is behind (its socket full) and takes one frame per 10 pushes (a reader
+    /// at 10 % of the rate) is never closed 4008 and, once the pushes stop, has the latest
+    /// value of every key after a number of frames bounded by the threshold, however long the
+    /// pushes went on.
+    #[test]
+    fn a_writer_taking_one_frame_at_a_time_stays_within_reach_of_conflation() {
+        let outbox = Outbox::new(64);
+        outbox.set_conflation_threshold(8);
+        outbox.set_behind(true);
+        let now = crate::testing::instant();
+        let keys: Vec<ConflationKey> = (0..4).map(|k| ConflationKey::new(&k.to_string())).collect();
+        let parse = |frame: Frame| -> (usize, usize) {
+            let text = frame.text.as_str();
+            let (key, seq) = text.split_once(':').unwrap_or_default();
+            (key.parse().unwrap_or(usize::MAX), seq.parse().unwrap_or(0))
+        };
+        let mut latest_taken = [None::<usize>; 4];
+        for i in 0..10_000 {
+            let text = Text::from(format!("{}:{i}", i % 4));
+            assert!(outbox.push_keyed(text, Some(&keys[i % 4]), now));
+            if i % 10 == 9 {
+                let Taken::One(frame) = outbox.take() else {
+                    panic!("a writer that is behind takes one frame at a time");
+                };
+                let (key, seq) = parse(frame);
+                latest_taken[key] = Some(seq);
+            }
+            assert!(!outbox.is_slow());
+            // Never past the threshold by more than the frame pushed.
+            assert!(outbox.len() <= 9, "{} queued", outbox.len());
+        }
+        // Publishing ended: the writer drains the queue one frame at a time.
+        let mut after = 0;
+        while let Some(frame) = outbox.take_front() {
+            let (key, seq) = parse(frame);
+            latest_taken[key] = Some(seq);
+            after += 1;
+        }
+        assert!(after <= 9, "{after} frames to catch up");
+        assert_eq!(
+            latest_taken,
+            [Some(9996), Some(9997), Some(9998), Some(9999)]
+        );
+    }
+
+    /// Every byte of the outbox is paid by each connection: the driver's `behind` flag sits in
+    /// the padding after the other flags.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn the_outbox_stays_within_its_size() {
+        assert!(
+            size_of::<Outbox>() <= 96,
+            "Outbox is {} bytes",
+            size_of::<Outbox>()
+        );
     }
 
     mod properties {

@@ -277,18 +277,15 @@ impl Server {
                         listener,
                         acceptor,
                         app.ctx.config.max_tls_handshakes,
+                        app.ctx.config.send_buffer,
                     );
                     crate::net::acceptor::serve(listener, router, app.clone()).await;
                 }
                 None => {
-                    // Small frames go out at once: without TCP_NODELAY, Nagle's algorithm and
-                    // delayed ACKs hold them ~40 ms (measured: rooms p99 42 ms before, see
-                    // docs/benchmarks.md).
-                    let listener = listener.tap_io(|tcp| {
-                        if let Err(err) = tcp.set_nodelay(true) {
-                            tracing::debug!(%err, "cannot set TCP_NODELAY");
-                        }
-                    });
+                    // TCP_NODELAY, and the send buffer's cap if any.
+                    let send_buffer = app.ctx.config.send_buffer;
+                    let listener =
+                        listener.tap_io(move |tcp| crate::net::acceptor::tune(tcp, send_buffer));
                     crate::net::acceptor::serve(listener, router, app.clone()).await;
                 }
             }

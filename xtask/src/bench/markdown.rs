@@ -118,9 +118,23 @@ pub(crate) fn render_section(
         } else {
             ("--pid PID ", "")
         };
+        // `slow` runs against a server started with flags of its own.
+        let serve = if spec.name == "slow" {
+            let capped = SLOW_SEND_BUFFERS
+                .iter()
+                .flatten()
+                .map(|bytes| format!(" [--send-buffer {bytes}]"))
+                .collect::<String>();
+            format!(
+                "`cerebrum serve --addr 127.0.0.1:0 --rate-limit 0 --data-dir DIR {}{capped}`, then ",
+                SLOW_SERVE_ARGS.join(" ")
+            )
+        } else {
+            String::new()
+        };
         let _ = write!(
             out,
-            "\n### {}\n\n`cerebrum bench --url URL {pid}{} {}{server}`\n\n{table}",
+            "\n### {}\n\n{serve}`cerebrum bench --url URL {pid}{} {}{server}`\n\n{table}",
             spec.title,
             spec.name,
             spec.args.join(" ")
@@ -152,7 +166,14 @@ mod tests {
             quick: true,
         };
         let specs = scenarios(&QUICK);
-        let tables = vec![(&specs[3], "| figure | ours |\n|---|---|\n".to_owned())];
+        let slow = slow_spec(&QUICK);
+        let tables = vec![
+            (&specs[3], "| figure | ours |\n|---|---|\n".to_owned()),
+            (
+                &slow,
+                "| figure | ours (kernel's send buffer) |\n|---|---|\n".to_owned(),
+            ),
+        ];
         let section = render_section(&meta, &tables, &["run 2: ours exited".to_owned()]);
         assert!(section.starts_with(&format!("{}\n## Latest run\n", report::BEGIN)));
         assert!(
@@ -167,6 +188,10 @@ mod tests {
             "### ping: 100 connections × 10 pings/s, 2 s",
             "`cerebrum bench --url URL --pid PID ping --connections 100 --rate 10 --seconds 2`",
             "| figure | ours |",
+            "### slow: 4 keys at 200 msg/s, 1 KiB payload, 4 s;",
+            "`cerebrum serve --addr 127.0.0.1:0 --rate-limit 0 --data-dir DIR \
+             --inbound-bytes-per-sec 0 --conflate latest=key [--send-buffer 16384]`, then \
+             `cerebrum bench --url URL --pid PID slow --seconds 4`",
             "### Notes\n\n- run 2: ours exited",
         ] {
             assert!(section.contains(needle), "no {needle:?} in\n{section}");

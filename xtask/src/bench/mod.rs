@@ -232,6 +232,40 @@ fn run_storm(cerebrum: &Path, target: &Path, run: usize, spec: &ScenarioSpec) ->
     }
 }
 
+/// Runs `slow` against a fresh server of ours that conflates its channel, with the kernel's
+/// send buffer or `send_buffer`.
+fn run_slow(
+    cerebrum: &Path,
+    target: &Path,
+    run: usize,
+    send_buffer: Option<usize>,
+    spec: &ScenarioSpec,
+) -> RunResult {
+    let mut serve_args: Vec<OsString> = SLOW_SERVE_ARGS.iter().map(OsString::from).collect();
+    if let Some(bytes) = send_buffer {
+        serve_args.push("--send-buffer".into());
+        serve_args.push(bytes.to_string().into());
+    }
+    let launch = Launch {
+        server: Server::Ours,
+        program: cerebrum.to_path_buf(),
+        args: Vec::new(),
+        serve_args,
+    };
+    let name = format!(
+        "slow-{}-run{run}",
+        send_buffer.map_or_else(|| "kernel".to_owned(), |b| b.to_string())
+    );
+    let mut running = launch
+        .start_named(target, &name)
+        .map_err(|why| format!("server did not start: {why}"))?;
+    let result = run_scenario(cerebrum, &mut running, spec);
+    if let Err(why) = running.stop() {
+        println!("==> bench {name}: warning: {why}");
+    }
+    result
+}
+
 /// A progress line for one scenario run.
 fn progress(spec: &ScenarioSpec, result: &RunResult) -> String {
     match result {
@@ -356,6 +390,31 @@ pub(crate) fn run(root: &Path, args: &BenchArgs, command: &str) -> Result<(), Er
     columns.push(storm_columns);
     let mut specs = specs;
     specs.push(storm);
+
+    // Slow readers (issue 16 item 5): ours only, a fresh server per run and send buffer.
+    let slow = slow_spec(if args.quick { &QUICK } else { &FULL });
+    let mut slow_columns = Vec::new();
+    for &send_buffer in SLOW_SEND_BUFFERS {
+        let name = slow_column_name(send_buffer);
+        let mut runs = Vec::new();
+        for run in 1..=args.runs {
+            let label = format!("==> bench {name} run {run}/{}", args.runs);
+            let begun = Instant::now();
+            let result = match &launches[0] {
+                Ok(_) => run_slow(&cerebrum, &target, run, send_buffer, &slow),
+                Err((_, why)) => Err(format!("build: {why}")),
+            };
+            println!(
+                "{label} slow ({}): {}",
+                format_duration(begun.elapsed()),
+                progress(&slow, &result)
+            );
+            runs.push(result);
+        }
+        slow_columns.push(Column { server: name, runs });
+    }
+    columns.push(slow_columns);
+    specs.push(slow);
 
     let failed = columns
         .iter()

@@ -40,6 +40,8 @@ pub(crate) struct Sizes {
     pub(crate) storm_clients: usize,
     /// `storm`: channels they subscribe to.
     pub(crate) storm_channels: usize,
+    /// `slow`: seconds of publishing (ours only, at the scenario's 200 msg/s over 4 keys).
+    pub(crate) slow_secs: u32,
 }
 
 /// The targets of issue 7.
@@ -60,6 +62,7 @@ pub(crate) const FULL: Sizes = Sizes {
     payload: 64,
     storm_clients: 10_000,
     storm_channels: 100,
+    slow_secs: 20,
 };
 
 /// `--quick`: a smoke run of every scenario.
@@ -80,6 +83,7 @@ pub(crate) const QUICK: Sizes = Sizes {
     payload: 64,
     storm_clients: 200,
     storm_channels: 10,
+    slow_secs: 4,
 };
 
 /// The figures of `conns` in the tables.
@@ -248,6 +252,92 @@ pub(crate) fn storm_spec(s: &Sizes) -> ScenarioSpec {
     }
 }
 
+/// The figures of `slow` in the tables (issue 16 item 5).
+pub(super) const SLOW_ROWS: &[Row] = &[
+    Row {
+        key: "slow_closed_by_server",
+        label: "slow reader closed by the server",
+        goals: &[],
+    },
+    Row {
+        key: "slow_latest_keys",
+        label: "keys whose last value it holds after catching up",
+        goals: &[],
+    },
+    Row {
+        key: "slow_catch_up_ms",
+        label: "catch-up ms: end of publishing → latest of every key",
+        goals: &[],
+    },
+    Row {
+        key: "slow_catch_up_frames",
+        label: "frames it read to catch up",
+        goals: &[],
+    },
+    Row {
+        key: "slow_frames_read",
+        label: "frames it read while publishing",
+        goals: &[],
+    },
+    Row {
+        key: "slow_age_p50_ms",
+        label: "age of those frames, p50 ms",
+        goals: &[],
+    },
+    Row {
+        key: "slow_age_p99_ms",
+        label: "age of those frames, p99 ms",
+        goals: &[],
+    },
+    Row {
+        key: "delivered",
+        label: "reader that keeps up: delivered",
+        goals: &[],
+    },
+    Row {
+        key: "lost",
+        label: "reader that keeps up: lost",
+        goals: &[],
+    },
+    Row {
+        key: "server_rss_bytes",
+        label: "server RSS bytes at the end",
+        goals: &[],
+    },
+];
+
+/// The flags of `cerebrum serve` for `slow`: the scenario's channel conflates, and its
+/// publisher (1 KiB at 200/s) is not held by the inbound limits.
+pub(crate) const SLOW_SERVE_ARGS: &[&str] =
+    &["--inbound-bytes-per-sec", "0", "--conflate", "latest=key"];
+
+/// The send buffers `slow` runs with: the kernel's (autotuned), then capped (`--send-buffer`).
+pub(crate) const SLOW_SEND_BUFFERS: &[Option<usize>] = &[None, Some(16 * 1024)];
+
+/// The `slow` scenario (conflation for slow readers, issue 16 item 5): against ours only (the
+/// peers do not conflate), on a fresh server per run and send buffer.
+pub(crate) fn slow_spec(s: &Sizes) -> ScenarioSpec {
+    ScenarioSpec {
+        name: "slow",
+        title: format!(
+            "slow: 4 keys at 200 msg/s, 1 KiB payload, {} s; one reader keeps up, one reads at 10 % \
+             of the rate through a 4 KiB receive buffer (ours only, `--conflate latest=key`)",
+            s.slow_secs
+        ),
+        args: vec!["--seconds".to_owned(), s.slow_secs.to_string()],
+        rows: SLOW_ROWS,
+        budget: Duration::from_secs(120 + 2 * u64::from(s.slow_secs)),
+    }
+}
+
+/// The column of `slow` with send buffer `send_buffer`.
+pub(crate) fn slow_column_name(send_buffer: Option<usize>) -> String {
+    match send_buffer {
+        None => format!("{} (kernel's send buffer)", report::OURS),
+        Some(bytes) => format!("{} --send-buffer {bytes}", report::OURS),
+    }
+}
+
 /// One scenario as run against every server.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ScenarioSpec {
@@ -412,6 +502,43 @@ mod tests {
         // Every budget leaves room for the connects, the run and the drain.
         for spec in specs.iter().chain(&quick) {
             assert!(spec.budget >= Duration::from_secs(120), "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn slow_runs_ours_with_and_without_a_capped_send_buffer() {
+        let full = slow_spec(&FULL);
+        let quick = slow_spec(&QUICK);
+        assert_eq!(full.args.join(" "), "--seconds 20");
+        assert_eq!(quick.args.join(" "), "--seconds 4");
+        assert!(full.budget > Duration::from_secs(120 + 20));
+        assert_eq!(
+            process::render(&bench_command(
+                Path::new("/t/cerebrum"),
+                "ws://127.0.0.1:9/ws",
+                42,
+                &quick
+            )),
+            "cerebrum bench --url ws://127.0.0.1:9/ws --pid 42 slow --seconds 4"
+        );
+        let names: Vec<String> = SLOW_SEND_BUFFERS
+            .iter()
+            .map(|b| slow_column_name(*b))
+            .collect();
+        assert_eq!(
+            names,
+            ["ours (kernel's send buffer)", "ours --send-buffer 16384"]
+        );
+        // No column is named `ours`: the table has no ratio columns between the two.
+        assert!(!names.iter().any(|n| n == report::OURS));
+        let keys: Vec<&str> = SLOW_ROWS.iter().map(|r| r.key).collect();
+        for key in [
+            "slow_closed_by_server",
+            "slow_catch_up_ms",
+            "slow_age_p99_ms",
+            "lost",
+        ] {
+            assert!(keys.contains(&key), "{key}");
         }
     }
 }

@@ -64,6 +64,21 @@ where
     }
 }
 
+/// Sets up an accepted TCP socket: `TCP_NODELAY` (small frames go out at once: without it,
+/// Nagle's algorithm and delayed ACKs hold them ~40 ms; measured: rooms p99 42 ms before, see
+/// docs/benchmarks.md), and the send buffer's cap when one is configured
+/// ([`ServerConfig::send_buffer`](crate::ServerConfig)). Either failing is logged, not fatal.
+pub(crate) fn tune(tcp: &tokio::net::TcpStream, send_buffer: Option<usize>) {
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::debug!(%err, "cannot set TCP_NODELAY");
+    }
+    if let Some(bytes) = send_buffer
+        && let Err(err) = socket2::SockRef::from(tcp).set_send_buffer_size(bytes)
+    {
+        tracing::debug!(%err, bytes, "cannot set SO_SNDBUF");
+    }
+}
+
 /// Drives one HTTP connection; on shutdown asks it to finish its exchange and close.
 async fn finish<C>(connection: C, mut stop: watch::Receiver<bool>)
 where

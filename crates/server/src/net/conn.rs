@@ -1,5 +1,6 @@
 //! One task per WebSocket connection: reads frames into the [`Session`], writes what its
-//! outbox holds in batches (feed every queued frame, flush once), and carries out effects.
+//! outbox holds in batches (feed every queued frame, flush once; one frame at a time while the
+//! connection is behind, so that its backlog stays conflatable), and carries out effects.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -23,7 +24,7 @@ use crate::clock::now;
 use crate::metrics::SentBatch;
 use crate::net::deflate;
 use crate::net::upgrade::WebSocket;
-use crate::outbox::{Frame, Outbox};
+use crate::outbox::{Frame, Outbox, Taken};
 use crate::session::{Effect, Session, close_code};
 use cerebrum_deflate::CodecError;
 use cerebrum_server_core::{Compression, Encoding, Text};
@@ -467,12 +468,20 @@ async fn send_close(ws: &mut WebSocket, code: u16, reason: &'static str) {
         .await;
 }
 
-/// Writes every queued frame (the queue is taken when the future is first polled), flushing
-/// once; gives up (slow consumer) if the queue overflows while the socket does not take the
+/// Writes what the outbox holds (taken when the future is first polled) until it is empty and
+/// flushed; gives up (slow consumer) if the queue overflows while the socket does not take the
 /// bytes.
 ///
+/// A connection that keeps up gets every queued frame at once and one flush for them. One that
+/// is behind ([`Outbox::take`]: its queue at the conflation threshold, or its last write had to
+/// wait for the socket) is written one frame at a time: the next frame is taken from the outbox
+/// only once the socket took the previous one, so what is not written yet stays in the queue,
+/// where a newer keyed frame replaces it. (With a capped send buffer, `--send-buffer`, little
+/// more than one buffer of frames is then out of conflation's reach.)
+///
 /// A hand-written poll loop rather than an `async` block with a `select!`: the connection's
-/// future holds this one whenever it waits, and this way it is a few words, not ~350 bytes.
+/// future holds this one whenever it waits, and this way it is a few words, not ~350 bytes
+/// (the two flags of the one-frame path sit in the padding beside the others).
 fn write_batch<'a>(
     app: &'a App,
     ws: &'a mut WebSocket,
@@ -481,13 +490,27 @@ fn write_batch<'a>(
 ) -> impl Future<Output = Result<(), End>> + 'a {
     let mut batch = VecDeque::new();
     let mut taken = false;
-    // A flush after the frame just fed (the first batch goes out frame by frame).
+    // A flush after the frame just fed (the first batch goes out frame by frame, and so does
+    // a connection that is behind).
     let mut flush_now = false;
+    // The connection is behind: frames come from the outbox one at a time.
+    let mut one_by_one = false;
+    // The socket did not take the bytes at once at some point of this write.
+    let mut waited = false;
     std::future::poll_fn(move |cx| {
         if !std::mem::replace(&mut taken, true) {
-            batch = outbox.take_all();
-            if !batch.is_empty() {
-                record_sent(app, &batch, outbox.encoding());
+            match outbox.take() {
+                Taken::All(all) => {
+                    batch = all;
+                    if !batch.is_empty() {
+                        record_sent(app, &batch, outbox.encoding());
+                    }
+                }
+                Taken::One(frame) => {
+                    one_by_one = true;
+                    record_sent(app, std::slice::from_ref(&frame), outbox.encoding());
+                    batch.push_back(frame);
+                }
             }
         }
         loop {
@@ -497,11 +520,23 @@ fn write_batch<'a>(
                 Pin::new(&mut *ws).poll_ready(cx)
             };
             match ready {
-                Poll::Pending => return slow_or_pending(outbox, cx),
+                Poll::Pending => {
+                    waited = true;
+                    return slow_or_pending(outbox, cx);
+                }
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(End::Gone)),
                 Poll::Ready(Ok(())) if flush_now => flush_now = false,
                 Poll::Ready(Ok(())) => {
                     let Some(frame) = batch.pop_front() else {
+                        // Everything taken so far is written and flushed.
+                        if one_by_one && let Some(frame) = outbox.take_front() {
+                            record_sent(app, std::slice::from_ref(&frame), outbox.encoding());
+                            batch.push_back(frame);
+                            continue;
+                        }
+                        if one_by_one || waited {
+                            outbox.set_behind(waited);
+                        }
                         if !frame_by_frame {
                             // Reused by the next pushes (released when the connection goes
                             // quiet: the idle timer).
@@ -519,7 +554,7 @@ fn write_batch<'a>(
                     {
                         return Poll::Ready(Err(End::Gone));
                     }
-                    flush_now = frame_by_frame;
+                    flush_now = frame_by_frame || one_by_one;
                 }
             }
         }
@@ -540,7 +575,7 @@ fn slow_or_pending(outbox: &Outbox, cx: &mut std::task::Context<'_>) -> Poll<Res
 /// Counts a batch in the metrics (apart from `write_batch`, whose future every connection
 /// holds: nothing of this stays in it). The bytes are those of the form sent (on a MessagePack
 /// connection this builds the frames' MessagePack forms, which the write then reuses).
-fn record_sent(app: &App, batch: &VecDeque<Frame>, encoding: Encoding) {
+fn record_sent<'f>(app: &App, batch: impl IntoIterator<Item = &'f Frame>, encoding: Encoding) {
     let now = Instant::now();
     let mut sent = SentBatch::default();
     for frame in batch {
@@ -775,5 +810,30 @@ async fn release(app: &App, effect: Effect) {
             app.publish_session_update(&channel, &topic).await;
         }
         other => tracing::debug!(?other, "an effect after the connection closed is dropped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `f` returns, read from its type without calling it.
+    fn returned_size<A, B, C, D, R>(_f: impl FnOnce(A, B, C, D) -> R) -> usize {
+        size_of::<R>()
+    }
+
+    /// The connection's future is what an idle connection holds for its whole life, in a tokio
+    /// task cell of exactly 1 024 bytes (docs/benchmarks.md, "The connection task, second
+    /// round"): it must not grow, and the batch write it holds while waiting stays a few words.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn the_connection_future_stays_within_its_cell() {
+        let batch = returned_size(write_batch);
+        let connection = returned_size(run);
+        assert!(batch <= 64, "write_batch's future is {batch} bytes");
+        assert!(
+            connection <= 872,
+            "the connection future is {connection} bytes"
+        );
     }
 }

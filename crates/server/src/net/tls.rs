@@ -57,8 +57,14 @@ impl Drop for AbortOnDrop {
 
 impl TlsListener {
     /// At most `max_handshakes` handshakes run at once; further accepted sockets wait in the
-    /// kernel's backlog until a slot frees.
-    pub(crate) fn new(listener: TcpListener, acceptor: TlsAcceptor, max_handshakes: usize) -> Self {
+    /// kernel's backlog until a slot frees. Each accepted socket gets `TCP_NODELAY` and
+    /// `send_buffer` (see [`crate::net::acceptor::tune`]).
+    pub(crate) fn new(
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        max_handshakes: usize,
+        send_buffer: Option<usize>,
+    ) -> Self {
         let local_addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -77,9 +83,7 @@ impl TlsListener {
                         continue;
                     }
                 };
-                if let Err(err) = tcp.set_nodelay(true) {
-                    tracing::debug!(%err, "cannot set TCP_NODELAY");
-                }
+                crate::net::acceptor::tune(&tcp, send_buffer);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
