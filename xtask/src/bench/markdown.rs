@@ -99,7 +99,7 @@ pub(crate) fn render_section(
     let _ = writeln!(
         out,
         "- Cells: median over the runs (min–max); `ours/peer` is the ratio of the medians \
-         with the target of issue 7 (✓ met, ✗ not met)."
+         with the target (✓ met, ✗ not met): issue 7's, and issue 16's ≤ 1.0 on fan-out and rooms CPU."
     );
     if meta.quick {
         let _ = writeln!(
