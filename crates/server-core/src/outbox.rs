@@ -4,7 +4,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::task::{Poll, Waker};
+use std::task::{Poll, Wake, Waker};
 use std::time::Instant;
 
 use crate::conflate::ConflationKey;
@@ -139,6 +139,8 @@ pub struct Outbox {
     closed: AtomicBool,
     /// The driver's last write had to wait for the socket ([`Outbox::set_behind`]).
     behind: AtomicBool,
+    /// The waker of [`Outbox::source_waker`] fired since [`Outbox::take_source_woken`].
+    source_woken: AtomicBool,
     /// How the connection sends its frames (kept here, on the heap once per connection, rather
     /// than in the driver's task or the session, where every byte costs each idle connection).
     encoding: Encoding,
@@ -169,6 +171,7 @@ impl Outbox {
             slow: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             behind: AtomicBool::new(false),
+            source_woken: AtomicBool::new(false),
             encoding,
         })
     }
@@ -465,6 +468,43 @@ impl Outbox {
         }
     }
 
+    /// A waker for the driver's other event source (its socket): waking it records that the
+    /// source is ready to be polled ([`Outbox::take_source_woken`]) and wakes the task that
+    /// last waited in [`Outbox::poll_notified`], without making the outbox `Ready`.
+    ///
+    /// A driver that polls its socket with this waker needs to poll the socket again only
+    /// after it fired (or after the socket was last `Ready`): a wake-up for frames to write
+    /// then costs no read attempt. It is the outbox itself (no allocation): cloning it is a
+    /// reference count.
+    ///
+    /// ```
+    /// use std::task::{Poll, Waker};
+    /// use cerebrum_server_core::outbox::Outbox;
+    ///
+    /// let outbox = Outbox::new(4);
+    /// let socket = outbox.source_waker();
+    /// assert!(outbox.poll_notified(Waker::noop()).is_pending());
+    /// assert!(!outbox.take_source_woken());
+    /// socket.wake_by_ref();
+    /// assert!(outbox.take_source_woken());
+    /// assert!(!outbox.take_source_woken());
+    /// // Not a frame: the outbox itself stays pending.
+    /// assert!(outbox.poll_notified(Waker::noop()).is_pending());
+    /// ```
+    #[must_use]
+    pub fn source_waker(self: &Arc<Self>) -> Waker {
+        Waker::from(Arc::clone(self))
+    }
+
+    /// Whether the waker of [`Outbox::source_waker`] fired since the last call (clearing it).
+    ///
+    /// Call it after [`Outbox::poll_notified`] returned `Pending` (the task's waker is kept
+    /// then): a source that fires later finds that waker and wakes the task again.
+    #[must_use]
+    pub fn take_source_woken(&self) -> bool {
+        self.source_woken.swap(false, Ordering::Acquire)
+    }
+
     /// Whether [`Outbox::close`] was called.
     #[must_use]
     pub fn is_closed(&self) -> bool {
@@ -484,6 +524,23 @@ impl Outbox {
             _ => inner.waker = Some(waker.clone()),
         }
         Poll::Pending
+    }
+}
+
+/// The waker of [`Outbox::source_waker`]: the flag, then the task.
+impl Wake for Outbox {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Stored before the lock: a driver that registers its waker after this wake-up looked
+        // for one (and found none) reads the flag after registering, so it sees it.
+        self.source_woken.store(true, Ordering::Release);
+        let waker = lock(&self.inner).waker.take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -713,6 +770,41 @@ mod tests {
         // Behind with nothing queued: an empty batch.
         outbox.set_behind(true);
         assert!(matches!(outbox.take(), Taken::All(none) if none.is_empty()));
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_source_waker_wakes_the_waiting_task_and_leaves_a_flag() {
+        let outbox = Outbox::new(4);
+        let task = Arc::new(Counter::default());
+        let task_waker = Waker::from(Arc::clone(&task));
+        // Woken before the task waits: the flag is there when it looks.
+        outbox.source_waker().wake();
+        assert!(outbox.poll_notified(&task_waker).is_pending());
+        assert!(outbox.take_source_woken());
+        assert_eq!(task.0.load(Ordering::Relaxed), 0);
+        // Woken while it waits: the task is woken, once, and finds the flag.
+        outbox.source_waker().wake_by_ref();
+        assert_eq!(task.0.load(Ordering::Relaxed), 1);
+        assert!(outbox.take_source_woken());
+        assert!(
+            outbox.poll_notified(&task_waker).is_pending(),
+            "no frame was pushed"
+        );
+        // A push still wakes it as before, and leaves no flag.
+        assert!(outbox.push("a".into(), crate::testing::instant()));
+        assert_eq!(task.0.load(Ordering::Relaxed), 2);
+        assert!(!outbox.take_source_woken());
+        assert!(outbox.poll_notified(&task_waker).is_ready());
     }
 
     #[test]

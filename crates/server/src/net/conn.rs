@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use cerebrum_protocol::{MAX_FRAME_BYTES, MessageId};
@@ -146,8 +146,10 @@ pub(crate) fn run(
             tokio::time::sleep_until(tokio::time::Instant::from_std(session.poll_timeout()));
         tokio::pin!(idle_timer);
         let mut first_batch = true;
-        // Wake-ups in a row that found frames to write before the socket was read (see `wait`).
+        // Wake-ups in a row that found frames to write before the socket was read, and whether
+        // the socket needs no poll until its waker fires (see `wait`).
         let mut writes_in_a_row = 0u8;
+        let mut socket_armed = false;
         // Publications on a remote broker on their way (allocated on the first one).
         let mut in_flight: Option<Box<InFlight>> = None;
         tracing::debug!(connection = %session.connection_id(), "connection opened");
@@ -194,6 +196,7 @@ pub(crate) fn run(
                 idle_timer.as_mut(),
                 session.is_waiting(),
                 &mut writes_in_a_row,
+                &mut socket_armed,
             )
             .await;
             let fed = match woken {
@@ -333,13 +336,21 @@ const WRITES_BEFORE_A_READ: u8 = 8;
 /// outbox is polled first, and last only after [`WRITES_BEFORE_A_READ`] wake-ups in a row
 /// went to writing. When none is ready every one of them was polled, so each holds the task's
 /// waker. The future is a few references: every idle connection holds it.
+///
+/// The socket is polled with the outbox's [`Outbox::source_waker`], which leaves a flag when
+/// it fires: once a poll of the socket returned `Pending` (`socket_armed`), the wake-ups that
+/// follow poll it again only if that flag is set, so a wake-up for frames to write costs no
+/// read attempt (tungstenite's read path and tokio's readiness check, ~700 instructions;
+/// docs/benchmarks.md). The flag is read after the outbox kept the task's waker, so a socket
+/// that becomes readable at any point wakes the task or is seen here.
 fn wait<'a>(
     ws: &'a mut WebSocket,
-    outbox: &'a Outbox,
+    outbox: &'a Arc<Outbox>,
     in_flight: &'a mut Option<Box<InFlight>>,
     mut idle_timer: Pin<&'a mut tokio::time::Sleep>,
     session_waiting: bool,
     writes_in_a_row: &'a mut u8,
+    socket_armed: &'a mut bool,
 ) -> impl Future<Output = Woken> + 'a {
     std::future::poll_fn(move |cx| {
         // Every few wake-ups the others go before the outbox: a connection that always has
@@ -350,8 +361,23 @@ fn wait<'a>(
             return Poll::Ready(Woken::Notified);
         }
         *writes_in_a_row = 0;
-        if !session_waiting && let Poll::Ready(inbound) = ws.poll_next_unpin(cx) {
-            return Poll::Ready(Woken::Inbound(inbound));
+        // After a `Pending` poll_notified the flag is read safely; otherwise (the outbox comes
+        // last this time) the socket is polled whatever the flag says.
+        let socket_woken = outbox.take_source_woken();
+        if !session_waiting && (socket_woken || !*socket_armed || !outbox_first) {
+            let waker = outbox.source_waker();
+            let mut socket_cx = Context::from_waker(&waker);
+            match ws.poll_next_unpin(&mut socket_cx) {
+                Poll::Ready(inbound) => {
+                    // More frames may be buffered already: poll again next time.
+                    *socket_armed = false;
+                    return Poll::Ready(Woken::Inbound(inbound));
+                }
+                Poll::Pending => *socket_armed = true,
+            }
+        } else if socket_woken {
+            // Not polled while the session waits: the flag is kept for when it may read.
+            *socket_armed = false;
         }
         if let Some(queue) = in_flight.as_mut()
             && let Poll::Ready(Some(published)) = queue.poll_next_unpin(cx)
@@ -361,8 +387,16 @@ fn wait<'a>(
         if idle_timer.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Woken::Timer);
         }
-        if !outbox_first && outbox.poll_notified(cx.waker()).is_ready() {
-            return Poll::Ready(Woken::Notified);
+        if !outbox_first {
+            if outbox.poll_notified(cx.waker()).is_ready() {
+                return Poll::Ready(Woken::Notified);
+            }
+            // The socket's waker may have fired between its poll above and this registration,
+            // finding no waker to wake: then poll again at once.
+            if outbox.take_source_woken() {
+                *socket_armed = false;
+                cx.waker().wake_by_ref();
+            }
         }
         Poll::Pending
     })
@@ -563,7 +597,7 @@ fn write_batch<'a>(
 
 /// While the socket does not take the bytes: `Ready(Err(End::Slow))` once the outbox has
 /// overflowed, otherwise pending (woken by the socket or by the next push).
-fn slow_or_pending(outbox: &Outbox, cx: &mut std::task::Context<'_>) -> Poll<Result<(), End>> {
+fn slow_or_pending(outbox: &Outbox, cx: &mut Context<'_>) -> Poll<Result<(), End>> {
     while outbox.poll_notified(cx.waker()).is_ready() {
         if outbox.is_slow() {
             return Poll::Ready(Err(End::Slow));
