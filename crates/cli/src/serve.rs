@@ -146,9 +146,10 @@ pub(crate) struct ServeArgs {
     /// throughput to about this much per round trip [default: the kernel's, autotuned].
     #[arg(long, env = "CEREBRUM_SEND_BUFFER", value_name = "BYTES")]
     send_buffer: Option<usize>,
-    /// Queued frames from which a slow reader's queue conflates: a newer `study_metrics_update`
-    /// of a user, `system_status`, or publication of a --conflate namespace replaces the queued
-    /// one with its key [default: 256].
+    /// Queued frames from which a slow reader's queue conflates (at any length while its
+    /// socket takes no more): a newer `study_metrics_update` of a user, `system_status`, or
+    /// publication of a --conflate namespace replaces the queued one with its key
+    /// [default: 256].
     #[arg(long, env = "CEREBRUM_CONFLATE_THRESHOLD", value_name = "FRAMES")]
     conflate_threshold: Option<usize>,
     /// Lets a namespace's publications conflate for slow readers, keyed by a payload field:

@@ -179,7 +179,8 @@ pub struct ServerConfig {
     /// Queued frames from which a newer keyed frame replaces the queued one with its key
     /// (a user's `study_metrics_update`, the `system_status`, and the publications of the
     /// [`ServerConfig::conflate`] namespaces): 256; at or past `outbound_queue` only a full
-    /// queue conflates (`--conflate-threshold`). See [`crate::conflate`].
+    /// queue conflates (`--conflate-threshold`). A connection whose socket takes no more
+    /// conflates at any length until it catches up. See [`crate::conflate`].
     pub conflate_threshold: usize,
     /// App namespaces whose publications conflate, keyed by a payload field
     /// (`--conflate NAMESPACE=FIELD`, repeatable).

@@ -2,7 +2,8 @@
 //!
 //! A publication may carry a [`ConflationKey`], computed **once** by the hub (not per
 //! subscriber) from [`ConflationRules`]. While a connection's [`crate::outbox::Outbox`] holds at
-//! least its conflation threshold of frames, a newer frame with a key removes the queued frame
+//! least its conflation threshold of frames, or its driver is behind (the socket took no more,
+//! so what is queued is all the reader will get), a newer frame with a key removes the queued frame
 //! with the same key, and is appended at the end of the queue (the older frame is removed, the
 //! newer takes no earlier place): a channel's frames stay in increasing offset order, and a
 //! client whose connection drops has, at any point of the queue it read up to, a last offset

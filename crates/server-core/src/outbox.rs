@@ -111,11 +111,12 @@ impl SentNotifications {
 /// else of its runtime).
 ///
 /// **Conflation** ([`crate::conflate`]): once the queue holds at least its conflation threshold
-/// of frames ([`Outbox::set_conflation_threshold`]; off until set), a pushed frame with a key
-/// removes the queued frame with the same key and is appended at the end, and a first such
-/// push removes every older duplicate of every key: past the threshold the queue never holds
-/// two frames with one key. Frames without a key are never removed. Below the threshold a push
-/// is a plain append (plus one counter increment for a keyed frame).
+/// of frames ([`Outbox::set_conflation_threshold`]; off until set), or whatever it holds while
+/// the driver is behind ([`Outbox::set_behind`]: its socket took no more), a pushed frame with
+/// a key removes the queued frame with the same key and is appended at the end, and a first
+/// such push removes every older duplicate of every key: past the threshold, and while behind,
+/// the queue never holds two frames with one key. Frames without a key are never removed.
+/// Otherwise a push is a plain append (plus one counter increment for a keyed frame).
 ///
 /// ```
 /// use std::time::Instant;
@@ -206,7 +207,12 @@ impl Outbox {
                 // Queued already (from the pending page or live): nothing to do.
                 return true;
             }
-            if inner.frames.len() >= self.conflate_from.load(Ordering::Relaxed) as usize {
+            let conflate_from = self.conflate_from.load(Ordering::Relaxed);
+            // Past the threshold, or (conflation being on) while the driver is behind: then
+            // what waits here is all the reader will get, so only the newest of a key stays.
+            let behind =
+                key.is_some() && conflate_from != u32::MAX && self.behind.load(Ordering::Relaxed);
+            if behind || inner.frames.len() >= conflate_from as usize {
                 inner.conflate(key);
             } else if key.is_some() {
                 inner.keyed_unchecked = inner.keyed_unchecked.saturating_add(1);
@@ -306,7 +312,21 @@ impl Outbox {
     }
 
     /// The driver says whether its last write had to wait for the socket: while it did, the
-    /// connection counts as behind and [`Outbox::take`] hands out one frame at a time.
+    /// connection counts as behind, [`Outbox::take`] hands out one frame at a time, and (when
+    /// conflation is on) every keyed push conflates, whatever the queue's length.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use cerebrum_server_core::{conflate::ConflationKey, outbox::Outbox};
+    ///
+    /// let outbox = Outbox::new(64);
+    /// outbox.set_conflation_threshold(32);
+    /// let key = ConflationKey::new("user-1");
+    /// outbox.set_behind(true);
+    /// assert!(outbox.push_keyed("1".into(), Some(&key), Instant::now()));
+    /// assert!(outbox.push_keyed("2".into(), Some(&key), Instant::now()));
+    /// assert_eq!(outbox.len(), 1, "only the newest of the key waits");
+    /// ```
     pub fn set_behind(&self, behind: bool) {
         self.behind.store(behind, Ordering::Relaxed);
     }
@@ -805,6 +825,43 @@ mod tests {
         assert_eq!(task.0.load(Ordering::Relaxed), 2);
         assert!(!outbox.take_source_woken());
         assert!(outbox.poll_notified(&task_waker).is_ready());
+    }
+
+    #[test]
+    fn a_connection_behind_conflates_every_keyed_push_when_conflation_is_on() {
+        let now = crate::testing::instant();
+        let key = ConflationKey::new("k");
+        let texts = |outbox: &Outbox| -> Vec<String> {
+            lock(&outbox.inner)
+                .frames
+                .iter()
+                .map(|f| f.text.as_str().to_owned())
+                .collect()
+        };
+        // Keeping up: below the threshold every frame is queued.
+        let outbox = Outbox::new(16);
+        outbox.set_conflation_threshold(8);
+        for text in ["1", "2"] {
+            assert!(outbox.push_keyed(text.into(), Some(&key), now));
+        }
+        assert_eq!(texts(&outbox), ["1", "2"]);
+        // Behind: the duplicates queued before go at the next keyed push; unkeyed frames stay.
+        outbox.set_behind(true);
+        assert!(outbox.push("plain".into(), now));
+        assert!(outbox.push_keyed("3".into(), Some(&key), now));
+        assert!(outbox.push_keyed("4".into(), Some(&key), now));
+        assert_eq!(texts(&outbox), ["plain", "4"]);
+        // Caught up again: plain appends below the threshold.
+        outbox.set_behind(false);
+        assert!(outbox.push_keyed("5".into(), Some(&key), now));
+        assert_eq!(texts(&outbox), ["plain", "4", "5"]);
+        // Conflation off: being behind changes nothing.
+        let off = Outbox::new(16);
+        off.set_behind(true);
+        for text in ["1", "2"] {
+            assert!(off.push_keyed(text.into(), Some(&key), now));
+        }
+        assert_eq!(texts(&off), ["1", "2"]);
     }
 
     #[test]
