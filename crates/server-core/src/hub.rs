@@ -31,11 +31,9 @@ fn subscribed_payload(channel: &str, replay: &Replay) -> Subscribed {
 pub type ConnId = u64;
 
 /// The local subscribers of one channel.
-#[derive(Default)]
 struct Subscribers {
-    /// Each subscriber's outbox, and the offset up to which it already has the publications
-    /// (a remote broker may deliver a publication the subscriber's replay already held).
-    conns: HashMap<ConnId, (Arc<Outbox>, u64)>,
+    /// Each subscriber's outbox (and on a remote channel its position).
+    conns: Members,
     /// The epoch those offsets belong to (remote brokers only).
     epoch: Option<Arc<str>>,
     /// Connections subscribing through a remote broker, between their registration and their
@@ -49,16 +47,102 @@ struct Subscribers {
 /// Deliveries held per subscriber: (offset, frame).
 type Held = HashMap<ConnId, Vec<(u64, Text)>>;
 
+/// A channel's subscribers. On a channel of the remote broker each has beside its outbox the
+/// offset up to which it already has the publications (a remote broker may deliver a
+/// publication the subscriber's replay already held, or one after a gap); a channel the memory
+/// broker orders needs none (its publications are queued in order as they are appended), and
+/// keeps 8 bytes less per subscription: 130 bytes per idle connection of 10 channels
+/// (docs/benchmarks.md).
+enum Members {
+    Local(HashMap<ConnId, Arc<Outbox>>),
+    Remote(HashMap<ConnId, (Arc<Outbox>, u64)>),
+}
+
+impl Members {
+    fn len(&self) -> usize {
+        match self {
+            Self::Local(conns) => conns.len(),
+            Self::Remote(conns) => conns.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn contains_key(&self, conn: &ConnId) -> bool {
+        match self {
+            Self::Local(conns) => conns.contains_key(conn),
+            Self::Remote(conns) => conns.contains_key(conn),
+        }
+    }
+
+    /// Whether `conn` was there.
+    fn remove(&mut self, conn: &ConnId) -> bool {
+        match self {
+            Self::Local(conns) => conns.remove(conn).is_some(),
+            Self::Remote(conns) => conns.remove(conn).is_some(),
+        }
+    }
+
+    /// Adds or replaces `conn`; `after` is kept on a remote channel only.
+    fn insert(&mut self, conn: ConnId, outbox: &Arc<Outbox>, after: u64) {
+        match self {
+            Self::Local(conns) => {
+                conns.insert(conn, outbox.clone());
+            }
+            Self::Remote(conns) => {
+                conns.insert(conn, (outbox.clone(), after));
+            }
+        }
+    }
+
+    /// Calls `f` with every subscriber's outbox.
+    fn for_each_outbox(&self, mut f: impl FnMut(&Outbox)) {
+        match self {
+            Self::Local(conns) => conns.values().for_each(|outbox| f(outbox)),
+            Self::Remote(conns) => conns.values().for_each(|(outbox, _)| f(outbox)),
+        }
+    }
+
+    /// The positions of a remote channel's subscribers (`None` on a local channel).
+    fn positions_mut(&mut self) -> Option<&mut HashMap<ConnId, (Arc<Outbox>, u64)>> {
+        match self {
+            Self::Local(_) => None,
+            Self::Remote(conns) => Some(conns),
+        }
+    }
+}
+
 /// A subscriber's position that is not known (a silent subscription): the next delivery is
 /// taken as it comes.
 const UNKNOWN: u64 = u64::MAX;
 
 impl Subscribers {
+    /// No subscriber yet, of a channel of the remote broker or not.
+    fn new(remote: bool) -> Self {
+        Self {
+            conns: if remote {
+                Members::Remote(HashMap::new())
+            } else {
+                Members::Local(HashMap::new())
+            },
+            epoch: None,
+            pending: HashMap::new(),
+            held: None,
+        }
+    }
+
     /// A new epoch: offsets of the old one say nothing any more.
     fn set_epoch(&mut self, epoch: &Arc<str>) {
         if self.epoch.as_deref() != Some(&**epoch) {
             if self.epoch.is_some() {
-                for (_, after) in self.conns.values_mut() {
+                for (_, after) in self
+                    .conns
+                    .positions_mut()
+                    .into_iter()
+                    .flat_map(|c| c.values_mut())
+                {
                     *after = UNKNOWN;
                 }
                 self.held = None;
@@ -73,8 +157,10 @@ impl Subscribers {
     /// publications never came from a remote broker.
     fn resync_position(&self) -> Option<StreamPosition> {
         let epoch = self.epoch.as_ref()?;
-        let offset = self
-            .conns
+        let Members::Remote(conns) = &self.conns else {
+            return None;
+        };
+        let offset = conns
             .values()
             .map(|(_, after)| *after)
             .filter(|after| *after != UNKNOWN)
@@ -298,7 +384,7 @@ impl Hub {
         let mut shard = lock(self.shard(channel));
         let subscribers = self.entry(&mut shard, channel);
         subscribers.pending.insert(conn, Vec::new());
-        let counted = subscribers.conns.remove(&conn).is_some();
+        let counted = subscribers.conns.remove(&conn);
         !counted
     }
 
@@ -332,7 +418,7 @@ impl Hub {
             }
         }
         subscribers.set_epoch(&replay.epoch);
-        subscribers.conns.insert(conn, (outbox.clone(), after));
+        subscribers.conns.insert(conn, outbox, after);
         if let Some(held) = subscribers.held.as_mut() {
             held.remove(&conn);
         }
@@ -375,7 +461,7 @@ impl Hub {
     ) -> &'a mut Subscribers {
         shard.entry(channel.to_owned()).or_insert_with(|| {
             self.channels.fetch_add(1, Ordering::Relaxed);
-            Subscribers::default()
+            Subscribers::new(self.is_remote(channel))
         })
     }
 
@@ -387,9 +473,7 @@ impl Hub {
         channel: &str,
         after: u64,
     ) {
-        self.entry(shard, channel)
-            .conns
-            .insert(conn, (outbox.clone(), after));
+        self.entry(shard, channel).conns.insert(conn, outbox, after);
     }
 
     /// Removes `conn` from `channel`; `false` when it was not subscribed. When it was and the
@@ -399,7 +483,7 @@ impl Hub {
         let Some(subscribers) = shard.get_mut(channel) else {
             return false;
         };
-        let removed = subscribers.conns.remove(&conn).is_some();
+        let removed = subscribers.conns.remove(&conn);
         if let Some(held) = subscribers.held.as_mut() {
             held.remove(&conn);
         }
@@ -434,9 +518,9 @@ impl Hub {
         let shard = lock(self.shard(channel));
         let publication = self.local.append(channel, envelope, now.mono)?;
         if let Some(subscribers) = shard.get(channel) {
-            for (outbox, _) in subscribers.conns.values() {
+            subscribers.conns.for_each_outbox(|outbox| {
                 outbox.push_keyed(publication.text.clone(), key.as_ref(), now.mono);
-            }
+            });
         }
         Ok(publication.offset)
     }
@@ -463,9 +547,18 @@ impl Hub {
             ..
         } = subscribers;
         let mut gap = false;
-        for (conn, (outbox, after)) in conns.iter_mut() {
-            let publication = (delivery.offset, &delivery.text, key.as_ref());
-            gap |= offer(*conn, (outbox, after), held, publication, now);
+        match conns {
+            Members::Remote(conns) => {
+                for (conn, (outbox, after)) in conns.iter_mut() {
+                    let publication = (delivery.offset, &delivery.text, key.as_ref());
+                    gap |= offer(*conn, (outbox, after), held, publication, now);
+                }
+            }
+            // A channel this node orders itself (not one the remote broker carries): queued
+            // as it comes.
+            Members::Local(_) => conns.for_each_outbox(|outbox| {
+                outbox.push_keyed(delivery.text.clone(), key.as_ref(), now);
+            }),
         }
         for kept in pending.values_mut() {
             kept.push((delivery.offset, delivery.text.clone()));
@@ -481,7 +574,8 @@ impl Hub {
             return;
         };
         let Subscribers { conns, held, .. } = subscribers;
-        for (conn, (outbox, after)) in conns.iter_mut() {
+        for (conn, (outbox, after)) in conns.positions_mut().into_iter().flat_map(|c| c.iter_mut())
+        {
             release_held(*conn, (outbox, after), held, now, true);
         }
     }
@@ -529,9 +623,9 @@ impl Hub {
     pub fn broadcast_raw(&self, channel: &str, text: &Text, now: Instant) -> usize {
         let shard = lock(self.shard(channel));
         shard.get(channel).map_or(0, |subscribers| {
-            for (outbox, _) in subscribers.conns.values() {
+            subscribers.conns.for_each_outbox(|outbox| {
                 outbox.push(text.clone(), now);
-            }
+            });
             subscribers.conns.len()
         })
     }
