@@ -137,13 +137,8 @@ impl Subscribers {
     fn set_epoch(&mut self, epoch: &Arc<str>) {
         if self.epoch.as_deref() != Some(&**epoch) {
             if self.epoch.is_some() {
-                for (_, after) in self
-                    .conns
-                    .positions_mut()
-                    .into_iter()
-                    .flat_map(|c| c.values_mut())
-                {
-                    *after = UNKNOWN;
+                if let Some(conns) = self.conns.positions_mut() {
+                    conns.values_mut().for_each(|(_, after)| *after = UNKNOWN);
                 }
                 self.held = None;
             }
@@ -574,8 +569,10 @@ impl Hub {
             return;
         };
         let Subscribers { conns, held, .. } = subscribers;
-        for (conn, (outbox, after)) in conns.positions_mut().into_iter().flat_map(|c| c.iter_mut())
-        {
+        let Some(conns) = conns.positions_mut() else {
+            return;
+        };
+        for (conn, (outbox, after)) in conns.iter_mut() {
             release_held(*conn, (outbox, after), held, now, true);
         }
     }

@@ -210,9 +210,11 @@ impl Outbox {
             let conflate_from = self.conflate_from.load(Ordering::Relaxed);
             // Past the threshold, or (conflation being on) while the driver is behind: then
             // what waits here is all the reader will get, so only the newest of a key stays.
-            let behind =
-                key.is_some() && conflate_from != u32::MAX && self.behind.load(Ordering::Relaxed);
-            if behind || inner.frames.len() >= conflate_from as usize {
+            let conflates = inner.frames.len() >= conflate_from as usize
+                || (key.is_some()
+                    && conflate_from != u32::MAX
+                    && self.behind.load(Ordering::Relaxed));
+            if conflates {
                 inner.conflate(key);
             } else if key.is_some() {
                 inner.keyed_unchecked = inner.keyed_unchecked.saturating_add(1);
@@ -452,14 +454,7 @@ impl Outbox {
     /// Refuses further frames (the connection is going away).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
-        let waker = {
-            let mut inner = lock(&self.inner);
-            inner.notified = true;
-            inner.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.wake_task(true);
     }
 
     /// Wakes the owner as a push would, without a frame: for news from outside the queue
@@ -478,9 +473,15 @@ impl Outbox {
     /// assert!(outbox.is_empty());
     /// ```
     pub fn wake(&self) {
+        self.wake_task(true);
+    }
+
+    /// Wakes the task waiting in [`Outbox::poll_notified`], leaving it a permit (`Ready` at
+    /// its next poll) when `notify`.
+    fn wake_task(&self, notify: bool) {
         let waker = {
             let mut inner = lock(&self.inner);
-            inner.notified = true;
+            inner.notified |= notify;
             inner.waker.take()
         };
         if let Some(waker) = waker {
@@ -557,10 +558,7 @@ impl Wake for Outbox {
         // Stored before the lock: a driver that registers its waker after this wake-up looked
         // for one (and found none) reads the flag after registering, so it sees it.
         self.source_woken.store(true, Ordering::Release);
-        let waker = lock(&self.inner).waker.take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.wake_task(false);
     }
 }
 

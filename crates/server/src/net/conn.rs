@@ -362,9 +362,9 @@ fn wait<'a>(
         }
         *writes_in_a_row = 0;
         // After a `Pending` poll_notified the flag is read safely; otherwise (the outbox comes
-        // last this time) the socket is polled whatever the flag says.
-        let socket_woken = outbox.take_source_woken();
-        if !session_waiting && (socket_woken || !*socket_armed || !outbox_first) {
+        // last this time) the socket is polled whatever the flag says. While the session
+        // waits the flag is left for when it may read.
+        if !session_waiting && (outbox.take_source_woken() || !*socket_armed || !outbox_first) {
             let waker = outbox.source_waker();
             let mut socket_cx = Context::from_waker(&waker);
             match ws.poll_next_unpin(&mut socket_cx) {
@@ -375,9 +375,6 @@ fn wait<'a>(
                 }
                 Poll::Pending => *socket_armed = true,
             }
-        } else if socket_woken {
-            // Not polled while the session waits: the flag is kept for when it may read.
-            *socket_armed = false;
         }
         if let Some(queue) = in_flight.as_mut()
             && let Poll::Ready(Some(published)) = queue.poll_next_unpin(cx)
